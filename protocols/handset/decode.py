@@ -1,0 +1,176 @@
+"""Decode handset payloads (spec: docs/protocol.md, "Handset payload v1").
+
+A payload is one map or an array of maps, encoded as msgpack or JSON; the encoding is told
+by the first non-blank byte (``{`` or ``[`` is JSON, anything else msgpack). A batch keeps
+the good fixes and reports each bad element on its own: one bad element never costs the
+others.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+import msgpack
+
+from protocols.errors import DecodeError
+from tracker.model import Datum, DeviceRef, Fix
+from protocols.coords import to_wgs84
+
+_JSON_STARTS = frozenset(b"{[ \t\r\n")
+_DATUMS = {d.value: d for d in Datum}
+
+
+@dataclass(frozen=True, slots=True)
+class HandsetLimits:
+    max_payload_bytes: int = 65536
+    max_batch: int = 500
+    max_future_ms: int = 5 * 60_000  # device clocks drift; beyond this the fix is refused
+    max_age_ms: int = 7 * 86_400_000  # store-and-forward backlog older than this is refused
+
+
+@dataclass(slots=True)
+class PositionBatch:
+    """What one payload yielded: the good fixes and one error per bad element."""
+
+    fixes: list[Fix] = field(default_factory=list)
+    rejected: list[DecodeError] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class HandsetStatus:
+    device: str
+    t_ms: int
+    bat: float | None = None
+    charging: bool | None = None
+    network: str | None = None
+    app_version: str | None = None
+
+
+def _load(payload: bytes, limits: HandsetLimits) -> object:
+    if not payload:
+        raise DecodeError("empty", "empty payload")
+    if len(payload) > limits.max_payload_bytes:
+        raise DecodeError("too_large", f"payload of {len(payload)} bytes exceeds {limits.max_payload_bytes}")
+    if payload[0] in _JSON_STARTS:
+        try:
+            return json.loads(payload)
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise DecodeError("bad_json", f"invalid JSON: {exc}") from None
+    try:
+        return msgpack.unpackb(payload, raw=False, strict_map_key=False)
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, UnicodeDecodeError, TypeError) as exc:
+        raise DecodeError("bad_msgpack", f"invalid msgpack: {type(exc).__name__}: {exc}") from None
+
+
+def _number(item: dict, key: str, required: bool) -> float | None:
+    value = item.get(key)
+    if value is None:
+        if required:
+            raise DecodeError("missing_field", f"missing {key!r}")
+        return None
+    if type(value) is not float and type(value) is not int:
+        raise DecodeError("bad_type", f"{key!r} must be a number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise DecodeError("not_finite", f"{key!r} is {value!r}")
+    return float(value)
+
+
+def _time(item: dict, rx_ms: int, limits: HandsetLimits) -> int:
+    t = item.get("t")
+    if t is None:
+        raise DecodeError("missing_field", "missing 't'")
+    if type(t) is float and math.isfinite(t):
+        t = int(t)
+    if type(t) is not int:
+        raise DecodeError("bad_type", f"'t' must be epoch milliseconds, got {type(t).__name__}")
+    if t > rx_ms + limits.max_future_ms:
+        raise DecodeError("future_time", f"fix time {t} is {t - rx_ms} ms in the future")
+    if t < rx_ms - limits.max_age_ms:
+        raise DecodeError("stale_time", f"fix time {t} is {rx_ms - t} ms in the past")
+    return t
+
+
+def _fix(item: object, ref: DeviceRef, rx_ms: int, limits: HandsetLimits) -> Fix:
+    if type(item) is not dict:
+        raise DecodeError("not_a_map", f"a fix must be a map, got {type(item).__name__}")
+    t = _time(item, rx_ms, limits)
+    lat = _number(item, "lat", True)
+    lon = _number(item, "lon", True)
+    if not -90.0 <= lat <= 90.0:
+        raise DecodeError("lat_range", f"lat {lat} out of range")
+    if not -180.0 <= lon <= 180.0:
+        raise DecodeError("lon_range", f"lon {lon} out of range")
+    if lat == 0.0 and lon == 0.0:
+        raise DecodeError("zero_position", "lat and lon are both 0 (no fix)")
+    acc = _number(item, "acc", True)
+    if acc < 0:
+        raise DecodeError("bad_value", f"accuracy {acc} is negative")
+    spd = _number(item, "spd", False)
+    if spd is not None and spd < 0:
+        raise DecodeError("bad_value", f"speed {spd} is negative")
+    hdg = _number(item, "hdg", False)
+    if hdg is not None:
+        if not 0.0 <= hdg <= 360.0:
+            raise DecodeError("bad_value", f"heading {hdg} out of range")
+        hdg %= 360.0
+    bat = _number(item, "bat", False)
+    if bat is not None and not 0.0 <= bat <= 100.0:
+        raise DecodeError("bad_value", f"battery {bat} out of range")
+    crs_name = item.get("crs", "wgs84")
+    datum = _DATUMS.get(crs_name) if type(crs_name) is str else None
+    if datum is None:
+        raise DecodeError("bad_crs", f"unknown coordinate system {crs_name!r}")
+    if datum is not Datum.WGS84:
+        lat, lon = to_wgs84(lat, lon, datum)
+    seq = item.get("seq")
+    if seq is not None and (type(seq) is not int or seq < 0 or seq >= 2**63):
+        raise DecodeError("bad_type", f"'seq' must be a non-negative integer, got {seq!r}")
+    # positional on purpose: keyword construction of a NamedTuple costs twice as much
+    return Fix(
+        ref.device, ref.device_class, ref.district, t, lat, lon, rx_ms,
+        acc, spd, hdg, _number(item, "alt", False), bat, datum, seq,
+    )
+
+
+def decode_position(payload: bytes, ref: DeviceRef, rx_ms: int, limits: HandsetLimits = HandsetLimits()) -> PositionBatch:
+    """Decode one ``pos`` payload. Raises DecodeError only when nothing in it is usable."""
+    doc = _load(payload, limits)
+    out = PositionBatch()
+    if type(doc) is dict:
+        out.fixes.append(_fix(doc, ref, rx_ms, limits))
+        return out
+    if type(doc) is not list:
+        raise DecodeError("not_a_map", f"payload must be a map or an array of maps, got {type(doc).__name__}")
+    if not doc:
+        raise DecodeError("empty", "empty batch")
+    if len(doc) > limits.max_batch:
+        raise DecodeError("too_large", f"batch of {len(doc)} fixes exceeds {limits.max_batch}")
+    for item in doc:
+        try:
+            out.fixes.append(_fix(item, ref, rx_ms, limits))
+        except DecodeError as exc:
+            out.rejected.append(exc)
+    return out
+
+
+def decode_status(payload: bytes, ref: DeviceRef, rx_ms: int, limits: HandsetLimits = HandsetLimits()) -> HandsetStatus:
+    """Decode one ``status`` payload: battery, charging, network type, app version."""
+    doc = _load(payload, limits)
+    if type(doc) is not dict:
+        raise DecodeError("not_a_map", f"status must be a map, got {type(doc).__name__}")
+    t = _time(doc, rx_ms, limits)
+    bat = _number(doc, "bat", False)
+    if bat is not None and not 0.0 <= bat <= 100.0:
+        raise DecodeError("bad_value", f"battery {bat} out of range")
+    charging = doc.get("chg")
+    if charging is not None and type(charging) is not bool:
+        raise DecodeError("bad_type", "'chg' must be a boolean")
+    strings = {}
+    for key in ("net", "app"):
+        value = doc.get(key)
+        if value is not None and (type(value) is not str or len(value) > 64):
+            raise DecodeError("bad_type", f"{key!r} must be a short string")
+        strings[key] = value
+    return HandsetStatus(ref.device, t, bat, charging, strings["net"], strings["app"])

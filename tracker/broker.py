@@ -1,0 +1,272 @@
+"""The MQTT connection: paho-mqtt driven from trio through its external-loop hooks.
+
+One reader, one writer and one housekeeping task per connection, in a nursery; when the
+connection drops they are cancelled and the client reconnects with jittered exponential
+backoff. Incoming messages are handed over in batches (everything one socket read
+yielded), so the consumer pays per read, not per message, and a full consumer pushes
+back: the reader stops reading and the broker queues.
+
+paho reads a packet with three or more ``recv`` calls (command byte, length, body). Its
+socket is wrapped in a read buffer so one ``recv`` syscall serves many packets; that is
+most of paho's per-message cost under load.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import socket
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import paho.mqtt.client as paho
+import trio
+
+log = logging.getLogger(__name__)
+
+Message = tuple[str, bytes, int]  # topic, payload, receive time (epoch ms)
+
+
+class BrokerError(RuntimeError):
+    """The broker refused us (bad credentials, not authorised); retrying will not help."""
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerParams:
+    host: str
+    port: int
+    username: str
+    password: str
+    client_id: str
+    keepalive_s: int = 30
+    subscriptions: tuple[str, ...] = ()
+    qos: int = 0
+    reconnect_min_s: float = 0.2
+    reconnect_max_s: float = 30.0
+
+
+class _BufferedSocket:
+    """Serves paho's small reads from one large ``recv``; everything else passes through."""
+
+    __slots__ = ("sock", "buf", "pos", "starved")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = b""
+        self.pos = 0
+        self.starved = False  # the last real recv found nothing: the drain is complete
+
+    def recv(self, n: int) -> bytes:
+        buf, pos = self.buf, self.pos
+        if pos >= len(buf):
+            try:
+                buf = self.sock.recv(262144)
+            except BlockingIOError:
+                self.starved = True
+                raise
+            if not buf:
+                return b""
+            pos = 0
+        chunk = buf[pos : pos + n]
+        self.buf, self.pos = buf, pos + len(chunk)
+        return chunk
+
+    def buffered(self) -> int:
+        return len(self.buf) - self.pos
+
+    def send(self, data) -> int:
+        return self.sock.send(data)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def setblocking(self, flag: bool) -> None:
+        self.sock.setblocking(flag)
+
+    def pending(self) -> int:
+        return 0
+
+
+class BrokerClient:
+    """A long-lived MQTT 3.1.1 connection for trio code.
+
+    ``deliver`` (optional) receives each batch of incoming messages; it may block, which
+    pushes back on the broker. ``publish`` queues a message and never blocks.
+    """
+
+    def __init__(self, params: BrokerParams, deliver: Callable[[list[Message]], Awaitable[None]] | None = None) -> None:
+        self.params = params
+        self._deliver = deliver
+        self._inbox: list[Message] = []
+        self._client = paho.Client(
+            paho.CallbackAPIVersion.VERSION2,
+            client_id=params.client_id,
+            protocol=paho.MQTTv311,
+            clean_session=True,
+        )
+        self._client.username_pw_set(params.username, params.password)
+        self._client.on_connect = self._on_connect
+        self._client.on_message = self._on_message
+        self._client.on_socket_close = self._on_socket_close
+        self._client.max_queued_messages_set(0)
+        self._want_write = trio.Event()
+        self._connack: tuple[bool, str] | None = None
+        self._connack_event = trio.Event()
+        self.connected = False
+        self.connects = 0
+
+    # --- paho callbacks (run synchronously inside loop_read/loop_write) -------------
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        ok = not reason_code.is_failure
+        self._connack = (ok, str(reason_code))
+        if ok and self.params.subscriptions:
+            client.subscribe([(topic, self.params.qos) for topic in self.params.subscriptions])
+        self._connack_event.set()
+
+    def _on_message(self, client, userdata, msg: paho.MQTTMessage) -> None:
+        self._inbox.append((msg.topic, msg.payload, self._rx_ms))
+
+    def _on_socket_close(self, client, userdata, sock) -> None:
+        try:
+            trio.lowlevel.notify_closing(sock.fileno())
+        except RuntimeError:
+            pass  # closed outside trio (interpreter shutdown): nobody is waiting on it
+
+    def _on_register_write(self, client, userdata, sock) -> None:
+        self._want_write.set()
+
+    def _on_unregister_write(self, client, userdata, sock) -> None:
+        if self._want_write.is_set():
+            self._want_write = trio.Event()
+
+    # --- public API -----------------------------------------------------------------
+
+    def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> None:
+        """Queue one message; the writer task sends what the socket could not take now."""
+        if not self.connected:
+            raise trio.BrokenResourceError(f"not connected to {self.params.host}:{self.params.port}")
+        self._client.publish(topic, payload, qos=qos, retain=retain)
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Connect, stay connected, reconnect with backoff; never returns.
+
+        ``task_status.started()`` fires after the first CONNACK and SUBACK-bound
+        subscriptions were sent. A refused login raises BrokerError.
+        """
+        delay = self.params.reconnect_min_s
+        started = False
+        while True:
+            try:
+                await self._connect()
+            except OSError as exc:
+                log.warning("MQTT connect to %s:%d failed: %s; retry in %.1f s", self.params.host, self.params.port, exc, delay)
+            else:
+                delay = self.params.reconnect_min_s
+                self.connected = True
+                self.connects += 1
+                try:
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(self._reader, nursery.cancel_scope)
+                        nursery.start_soon(self._writer)
+                        nursery.start_soon(self._housekeeping, nursery.cancel_scope)
+                        if not started:
+                            started = True
+                            task_status.started()
+                finally:
+                    self.connected = False
+                    self._client._sock_close()
+                log.warning("MQTT connection to %s:%d lost; reconnecting", self.params.host, self.params.port)
+            await trio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, self.params.reconnect_max_s)
+
+    # --- connection internals -------------------------------------------------------
+
+    async def _connect(self) -> None:
+        self._connack = None
+        self._connack_event = trio.Event()
+        client = self._client
+        # connect() blocks on the TCP handshake: run it in a thread, with the write hooks
+        # unset so paho writes CONNECT itself instead of signalling a trio Event from there
+        client.on_socket_register_write = client.on_socket_unregister_write = None
+        await trio.to_thread.run_sync(client.connect, self.params.host, self.params.port, self.params.keepalive_s)
+        # paho keeps a socketpair to wake its own threaded loop and writes a byte to it on
+        # every publish; with an external loop nobody reads it: drop it
+        for pair in (client._sockpairR, client._sockpairW):
+            if pair is not None:
+                pair.close()
+        client._sockpairR = client._sockpairW = None
+        sock = client.socket()
+        client._sock = _BufferedSocket(sock)  # see module docstring
+        self._want_write = trio.Event()
+        client.on_socket_register_write = self._on_register_write
+        client.on_socket_unregister_write = self._on_unregister_write
+        while client.want_write():
+            await trio.lowlevel.wait_writable(sock)
+            client.loop_write()
+        with trio.move_on_after(10):
+            while self._connack is None:
+                await trio.lowlevel.wait_readable(sock)
+                self._rx_ms = int(time.time() * 1000)
+                if client.loop_read() != paho.MQTT_ERR_SUCCESS:
+                    break
+        if self._connack is None:
+            client._sock_close()
+            raise ConnectionError("no CONNACK from the broker")
+        ok, reason = self._connack
+        if not ok:
+            client._sock_close()
+            if "not authori" in reason.lower() or "bad user" in reason.lower():
+                raise BrokerError(f"broker refused {self.params.username!r}: {reason}")
+            raise ConnectionError(f"broker refused the connection: {reason}")
+        while client.want_write():
+            await trio.lowlevel.wait_writable(sock)
+            client.loop_write()
+
+    async def _reader(self, cancel_scope: trio.CancelScope) -> None:
+        client = self._client
+        wrapped: _BufferedSocket = client._sock
+        fd = wrapped.fileno()
+        while True:
+            try:
+                await trio.lowlevel.wait_readable(fd)
+            except trio.ClosedResourceError:
+                break
+            self._rx_ms = int(time.time() * 1000)
+            wrapped.starved = False
+            rc = paho.MQTT_ERR_SUCCESS
+            while not wrapped.starved or wrapped.buffered():
+                rc = client.loop_read()
+                if rc != paho.MQTT_ERR_SUCCESS or client._sock is None:
+                    break
+            if self._inbox:
+                batch, self._inbox = self._inbox, []
+                if self._deliver is not None:
+                    await self._deliver(batch)
+            if rc != paho.MQTT_ERR_SUCCESS or client._sock is None:
+                break
+            await trio.lowlevel.checkpoint()
+        cancel_scope.cancel()
+
+    async def _writer(self) -> None:
+        client = self._client
+        while True:
+            await self._want_write.wait()
+            sock = client._sock
+            if sock is None:
+                return
+            await trio.lowlevel.wait_writable(sock.fileno())
+            client.loop_write()
+            if not client.want_write() and self._want_write.is_set():
+                self._want_write = trio.Event()
+
+    async def _housekeeping(self, cancel_scope: trio.CancelScope) -> None:
+        while True:
+            await trio.sleep(1)
+            if self._client.loop_misc() != paho.MQTT_ERR_SUCCESS or self._client._sock is None:
+                cancel_scope.cancel()
+                return

@@ -1,0 +1,226 @@
+"""The `tracker` command line (also `python -m tracker`)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+
+import trio
+
+from tracker import config as config_mod
+
+log = logging.getLogger("tracker")
+
+
+def _settings(args) -> config_mod.Settings:
+    path = args.config or os.environ.get("TRACKER_CONFIG")
+    if path is None and os.path.exists("config.toml"):
+        path = "config.toml"
+    return config_mod.load(path)
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _need_dsn(settings: config_mod.Settings) -> str:
+    if not settings.database.dsn:
+        raise SystemExit("tracker: no database: set [database] dsn in config.toml or TRACKER_DATABASE__DSN")
+    return settings.database.dsn
+
+
+def cmd_demo(args, settings) -> int:
+    from tracker.demo import run_demo
+
+    if args.port is not None:
+        settings = settings.replace("demo", web_port=args.port)
+    run_demo(settings)
+    return 0
+
+
+def cmd_serve(args, settings) -> int:
+    from tracker.service import run_service
+    from tracker.store import open_store
+
+    dsn = _need_dsn(settings)
+
+    async def main() -> None:
+        async with open_store(dsn, settings.database.pool_min, settings.database.pool_max) as store:
+            async with trio.open_nursery() as nursery:
+                running = await nursery.start(run_service, settings, store)
+                print(f"serving {running.url}/", flush=True)
+                with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    async for _ in signals:
+                        break
+                await running.stop()
+                nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    return 0
+
+
+def cmd_migrate(args, settings) -> int:
+    from tracker.store import open_store
+
+    dsn = _need_dsn(settings)
+
+    async def main() -> None:
+        async with open_store(dsn) as store:
+            applied = await store.migrate()
+            print("applied: " + (", ".join(applied) if applied else "nothing, schema is current"))
+            print(f"schema version {await store.schema_version()}")
+
+    trio.run(main)
+    return 0
+
+
+def cmd_simulate(args, settings) -> int:
+    from pathlib import Path
+
+    from tracker.broker import BrokerParams
+    from tracker.democity import PATH
+    from tracker.simulator import build_fleet, run_fleet
+
+    m = settings.mqtt
+    params = BrokerParams(args.host or m.host, args.port or m.port, args.username, args.password, "gridwatch-sim", m.keepalive_s)
+    fleet = build_fleet(Path(args.grids or PATH), args.collectors, args.vehicles, args.sensors)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(run_fleet, params, fleet, args.interval, connections=args.connections)
+            print(f"simulating {len(fleet)} devices against {params.host}:{params.port}", flush=True)
+
+    try:
+        trio.run(main)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_grids_import(args, settings) -> int:
+    from tracker.service import import_grids
+    from tracker.store import open_store
+
+    dsn = _need_dsn(settings)
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done % 100 == 0:
+            width = 40
+            filled = width * done // total
+            print(f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+    async def main() -> int:
+        async with open_store(dsn) as store:
+            report = await import_grids(store, args.file, settings.grid.h3_resolution, args.crs, progress)
+        for line in report.errors:
+            print(f"error: {line}")
+        for line in report.warnings:
+            print(f"warning: {line}")
+        if report.errors:
+            print(f"refused: {len(report.errors)} error(s); nothing imported")
+            return 1
+        print(f"imported {len(report.grids)} grids, {len(report.cover)} H3 cells at resolution {settings.grid.h3_resolution}")
+        return 0
+
+    return trio.run(main)
+
+
+def cmd_grids_export(args, settings) -> int:
+    import json
+
+    from geofence.importer import to_feature_collection
+    from tracker.store import open_store
+
+    dsn = _need_dsn(settings)
+
+    async def main() -> None:
+        async with open_store(dsn) as store:
+            doc = to_feature_collection(await store.grids(), source=args.source)
+        with open(args.file, "w", encoding="utf-8") as out:
+            json.dump(doc, out, ensure_ascii=False)
+        print(f"exported {len(doc['features'])} grids to {args.file}")
+
+    trio.run(main)
+    return 0
+
+
+def cmd_dead_letters(args, settings) -> int:
+    from tracker.store import open_store
+
+    dsn = _need_dsn(settings)
+
+    async def main() -> None:
+        async with open_store(dsn) as store:
+            rows = await store.dead_letters(args.limit)
+        for r in rows:
+            print(f"{r['at']:%Y-%m-%d %H:%M:%S} {r['protocol']:<9} {r['reason']:<16} {r['device'] or '-':<16} {r['source']}  {r['error']}")
+            print(f"    {bytes(r['raw'][:64]).hex()}{'…' if len(r['raw']) > 64 else ''}")
+        print(f"{len(rows)} dead letter(s)")
+
+    trio.run(main)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tracker", description="Gridwatch: real-time tracking and patrol alerting for grid-based city management")
+    parser.add_argument("--config", help="config file (default: $TRACKER_CONFIG, else ./config.toml if present)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="broker, database, demo city, simulated fleet and live map, all private")
+    p.add_argument("--port", type=int, help="web port (default [demo] web_port)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("serve", help="run the service against the broker and database in the config")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("db", help="database schema")
+    dbsub = p.add_subparsers(dest="db_command", required=True)
+    m = dbsub.add_parser("migrate", help="apply pending migrations")
+    m.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("simulate", help="the simulated fleet alone, against any broker")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--username", default="simulator")
+    p.add_argument("--password", default="")
+    p.add_argument("--grids", help="GeoJSON of the unit grids to patrol (default: the demo city)")
+    p.add_argument("--collectors", type=int, default=40)
+    p.add_argument("--vehicles", type=int, default=6)
+    p.add_argument("--sensors", type=int, default=12)
+    p.add_argument("--interval", type=float, default=2.0, help="seconds between a device's reports")
+    p.add_argument("--connections", type=int, default=0, help="MQTT connections shared by the fleet (0: one per device)")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("grids", help="unit grid polygons")
+    gsub = p.add_subparsers(dest="grids_command", required=True)
+    g = gsub.add_parser("import", help="validate and import a GeoJSON of unit grids (re-import updates in place)")
+    g.add_argument("file")
+    g.add_argument("--crs", help="source CRS if the file does not say: EPSG:4490 (CGCS2000), EPSG:4326, GCJ02, any EPSG code")
+    g.set_defaults(func=cmd_grids_import)
+    g = gsub.add_parser("export", help="export the imported grids as GeoJSON")
+    g.add_argument("file")
+    g.add_argument("--source", action="store_true", help="the original geometry and CRS instead of WGS-84")
+    g.set_defaults(func=cmd_grids_export)
+
+    p = sub.add_parser("dead-letters", help="recent payloads that failed decoding")
+    p.add_argument("--limit", type=int, default=20)
+    p.set_defaults(func=cmd_dead_letters)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+    except config_mod.ConfigError as exc:
+        print(f"tracker: configuration error: {exc}", file=sys.stderr)
+        return 2
+    _logging(settings.log.level)
+    return args.func(args, settings) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""Settings: ``config.toml`` loaded once into frozen typed sections, env overrides on top.
+
+Every key is documented in ``config.toml``. An environment variable
+``TRACKER_<SECTION>__<KEY>`` (upper case, double underscore) overrides one key, e.g.
+``TRACKER_MQTT__PORT=1884``. Unknown sections or keys and values of the wrong type are a
+start-up error naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ENV_PREFIX = "TRACKER_"
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message names the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class MqttSettings:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str = "gridwatch"
+    password: str = ""
+    client_id: str = "gridwatch-ingest"
+    keepalive_s: int = 30
+    qos: int = 0
+    subscriptions: tuple[str, ...] = ("gw/v1/+/+/+/+",)
+    reconnect_min_s: float = 0.2
+    reconnect_max_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    dsn: str = ""
+    pool_min: int = 1
+    pool_max: int = 4
+
+
+@dataclass(frozen=True, slots=True)
+class GridSettings:
+    h3_resolution: int = 12
+    district: str = "620105"
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineSettings:
+    inbound_queue: int = 256
+    persist_queue: int = 64
+    persist_batch_rows: int = 5000
+    persist_flush_ms: int = 200
+    broadcast_tick_ms: int = 50
+    client_queue_devices: int = 100000
+    dead_letter_sample_per_min: int = 60
+
+
+@dataclass(frozen=True, slots=True)
+class HandsetSettings:
+    max_payload_bytes: int = 65536
+    max_batch: int = 500
+    max_future_s: float = 300.0
+    max_age_s: float = 7 * 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class WebSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    tile_url: str = ""
+    center: tuple[float, ...] = (36.1046, 103.7191)
+    zoom: int = 15
+    track_max_points: int = 20000
+
+
+@dataclass(frozen=True, slots=True)
+class DemoSettings:
+    state_dir: str = ".state"
+    mqtt_port: int = 0
+    pg_port: int = 0
+    web_port: int = 8080
+    collectors: int = 40
+    vehicles: int = 6
+    sensors: int = 12
+    interval_s: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    level: str = "INFO"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    grid: GridSettings = field(default_factory=GridSettings)
+    pipeline: PipelineSettings = field(default_factory=PipelineSettings)
+    handset: HandsetSettings = field(default_factory=HandsetSettings)
+    web: WebSettings = field(default_factory=WebSettings)
+    demo: DemoSettings = field(default_factory=DemoSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+
+    def replace(self, section: str, **values) -> "Settings":
+        """A copy with some keys of one section changed (used by `demo` and tests)."""
+        return dataclasses.replace(self, **{section: dataclasses.replace(getattr(self, section), **values)})
+
+
+def _coerce(where: str, hint: object, value: object) -> object:
+    origin = typing.get_origin(hint)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    elif origin is tuple:
+        (item_hint, _ellipsis) = typing.get_args(hint)
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, list):
+            return tuple(_coerce(f"{where}[{i}]", item_hint, v) for i, v in enumerate(value))
+    raise ConfigError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+
+
+def _section(name: str, cls: type, raw: dict) -> object:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in names:
+            raise ConfigError(f"unknown key [{name}] {key!r} (known: {', '.join(sorted(names))})")
+    values = {key: _coerce(f"[{name}] {key}", hints[key], value) for key, value in raw.items()}
+    return cls(**values)
+
+
+def load(path: str | os.PathLike | None = None, environ: typing.Mapping[str, str] | None = None) -> Settings:
+    """Read the TOML file (none: defaults only), apply env overrides, validate."""
+    environ = os.environ if environ is None else environ
+    raw: dict[str, dict] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+    sections = {f.name: f for f in dataclasses.fields(Settings)}
+    for key in raw:
+        if key not in sections:
+            raise ConfigError(f"unknown section [{key}] (known: {', '.join(sorted(sections))})")
+        if not isinstance(raw[key], dict):
+            raise ConfigError(f"[{key}] must be a table")
+    for var, value in environ.items():
+        if not var.startswith(ENV_PREFIX) or "__" not in var[len(ENV_PREFIX):]:
+            continue
+        section, _, key = var[len(ENV_PREFIX):].lower().partition("__")
+        if section not in sections:
+            if section in ("config",):
+                continue
+            raise ConfigError(f"{var}: unknown section [{section}]")
+        raw.setdefault(section, {})[key] = value
+    built = {}
+    for name, f in sections.items():
+        cls = typing.get_type_hints(Settings)[name]
+        built[name] = _section(name, cls, raw.get(name, {}))
+    settings = Settings(**built)
+    _validate(settings)
+    return settings
+
+
+def _validate(s: Settings) -> None:
+    def need(ok: bool, key: str, why: str) -> None:
+        if not ok:
+            raise ConfigError(f"{key}: {why}")
+
+    need(0 <= s.mqtt.port <= 65535, "[mqtt] port", "must be 0..65535")
+    need(s.mqtt.qos in (0, 1), "[mqtt] qos", "must be 0 or 1")
+    need(s.mqtt.subscriptions != (), "[mqtt] subscriptions", "must name at least one topic filter")
+    need(0 < s.mqtt.reconnect_min_s <= s.mqtt.reconnect_max_s, "[mqtt] reconnect_min_s", "must be > 0 and <= reconnect_max_s")
+    need(1 <= s.database.pool_min <= s.database.pool_max, "[database] pool_min", "must be >= 1 and <= pool_max")
+    need(0 <= s.grid.h3_resolution <= 15, "[grid] h3_resolution", "must be 0..15")
+    need(len(s.grid.district) == 6 and s.grid.district.isdigit(), "[grid] district", "must be a 6-digit admin code")
+    for key in ("inbound_queue", "persist_queue", "persist_batch_rows", "persist_flush_ms", "broadcast_tick_ms", "client_queue_devices"):
+        need(getattr(s.pipeline, key) > 0, f"[pipeline] {key}", "must be > 0")
+    need(s.handset.max_payload_bytes > 0, "[handset] max_payload_bytes", "must be > 0")
+    need(s.handset.max_batch > 0, "[handset] max_batch", "must be > 0")
+    need(len(s.web.center) == 2 and -90 <= s.web.center[0] <= 90 and -180 <= s.web.center[1] <= 180, "[web] center", "must be [lat, lon]")
+    need(0 <= s.web.port <= 65535, "[web] port", "must be 0..65535")
+    need(s.log.level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"), "[log] level", "must be DEBUG, INFO, WARNING or ERROR")
+    need(s.demo.interval_s > 0, "[demo] interval_s", "must be > 0")

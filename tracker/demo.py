@@ -1,0 +1,67 @@
+"""`tracker demo`: broker, database, demo city, simulated fleet, service and map, on one
+command, with nothing to configure. Ctrl-C stops everything it started."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from pathlib import Path
+
+import trio
+
+from tracker.broker import BrokerParams
+from tracker.config import Settings
+from tracker.democity import PATH as DEMO_CITY
+from tracker.service import import_grids, run_service
+from tracker.services import start_mosquitto, start_postgres
+from tracker.simulator import build_fleet, run_fleet
+from tracker.store import open_store
+
+log = logging.getLogger(__name__)
+
+SERVICE_PASSWORD = "gridwatch-demo"
+SIMULATOR_PASSWORD = "simulator-demo"
+
+
+def run_demo(settings: Settings) -> None:
+    state = Path(settings.demo.state_dir).resolve()
+    print(f"gridwatch demo: state in {state}", flush=True)
+    broker = start_mosquitto(state / "mosquitto", settings.demo.mqtt_port,
+                             {"gridwatch": SERVICE_PASSWORD, "simulator": SIMULATOR_PASSWORD})
+    try:
+        database = start_postgres(state, settings.demo.pg_port)
+        try:
+            settings = settings.replace("mqtt", host="127.0.0.1", port=broker.port, username="gridwatch", password=SERVICE_PASSWORD)
+            settings = settings.replace("database", dsn=database.dsn)
+            settings = settings.replace("web", port=settings.demo.web_port)
+            print(f"  broker   mqtt://127.0.0.1:{broker.port} (mosquitto, pid {broker.proc.pid})", flush=True)
+            print(f"  database {database.dsn}", flush=True)
+            trio.run(_main, settings, broker.port)
+        finally:
+            database.stop()
+    finally:
+        broker.stop()
+    print("gridwatch demo: stopped", flush=True)
+
+
+async def _main(settings: Settings, broker_port: int) -> None:
+    async with open_store(settings.database.dsn, settings.database.pool_min, settings.database.pool_max) as store:
+        applied = await store.migrate()
+        if applied:
+            print(f"  migrated {', '.join(applied)}", flush=True)
+        if not (await store.fetch("SELECT count(*) AS n FROM grids"))[0]["n"]:
+            report = await import_grids(store, str(DEMO_CITY), settings.grid.h3_resolution)
+            print(f"  imported {len(report.grids)} unit grids of Anning district ({len(report.cover)} H3 cells)", flush=True)
+        async with trio.open_nursery() as nursery:
+            running = await nursery.start(run_service, settings, store)
+            fleet = build_fleet(DEMO_CITY, settings.demo.collectors, settings.demo.vehicles, settings.demo.sensors)
+            params = BrokerParams("127.0.0.1", broker_port, "simulator", SIMULATOR_PASSWORD, "gridwatch-sim")
+            await nursery.start(run_fleet, params, fleet, settings.demo.interval_s)
+            print(f"  simulating {len(fleet)} devices", flush=True)
+            print(f"\n  command map: {running.url}/   (Ctrl-C to stop)\n", flush=True)
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for signum in signals:
+                    print(f"\ngridwatch demo: {signal.Signals(signum).name}, stopping", flush=True)
+                    break
+            await running.stop()
+            nursery.cancel_scope.cancel()

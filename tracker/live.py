@@ -1,0 +1,52 @@
+"""Live state: the newest placed fix of every device, and which devices moved lately."""
+
+from __future__ import annotations
+
+from h3.api import basic_int as h3
+
+from tracker.model import Placed
+
+
+def device_view(placed: Placed) -> dict:
+    """The JSON shape of a device on the map, the API and the WebSocket stream."""
+    fix = placed.fix
+    return {
+        "id": fix.device,
+        "class": fix.device_class.value,
+        "district": fix.district,
+        "t": fix.t_ms,
+        "lat": round(fix.lat, 7),
+        "lon": round(fix.lon, 7),
+        "acc": fix.acc,
+        "spd": fix.spd,
+        "hdg": fix.hdg,
+        "bat": fix.bat,
+        "cell": h3.int_to_str(placed.cell),
+        "grid": placed.grid,
+    }
+
+
+class LiveState:
+    def __init__(self) -> None:
+        self.devices: dict[str, Placed] = {}
+        self.dirty: set[str] = set()
+        self.battery: dict[str, float] = {}
+
+    def newest_t(self, device: str) -> int:
+        placed = self.devices.get(device)
+        return placed.fix.t_ms if placed is not None else -1
+
+    def update(self, placed: Placed) -> None:
+        self.devices[placed.fix.device] = placed
+        self.dirty.add(placed.fix.device)
+
+    def take_dirty(self) -> list[dict]:
+        if not self.dirty:
+            return []
+        devices = self.devices
+        views = [device_view(devices[d]) for d in self.dirty]
+        self.dirty = set()
+        return views
+
+    def snapshot(self) -> list[dict]:
+        return [device_view(p) for p in self.devices.values()]

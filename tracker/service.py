@@ -1,0 +1,113 @@
+"""The running service: store, grid index, pipeline and web edge in one task tree."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
+
+from geofence.importer import ImportReport, cover, read_geojson
+from geofence.index import GridIndex
+from tracker.config import Settings
+from tracker.live import LiveState
+from tracker.metrics import Metrics
+from tracker.model import DeviceClass, Fix, Placed
+from tracker.pipeline import Pipeline
+from tracker.store import Store, datetime_to_ms
+from web.app import WebContext, create_app
+
+log = logging.getLogger(__name__)
+
+
+class SchemaError(RuntimeError):
+    """The database schema is older than this code: run `tracker db migrate`."""
+
+
+@dataclass
+class Running:
+    pipeline: Pipeline
+    web: WebContext
+    url: str
+    cancel_scope: trio.CancelScope
+
+    async def stop(self) -> None:
+        """Drain the pipeline (nothing received is lost), then stop everything."""
+        await self.pipeline.stop()
+        self.cancel_scope.cancel()
+
+
+async def import_grids(store: Store, path: str, resolution: int, crs: str | None = None, progress=None) -> ImportReport:
+    """Validate a grid file, compute its H3 cover and write both: the one import path."""
+    report = await trio.to_thread.run_sync(lambda: read_geojson(path, crs, progress))
+    if report.errors:
+        return report
+    owner, problems = cover(report.grids, resolution)
+    report.cover = owner
+    report.warnings.extend(problems)
+    streets = sorted({(g.street, g.district, g.street_name) for g in report.grids})
+    communities = sorted({(g.community, g.street, g.community_name) for g in report.grids})
+    grids = [(g.code, g.district, g.street, g.community, g.name, g.geometry, g.source_geometry, g.source_crs, g.area_m2) for g in report.grids]
+    cells = [(cell, code, resolution) for cell, code in owner.items()]
+    await store.import_grids(streets, communities, grids, cells)
+    return report
+
+
+async def _warm_start(store: Store, live: LiveState) -> None:
+    """Last known positions from the database, so the map is not empty after a restart."""
+    for r in await store.devices():
+        if r["last_t"] is None:
+            continue
+        fix = Fix(r["id"], DeviceClass(r["class"]), r["district"], datetime_to_ms(r["last_t"]), r["last_lat"], r["last_lon"],
+                  datetime_to_ms(r["last_rx"]), r["last_acc"], r["last_spd"], r["last_hdg"], None, r["last_bat"])
+        live.devices[fix.device] = Placed(fix, r["last_cell"], r["last_grid"], False)
+
+
+async def serve_web(app, host: str, port: int, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    config = HypercornConfig()
+    config.bind = [f"{host}:{port}"]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.graceful_timeout = 2
+    config.websocket_ping_interval = 20
+    await hypercorn_serve(app, config, task_status=task_status)
+
+
+async def run_service(settings: Settings, store: Store, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Run until cancelled. ``task_status.started(Running)`` once it is serving."""
+    version = await store.schema_version() if await _has_schema(store) else 0
+    from tracker.store import migrations
+
+    latest = migrations()[-1][0]
+    if version < latest:
+        raise SchemaError(f"database schema is at version {version}, this code needs {latest}: run `tracker db migrate`")
+    metrics = Metrics()
+    index = GridIndex(settings.grid.h3_resolution, await store.grid_cells())
+    if not index.cells:
+        log.warning("no unit grids loaded: every position will be off-grid (import with `tracker grids import FILE`)")
+    pipeline = Pipeline(settings, store, index, metrics)
+    await _warm_start(store, pipeline.live)
+
+    def healthy() -> tuple[bool, str]:
+        broker = pipeline.broker
+        if broker is None or not broker.connected:
+            return False, "not connected to the MQTT broker"
+        return True, "ok"
+
+    web = WebContext(settings, store, index, pipeline.live, pipeline.hub, metrics, healthy=healthy)
+    await web.reload_grids()
+    app = create_app(web)
+    with trio.CancelScope() as scope:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(pipeline.run)
+            bound = await nursery.start(serve_web, app, settings.web.host, settings.web.port)
+            url = bound[0] if bound else f"http://{settings.web.host}:{settings.web.port}"
+            log.info("serving the command map at %s", url)
+            task_status.started(Running(pipeline, web, url, scope))
+
+
+async def _has_schema(store: Store) -> bool:
+    rows = await store.fetch("SELECT to_regclass('schema_version') IS NOT NULL AS present")
+    return bool(rows[0]["present"])

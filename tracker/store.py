@@ -1,0 +1,266 @@
+"""All SQL, behind one object. The only module that knows asyncpg runs on asyncio.
+
+Every public method is a trio coroutine. Each runs one whole acquire-query-release as a
+single asyncio coroutine through trio-asyncio: a trio cancellation arriving inside
+``pool.acquire()`` would otherwise leak the connection and make ``pool.close()`` hang.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+
+import asyncpg
+import trio
+import trio_asyncio
+
+log = logging.getLogger(__name__)
+
+DAY_MS = 86_400_000
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+PING_COLUMNS = ("device", "t", "rx", "lat", "lon", "acc", "spd", "hdg", "alt", "bat", "crs", "seq", "cell", "grid", "late")
+
+
+class StoreError(RuntimeError):
+    """The database refused an operation the service relies on."""
+
+
+def ms_to_datetime(ms: int) -> datetime:
+    return EPOCH + timedelta(milliseconds=ms)
+
+
+def datetime_to_ms(value: datetime) -> int:
+    return (value - EPOCH) // timedelta(milliseconds=1)
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(version, name, sql) for every file in tracker/migrations, in order."""
+    found = []
+    for entry in resources.files("tracker.migrations").iterdir():
+        name = entry.name
+        if name.endswith(".sql") and name[:4].isdigit():
+            found.append((int(name[:4]), name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+class Store:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._partitions: set[int] = set()
+
+    async def _run(self, fn, *args):
+        return await trio_asyncio.aio_as_trio(fn)(*args)
+
+    # --- schema ---------------------------------------------------------------------
+
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations in order, each in its own transaction; return them."""
+
+        async def op() -> list[str]:
+            applied = []
+            async with self._pool.acquire() as con:
+                await con.execute("SELECT pg_advisory_lock(7220105)")
+                try:
+                    await con.execute(
+                        "CREATE TABLE IF NOT EXISTS schema_version ("
+                        " version integer PRIMARY KEY, name text NOT NULL,"
+                        " applied_at timestamptz NOT NULL DEFAULT now())"
+                    )
+                    done = {r["version"] for r in await con.fetch("SELECT version FROM schema_version")}
+                    for version, name, sql in migrations():
+                        if version in done:
+                            continue
+                        async with con.transaction():
+                            await con.execute(sql)
+                            await con.execute("INSERT INTO schema_version (version, name) VALUES ($1, $2)", version, name)
+                        applied.append(name)
+                finally:
+                    await con.execute("SELECT pg_advisory_unlock(7220105)")
+            return applied
+
+        return await self._run(op)
+
+    async def schema_version(self) -> int:
+        async def op() -> int:
+            async with self._pool.acquire() as con:
+                return await con.fetchval("SELECT coalesce(max(version), 0) FROM schema_version")
+
+        return await self._run(op)
+
+    async def fetch(self, query: str, *args) -> list[asyncpg.Record]:
+        """Read-only ad-hoc query (reports, tests)."""
+
+        async def op():
+            async with self._pool.acquire() as con:
+                return await con.fetch(query, *args)
+
+        return await self._run(op)
+
+    async def execute(self, query: str, *args) -> str:
+        async def op():
+            async with self._pool.acquire() as con:
+                return await con.execute(query, *args)
+
+        return await self._run(op)
+
+    # --- positions ------------------------------------------------------------------
+
+    async def write_pings(self, rows: Sequence[tuple], days: Iterable[int], devices: Sequence[tuple]) -> None:
+        """COPY ping rows (PING_COLUMNS order) and upsert the devices' last positions.
+
+        ``days`` are the UTC day numbers (t_ms // DAY_MS) the rows fall in, so missing
+        partitions are created first; ``devices`` rows are (id, class, district, t, rx,
+        lat, lon, acc, spd, hdg, bat, cell, grid), newest per device.
+        """
+        missing = sorted(set(days) - self._partitions)
+
+        async def op() -> None:
+            async with self._pool.acquire() as con:
+                for day in missing:
+                    start = ms_to_datetime(day * DAY_MS)
+                    name = f"pings_{start:%Y%m%d}"
+                    await con.execute(
+                        f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF pings "
+                        f"FOR VALUES FROM ('{start.isoformat()}') TO ('{(start + timedelta(days=1)).isoformat()}')"
+                    )
+                async with con.transaction():
+                    await con.copy_records_to_table("pings", records=rows, columns=PING_COLUMNS)
+                    await con.executemany(_UPSERT_DEVICE, devices)
+
+        await self._run(op)
+        self._partitions.update(missing)
+
+    async def track(self, device: str, start: datetime, end: datetime, limit: int) -> list[asyncpg.Record]:
+        async def op():
+            async with self._pool.acquire() as con:
+                return await con.fetch(
+                    "SELECT t, lat, lon FROM pings WHERE device = $1 AND t >= $2 AND t <= $3 ORDER BY t LIMIT $4",
+                    device, start, end, limit,
+                )
+
+        return await self._run(op)
+
+    async def devices(self) -> list[asyncpg.Record]:
+        async def op():
+            async with self._pool.acquire() as con:
+                return await con.fetch("SELECT * FROM devices ORDER BY id")
+
+        return await self._run(op)
+
+    # --- grids ----------------------------------------------------------------------
+
+    async def import_grids(self, streets: Sequence[tuple], communities: Sequence[tuple], grids: Sequence[tuple], cells: Sequence[tuple]) -> None:
+        """Insert or update streets (code, district, name), communities (code, street,
+        name), grids (code, district, street, community, name, geometry, source_geometry,
+        source_crs, area_m2) and replace the H3 cover of those grids (cell, grid, res),
+        all in one transaction."""
+
+        async def op() -> None:
+            async with self._pool.acquire() as con:
+                async with con.transaction():
+                    await con.executemany(
+                        "INSERT INTO streets (code, district, name) VALUES ($1, $2, $3) "
+                        "ON CONFLICT (code) DO UPDATE SET district = excluded.district, name = excluded.name",
+                        streets,
+                    )
+                    await con.executemany(
+                        "INSERT INTO communities (code, street, name) VALUES ($1, $2, $3) "
+                        "ON CONFLICT (code) DO UPDATE SET street = excluded.street, name = excluded.name",
+                        communities,
+                    )
+                    await con.executemany(
+                        "INSERT INTO grids (code, district, street, community, name, geometry, source_geometry, source_crs, area_m2) "
+                        "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9) "
+                        "ON CONFLICT (code) DO UPDATE SET district = excluded.district, street = excluded.street, "
+                        "community = excluded.community, name = excluded.name, geometry = excluded.geometry, "
+                        "source_geometry = excluded.source_geometry, source_crs = excluded.source_crs, "
+                        "area_m2 = excluded.area_m2, imported_at = now()",
+                        [(*g[:5], json.dumps(g[5]), json.dumps(g[6]), *g[7:]) for g in grids],
+                    )
+                    await con.execute("DELETE FROM grid_cells WHERE grid = ANY($1::text[])", [g[0] for g in grids])
+                    # a re-import may move cells between grids: the incoming cover wins
+                    await con.execute("DELETE FROM grid_cells WHERE cell = ANY($1::bigint[])", [c[0] for c in cells])
+                    await con.copy_records_to_table("grid_cells", records=cells, columns=("cell", "grid", "resolution"))
+
+        await self._run(op)
+
+    async def grid_cells(self) -> list[tuple[int, str]]:
+        async def op():
+            async with self._pool.acquire() as con:
+                return [(r["cell"], r["grid"]) for r in await con.fetch("SELECT cell, grid FROM grid_cells")]
+
+        return await self._run(op)
+
+    async def grids(self) -> list[asyncpg.Record]:
+        async def op():
+            async with self._pool.acquire() as con:
+                return await con.fetch(
+                    "SELECT g.code, g.district, g.street, s.name AS street_name, g.community, c.name AS community_name, "
+                    "g.name, g.geometry::text AS geometry, g.source_geometry::text AS source_geometry, g.source_crs, g.area_m2 "
+                    "FROM grids g JOIN streets s ON s.code = g.street JOIN communities c ON c.code = g.community "
+                    "ORDER BY g.code"
+                )
+
+        return await self._run(op)
+
+    # --- dead letters ---------------------------------------------------------------
+
+    async def add_dead_letters(self, rows: Sequence[tuple]) -> None:
+        """rows: (at, protocol, source, device, reason, error, raw)."""
+
+        async def op() -> None:
+            async with self._pool.acquire() as con:
+                await con.executemany(
+                    "INSERT INTO dead_letters (at, protocol, source, device, reason, error, raw) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    rows,
+                )
+
+        await self._run(op)
+
+    async def dead_letters(self, limit: int = 100) -> list[asyncpg.Record]:
+        async def op():
+            async with self._pool.acquire() as con:
+                return await con.fetch("SELECT * FROM dead_letters ORDER BY id DESC LIMIT $1", limit)
+
+        return await self._run(op)
+
+
+_UPSERT_DEVICE = (
+    "INSERT INTO devices (id, class, district, last_t, last_rx, last_lat, last_lon, last_acc, last_spd, last_hdg, last_bat, last_cell, last_grid) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
+    "ON CONFLICT (id) DO UPDATE SET class = excluded.class, district = excluded.district, "
+    "last_t = excluded.last_t, last_rx = excluded.last_rx, last_lat = excluded.last_lat, last_lon = excluded.last_lon, "
+    "last_acc = excluded.last_acc, last_spd = excluded.last_spd, last_hdg = excluded.last_hdg, last_bat = excluded.last_bat, "
+    "last_cell = excluded.last_cell, last_grid = excluded.last_grid "
+    "WHERE devices.last_t IS NULL OR excluded.last_t >= devices.last_t"
+)
+
+
+@asynccontextmanager
+async def open_store(dsn: str, pool_min: int = 1, pool_max: int = 4) -> AsyncIterator[Store]:
+    """Open the asyncio bridge and a connection pool for the life of the block."""
+    async with trio_asyncio.open_loop():
+        try:
+            pool = await trio_asyncio.aio_as_trio(asyncpg.create_pool)(dsn, min_size=pool_min, max_size=pool_max, command_timeout=60)
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise StoreError(f"cannot connect to PostgreSQL at {_redact(dsn)}: {exc}") from exc
+        try:
+            yield Store(pool)
+        finally:
+            with trio.CancelScope(shield=True):
+                with trio.move_on_after(10):
+                    await trio_asyncio.aio_as_trio(pool.close)()
+
+
+def _redact(dsn: str) -> str:
+    head, sep, tail = dsn.rpartition("@")
+    if not sep or "://" not in head:
+        return dsn
+    scheme, _, creds = head.partition("://")
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}@{tail}"

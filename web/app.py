@@ -1,0 +1,223 @@
+"""The HTTP and WebSocket edge: the command map, its API, health and metrics.
+
+Thin by design: every route reads from the live state, the grid index or the store, and
+turns bad input into a 4xx JSON error. H3 cells leave as hex strings here and only here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import trio
+from h3.api import basic_int as h3
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from geofence.importer import to_feature_collection
+from geofence.index import GridIndex
+from tracker.config import Settings
+from tracker.fanout import ClientTooSlow, Hub
+from tracker.live import LiveState, device_view
+from tracker.metrics import Metrics
+from tracker.store import Store, datetime_to_ms
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+
+
+@dataclass
+class WebContext:
+    settings: Settings
+    store: Store
+    index: GridIndex
+    live: LiveState
+    hub: Hub
+    metrics: Metrics
+    grids_geojson: dict = field(default_factory=lambda: {"type": "FeatureCollection", "features": []})
+    healthy: callable = lambda: (True, "ok")
+
+    async def reload_grids(self) -> None:
+        self.grids_geojson = to_feature_collection(await self.store.grids())
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _parse_time(value: str | None, name: str, default: datetime) -> datetime:
+    if value is None or value == "":
+        return default
+    try:
+        if value.lstrip("-").isdigit():
+            ms = int(value)
+            if abs(ms) > 10**14:
+                raise ValueError
+            return datetime.fromtimestamp(ms / 1000, UTC)
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except (ValueError, OverflowError, OSError):
+        raise HTTPException(400, f"{name!r} must be an ISO 8601 time or epoch milliseconds, got {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _parse_float(request: Request, name: str, low: float, high: float) -> float:
+    raw = request.query_params.get(name)
+    if raw is None:
+        raise HTTPException(400, f"missing query parameter {name!r}")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise HTTPException(400, f"{name!r} must be a number, got {raw!r}") from None
+    if not math.isfinite(value) or not low <= value <= high:
+        raise HTTPException(400, f"{name!r} must be between {low} and {high}, got {raw!r}")
+    return value
+
+
+def create_app(ctx: WebContext) -> Starlette:
+    async def index(request: Request) -> Response:
+        return FileResponse(STATIC / "index.html")
+
+    async def config(request: Request) -> Response:
+        w = ctx.settings.web
+        return JSONResponse({"tile_url": w.tile_url, "center": list(w.center), "zoom": w.zoom, "district": ctx.settings.grid.district})
+
+    async def grids(request: Request) -> Response:
+        return JSONResponse(ctx.grids_geojson)
+
+    async def devices(request: Request) -> Response:
+        return JSONResponse({"devices": ctx.live.snapshot()})
+
+    async def device(request: Request) -> Response:
+        placed = ctx.live.devices.get(request.path_params["device"])
+        if placed is None:
+            return _error(404, f"unknown device {request.path_params['device']!r}")
+        return JSONResponse(device_view(placed))
+
+    async def track(request: Request) -> Response:
+        device_id = request.path_params["device"]
+        now = datetime.now(UTC)
+        end = _parse_time(request.query_params.get("to"), "to", now)
+        start = _parse_time(request.query_params.get("from"), "from", end - timedelta(minutes=30))
+        if start > end:
+            return _error(400, "'from' is after 'to'")
+        if device_id not in ctx.live.devices and not await ctx.store.fetch("SELECT 1 FROM devices WHERE id = $1", device_id):
+            return _error(404, f"unknown device {device_id!r}")
+        rows = await ctx.store.track(device_id, start, end, ctx.settings.web.track_max_points)
+        return JSONResponse({
+            "type": "Feature",
+            "geometry": {"type": "LineString", "coordinates": [[r["lon"], r["lat"]] for r in rows]},
+            "properties": {"device": device_id, "from": start.isoformat(), "to": end.isoformat(),
+                           "times": [datetime_to_ms(r["t"]) for r in rows]},
+        })
+
+    async def geocode(request: Request) -> Response:
+        lat = _parse_float(request, "lat", -90, 90)
+        lon = _parse_float(request, "lon", -180, 180)
+        cell = ctx.index.cell(lat, lon)
+        place = ctx.index.place(lat, lon)
+        body = {"lat": lat, "lon": lon, "cell": h3.int_to_str(cell), "grid": None, "community": None, "street": None, "district": None}
+        if place is not None:
+            body.update(grid=place.grid, community=place.community, street=place.street, district=place.district)
+        return JSONResponse(body)
+
+    async def dead_letters(request: Request) -> Response:
+        raw_limit = request.query_params.get("limit", "100")
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 1000:
+            return _error(400, f"'limit' must be 1..1000, got {raw_limit!r}")
+        rows = await ctx.store.dead_letters(int(raw_limit))
+        return JSONResponse({"dead_letters": [
+            {"id": r["id"], "at": r["at"].isoformat(), "protocol": r["protocol"], "source": r["source"], "device": r["device"],
+             "reason": r["reason"], "error": r["error"], "raw_hex": bytes(r["raw"][:512]).hex()}
+            for r in rows
+        ]})
+
+    async def healthz(request: Request) -> Response:
+        ok, detail = ctx.healthy()
+        return JSONResponse({"status": "ok" if ok else "degraded", "detail": detail}, status_code=200 if ok else 503)
+
+    async def metrics(request: Request) -> Response:
+        return PlainTextResponse(ctx.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    async def ws(websocket: WebSocket) -> None:
+        await websocket.accept()
+        client, snapshot = ctx.hub.connect()
+        outcome: dict[str, tuple[int, str]] = {}
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_ws_reader, websocket, nursery.cancel_scope, outcome)
+                nursery.start_soon(_ws_writer, websocket, client, snapshot, ctx.live, nursery.cancel_scope, outcome)
+        finally:
+            ctx.hub.disconnect(client)
+        if "close" in outcome:
+            code, reason = outcome["close"]
+            ctx.metrics.inc("gridwatch_ws_dropped_total", reason="too_slow" if code == 1013 else "bad_input")
+            try:
+                await websocket.close(code=code, reason=reason)
+            except (RuntimeError, WebSocketDisconnect):
+                pass  # the peer went away first
+
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        return _error(exc.status_code, exc.detail)
+
+    routes = [
+        Route("/", index),
+        Route("/api/config", config),
+        Route("/api/grids", grids),
+        Route("/api/devices", devices),
+        Route("/api/devices/{device}", device),
+        Route("/api/devices/{device}/track", track),
+        Route("/api/geocode", geocode),
+        Route("/api/dead-letters", dead_letters),
+        Route("/healthz", healthz),
+        Route("/metrics", metrics),
+        WebSocketRoute("/ws", ws),
+        Mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static"),
+    ]
+    return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+
+
+async def _ws_writer(websocket: WebSocket, client, snapshot: str, live: LiveState, cancel_scope: trio.CancelScope, outcome: dict) -> None:
+    try:
+        await websocket.send_text(snapshot)
+        while True:
+            for frame in await client.next_frames(live):
+                await websocket.send_text(frame)
+    except ClientTooSlow:
+        outcome["close"] = (1013, "client too slow; reconnect for a snapshot")
+    except (WebSocketDisconnect, RuntimeError):
+        pass  # closed under us
+    cancel_scope.cancel()
+
+
+async def _ws_reader(websocket: WebSocket, cancel_scope: trio.CancelScope, outcome: dict) -> None:
+    """The stream is server → client; the client may only send small JSON control
+    messages (``{"type": "ping"}``, ignored). Anything else closes the socket with 1003."""
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            break
+        text = message.get("text")
+        problem = None
+        if text is None or len(text) > 4096:
+            problem = "expected a small JSON text message"
+        else:
+            try:
+                doc = json.loads(text)
+            except json.JSONDecodeError:
+                doc, problem = None, "malformed JSON"
+            if problem is None and (not isinstance(doc, dict) or doc.get("type") != "ping"):
+                problem = "unknown control message"
+        if problem:
+            outcome["close"] = (1003, problem)
+            break
+    cancel_scope.cancel()
