@@ -79,16 +79,18 @@ def _wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _peer_name(stream: trio.SocketStream) -> str:
+def _peer_name(stream: trio.abc.Stream) -> str:
     try:
         host, port = stream.socket.getpeername()[:2]
-    except OSError:
+    except (AttributeError, OSError):
         return "?"
     return f"{host}:{port}"
 
 
-class _Gateway:
-    def __init__(self, settings: Jt808Settings, sink: Jt808Sink, now_ms: Callable[[], int]) -> None:
+class Jt808Gateway:
+    """The connections of one gateway: their count, the shared alarm state, the sink."""
+
+    def __init__(self, settings: Jt808Settings, sink: Jt808Sink, now_ms: Callable[[], int] = _wall_ms) -> None:
         self.settings = settings
         self.policy = settings.session_policy()
         self.sink = sink
@@ -96,7 +98,8 @@ class _Gateway:
         self.alarms = AlarmTracker()
         self.active = 0
 
-    async def handle(self, stream: trio.SocketStream) -> None:
+    async def handle(self, stream: trio.abc.Stream) -> None:
+        """Serve one connection to its end; always closes the stream."""
         peer = _peer_name(stream)
         if self.active >= self.settings.max_connections:
             self.sink.rejected(PROTOCOL, "too_many_connections", b"", peer)
@@ -113,7 +116,7 @@ class _Gateway:
         if reason is not None:
             self.sink.rejected(PROTOCOL, reason, b"", peer)
 
-    async def _converse(self, stream: trio.SocketStream, peer: str) -> str | None:
+    async def _converse(self, stream: trio.abc.Stream, peer: str) -> str | None:
         """Serve one terminal until it leaves (None) or is sent away (the reason)."""
         settings = self.settings
         sink = self.sink
@@ -125,7 +128,7 @@ class _Gateway:
             if idle.cancelled_caught:
                 return "idle_timeout"
             if not data:
-                return None
+                return "eof_in_frame" if reader.pending_bytes else None
             out = session.receive(reader.feed(data), self.now_ms())
             for reason, raw in out.rejected:
                 sink.rejected(PROTOCOL, reason, raw, peer)
@@ -153,7 +156,7 @@ async def serve_jt808(
 
     ``now_ms`` stamps ``Fix.rx_ms`` (wall clock, epoch ms); timeouts run on trio's clock.
     """
-    gateway = _Gateway(settings, sink, now_ms)
+    gateway = Jt808Gateway(settings, sink, now_ms)
     listeners = await trio.open_tcp_listeners(settings.port, host=settings.host)
     port = listeners[0].socket.getsockname()[1]
     task_status.started(port)

@@ -132,17 +132,29 @@ class Pipeline:
         return BrokerParams(m.host, m.port, m.username, m.password, m.client_id, m.keepalive_s,
                             m.subscriptions, m.qos, m.reconnect_min_s, m.reconnect_max_s)
 
-    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        """Run every stage until cancelled, or until ``stop()`` drains them."""
-        self.broker = BrokerClient(self.broker_params(), self._inbound_send.send)
+    async def run(self, *, with_broker: bool = True, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Run every stage until cancelled, or until ``stop()`` drains them.
+
+        ``with_broker=False`` runs the stages alone, fed through ``feed`` (tests, replay).
+        """
+        self._broker_scope = trio.CancelScope()
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self._persist_stage)
             nursery.start_soon(self._decode_stage)
             nursery.start_soon(self.hub.run)
-            self._broker_scope = trio.CancelScope()
-            await nursery.start(self._run_broker)
+            if with_broker:
+                self.broker = BrokerClient(self.broker_params(), self.feed)
+                await nursery.start(self._run_broker)
             task_status.started()
+
+    async def feed(self, batch: list[Message]) -> None:
+        """Hand one batch of (topic, payload, rx_ms) to decode; blocks when decode is behind."""
+        await self._inbound_send.send(batch)
+
+    async def close_input(self) -> None:
+        """No more input: decode and persistence drain, then their tasks end."""
+        await self._inbound_send.aclose()
 
     async def _run_broker(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         with self._broker_scope:
@@ -152,6 +164,8 @@ class Pipeline:
     async def stop(self) -> None:
         """Stop reading the broker, let decode and persistence drain, then stop the rest."""
         self._broker_scope.cancel()
+        if self.broker is None:
+            await self.close_input()
         with trio.move_on_after(15):
             while not self._drained:
                 await trio.sleep(0.01)

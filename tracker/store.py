@@ -49,12 +49,15 @@ def migrations() -> list[tuple[int, str, str]]:
 
 
 class Store:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, loop) -> None:
         self._pool = pool
+        # the bridge loop is bound explicitly: any trio task may use the store, not only
+        # the one that opened it (trio-asyncio finds its loop through a context variable)
+        self._loop = loop
         self._partitions: set[int] = set()
 
     async def _run(self, fn, *args):
-        return await trio_asyncio.aio_as_trio(fn)(*args)
+        return await trio_asyncio.aio_as_trio(fn, loop=self._loop)(*args)
 
     # --- schema ---------------------------------------------------------------------
 
@@ -244,13 +247,13 @@ _UPSERT_DEVICE = (
 @asynccontextmanager
 async def open_store(dsn: str, pool_min: int = 1, pool_max: int = 4) -> AsyncIterator[Store]:
     """Open the asyncio bridge and a connection pool for the life of the block."""
-    async with trio_asyncio.open_loop():
+    async with trio_asyncio.open_loop() as loop:
         try:
             pool = await trio_asyncio.aio_as_trio(asyncpg.create_pool)(dsn, min_size=pool_min, max_size=pool_max, command_timeout=60)
         except (OSError, asyncpg.PostgresError) as exc:
             raise StoreError(f"cannot connect to PostgreSQL at {_redact(dsn)}: {exc}") from exc
         try:
-            yield Store(pool)
+            yield Store(pool, loop)
         finally:
             with trio.CancelScope(shield=True):
                 with trio.move_on_after(10):

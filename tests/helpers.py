@@ -1,0 +1,49 @@
+"""Small helpers shared by the tests: publishing with paho, waiting on conditions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import paho.mqtt.client as paho
+import trio
+
+from tracker.services import Mosquitto
+
+
+def publish(broker: Mosquitto, messages: list[tuple[str, bytes]], username: str = "simulator") -> None:
+    """Publish with a plain paho client, as a device would (blocking: run in a thread)."""
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"test-pub-{id(messages)}", protocol=paho.MQTTv311)
+    client.username_pw_set(username, broker.users[username])
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    try:
+        infos = [client.publish(topic, payload, qos=1) for topic, payload in messages]
+        for info in infos:
+            info.wait_for_publish(10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+async def apublish(broker: Mosquitto, messages: list[tuple[str, bytes]], username: str = "simulator") -> None:
+    await trio.to_thread.run_sync(publish, broker, messages, username)
+
+
+async def wait_for(condition: Callable[[], object], timeout: float = 10.0, interval: float = 0.02):
+    """Poll a condition on trio's clock; return its first truthy value."""
+    with trio.fail_after(timeout):
+        while True:
+            value = condition()
+            if value:
+                return value
+            await trio.sleep(interval)
+
+
+async def ws_until(ws, predicate: Callable[[dict], bool], timeout: float = 10.0) -> dict:
+    """Read WebSocket frames until one satisfies the predicate; return it."""
+    with trio.fail_after(timeout):
+        while True:
+            frame = json.loads(await ws.recv())
+            if predicate(frame):
+                return frame
