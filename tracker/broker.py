@@ -26,6 +26,7 @@ import trio
 log = logging.getLogger(__name__)
 
 Message = tuple[str, bytes, int]  # topic, payload, receive time (epoch ms)
+MAX_BATCH_MESSAGES = 1000
 
 
 class BrokerError(RuntimeError):
@@ -232,16 +233,21 @@ class BrokerClient:
         wrapped: _BufferedSocket = client._sock
         fd = wrapped.fileno()
         while True:
-            try:
-                await trio.lowlevel.wait_readable(fd)
-            except trio.ClosedResourceError:
-                break
+            if not wrapped.buffered():
+                try:
+                    await trio.lowlevel.wait_readable(fd)
+                except trio.ClosedResourceError:
+                    break
             self._rx_ms = int(time.time() * 1000)
             wrapped.starved = False
             rc = paho.MQTT_ERR_SUCCESS
-            while not wrapped.starved or wrapped.buffered():
+            # drain until the socket is empty, but yield after a bounded batch so a
+            # broker that never pauses cannot starve the other tasks
+            while len(self._inbox) < MAX_BATCH_MESSAGES:
                 rc = client.loop_read()
                 if rc != paho.MQTT_ERR_SUCCESS or client._sock is None:
+                    break
+                if wrapped.starved and not wrapped.buffered():
                     break
             if self._inbox:
                 batch, self._inbox = self._inbox, []

@@ -59,6 +59,7 @@ class Jt808Settings:
             raise ValueError(f"bad district code {self.district!r}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"bad port {self.port}")
+        AuthCodePolicy(self.auth_codes)  # raises ValueError on an unknown policy
         if self.auth_secret is not None and not self.auth_secret:
             raise ValueError("auth_secret must not be empty; None draws a random one")
         for name in ("idle_timeout_s", "send_timeout_s", "max_connections", "max_frame_bytes", "receive_bytes"):
@@ -66,6 +67,7 @@ class Jt808Settings:
                 raise ValueError(f"{name} must be positive")
 
     def session_policy(self) -> SessionPolicy:
+        """The policy of every session; call once per gateway (a missing secret is drawn here)."""
         return SessionPolicy(
             district=self.district,
             auth_secret=self.auth_secret if self.auth_secret is not None else os.urandom(32),

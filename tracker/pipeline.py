@@ -186,6 +186,9 @@ class Pipeline:
         metrics = self.metrics
         routes = self._routes
         accepted = late_count = 0
+        live_devices = live.devices
+        dirty = live.dirty
+        rx_cached, rx_dt = None, None
         for topic, payload, rx_ms in batch:
             route = routes.get(topic)
             try:
@@ -199,19 +202,23 @@ class Pipeline:
                     decoded = decode_position(payload, ref, rx_ms, self.limits)
                     for error in decoded.rejected:
                         self._reject("handset", error, topic, ref.device, payload, rx_ms)
+                    if rx_ms != rx_cached:
+                        rx_cached, rx_dt = rx_ms, ms_to_datetime(rx_ms)
                     for fix in decoded.fixes:
                         cell = to_cell(fix.lat, fix.lon, res)
                         grid = cells.get(cell)
-                        late = fix.t_ms < live.newest_t(fix.device)
+                        previous = live_devices.get(fix.device)
+                        late = previous is not None and fix.t_ms < previous.fix.t_ms
                         rows.append((
-                            fix.device, ms_to_datetime(fix.t_ms), ms_to_datetime(fix.rx_ms), fix.lat, fix.lon,
-                            fix.acc, fix.spd, fix.hdg, fix.alt, fix.bat, fix.crs.value, fix.seq, cell, grid, late,
+                            fix.device, ms_to_datetime(fix.t_ms), rx_dt, fix.lat, fix.lon,
+                            fix.acc, fix.spd, fix.hdg, fix.alt, fix.bat, fix.crs, fix.seq, cell, grid, late,
                         ))
                         if late:
                             late_count += 1
                             continue
                         placed = Placed(fix, cell, grid, False)
-                        live.update(placed)
+                        live_devices[fix.device] = placed
+                        dirty.add(fix.device)
                         devices[fix.device] = placed
                     accepted += len(decoded.fixes)
                 elif kind == "status":

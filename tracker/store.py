@@ -31,7 +31,7 @@ class StoreError(RuntimeError):
 
 
 def ms_to_datetime(ms: int) -> datetime:
-    return EPOCH + timedelta(milliseconds=ms)
+    return datetime.fromtimestamp(ms / 1000, UTC)
 
 
 def datetime_to_ms(value: datetime) -> int:

@@ -56,7 +56,7 @@ def _load(payload: bytes, limits: HandsetLimits) -> object:
     if payload[0] in _JSON_STARTS:
         try:
             return json.loads(payload)
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, int too long
             raise DecodeError("bad_json", f"invalid JSON: {exc}") from None
     try:
         return msgpack.unpackb(payload, raw=False, strict_map_key=False)
@@ -70,11 +70,15 @@ def _number(item: dict, key: str, required: bool) -> float | None:
         if required:
             raise DecodeError("missing_field", f"missing {key!r}")
         return None
-    if type(value) is not float and type(value) is not int:
+    if type(value) is int:
+        if not -1e15 < value < 1e15:
+            raise DecodeError("bad_value", f"{key!r} is out of any plausible range")
+        return float(value)
+    if type(value) is not float:
         raise DecodeError("bad_type", f"{key!r} must be a number, got {type(value).__name__}")
     if not math.isfinite(value):
         raise DecodeError("not_finite", f"{key!r} is {value!r}")
-    return float(value)
+    return value
 
 
 def _time(item: dict, rx_ms: int, limits: HandsetLimits) -> int:
@@ -92,32 +96,40 @@ def _time(item: dict, rx_ms: int, limits: HandsetLimits) -> int:
     return t
 
 
+_OPTIONAL = ("spd", "hdg", "alt", "bat")
+
+
 def _fix(item: object, ref: DeviceRef, rx_ms: int, limits: HandsetLimits) -> Fix:
     if type(item) is not dict:
         raise DecodeError("not_a_map", f"a fix must be a map, got {type(item).__name__}")
     t = _time(item, rx_ms, limits)
-    lat = _number(item, "lat", True)
-    lon = _number(item, "lon", True)
+    lat = item.get("lat")
+    lon = item.get("lon")
+    acc = item.get("acc")
+    # fast path: the three required numbers are plain floats (what handsets send)
+    if not (type(lat) is float and type(lon) is float and type(acc) is float):
+        lat = _number(item, "lat", True)
+        lon = _number(item, "lon", True)
+        acc = _number(item, "acc", True)
     if not -90.0 <= lat <= 90.0:
-        raise DecodeError("lat_range", f"lat {lat} out of range")
+        raise DecodeError("lat_range" if math.isfinite(lat) else "not_finite", f"lat {lat} out of range")
     if not -180.0 <= lon <= 180.0:
-        raise DecodeError("lon_range", f"lon {lon} out of range")
+        raise DecodeError("lon_range" if math.isfinite(lon) else "not_finite", f"lon {lon} out of range")
     if lat == 0.0 and lon == 0.0:
         raise DecodeError("zero_position", "lat and lon are both 0 (no fix)")
-    acc = _number(item, "acc", True)
-    if acc < 0:
-        raise DecodeError("bad_value", f"accuracy {acc} is negative")
-    spd = _number(item, "spd", False)
-    if spd is not None and spd < 0:
-        raise DecodeError("bad_value", f"speed {spd} is negative")
-    hdg = _number(item, "hdg", False)
-    if hdg is not None:
-        if not 0.0 <= hdg <= 360.0:
-            raise DecodeError("bad_value", f"heading {hdg} out of range")
-        hdg %= 360.0
-    bat = _number(item, "bat", False)
-    if bat is not None and not 0.0 <= bat <= 100.0:
-        raise DecodeError("bad_value", f"battery {bat} out of range")
+    if not 0.0 <= acc < math.inf:
+        raise DecodeError("bad_value" if math.isfinite(acc) else "not_finite", f"accuracy {acc} is not a non-negative number")
+    spd = hdg = alt = bat = None
+    if len(item) > 4:
+        spd, hdg, alt, bat = (_number(item, key, False) for key in _OPTIONAL)
+        if spd is not None and spd < 0:
+            raise DecodeError("bad_value", f"speed {spd} is negative")
+        if hdg is not None:
+            if not 0.0 <= hdg <= 360.0:
+                raise DecodeError("bad_value", f"heading {hdg} out of range")
+            hdg %= 360.0
+        if bat is not None and not 0.0 <= bat <= 100.0:
+            raise DecodeError("bad_value", f"battery {bat} out of range")
     crs_name = item.get("crs", "wgs84")
     datum = _DATUMS.get(crs_name) if type(crs_name) is str else None
     if datum is None:
@@ -128,10 +140,7 @@ def _fix(item: object, ref: DeviceRef, rx_ms: int, limits: HandsetLimits) -> Fix
     if seq is not None and (type(seq) is not int or seq < 0 or seq >= 2**63):
         raise DecodeError("bad_type", f"'seq' must be a non-negative integer, got {seq!r}")
     # positional on purpose: keyword construction of a NamedTuple costs twice as much
-    return Fix(
-        ref.device, ref.device_class, ref.district, t, lat, lon, rx_ms,
-        acc, spd, hdg, _number(item, "alt", False), bat, datum, seq,
-    )
+    return Fix(ref.device, ref.device_class, ref.district, t, lat, lon, rx_ms, acc, spd, hdg, alt, bat, datum, seq)
 
 
 def decode_position(payload: bytes, ref: DeviceRef, rx_ms: int, limits: HandsetLimits = HandsetLimits()) -> PositionBatch:

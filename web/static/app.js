@@ -1,0 +1,234 @@
+// Gridwatch command map: boots the map from /api/config, draws the unit grids and the
+// devices, then follows the live feed. Frames are routed through one dispatch table.
+
+import { DeviceDetails } from './details.js';
+import { DeviceList } from './devicelist.js';
+import { isStale } from './format.js';
+import { GridLayer } from './grids.js';
+import { LiveFeed, liveFeedUrl } from './live.js';
+import { DeviceMarkers } from './markers.js';
+
+const FALLBACK_CENTER = [36.1, 103.72];
+const FALLBACK_ZOOM = 14;
+const MIN_GLIDE_MS = 200;
+const MAX_GLIDE_MS = 1500;
+
+const state = {
+  devices: new Map(),
+  gridsLoaded: false,
+  wsState: 'idle',
+  framesReceived: 0,
+  selected: null,
+  lastDeltaAt: 0,
+};
+
+window.gridwatch = Object.freeze({
+  get devices() { return state.devices; },
+  get gridsLoaded() { return state.gridsLoaded; },
+  get wsState() { return state.wsState; },
+  get framesReceived() { return state.framesReceived; },
+  get selected() { return state.selected; },
+});
+
+const $ = (id) => document.getElementById(id);
+
+const CONNECTION_TEXT = {
+  idle: ['未连接', 'Not connected'],
+  connecting: ['连接中…', 'Connecting'],
+  open: ['实时', 'Live'],
+  closed: ['已断开', 'Disconnected'],
+};
+
+let map;
+let grids;
+let markers;
+let list;
+let details;
+let retryAt = null;
+
+const describeGrid = (code) => (grids ? grids.info(code) : null);
+
+// Every frame type the server may send; unknown types are ignored.
+const FRAME_HANDLERS = {
+  snapshot: (frame) => {
+    applySnapshot(frame.devices || []);
+    // A snapshot opens every connection: refetch the track so it spans any outage.
+    if (state.selected) details.reloadTrack(Date.now());
+  },
+  delta: (frame) => applyDelta(frame.devices || []),
+  alert: () => {},
+  incident: () => {},
+};
+
+function onFrame(frame) {
+  state.framesReceived += 1;
+  const handler = Object.hasOwn(FRAME_HANDLERS, frame.type) ? FRAME_HANDLERS[frame.type] : null;
+  if (handler) handler(frame);
+}
+
+function applySnapshot(devices) {
+  const now = Date.now();
+  const ids = new Set(devices.map((d) => d.id));
+  for (const id of [...state.devices.keys()]) if (!ids.has(id)) state.devices.delete(id);
+  markers.retainOnly(ids);
+  list.retainOnly(ids);
+  for (const device of devices) upsert(device, now, 0);
+  if (state.selected && !ids.has(state.selected)) select(null);
+  updateCounts(now);
+}
+
+function applyDelta(devices) {
+  const now = Date.now();
+  const sinceLast = state.lastDeltaAt ? performance.now() - state.lastDeltaAt : 1000;
+  state.lastDeltaAt = performance.now();
+  const glideMs = Math.min(MAX_GLIDE_MS, Math.max(MIN_GLIDE_MS, sinceLast * 0.9));
+  for (const device of devices) upsert(device, now, glideMs);
+  updateCounts(now);
+}
+
+function upsert(device, now, glideMs) {
+  if (!device || typeof device.id !== 'string' || !Number.isFinite(device.lat) || !Number.isFinite(device.lon)) return;
+  state.devices.set(device.id, device);
+  markers.set(device, { now, glideMs });
+  list.set(device, now);
+  details.update(device, now);
+}
+
+function select(id, { pan = false } = {}) {
+  const now = Date.now();
+  const device = id ? state.devices.get(id) : null;
+  state.selected = device ? device.id : null;
+  markers.select(state.selected, now);
+  list.select(state.selected);
+  if (!device) {
+    details.clear();
+    return;
+  }
+  details.show(device, now);
+  const at = markers.position(device.id);
+  if (pan && at && !map.getBounds().contains(at)) map.panTo(at);
+}
+
+function updateCounts(now) {
+  let live = 0;
+  for (const device of state.devices.values()) if (!isStale(device, now)) live += 1;
+  $('gw-live-count').textContent = String(live);
+  $('gw-total-count').textContent = String(state.devices.size);
+}
+
+function showConnection(wsState, nextRetryAt) {
+  state.wsState = wsState;
+  retryAt = nextRetryAt;
+  const node = $('gw-conn');
+  node.dataset.state = wsState;
+  renderConnectionText();
+}
+
+function renderConnectionText() {
+  const [zh, en] = CONNECTION_TEXT[state.wsState] || [state.wsState, state.wsState];
+  const text = $('gw-conn-text');
+  if (state.wsState === 'closed' && retryAt) {
+    const seconds = Math.max(0, Math.ceil((retryAt - Date.now()) / 1000));
+    text.textContent = `${zh}，${seconds}秒后重连`;
+    $('gw-conn').title = `${en}; reconnecting in ${seconds} s`;
+  } else {
+    text.textContent = zh;
+    $('gw-conn').title = `Live feed: ${en}`;
+  }
+}
+
+function showHover(props) {
+  const node = $('gw-hover-grid');
+  node.textContent = props ? `${props.code} ${props.community_name || ''}` : '—';
+  node.title = props ? `${props.street_name || ''} · ${props.community_name || ''}` : 'Grid code under the mouse pointer';
+  node.dataset.code = props ? props.code : '';
+}
+
+function showBanner(message) {
+  const banner = $('gw-banner');
+  banner.textContent = message;
+  banner.hidden = !message;
+}
+
+function tick() {
+  const now = Date.now();
+  markers.refresh(now);
+  list.refresh(now);
+  details.refresh(now);
+  updateCounts(now);
+  renderConnectionText();
+}
+
+async function getJSON(path) {
+  const response = await fetch(path, { headers: { Accept: 'application/json' } });
+  if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
+  return response.json();
+}
+
+function validCenter(center) {
+  return Array.isArray(center) && center.length === 2 && center.every(Number.isFinite);
+}
+
+async function boot() {
+  let config = {};
+  try {
+    config = await getJSON('/api/config');
+  } catch (error) {
+    showBanner(`配置加载失败，使用默认设置 (config failed to load: ${error.message})`);
+  }
+  const tiled = typeof config.tile_url === 'string' && config.tile_url !== '';
+  if (config.district) $('gw-district').textContent = `辖区 ${config.district}`;
+
+  map = L.map('gw-map', { minZoom: 3, maxZoom: 20, zoomSnap: 0.5 });
+  map.attributionControl.setPrefix('Leaflet');
+  map.getContainer().classList.add(tiled ? 'gw-tiled' : 'gw-untiled');
+  if (tiled) L.tileLayer(config.tile_url, { maxZoom: 20, maxNativeZoom: 18 }).addTo(map);
+  L.control.scale({ imperial: false }).addTo(map);
+  const hasCenter = validCenter(config.center);
+  map.setView(hasCenter ? config.center : FALLBACK_CENTER, Number.isFinite(config.zoom) ? config.zoom : FALLBACK_ZOOM);
+
+  grids = new GridLayer(map, { tiled });
+  markers = new DeviceMarkers(map, { onSelect: (id) => select(id) });
+  list = new DeviceList($('gw-device-rows'), $('gw-empty'), { onSelect: (id) => select(id, { pan: true }), describeGrid });
+  details = new DeviceDetails(map, {
+    panel: $('gw-details'),
+    title: $('gw-details-title'),
+    body: $('gw-details-body'),
+    trackInfo: $('gw-track-info'),
+    close: $('gw-details-close'),
+  }, { describeGrid, onClose: () => select(null) });
+
+  $('gw-filter').addEventListener('input', (event) => {
+    list.setFilter(event.target.value);
+    markers.setFilter((device) => list.matches(device), Date.now());
+  });
+  map.on('mousemove', (event) => {
+    const props = grids.find(event.latlng);
+    grids.highlight(props ? props.code : null);
+    showHover(props);
+  });
+  map.getContainer().addEventListener('mouseleave', () => {
+    grids.highlight(null);
+    showHover(null);
+  });
+
+  const [gridResult, deviceResult] = await Promise.allSettled([getJSON('/api/grids'), getJSON('/api/devices')]);
+  if (gridResult.status === 'fulfilled') {
+    const bounds = grids.load(gridResult.value);
+    state.gridsLoaded = true;
+    if (!hasCenter && bounds) map.fitBounds(bounds, { padding: [20, 20] });
+  } else {
+    showBanner(`网格加载失败 (grids failed to load: ${gridResult.reason.message})`);
+  }
+  if (deviceResult.status === 'fulfilled') {
+    applySnapshot(deviceResult.value.devices || []);
+  }
+
+  new LiveFeed(liveFeedUrl(window.location), { onFrame, onState: showConnection }).start();
+  setInterval(tick, 1000);
+}
+
+boot().catch((error) => {
+  showBanner(`页面初始化失败 (page failed to start: ${error.message})`);
+  throw error;
+});

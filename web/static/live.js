@@ -1,0 +1,69 @@
+// The live feed: one WebSocket to /ws, reopened with jittered exponential backoff.
+// Every new connection starts with a snapshot frame, which replaces the page's state.
+
+const FIRST_RETRY_MS = 1000;
+const MAX_RETRY_MS = 30000;
+
+export function liveFeedUrl(location) {
+  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${scheme}//${location.host}/ws`;
+}
+
+export class LiveFeed {
+  constructor(url, { onFrame, onState }) {
+    this.url = url;
+    this.onFrame = onFrame;
+    this.onState = onState;
+    this.socket = null;
+    this.failures = 0;
+    this.retryAt = null;
+    this.timer = 0;
+    this.state = 'idle';
+  }
+
+  start() {
+    this.connect();
+  }
+
+  setState(state) {
+    this.state = state;
+    this.onState(state, this.retryAt);
+  }
+
+  connect() {
+    this.timer = 0;
+    this.retryAt = null;
+    this.setState('connecting');
+    const socket = new WebSocket(this.url);
+    this.socket = socket;
+    let framesOnThisSocket = 0;
+    socket.addEventListener('open', () => this.setState('open'));
+    socket.addEventListener('message', (event) => {
+      if (typeof event.data !== 'string') return;
+      let frame;
+      try {
+        frame = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      if (frame === null || typeof frame !== 'object') return;
+      framesOnThisSocket += 1;
+      if (framesOnThisSocket === 1) this.failures = 0;
+      this.onFrame(frame);
+    });
+    socket.addEventListener('close', () => {
+      if (this.socket !== socket) return;
+      this.socket = null;
+      this.scheduleReconnect();
+    });
+  }
+
+  scheduleReconnect() {
+    const base = Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * 2 ** this.failures);
+    const delay = Math.round(base * (0.8 + Math.random() * 0.4));
+    this.failures += 1;
+    this.retryAt = Date.now() + delay;
+    this.setState('closed');
+    this.timer = setTimeout(() => this.connect(), delay);
+  }
+}
