@@ -1,0 +1,62 @@
+"""The command map in headless Chromium against the real service: the demo city's unit
+grids are drawn, and markers appear and move as handsets publish over MQTT."""
+
+from __future__ import annotations
+
+import time
+
+import msgpack
+import trio
+
+from browser import browser_errors, open_browser, save_screenshot, wait_for_js
+from tests.helpers import apublish
+from tests.test_spine_e2e import _start
+
+WALKERS = {"c0301": (36.1050, 103.7150), "c0302": (36.1080, 103.7250), "v0301": (36.1010, 103.7100)}
+
+
+def _positions(step: int) -> list[tuple[str, bytes]]:
+    now = int(time.time() * 1000)
+    messages = []
+    for device, (lat, lon) in WALKERS.items():
+        cls = "vehicle" if device.startswith("v") else "collector"
+        fix = {"t": now, "lat": lat + step * 0.0004, "lon": lon + step * 0.0004, "acc": 5.0, "bat": 70.0}
+        messages.append((f"gw/v1/620105/{cls}/{device}/pos", msgpack.packb(fix)))
+    return messages
+
+
+def _marker_centres(driver) -> dict[str, tuple[float, float]]:
+    return driver.execute_script(
+        "const out = {};"
+        "for (const el of document.querySelectorAll('.gw-marker[data-device]')) {"
+        "  const r = el.getBoundingClientRect(); out[el.dataset.device] = [r.x + r.width / 2, r.y + r.height / 2]; }"
+        "return out;"
+    )
+
+
+async def test_map_draws_grids_and_moving_markers(settings, broker):
+    async with trio.open_nursery() as nursery:
+        store, running = await _start(nursery, settings)
+        await apublish(broker, _positions(0))
+
+        def in_browser() -> tuple[int, dict, dict, list]:
+            with open_browser() as driver:
+                driver.get(running.url + "/")
+                wait_for_js(driver, "window.gridwatch && window.gridwatch.gridsLoaded", timeout=20)
+                wait_for_js(driver, "document.querySelectorAll('.gw-marker[data-device]').length === 3", timeout=20)
+                grids = driver.execute_script("return document.querySelectorAll('path.gw-grid[data-code]').length")
+                before = _marker_centres(driver)
+                trio.from_thread.run(apublish, broker, _positions(1))
+                wait_for_js(driver, "window.gridwatch.devices.get('c0301') && window.gridwatch.devices.get('c0301').lat > 36.1053", timeout=10)
+                time.sleep(1.5)  # let the marker glide to its new place
+                after = _marker_centres(driver)
+                save_screenshot(driver, "/tmp/gridwatch-live-map.png")
+                return grids, before, after, browser_errors(driver)
+
+        grids, before, after, errors = await trio.to_thread.run_sync(in_browser)
+        nursery.cancel_scope.cancel()
+    assert grids == 384
+    assert set(before) == set(WALKERS)
+    moved = {d for d in WALKERS if abs(after[d][0] - before[d][0]) + abs(after[d][1] - before[d][1]) > 5}
+    assert moved == set(WALKERS)
+    assert errors == []
