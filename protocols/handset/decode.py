@@ -96,9 +96,6 @@ def _time(item: dict, rx_ms: int, limits: HandsetLimits) -> int:
     return t
 
 
-_OPTIONAL = ("spd", "hdg", "alt", "bat")
-
-
 def _fix(item: object, ref: DeviceRef, rx_ms: int, limits: HandsetLimits) -> Fix:
     if type(item) is not dict:
         raise DecodeError("not_a_map", f"a fix must be a map, got {type(item).__name__}")
@@ -119,17 +116,28 @@ def _fix(item: object, ref: DeviceRef, rx_ms: int, limits: HandsetLimits) -> Fix
         raise DecodeError("zero_position", "lat and lon are both 0 (no fix)")
     if not 0.0 <= acc < math.inf:
         raise DecodeError("bad_value" if math.isfinite(acc) else "not_finite", f"accuracy {acc} is not a non-negative number")
-    spd = hdg = alt = bat = None
-    if len(item) > 4:
-        spd, hdg, alt, bat = (_number(item, key, False) for key in _OPTIONAL)
-        if spd is not None and spd < 0:
-            raise DecodeError("bad_value", f"speed {spd} is negative")
-        if hdg is not None:
-            if not 0.0 <= hdg <= 360.0:
-                raise DecodeError("bad_value", f"heading {hdg} out of range")
-            hdg %= 360.0
-        if bat is not None and not 0.0 <= bat <= 100.0:
-            raise DecodeError("bad_value", f"battery {bat} out of range")
+    spd = item.get("spd")
+    if spd is not None:
+        if type(spd) is not float:
+            spd = _number(item, "spd", False)
+        if not 0.0 <= spd < math.inf:
+            raise DecodeError("bad_value" if math.isfinite(spd) else "not_finite", f"speed {spd} is not a non-negative number")
+    hdg = item.get("hdg")
+    if hdg is not None:
+        if type(hdg) is not float:
+            hdg = _number(item, "hdg", False)
+        if not 0.0 <= hdg <= 360.0:
+            raise DecodeError("bad_value" if math.isfinite(hdg) else "not_finite", f"heading {hdg} out of range")
+        hdg %= 360.0
+    alt = item.get("alt")
+    if alt is not None and (type(alt) is not float or not math.isfinite(alt)):
+        alt = _number(item, "alt", False)
+    bat = item.get("bat")
+    if bat is not None:
+        if type(bat) is not float:
+            bat = _number(item, "bat", False)
+        if not 0.0 <= bat <= 100.0:
+            raise DecodeError("bad_value" if math.isfinite(bat) else "not_finite", f"battery {bat} out of range")
     crs_name = item.get("crs", "wgs84")
     datum = _DATUMS.get(crs_name) if type(crs_name) is str else None
     if datum is None:
