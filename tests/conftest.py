@@ -29,6 +29,8 @@ BROKER_USERS = {
     "simulator": "sim-secret",
     # a real device account, pinned to its own topics by mosquitto/acl
     "c9001": "device-secret",
+    # an OwnTracks phone: the broker user is the OwnTracks user
+    "alice": "alice-secret",
 }
 
 

@@ -24,10 +24,14 @@ class RecordingStore:
 
     def __init__(self) -> None:
         self.writes: list[tuple[float, int]] = []
+        self.alarm_batches: list[list[tuple]] = []
         self.dead: list[tuple] = []
 
-    async def write_pings(self, rows, days, devices) -> None:
-        self.writes.append((trio.current_time(), len(rows)))
+    async def write_pings(self, rows, days, devices, filtered=(), alarms=()) -> None:
+        if rows:
+            self.writes.append((trio.current_time(), len(rows)))
+        if alarms:
+            self.alarm_batches.append(list(alarms))
 
     async def add_dead_letters(self, rows) -> None:
         self.dead.extend(rows)

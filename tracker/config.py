@@ -70,6 +70,39 @@ class HandsetSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class OwnTracksSettings:
+    enabled: bool = True
+    topic: str = "owntracks/#"
+    devices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FilterSettings:
+    enabled: tuple[str, ...] = ("duplicate", "accuracy", "speed", "drift")
+    max_accuracy_m: float = 150.0
+    max_speed_collector_kmh: float = 43.0
+    max_speed_vehicle_kmh: float = 180.0
+    max_speed_sensor_kmh: float = 7.0
+    drift_m: float = 15.0
+    drift_classes: tuple[str, ...] = ("sensor",)
+    duplicate_window: int = 256
+
+
+@dataclass(frozen=True, slots=True)
+class SensorSettings:
+    silent_after_s: float = 1800.0
+    watchdog_s: float = 1.0
+    tilt_threshold_deg: float = 10.0
+    tilt_debounce_ms: int = 2000
+    bin_full_pct: float = 80.0
+    waterlog_alarm_cm: float = 15.0
+    low_battery_pct: float = 20.0
+    flap_toggles: int = 6
+    flap_window_s: float = 600.0
+    flap_quiet_s: float = 900.0
+
+
+@dataclass(frozen=True, slots=True)
 class WebSettings:
     host: str = "127.0.0.1"
     port: int = 8080
@@ -103,6 +136,9 @@ class Settings:
     grid: GridSettings = field(default_factory=GridSettings)
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
     handset: HandsetSettings = field(default_factory=HandsetSettings)
+    owntracks: OwnTracksSettings = field(default_factory=OwnTracksSettings)
+    filters: FilterSettings = field(default_factory=FilterSettings)
+    sensors: SensorSettings = field(default_factory=SensorSettings)
     web: WebSettings = field(default_factory=WebSettings)
     demo: DemoSettings = field(default_factory=DemoSettings)
     log: LogSettings = field(default_factory=LogSettings)
@@ -210,3 +246,10 @@ def _validate(s: Settings) -> None:
     need(0 <= s.web.port <= 65535, "[web] port", "must be 0..65535")
     need(s.log.level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"), "[log] level", "must be DEBUG, INFO, WARNING or ERROR")
     need(s.demo.interval_s > 0, "[demo] interval_s", "must be > 0")
+    unknown = set(s.filters.enabled) - {"duplicate", "accuracy", "speed", "drift"}
+    need(not unknown, "[filters] enabled", f"unknown filter(s) {sorted(unknown)}; known: duplicate, accuracy, speed, drift")
+    need(set(s.filters.drift_classes) <= {"collector", "vehicle", "sensor"}, "[filters] drift_classes", "must be collector, vehicle or sensor")
+    for entry in s.owntracks.devices:
+        source, sep, device = entry.partition("=")
+        need(bool(sep) and source.count("/") == 1 and bool(device.strip()), "[owntracks] devices", f"{entry!r} is not user/device=device_id")
+    need(s.sensors.silent_after_s > 0 and s.sensors.watchdog_s > 0, "[sensors] silent_after_s", "and watchdog_s must be > 0")

@@ -1,15 +1,20 @@
 """The ingest pipeline, in one place.
 
-    broker ──batches──▶ decode+place ──rows──▶ persist (COPY)
-     (MQTT)   [push back]   │          [push back]
-                            └──▶ live state ──tick──▶ hub ──▶ WebSocket clients
-                                                 [latest position per device wins]
+    broker ─msgs─▶ ┐                                   ┌─▶ persist (one transaction:
+    JT/T 808 ─fixes─▶ route+decode ▶ filter ▶ place ─┤     pings COPY, filtered fixes,
+                    [push back]      (H3 cell,       │     alarm events)  [push back]
+                                      unit grid)     ├─▶ live state ─tick─▶ hub ─▶ /ws
+    sensor records ─▶ sensor rules ─▶ alarm events ──┘     [latest position per device wins]
+    watchdog (trio clock) ─▶ debounce maturity, silent sensors ─▶ alarm events
 
 Stages are tasks in one nursery joined by bounded channels:
-- ``inbound`` (broker → decode): batches of raw messages. Never drops: when full the broker
-  reader stops reading and Mosquitto queues for us (``max_queued_messages``).
-- ``persist`` (decode → database): rows. Never drops: pushes back on decode.
+- ``inbound`` (sources → decode): batches of raw MQTT messages or decoded fixes. Never
+  drops: when full, the broker reader stops reading (Mosquitto queues for us, see
+  ``max_queued_messages``) and the JT/T 808 sessions stop reading their sockets.
+- ``persist`` (decode → database): rows, refused fixes and alarm events. Never drops:
+  pushes back on decode.
 - live fan-out: coalesces; the hub ticks and sends each client the devices that moved.
+  Alarm events go to clients unmerged, in order.
 
 Decoding is pure; a ``DecodeError`` is counted by protocol and reason, logged with the
 device id, sampled into dead letters, and ingest moves on. Any other exception is a bug
@@ -26,63 +31,83 @@ from dataclasses import dataclass, field
 import trio
 from h3.api import basic_int as h3
 
+from alerts.sensor_rules import ComponentAlarm, SensorRuleParams
+from alerts.sensors import SensorMonitor
 from geofence.index import GridIndex
 from protocols.errors import DecodeError
-from protocols.handset import HandsetLimits, decode_position, decode_status
+from protocols.handset import HandsetLimits
 from tracker.broker import BrokerClient, BrokerParams, Message
 from tracker.config import Settings
 from tracker.fanout import Hub
+from tracker.filters import FilterParams, PositionFilter
 from tracker.live import LiveState
 from tracker.metrics import Metrics
-from tracker.model import DeviceClass, DeviceRef, Placed
+from tracker.model import DeviceClass, Fix, Placed
+from tracker.routing import Routed, Router, parse_owntracks_map
 from tracker.store import DAY_MS, Store, ms_to_datetime
 
 log = logging.getLogger(__name__)
 
-_CLASSES = {c.value: c for c in DeviceClass}
-_KINDS = ("pos", "alarm", "status")
-_ROUTE_CACHE_MAX = 500_000
+FixListener = Callable[[list[Placed]], None]
 
 
 @dataclass(slots=True)
 class PersistBatch:
     rows: list[tuple] = field(default_factory=list)
-    devices: dict[str, tuple] = field(default_factory=dict)
+    devices: dict[str, Placed] = field(default_factory=dict)
+    filtered: list[tuple] = field(default_factory=list)
+    alarms: list[tuple] = field(default_factory=list)
     dead_letters: list[tuple] = field(default_factory=list)
 
+    def __bool__(self) -> bool:
+        return bool(self.rows or self.filtered or self.alarms or self.dead_letters)
 
-def parse_topic(topic: str) -> tuple[str, DeviceRef]:
-    """``gw/v1/{district}/{class}/{device}/{kind}`` → (kind, device)."""
-    parts = topic.split("/")
-    if len(parts) != 6 or parts[0] != "gw" or parts[1] != "v1":
-        raise DecodeError("bad_topic", f"topic {topic!r} is not gw/v1/{{district}}/{{class}}/{{device}}/{{kind}}")
-    _, _, district, cls, device, kind = parts
-    if kind not in _KINDS:
-        raise DecodeError("bad_topic", f"unknown message kind {kind!r} in {topic!r}")
-    device_class = _CLASSES.get(cls)
-    if device_class is None:
-        raise DecodeError("bad_topic", f"unknown device class {cls!r} in {topic!r}")
-    try:
-        return kind, DeviceRef(device, device_class, district)
-    except ValueError as exc:
-        raise DecodeError("bad_topic", f"{exc} in {topic!r}") from None
+    def absorb(self, other: "PersistBatch") -> None:
+        self.rows.extend(other.rows)
+        self.devices.update(other.devices)
+        self.filtered.extend(other.filtered)
+        self.alarms.extend(other.alarms)
+        self.dead_letters.extend(other.dead_letters)
 
 
 class _RateLimitedLog:
-    """Log the first few bad payloads per reason each minute, then only count them."""
+    """Let the first few events per key through each minute, then only count them."""
 
     def __init__(self, per_minute: int) -> None:
         self.per_minute = per_minute
         self.window = 0
         self.seen: dict[str, int] = {}
 
-    def allow(self, reason: str, now_ms: int) -> bool:
+    def allow(self, key: str, now_ms: int) -> bool:
         window = now_ms // 60_000
         if window != self.window:
             self.window, self.seen = window, {}
-        n = self.seen.get(reason, 0)
-        self.seen[reason] = n + 1
+        n = self.seen.get(key, 0)
+        self.seen[key] = n + 1
         return n < self.per_minute
+
+
+def filter_params(settings: Settings) -> FilterParams:
+    f = settings.filters
+    kmh = 1 / 3.6
+    return FilterParams(
+        enabled=frozenset(f.enabled),
+        max_accuracy_m=f.max_accuracy_m,
+        max_speed_mps={DeviceClass.COLLECTOR: f.max_speed_collector_kmh * kmh, DeviceClass.VEHICLE: f.max_speed_vehicle_kmh * kmh,
+                       DeviceClass.SENSOR: f.max_speed_sensor_kmh * kmh},
+        drift_m=f.drift_m,
+        drift_classes=frozenset(DeviceClass(c) for c in f.drift_classes),
+        duplicate_window=f.duplicate_window,
+    )
+
+
+def sensor_params(settings: Settings) -> SensorRuleParams:
+    s = settings.sensors
+    return SensorRuleParams(tilt_threshold_deg=s.tilt_threshold_deg, tilt_debounce_ms=s.tilt_debounce_ms, bin_full_pct=s.bin_full_pct,
+                            bin_clear_pct=min(s.bin_full_pct, 70.0), waterlog_alarm_cm=s.waterlog_alarm_cm,
+                            waterlog_clear_cm=min(s.waterlog_alarm_cm, 10.0), low_battery_pct=s.low_battery_pct,
+                            battery_clear_pct=max(s.low_battery_pct, 30.0), flap_toggles=s.flap_toggles,
+                            flap_window_ms=int(s.flap_window_s * 1000), flap_quiet_ms=int(s.flap_quiet_s * 1000))
 
 
 class Pipeline:
@@ -97,162 +122,204 @@ class Pipeline:
         self.live = LiveState()
         self.hub = Hub(self.live, self.metrics, settings.pipeline.broadcast_tick_ms, settings.pipeline.client_queue_devices)
         h = settings.handset
-        self.limits = HandsetLimits(h.max_payload_bytes, h.max_batch, int(h.max_future_s * 1000), int(h.max_age_s * 1000))
-        self._routes: dict[str, tuple[str, DeviceRef]] = {}
+        limits = HandsetLimits(h.max_payload_bytes, h.max_batch, int(h.max_future_s * 1000), int(h.max_age_s * 1000))
+        owntracks = parse_owntracks_map(settings.owntracks.devices, settings.grid.district) if settings.owntracks.enabled else {}
+        self.router = Router(limits, owntracks)
+        self.filter = PositionFilter(filter_params(settings))
+        self.sensors = SensorMonitor(sensor_params(settings), int(settings.sensors.silent_after_s * 1000))
+        self.fix_listeners: list[FixListener] = []  # e.g. patrol coverage: every placed fix, late ones too
         self._log_gate = _RateLimitedLog(5)
         self._dead_gate = _RateLimitedLog(settings.pipeline.dead_letter_sample_per_min)
         self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
-        self._inbound_send, self._inbound_recv = trio.open_memory_channel[list[Message]](settings.pipeline.inbound_queue)
+        self._inbound_send, self._inbound_recv = trio.open_memory_channel[tuple[str, list]](settings.pipeline.inbound_queue)
         self._persist_send, self._persist_recv = trio.open_memory_channel[PersistBatch](settings.pipeline.persist_queue)
         self.broker: BrokerClient | None = None
-        self.last_persist_ms = 0
+        self._broker_scope = trio.CancelScope()
+        self._pending = PersistBatch()  # alarms and dead letters raised outside decode
+        self._oldest_unpersisted_rx: int | None = None
+        self._drained = False
         m = self.metrics
         m.describe("gridwatch_messages_total", "MQTT messages received")
-        m.describe("gridwatch_fixes_ingested_total", "Fixes decoded and placed")
+        m.describe("gridwatch_fixes_ingested_total", "Fixes decoded, filtered and placed")
         m.describe("gridwatch_fixes_late_total", "Fixes older than the device's newest (stored, not shown live)")
-        m.describe("gridwatch_rejected_total", "Payloads or fixes rejected, by protocol and reason")
+        m.describe("gridwatch_fixes_filtered_total", "Fixes refused by a position filter, by reason")
+        m.describe("gridwatch_rejected_total", "Payloads or records refused by a decoder, by protocol and reason")
         m.describe("gridwatch_persisted_total", "Fixes written to PostgreSQL")
+        m.describe("gridwatch_alarm_events_total", "Alarm events raised or cleared, by source and kind")
         m.gauge("gridwatch_inbound_queue_depth", lambda: self._inbound_send.statistics().current_buffer_used, "Batches waiting for decode")
         m.gauge("gridwatch_persist_queue_depth", lambda: self._persist_send.statistics().current_buffer_used, "Batches waiting for the database")
         m.gauge("gridwatch_devices_live", lambda: len(self.live.devices), "Devices with a known position")
         m.gauge("gridwatch_persist_lag_seconds", self._persist_lag, "Age of the oldest fix not yet persisted")
         m.gauge("gridwatch_broker_connected", lambda: float(bool(self.broker and self.broker.connected)), "1 when connected to the broker")
-        self._oldest_unpersisted_rx: int | None = None
-        self._pending_dead: list[tuple] = []
-        self._drained = False
 
     def _persist_lag(self) -> float:
         rx = self._oldest_unpersisted_rx
         return 0.0 if rx is None else max(0.0, (self._clock_ms() - rx) / 1000)
 
-    # --- stage: broker ----------------------------------------------------------------
-
     def broker_params(self) -> BrokerParams:
         m = self.settings.mqtt
+        topics = m.subscriptions + ((self.settings.owntracks.topic,) if self.settings.owntracks.enabled else ())
         return BrokerParams(m.host, m.port, m.username, m.password, m.client_id, m.keepalive_s,
-                            m.subscriptions, m.qos, m.reconnect_min_s, m.reconnect_max_s)
+                            topics, m.qos, m.reconnect_min_s, m.reconnect_max_s)
+
+    # --- running ----------------------------------------------------------------------
 
     async def run(self, *, with_broker: bool = True, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Run every stage until cancelled, or until ``stop()`` drains them.
 
         ``with_broker=False`` runs the stages alone, fed through ``feed`` (tests, replay).
         """
-        self._broker_scope = trio.CancelScope()
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self._persist_stage)
             nursery.start_soon(self._decode_stage)
             nursery.start_soon(self.hub.run)
+            nursery.start_soon(self._watchdog)
             if with_broker:
                 self.broker = BrokerClient(self.broker_params(), self.feed)
                 await nursery.start(self._run_broker)
             task_status.started()
 
-    async def feed(self, batch: list[Message]) -> None:
-        """Hand one batch of (topic, payload, rx_ms) to decode; blocks when decode is behind."""
-        await self._inbound_send.send(batch)
-
-    async def close_input(self) -> None:
-        """No more input: decode and persistence drain, then their tasks end."""
-        await self._inbound_send.aclose()
-
     async def _run_broker(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         with self._broker_scope:
             await self.broker.run(task_status=task_status)
-        await self._inbound_send.aclose()
+
+    async def feed(self, batch: list[Message]) -> None:
+        """Hand one batch of (topic, payload, rx_ms) to decode; blocks when decode is behind."""
+        await self._inbound_send.send(("mqtt", batch))
 
     async def stop(self) -> None:
         """Stop reading the broker, let decode and persistence drain, then stop the rest."""
         self._broker_scope.cancel()
-        if self.broker is None:
-            await self.close_input()
+        await self._inbound_send.aclose()
         with trio.move_on_after(15):
             while not self._drained:
                 await trio.sleep(0.01)
         self._nursery.cancel_scope.cancel()
 
-    # --- stage: decode + place ------------------------------------------------------
+    # --- the JT/T 808 gateway's sink ----------------------------------------------------
+
+    async def fixes(self, fixes: list[Fix]) -> None:
+        """Decoded fixes from another source (the JT/T 808 gateway): same path as MQTT."""
+        await self._inbound_send.send(("fixes", fixes))
+
+    async def alarms(self, alarms: list) -> None:
+        """Vehicle alarm edges from the JT/T 808 gateway."""
+        for a in alarms:
+            self._record_alarm("vehicle", a.device, None, a.name, a.raised, a.t_ms, None, "", a.lat, a.lon)
+
+    def rejected(self, protocol: str, reason: str, raw: bytes, peer: str, device: str | None = None) -> None:
+        self._reject(protocol, DecodeError(reason), peer, device, raw, self._clock_ms())
+
+    # --- stage: decode, filter, place -----------------------------------------------
 
     def ingest(self, batch: list[Message]) -> PersistBatch:
-        """Decode, place and fold one batch into live state; return what to persist."""
-        out = PersistBatch()
-        rows = out.rows
-        devices = out.devices
-        live = self.live
-        index = self.index
-        res = index.resolution
-        cells = index.cells
-        to_cell = h3.latlng_to_cell
-        metrics = self.metrics
-        routes = self._routes
-        accepted = late_count = 0
-        live_devices = live.devices
-        dirty = live.dirty
-        rx_cached, rx_dt = None, None
+        """Route and decode one batch of MQTT messages, then place the fixes."""
+        routed = Routed()
+        route = self.router.route
         for topic, payload, rx_ms in batch:
-            route = routes.get(topic)
-            try:
-                if route is None:
-                    route = parse_topic(topic)
-                    if len(routes) >= _ROUTE_CACHE_MAX:
-                        routes.clear()
-                    routes[topic] = route
-                kind, ref = route
-                if kind == "pos":
-                    decoded = decode_position(payload, ref, rx_ms, self.limits)
-                    for error in decoded.rejected:
-                        self._reject("handset", error, topic, ref.device, payload, rx_ms)
-                    if rx_ms != rx_cached:
-                        rx_cached, rx_dt = rx_ms, ms_to_datetime(rx_ms)
-                    for fix in decoded.fixes:
-                        cell = to_cell(fix.lat, fix.lon, res)
-                        grid = cells.get(cell)
-                        previous = live_devices.get(fix.device)
-                        late = previous is not None and fix.t_ms < previous.fix.t_ms
-                        rows.append((
-                            fix.device, ms_to_datetime(fix.t_ms), rx_dt, fix.lat, fix.lon,
-                            fix.acc, fix.spd, fix.hdg, fix.alt, fix.bat, fix.crs, fix.seq, cell, grid, late,
-                        ))
-                        if late:
-                            late_count += 1
-                            continue
-                        placed = Placed(fix, cell, grid, False)
-                        live_devices[fix.device] = placed
-                        dirty.add(fix.device)
-                        devices[fix.device] = placed
-                    accepted += len(decoded.fixes)
-                elif kind == "status":
-                    status = decode_status(payload, ref, rx_ms, self.limits)
-                    if status.bat is not None:
-                        live.battery[ref.device] = status.bat
-                    metrics.inc("gridwatch_status_total", device_class=ref.device_class.value)
-                else:
-                    raise DecodeError("unsupported", f"no decoder for {kind!r} messages of {ref.device_class.value}s")
-            except DecodeError as error:
-                self._reject("handset", error, topic, route[1].device if route else None, payload, rx_ms)
+            route(topic, payload, rx_ms, routed)
+        metrics = self.metrics
         metrics.inc("gridwatch_messages_total", len(batch))
-        metrics.inc("gridwatch_fixes_ingested_total", accepted)
-        if late_count:
-            metrics.inc("gridwatch_fixes_late_total", late_count)
+        out = self.place(routed.fixes)  # first, so alarms below know where their sensors are
+        for protocol, error, source, device, raw, rx_ms in routed.rejected:
+            self._reject(protocol, error, source, device, raw, rx_ms)
+        for protocol, what in routed.ignored:
+            metrics.inc("gridwatch_ignored_total", protocol=protocol, type=what)
+        for status in routed.statuses:
+            if status.bat is not None:
+                self.live.battery[status.device] = status.bat
+        if routed.readings:
+            for alarm in self.sensors.observe(routed.readings):
+                self._component_alarm(alarm)
+        for event in routed.events:
+            self.hub.publish_event(event.pop("type"), event)
+        out.absorb(self._pending)
+        self._pending = PersistBatch()
         return out
+
+    def place(self, fixes: list[Fix]) -> PersistBatch:
+        """Filter, locate and fold fixes into live state; return what to persist."""
+        out = self._pending
+        self._pending = PersistBatch()
+        rows, devices, filtered = out.rows, out.devices, out.filtered
+        live_devices, dirty = self.live.devices, self.live.dirty
+        res, cells, to_cell = self.index.resolution, self.index.cells, h3.latlng_to_cell
+        screen = self.filter.screen
+        placed_all: list[Placed] = []
+        accepted = late_count = 0
+        rx_cached, rx_dt = None, None
+        for fix in fixes:
+            if fix.rx_ms != rx_cached:
+                rx_cached, rx_dt = fix.rx_ms, ms_to_datetime(fix.rx_ms)
+            reason = screen(fix)
+            if reason is not None:
+                filtered.append((fix.device, ms_to_datetime(fix.t_ms), rx_dt, fix.lat, fix.lon, fix.acc, fix.spd, fix.seq, reason))
+                self.metrics.inc("gridwatch_fixes_filtered_total", reason=reason)
+                continue
+            cell = to_cell(fix.lat, fix.lon, res)
+            grid = cells.get(cell)
+            previous = live_devices.get(fix.device)
+            late = previous is not None and fix.t_ms < previous.fix.t_ms
+            rows.append((fix.device, ms_to_datetime(fix.t_ms), rx_dt, fix.lat, fix.lon,
+                         fix.acc, fix.spd, fix.hdg, fix.alt, fix.bat, fix.crs, fix.seq, cell, grid, late))
+            placed = Placed(fix, cell, grid, late)
+            accepted += 1
+            if self.fix_listeners:
+                placed_all.append(placed)
+            if late:
+                late_count += 1
+                continue
+            live_devices[fix.device] = placed
+            dirty.add(fix.device)
+            devices[fix.device] = placed
+        self.metrics.inc("gridwatch_fixes_ingested_total", accepted)
+        if late_count:
+            self.metrics.inc("gridwatch_fixes_late_total", late_count)
+        for listener in self.fix_listeners:
+            listener(placed_all)
+        return out
+
+    def _component_alarm(self, alarm: ComponentAlarm) -> None:
+        placed = self.live.devices.get(alarm.device)
+        lat, lon = (placed.fix.lat, placed.fix.lon) if placed else (None, None)
+        self._record_alarm("sensor", alarm.device, alarm.component, alarm.kind, alarm.raised, alarm.t_ms, alarm.value, alarm.detail, lat, lon)
+
+    def _record_alarm(self, source: str, device: str, component: str | None, kind: str, raised: bool, t_ms: int,
+                      value: float | None, detail: str, lat: float | None, lon: float | None) -> None:
+        grid = self.index.cells.get(self.index.cell(lat, lon)) if lat is not None else None
+        self._pending.alarms.append((source, device, component, kind, raised, ms_to_datetime(t_ms), value, detail, lat, lon, grid))
+        self.metrics.inc("gridwatch_alarm_events_total", source=source, kind=kind)
+        self.hub.publish_event("alarm", {"source": source, "device": device, "component": component, "kind": kind, "raised": raised,
+                                         "t": t_ms, "value": value, "detail": detail, "lat": lat, "lon": lon, "grid": grid})
 
     def _reject(self, protocol: str, error: DecodeError, source: str, device: str | None, raw: bytes, rx_ms: int) -> None:
         self.metrics.inc("gridwatch_rejected_total", protocol=protocol, reason=error.reason)
         if self._log_gate.allow(error.reason, rx_ms):
             log.warning("rejected %s payload from device %s on %s: %s (%s)", protocol, device or "?", source, error, error.reason)
         if self._dead_gate.allow("*", rx_ms):
-            self._pending_dead.append((ms_to_datetime(rx_ms), protocol, source[:200], device, error.reason, str(error)[:500], bytes(raw[:4096])))
+            self._pending.dead_letters.append((ms_to_datetime(rx_ms), protocol, source[:200], device, error.reason, str(error)[:500], bytes(raw[:4096])))
 
     async def _decode_stage(self) -> None:
         async with self._persist_send:
-            async for batch in self._inbound_recv:
-                out = self.ingest(batch)
-                if self._pending_dead:
-                    out.dead_letters, self._pending_dead = self._pending_dead, []
-                if out.rows or out.dead_letters:
+            async for kind, items in self._inbound_recv:
+                out = self.ingest(items) if kind == "mqtt" else self.place(items)
+                if out:
                     if self._oldest_unpersisted_rx is None and out.rows:
-                        self._oldest_unpersisted_rx = batch[0][2]
+                        self._oldest_unpersisted_rx = out.rows[0][2].timestamp() * 1000
                     await self._persist_send.send(out)
+
+    async def _watchdog(self) -> None:
+        """Conditions that mature with time alone: debounced tilts, silent sensors."""
+        while True:
+            await trio.sleep(self.settings.sensors.watchdog_s)
+            alarms = self.sensors.tick(self._clock_ms())
+            for alarm in alarms:
+                self._component_alarm(alarm)
+            if alarms:
+                # nothing else may come through decode for a while: push them out now
+                out, self._pending = self._pending, PersistBatch()
+                await self._persist_send.send(out)
 
     # --- stage: persist -------------------------------------------------------------
 
@@ -270,29 +337,25 @@ class Pipeline:
                         item = await recv.receive()
                         if window.deadline == float("inf"):
                             window.deadline = trio.current_time() + flush_s
-                        pending.rows.extend(item.rows)
-                        pending.devices.update(item.devices)
-                        pending.dead_letters.extend(item.dead_letters)
+                        pending.absorb(item)
                 except trio.EndOfChannel:
                     closed = True
-            if pending.rows or pending.dead_letters:
+            if pending:
                 await self._flush(pending)
         self._drained = True
 
     async def _flush(self, batch: PersistBatch) -> None:
         rows = batch.rows
-        if rows:
-            days = _days(rows)
+        if rows or batch.filtered or batch.alarms:
             devices = [
                 (f.device, f.device_class.value, f.district, ms_to_datetime(f.t_ms), ms_to_datetime(f.rx_ms),
                  f.lat, f.lon, f.acc, f.spd, f.hdg, f.bat, placed.cell, placed.grid)
                 for placed in batch.devices.values()
                 for f in (placed.fix,)
             ]
-            await self.store.write_pings(rows, days, devices)
+            await self.store.write_pings(rows, _days(rows), devices, batch.filtered, batch.alarms)
             self.metrics.inc("gridwatch_persisted_total", len(rows))
             self._oldest_unpersisted_rx = None
-            self.last_persist_ms = self._clock_ms()
         if batch.dead_letters:
             await self.store.add_dead_letters(batch.dead_letters)
             self.metrics.inc("gridwatch_dead_letters_total", len(batch.dead_letters))

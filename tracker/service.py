@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 
@@ -11,6 +12,7 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from geofence.importer import ImportReport, cover, read_geojson
 from geofence.index import GridIndex
+from protocols.owntracks import encode_report_location
 from tracker.config import Settings
 from tracker.live import LiveState
 from tracker.metrics import Metrics
@@ -96,7 +98,23 @@ async def run_service(settings: Settings, store: Store, *, task_status=trio.TASK
             return False, "not connected to the MQTT broker"
         return True, "ok"
 
-    web = WebContext(settings, store, index, pipeline.live, pipeline.hub, metrics, healthy=healthy)
+    owntracks_by_device = {ref.device: (user, phone) for (user, phone), ref in pipeline.router.owntracks_devices.items()}
+
+    def downlink(device: str, placed) -> tuple[str, bytes] | None:
+        if device in owntracks_by_device:
+            command = encode_report_location(*owntracks_by_device[device])
+            return command.topic, command.payload
+        if placed is None:
+            return None
+        fix = placed.fix
+        return f"gw/v1/{fix.district}/{fix.device_class.value}/{device}/cmd", json.dumps({"cmd": "reportLocation"}).encode()
+
+    def publish(topic: str, payload: bytes) -> None:
+        if pipeline.broker is None:
+            raise trio.BrokenResourceError("no broker")
+        pipeline.broker.publish(topic, payload, qos=1)
+
+    web = WebContext(settings, store, index, pipeline.live, pipeline.hub, metrics, healthy=healthy, downlink=downlink, publish=publish)
     await web.reload_grids()
     app = create_app(web)
     with trio.CancelScope() as scope:

@@ -24,6 +24,8 @@ DAY_MS = 86_400_000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 PING_COLUMNS = ("device", "t", "rx", "lat", "lon", "acc", "spd", "hdg", "alt", "bat", "crs", "seq", "cell", "grid", "late")
+FILTERED_COLUMNS = ("device", "t", "rx", "lat", "lon", "acc", "spd", "seq", "reason")
+ALARM_COLUMNS = ("source", "device", "component", "kind", "raised", "t", "value", "detail", "lat", "lon", "grid")
 
 
 class StoreError(RuntimeError):
@@ -113,12 +115,15 @@ class Store:
 
     # --- positions ------------------------------------------------------------------
 
-    async def write_pings(self, rows: Sequence[tuple], days: Iterable[int], devices: Sequence[tuple]) -> None:
-        """COPY ping rows (PING_COLUMNS order) and upsert the devices' last positions.
+    async def write_pings(self, rows: Sequence[tuple], days: Iterable[int], devices: Sequence[tuple],
+                          filtered: Sequence[tuple] = (), alarms: Sequence[tuple] = ()) -> None:
+        """In one transaction: COPY ping rows (PING_COLUMNS order), upsert the devices'
+        last positions, COPY refused fixes and insert alarm events.
 
         ``days`` are the UTC day numbers (t_ms // DAY_MS) the rows fall in, so missing
         partitions are created first; ``devices`` rows are (id, class, district, t, rx,
-        lat, lon, acc, spd, hdg, bat, cell, grid), newest per device.
+        lat, lon, acc, spd, hdg, bat, cell, grid), newest per device; ``filtered`` rows
+        are FILTERED_COLUMNS; ``alarms`` rows are ALARM_COLUMNS.
         """
         missing = sorted(set(days) - self._partitions)
 
@@ -132,8 +137,14 @@ class Store:
                         f"FOR VALUES FROM ('{start.isoformat()}') TO ('{(start + timedelta(days=1)).isoformat()}')"
                     )
                 async with con.transaction():
-                    await con.copy_records_to_table("pings", records=rows, columns=PING_COLUMNS)
-                    await con.executemany(_UPSERT_DEVICE, devices)
+                    if rows:
+                        await con.copy_records_to_table("pings", records=rows, columns=PING_COLUMNS)
+                    if devices:
+                        await con.executemany(_UPSERT_DEVICE, devices)
+                    if filtered:
+                        await con.copy_records_to_table("filtered_fixes", records=filtered, columns=FILTERED_COLUMNS)
+                    if alarms:
+                        await con.copy_records_to_table("alarm_events", records=alarms, columns=ALARM_COLUMNS)
 
         await self._run(op)
         self._partitions.update(missing)
@@ -224,6 +235,13 @@ class Store:
                 )
 
         await self._run(op)
+
+    async def alarm_events(self, limit: int = 100) -> list[asyncpg.Record]:
+        async def op():
+            async with self._pool.acquire() as con:
+                return await con.fetch("SELECT * FROM alarm_events ORDER BY id DESC LIMIT $1", limit)
+
+        return await self._run(op)
 
     async def dead_letters(self, limit: int = 100) -> list[asyncpg.Record]:
         async def op():

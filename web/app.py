@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,7 +46,10 @@ class WebContext:
     hub: Hub
     metrics: Metrics
     grids_geojson: dict = field(default_factory=lambda: {"type": "FeatureCollection", "features": []})
-    healthy: callable = lambda: (True, "ok")
+    healthy: Callable[[], tuple[bool, str]] = lambda: (True, "ok")
+    # (device, placed or None) → (topic, payload) of its downlink command, None if unknown
+    downlink: Callable[[str, object], tuple[str, bytes] | None] = lambda device, placed: None
+    publish: Callable[[str, bytes], None] = lambda topic, payload: None
 
     async def reload_grids(self) -> None:
         self.grids_geojson = to_feature_collection(await self.store.grids())
@@ -141,6 +145,32 @@ def create_app(ctx: WebContext) -> Starlette:
             for r in rows
         ]})
 
+    async def locate(request: Request) -> Response:
+        """Ask a device to report its position now (OwnTracks ``reportLocation``, or the
+        handset command of the same name)."""
+        device_id = request.path_params["device"]
+        placed = ctx.live.devices.get(device_id)
+        target = ctx.downlink(device_id, placed)
+        if target is None:
+            return _error(404, f"unknown device {device_id!r}")
+        try:
+            ctx.publish(*target)
+        except trio.BrokenResourceError:
+            return _error(503, "not connected to the MQTT broker")
+        return JSONResponse({"device": device_id, "topic": target[0], "sent": True}, status_code=202)
+
+    async def alarms(request: Request) -> Response:
+        raw_limit = request.query_params.get("limit", "100")
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 1000:
+            return _error(400, f"'limit' must be 1..1000, got {raw_limit!r}")
+        rows = await ctx.store.alarm_events(int(raw_limit))
+        return JSONResponse({"alarms": [
+            {"id": r["id"], "source": r["source"], "device": r["device"], "component": r["component"], "kind": r["kind"],
+             "raised": r["raised"], "t": datetime_to_ms(r["t"]), "value": r["value"], "detail": r["detail"],
+             "lat": r["lat"], "lon": r["lon"], "grid": r["grid"]}
+            for r in rows
+        ]})
+
     async def healthz(request: Request) -> Response:
         ok, detail = ctx.healthy()
         return JSONResponse({"status": "ok" if ok else "degraded", "detail": detail}, status_code=200 if ok else 503)
@@ -177,6 +207,8 @@ def create_app(ctx: WebContext) -> Starlette:
         Route("/api/devices/{device}", device),
         Route("/api/devices/{device}/track", track),
         Route("/api/geocode", geocode),
+        Route("/api/devices/{device}/locate", locate, methods=["POST"]),
+        Route("/api/alarms", alarms),
         Route("/api/dead-letters", dead_letters),
         Route("/healthz", healthz),
         Route("/metrics", metrics),

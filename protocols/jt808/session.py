@@ -1,0 +1,425 @@
+"""One terminal connection as a pure state machine: frames in, answers and records out.
+
+The session tracks registration and authentication, binds the connection to the first
+phone number it hears, reassembles sub-packets within bounds, turns locations into
+:class:`Fix` records and alarm bits into :class:`VehicleAlarm` edges. It does no I/O and
+reads no clock: every call carries the receive time ``rx_ms``.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from protocols.errors import DecodeError
+from protocols.jt808.framing import FramingError
+from protocols.jt808.messages import (
+    STATUS_FIXED,
+    BatchKind,
+    Header,
+    Location,
+    MsgId,
+    RegisterResult,
+    Result,
+    decode_authentication,
+    decode_batch,
+    decode_location,
+    decode_registration,
+    decode_terminal_response,
+    device_id,
+    encode_platform_response,
+    encode_register_response,
+    split_message,
+)
+from tracker.model import DEVICE_ID, DISTRICT_CODE, Datum, DeviceClass, Fix
+
+ALARM_NAMES = {
+    0: "sos",
+    1: "overspeed",
+    2: "fatigue",
+    4: "gnss_fault",
+    7: "low_power",
+    8: "power_off",
+    19: "overtime_parking",
+    20: "area",
+    21: "route",
+    26: "stolen",
+    28: "illegal_displacement",
+    29: "collision",
+    30: "rollover",
+}
+
+_SAMPLE_BYTES = 256
+_VEHICLE = DeviceClass.VEHICLE
+_WGS84 = Datum.WGS84
+
+
+def alarm_name(bit: int) -> str:
+    return ALARM_NAMES.get(bit, f"bit_{bit}")
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleAlarm:
+    """An alarm bit of one terminal changing: raised on its 0→1 edge, cleared on 1→0."""
+
+    device: str
+    t_ms: int
+    bit: int
+    name: str
+    lat: float
+    lon: float
+    raised: bool
+
+    def __post_init__(self) -> None:
+        if not DEVICE_ID.match(self.device):
+            raise ValueError(f"bad device id {self.device!r}")
+        if not 0 <= self.bit < 32:
+            raise ValueError(f"alarm bit {self.bit} outside the DWORD")
+        if not (-90.0 <= self.lat <= 90.0) or not (-180.0 <= self.lon <= 180.0):
+            raise ValueError(f"position out of range: lat={self.lat!r} lon={self.lon!r}")
+
+
+class AuthCodePolicy(enum.StrEnum):
+    ISSUED = "issued"  # only the code this platform issued to that phone at registration
+    ANY = "any"  # any non-empty code: terminals provisioned by another platform
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPolicy:
+    district: str
+    auth_secret: bytes
+    require_auth: bool = True
+    auth_codes: AuthCodePolicy = AuthCodePolicy.ISSUED
+    max_bad_frames: int = 32  # undecodable frames in a row before the connection is closed
+    max_reassemblies: int = 4  # sub-packeted messages in flight at once
+    max_packets: int = 64  # packets in one sub-packeted message
+    max_reassembly_bytes: int = 64 * 1024
+    reassembly_timeout_ms: int = 120_000
+    max_future_ms: int = 10 * 60_000
+    max_age_ms: int = 30 * 86_400_000  # backfill after a long stretch out of coverage
+
+    def __post_init__(self) -> None:
+        if not DISTRICT_CODE.match(self.district):
+            raise ValueError(f"bad district code {self.district!r}")
+        if not self.auth_secret:
+            raise ValueError("auth_secret must not be empty")
+
+    def auth_code(self, phone: str) -> bytes:
+        """The code issued to a terminal: derived, so any gateway holding the secret can
+        check it without a shared table, and stable across restarts."""
+        mac = hmac.new(self.auth_secret, device_id(phone).encode(), hashlib.sha256)
+        return mac.hexdigest()[:16].upper().encode()
+
+    def accepts(self, phone: str, code: bytes) -> bool:
+        if self.auth_codes is AuthCodePolicy.ANY:
+            return bool(code)
+        return hmac.compare_digest(code, self.auth_code(phone))
+
+
+class SessionState(enum.Enum):
+    CONNECTED = "connected"
+    REGISTERED = "registered"  # holds an auth code, has not presented it
+    AUTHENTICATED = "authenticated"
+
+
+# What each event leads to, whatever the state before: a terminal may re-register or
+# re-authenticate at any time, and a failed authentication withdraws an earlier success.
+_NEXT_STATE = {
+    "registered": SessionState.REGISTERED,
+    "authenticated": SessionState.AUTHENTICATED,
+    "auth_failed": SessionState.CONNECTED,
+    "logged_out": SessionState.CONNECTED,
+}
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What a batch of frames produced: answers to send (whole frames), records, and
+    ``(reason, sample)`` for everything refused. ``close`` asks the transport to hang up."""
+
+    answers: list[bytes] = field(default_factory=list)
+    fixes: list[Fix] = field(default_factory=list)
+    alarms: list[VehicleAlarm] = field(default_factory=list)
+    rejected: list[tuple[str, bytes]] = field(default_factory=list)
+    close: bool = False
+
+
+class AlarmTracker:
+    """Last alarm DWORD per terminal, shared by its successive connections so a reconnect
+    does not raise again an alarm that never cleared. A report older than the last one
+    seen (resent after a lost answer) does not move the edges."""
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[int, int]] = {}
+
+    def bits(self, device: str) -> int:
+        last = self._last.get(device)
+        return last[0] if last is not None else 0
+
+    def update(self, device: str, bits: int, t_ms: int, lat: float, lon: float) -> list[VehicleAlarm]:
+        old_bits, old_t = self._last.get(device, (0, t_ms))
+        if t_ms < old_t:
+            return []
+        self._last[device] = (bits, t_ms)
+        changed = bits ^ old_bits
+        alarms = []
+        while changed:
+            low = changed & -changed
+            bit = low.bit_length() - 1
+            alarms.append(VehicleAlarm(device, t_ms, bit, alarm_name(bit), lat, lon, bool(bits & low)))
+            changed ^= low
+        return alarms
+
+
+@dataclass(slots=True)
+class _Reassembly:
+    started_ms: int
+    parts: dict[int, bytes] = field(default_factory=dict)
+    size: int = 0
+
+
+class Jt808Session:
+    """One TCP connection of one terminal."""
+
+    def __init__(self, policy: SessionPolicy, alarms: AlarmTracker | None = None) -> None:
+        self.policy = policy
+        self.alarms = alarms if alarms is not None else AlarmTracker()
+        self.state = SessionState.CONNECTED
+        self.phone: str | None = None
+        self.device: str | None = None
+        self.edition: str | None = None
+        self.imei: str | None = None
+        self.software_version: str | None = None
+        self._serial = 0
+        self._bad_in_a_row = 0
+        self._position = (0.0, 0.0)  # of the last fix, for alarms raised without one
+        self._reassemblies: dict[tuple[int, int, int], _Reassembly] = {}
+        self._dispatch = {
+            MsgId.TERMINAL_RESPONSE: self._on_terminal_response,
+            MsgId.HEARTBEAT: self._on_heartbeat,
+            MsgId.LOGOUT: self._on_logout,
+            MsgId.REGISTER: self._on_register,
+            MsgId.AUTHENTICATE: self._on_authenticate,
+            MsgId.LOCATION: self._on_location,
+            MsgId.BATCH_LOCATION: self._on_batch,
+        }
+
+    @property
+    def authenticated(self) -> bool:
+        return self.state is SessionState.AUTHENTICATED
+
+    def receive(self, items: Iterable[bytes | FramingError], rx_ms: int) -> Outcome:
+        """Handle what one read of the stream yielded, in order."""
+        out = Outcome()
+        if self._reassemblies:
+            self._expire(rx_ms, out)
+        for item in items:
+            if type(item) is bytes:
+                self._frame(item, rx_ms, out)
+            else:
+                self._framing_error(item, out)
+        return out
+
+    def _on(self, event: str) -> None:
+        self.state = _NEXT_STATE[event]
+
+    def _next_serial(self) -> int:
+        serial = self._serial
+        self._serial = (serial + 1) & 0xFFFF
+        return serial
+
+    def _answer(self, to: Header, result: int, out: Outcome) -> None:
+        out.answers.append(encode_platform_response(to, self._next_serial(), result))
+
+    def _bad(self, reason: str, raw: bytes, out: Outcome) -> None:
+        out.rejected.append((reason, bytes(raw[:_SAMPLE_BYTES])))
+        self._bad_in_a_row += 1
+        if self._bad_in_a_row > self.policy.max_bad_frames:
+            out.close = True
+
+    def _framing_error(self, err: FramingError, out: Outcome) -> None:
+        self._bad(err.reason, err.raw, out)
+        if err.reason == "bad_checksum":
+            try:
+                header, _ = split_message(err.content[:-1])
+            except DecodeError:
+                return
+            if self.phone is None or header.phone == self.phone:
+                self._answer(header, Result.BAD_MESSAGE, out)
+
+    def _frame(self, frame: bytes, rx_ms: int, out: Outcome) -> None:
+        try:
+            header, body = split_message(frame)
+        except DecodeError as exc:
+            self._bad(exc.reason, frame, out)
+            return
+        self._bad_in_a_row = 0
+        if self.phone is None:
+            self.phone = header.phone
+            self.device = device_id(header.phone)
+            if header.version is not None:
+                self.edition = "2019"
+        elif header.phone != self.phone:
+            out.rejected.append(("phone_mismatch", frame[:_SAMPLE_BYTES]))
+            self._answer(header, Result.FAIL, out)
+            return
+        if header.encryption:
+            out.rejected.append(("encrypted", frame[:_SAMPLE_BYTES]))
+            self._answer(header, Result.UNSUPPORTED, out)
+            return
+        handler = self._dispatch.get(header.msg_id)
+        if handler is None:
+            out.rejected.append(("unsupported", frame[:_SAMPLE_BYTES]))
+            self._answer(header, Result.UNSUPPORTED, out)
+            return
+        if header.packet_count:
+            body = self._reassemble(header, body, frame, rx_ms, out)
+            if body is None:
+                return
+        try:
+            handler(header, body, frame, rx_ms, out)
+        except DecodeError as exc:
+            out.rejected.append((exc.reason, frame[:_SAMPLE_BYTES]))
+            if header.msg_id != MsgId.TERMINAL_RESPONSE:
+                self._answer(header, Result.BAD_MESSAGE, out)
+
+    def _reassemble(self, header: Header, body: bytes, frame: bytes, rx_ms: int, out: Outcome) -> bytes | None:
+        """Store one packet; the whole body once the last one is in, else None."""
+        policy = self.policy
+        if header.packet_count > policy.max_packets:
+            out.rejected.append(("subpacket_overflow", frame[:_SAMPLE_BYTES]))
+            self._answer(header, Result.FAIL, out)
+            return None
+        first_serial = (header.serial - header.packet_index + 1) & 0xFFFF
+        key = (header.msg_id, header.packet_count, first_serial)
+        assembly = self._reassemblies.get(key)
+        if assembly is None:
+            if len(self._reassemblies) >= policy.max_reassemblies:
+                oldest = min(self._reassemblies, key=lambda k: self._reassemblies[k].started_ms)
+                del self._reassemblies[oldest]
+                out.rejected.append(("subpacket_evicted", b""))
+            assembly = self._reassemblies[key] = _Reassembly(rx_ms)
+        previous = assembly.parts.get(header.packet_index)
+        size = assembly.size + len(body) - (len(previous) if previous is not None else 0)
+        if size > policy.max_reassembly_bytes:
+            del self._reassemblies[key]
+            out.rejected.append(("subpacket_overflow", frame[:_SAMPLE_BYTES]))
+            self._answer(header, Result.FAIL, out)
+            return None
+        assembly.parts[header.packet_index] = body
+        assembly.size = size
+        if len(assembly.parts) < header.packet_count:
+            self._answer(header, Result.OK, out)
+            return None
+        del self._reassemblies[key]
+        parts = assembly.parts
+        return b"".join(parts[i] for i in range(1, header.packet_count + 1))
+
+    def _expire(self, rx_ms: int, out: Outcome) -> None:
+        deadline = rx_ms - self.policy.reassembly_timeout_ms
+        for key in [k for k, a in self._reassemblies.items() if a.started_ms < deadline]:
+            del self._reassemblies[key]
+            out.rejected.append(("subpacket_timeout", b""))
+
+    def _on_terminal_response(self, header: Header, body: bytes, frame: bytes, rx_ms: int, out: Outcome) -> None:
+        decode_terminal_response(body)
+
+    def _on_heartbeat(self, header: Header, body: bytes, frame: bytes, rx_ms: int, out: Outcome) -> None:
+        self._answer(header, Result.OK, out)
+
+    def _on_logout(self, header: Header, body: bytes, frame: bytes, rx_ms: int, out: Outcome) -> None:
+        self._on("logged_out")
+        self._answer(header, Result.OK, out)
+
+    def _on_register(self, header: Header, body: bytes, frame: bytes, rx_ms: int, out: Outcome) -> None:
+        registration = decode_registration(header, body)
+        self.edition = registration.edition
+        self._on("registered")
+        code = self.policy.auth_code(header.phone)
+        out.answers.append(encode_register_response(header, self._next_serial(), RegisterResult.OK, code))
+
+    def _on_authenticate(self, header: Header, body: bytes, frame: bytes, rx_ms: int, out: Outcome) -> None:
+        auth = decode_authentication(header, body)
+        if not self.policy.accepts(header.phone, auth.code):
+            self._on("auth_failed")
+            out.rejected.append(("bad_auth_code", frame[:_SAMPLE_BYTES]))
+            self._answer(header, Result.FAIL, out)
+            return
+        self._on("authenticated")
+        if auth.imei is not None:
+            self.imei = auth.imei
+            self.software_version = auth.software_version
+        self._answer(header, Result.OK, out)
+
+    def _refused(self, header: Header, frame: bytes, out: Outcome) -> bool:
+        if self.policy.require_auth and self.state is not SessionState.AUTHENTICATED:
+            out.rejected.append(("unauthenticated", frame[:_SAMPLE_BYTES]))
+            self._answer(header, Result.FAIL, out)
+            return True
+        return False
+
+    def _on_location(self, header: Header, body: bytes, frame: bytes, rx_ms: int, out: Outcome) -> None:
+        if self._refused(header, frame, out):
+            return
+        location = decode_location(body)
+        fix = self._fix(location, header.serial, rx_ms, frame, out)
+        self._track_alarms(location, fix, rx_ms, out)
+        self._answer(header, Result.OK, out)
+
+    def _on_batch(self, header: Header, body: bytes, frame: bytes, rx_ms: int, out: Outcome) -> None:
+        if self._refused(header, frame, out):
+            return
+        batch = decode_batch(body)
+        for exc in batch.rejected:
+            out.rejected.append((exc.reason, frame[:_SAMPLE_BYTES]))
+        realtime = batch.kind is BatchKind.NORMAL
+        for location in batch.locations:
+            fix = self._fix(location, None, rx_ms, frame, out)
+            if realtime:
+                self._track_alarms(location, fix, rx_ms, out)
+        self._answer(header, Result.OK, out)
+
+    def _track_alarms(self, location: Location, fix: Fix | None, rx_ms: int, out: Outcome) -> None:
+        if fix is not None:
+            self._position = (fix.lat, fix.lon)
+        device = self.device
+        if not location.alarm and not self.alarms.bits(device):
+            return
+        t_ms = location.t_ms if location.t_ms is not None else rx_ms
+        lat, lon = self._position
+        out.alarms.extend(self.alarms.update(device, location.alarm, t_ms, lat, lon))
+
+    def _fix(self, loc: Location, seq: int | None, rx_ms: int, frame: bytes, out: Outcome) -> Fix | None:
+        reason = None
+        lat, lon, t_ms = loc.lat, loc.lon, loc.t_ms
+        if not loc.status & STATUS_FIXED:
+            reason = "not_fixed"
+        elif lat == 0.0 and lon == 0.0:
+            reason = "zero_position"
+        elif t_ms is None:
+            reason = "no_time"
+        elif not -90.0 <= lat <= 90.0:
+            reason = "lat_range"
+        elif not -180.0 <= lon <= 180.0:
+            reason = "lon_range"
+        elif t_ms > rx_ms + self.policy.max_future_ms:
+            reason = "future_time"
+        elif t_ms < rx_ms - self.policy.max_age_ms:
+            reason = "stale_time"
+        if reason is not None:
+            out.rejected.append((reason, frame[:_SAMPLE_BYTES]))
+            return None
+        direction = loc.direction
+        # positional on purpose: keyword construction of a NamedTuple costs twice as much
+        fix = Fix(
+            self.device, _VEHICLE, self.policy.district, t_ms, lat, lon, rx_ms,
+            None, loc.speed_kmh / 3.6, float(direction) if direction < 360 else None,
+            float(loc.alt), None, _WGS84, seq,
+        )
+        out.fixes.append(fix)
+        return fix

@@ -1,0 +1,60 @@
+"""A stock OwnTracks app pointed at the broker works as a collector handset."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import httpx
+import paho.mqtt.client as paho
+import trio
+
+from tests.conftest import BROKER_USERS
+from tests.helpers import apublish, wait_for
+from tests.test_spine_e2e import _start
+
+
+async def test_owntracks_location_appears_as_the_mapped_collector(settings, broker):
+    settings = settings.replace("owntracks", devices=("alice/phone=c0042",))
+    tst = int(time.time())
+    # exactly what the OwnTracks Android app publishes (retained, QoS 1)
+    payload = json.dumps({"_type": "location", "acc": 12, "alt": 1521, "batt": 64, "bs": 1, "conn": "m", "created_at": tst,
+                          "lat": 36.1051, "lon": 103.7199, "m": 1, "t": "u", "tid": "ph", "tst": tst, "vac": 3, "vel": 4}).encode()
+    async with trio.open_nursery() as nursery:
+        store, running = await _start(nursery, settings)
+        await apublish(broker, [("owntracks/alice/phone", payload)], username="alice")
+        await wait_for(lambda: "c0042" in running.pipeline.live.devices)
+        async with httpx.AsyncClient(base_url=running.url) as http:
+            devices = (await http.get("/api/devices")).json()["devices"]
+        nursery.cancel_scope.cancel()
+    (c42,) = [d for d in devices if d["id"] == "c0042"]
+    assert (c42["class"], c42["t"], c42["grid"], c42["bat"], round(c42["spd"], 3)) == ("collector", tst * 1000, "620105003003010", 64.0, round(4 / 3.6, 3))
+
+
+async def test_report_location_command_reaches_the_phone(settings, broker):
+    settings = settings.replace("owntracks", devices=("alice/phone=c0042",))
+    received: list[bytes] = []
+    subscribed = threading.Event()
+
+    def phone() -> None:
+        client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="alice-phone", protocol=paho.MQTTv311)
+        client.username_pw_set("alice", BROKER_USERS["alice"])
+        client.on_connect = lambda c, u, f, rc, p: c.subscribe("owntracks/alice/phone/cmd", 1)
+        client.on_subscribe = lambda c, u, mid, rcs, p: subscribed.set()
+        client.on_message = lambda c, u, msg: received.append(msg.payload)
+        client.connect("127.0.0.1", broker.port)
+        deadline = time.time() + 10
+        while not received and time.time() < deadline:
+            client.loop(0.1)
+        client.disconnect()
+
+    async with trio.open_nursery() as nursery:
+        store, running = await _start(nursery, settings)
+        nursery.start_soon(trio.to_thread.run_sync, phone)
+        await trio.to_thread.run_sync(subscribed.wait, 5)
+        async with httpx.AsyncClient(base_url=running.url) as http:
+            answer = await http.post("/api/devices/c0042/locate")
+        await wait_for(lambda: received)
+        nursery.cancel_scope.cancel()
+    assert (answer.status_code, json.loads(received[0])) == (202, {"_type": "cmd", "action": "reportLocation"})

@@ -1,0 +1,144 @@
+"""From an MQTT topic to the decoder that owns it: one dispatch table.
+
+    gw/v1/{district}/{class}/{device}/pos      handset position (any class)
+    gw/v1/{district}/{collector|vehicle}/{device}/status   handset status
+    gw/v1/{district}/sensor/{device}/status|alarm          component sensor records
+    owntracks/{user}/{device}[/...]            OwnTracks app (mapped to a project device)
+
+Pure: decoding results and refusals are collected into a ``Routed`` for the pipeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from protocols.errors import DecodeError
+from protocols.handset import HandsetLimits, HandsetStatus, decode_position, decode_status
+from protocols.owntracks import (
+    IgnoredMessage,
+    OwnTracksLastWill,
+    OwnTracksLocation,
+    OwnTracksStatus,
+    OwnTracksTransition,
+    decode_message as decode_owntracks,
+)
+from protocols.sensor import SensorReading, decode_sensor
+from tracker.model import DeviceClass, DeviceRef, Fix
+
+_CLASSES = {c.value: c for c in DeviceClass}
+_KINDS = ("pos", "alarm", "status")
+_ROUTE_CACHE_MAX = 500_000
+
+
+@dataclass(slots=True)
+class Routed:
+    fixes: list[Fix] = field(default_factory=list)
+    readings: list[SensorReading] = field(default_factory=list)
+    statuses: list[HandsetStatus] = field(default_factory=list)
+    events: list[dict] = field(default_factory=list)  # for the live stream
+    rejected: list[tuple[str, DecodeError, str, str | None, bytes, int]] = field(default_factory=list)
+    ignored: list[tuple[str, str]] = field(default_factory=list)  # (protocol, what)
+
+
+def parse_topic(topic: str) -> tuple[str, DeviceRef]:
+    """``gw/v1/{district}/{class}/{device}/{kind}`` → (kind, device)."""
+    parts = topic.split("/")
+    if len(parts) != 6 or parts[0] != "gw" or parts[1] != "v1":
+        raise DecodeError("bad_topic", f"topic {topic!r} is not gw/v1/{{district}}/{{class}}/{{device}}/{{kind}}")
+    _, _, district, cls, device, kind = parts
+    if kind not in _KINDS:
+        raise DecodeError("bad_topic", f"unknown message kind {kind!r} in {topic!r}")
+    device_class = _CLASSES.get(cls)
+    if device_class is None:
+        raise DecodeError("bad_topic", f"unknown device class {cls!r} in {topic!r}")
+    try:
+        return kind, DeviceRef(device, device_class, district)
+    except ValueError as exc:
+        raise DecodeError("bad_topic", f"{exc} in {topic!r}") from None
+
+
+def parse_owntracks_map(entries: tuple[str, ...], district: str) -> dict[tuple[str, str], DeviceRef]:
+    """``["alice/phone=c0042", ...]`` → {("alice", "phone"): collector c0042}."""
+    mapping = {}
+    for entry in entries:
+        source, sep, device = entry.partition("=")
+        user, slash, phone = source.partition("/")
+        if not sep or not slash or not user or not phone:
+            raise ValueError(f"OwnTracks mapping {entry!r} is not user/device=device_id")
+        mapping[(user.strip(), phone.strip())] = DeviceRef(device.strip(), DeviceClass.COLLECTOR, district)
+    return mapping
+
+
+class Router:
+    def __init__(self, handset: HandsetLimits, owntracks_devices: Mapping[tuple[str, str], DeviceRef]) -> None:
+        self.handset = handset
+        self.owntracks_devices = owntracks_devices
+        self._routes: dict[str, tuple[str, DeviceRef]] = {}
+        # (kind, device class) → handler; a pair missing here is refused as unsupported
+        self._table: dict[tuple[str, DeviceClass], Callable] = {
+            ("pos", DeviceClass.COLLECTOR): self._position,
+            ("pos", DeviceClass.VEHICLE): self._position,
+            ("pos", DeviceClass.SENSOR): self._position,
+            ("status", DeviceClass.COLLECTOR): self._status,
+            ("status", DeviceClass.VEHICLE): self._status,
+            ("status", DeviceClass.SENSOR): self._sensor,
+            ("alarm", DeviceClass.SENSOR): self._sensor,
+        }
+
+    def route(self, topic: str, payload: bytes, rx_ms: int, out: Routed) -> None:
+        if topic.startswith("owntracks/"):
+            self._owntracks(topic, payload, rx_ms, out)
+            return
+        route = self._routes.get(topic)
+        try:
+            if route is None:
+                route = parse_topic(topic)
+                if len(self._routes) >= _ROUTE_CACHE_MAX:
+                    self._routes.clear()
+                self._routes[topic] = route
+            kind, ref = route
+            handler = self._table.get((kind, ref.device_class))
+            if handler is None:
+                raise DecodeError("unsupported", f"no decoder for {kind!r} messages of {ref.device_class.value}s")
+            handler(payload, ref, rx_ms, out, topic)
+        except DecodeError as error:
+            protocol = "sensor" if route is not None and route[1].device_class is DeviceClass.SENSOR and route[0] != "pos" else "handset"
+            out.rejected.append((protocol, error, topic, route[1].device if route else None, payload, rx_ms))
+
+    def _position(self, payload: bytes, ref: DeviceRef, rx_ms: int, out: Routed, topic: str) -> None:
+        decoded = decode_position(payload, ref, rx_ms, self.handset)
+        out.fixes.extend(decoded.fixes)
+        for error in decoded.rejected:
+            out.rejected.append(("handset", error, topic, ref.device, payload, rx_ms))
+
+    def _status(self, payload: bytes, ref: DeviceRef, rx_ms: int, out: Routed, topic: str) -> None:
+        out.statuses.append(decode_status(payload, ref, rx_ms, self.handset))
+
+    def _sensor(self, payload: bytes, ref: DeviceRef, rx_ms: int, out: Routed, topic: str) -> None:
+        decoded = decode_sensor(payload, ref, rx_ms)
+        out.readings.extend(decoded.readings)
+        for error in decoded.rejected:
+            out.rejected.append(("sensor", error, topic, ref.device, payload, rx_ms))
+
+    def _owntracks(self, topic: str, payload: bytes, rx_ms: int, out: Routed) -> None:
+        try:
+            message = decode_owntracks(topic, payload, self.owntracks_devices, rx_ms)
+        except DecodeError as error:
+            parts = topic.split("/")
+            device = None
+            if len(parts) >= 3 and (parts[1], parts[2]) in self.owntracks_devices:
+                device = self.owntracks_devices[(parts[1], parts[2])].device
+            out.rejected.append(("owntracks", error, topic, device, payload, rx_ms))
+            return
+        if isinstance(message, OwnTracksLocation):
+            out.fixes.append(message.fix)
+        elif isinstance(message, OwnTracksTransition):
+            out.events.append({"type": "transition", "device": message.ref.device, "t": message.t_ms,
+                               "event": message.event.value, "region": message.region})
+        elif isinstance(message, OwnTracksLastWill):
+            out.events.append({"type": "device_offline", "device": message.ref.device, "t": message.rx_ms, "reason": "lwt"})
+        elif isinstance(message, OwnTracksStatus):
+            out.ignored.append(("owntracks", "status"))
+        elif isinstance(message, IgnoredMessage):
+            out.ignored.append(("owntracks", message.type if message.known else "unknown"))
