@@ -99,4 +99,5 @@ def settings(broker, database) -> config.Settings:
                   client_id=f"gridwatch-test-{next(_counter)}")
     s = s.replace("database", dsn=database)
     s = s.replace("web", port=0)
+    s = s.replace("jt808", port=0)
     return s

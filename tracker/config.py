@@ -103,6 +103,19 @@ class SensorSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class Jt808Config:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 6808
+    district: str = "620105"
+    require_auth: bool = True
+    auth_codes: str = "issued"
+    auth_secret: str = ""
+    idle_timeout_s: float = 300.0
+    max_connections: int = 5000
+
+
+@dataclass(frozen=True, slots=True)
 class WebSettings:
     host: str = "127.0.0.1"
     port: int = 8080
@@ -139,6 +152,7 @@ class Settings:
     owntracks: OwnTracksSettings = field(default_factory=OwnTracksSettings)
     filters: FilterSettings = field(default_factory=FilterSettings)
     sensors: SensorSettings = field(default_factory=SensorSettings)
+    jt808: Jt808Config = field(default_factory=Jt808Config)
     web: WebSettings = field(default_factory=WebSettings)
     demo: DemoSettings = field(default_factory=DemoSettings)
     log: LogSettings = field(default_factory=LogSettings)
@@ -252,4 +266,8 @@ def _validate(s: Settings) -> None:
     for entry in s.owntracks.devices:
         source, sep, device = entry.partition("=")
         need(bool(sep) and source.count("/") == 1 and bool(device.strip()), "[owntracks] devices", f"{entry!r} is not user/device=device_id")
+    need(s.jt808.auth_codes in ("issued", "any"), "[jt808] auth_codes", "must be issued or any")
+    need(0 <= s.jt808.port <= 65535, "[jt808] port", "must be 0..65535")
+    need(len(s.jt808.district) == 6 and s.jt808.district.isdigit(), "[jt808] district", "must be a 6-digit admin code")
+    need(s.jt808.idle_timeout_s > 0 and s.jt808.max_connections > 0, "[jt808] idle_timeout_s", "and max_connections must be > 0")
     need(s.sensors.silent_after_s > 0 and s.sensors.watchdog_s > 0, "[sensors] silent_after_s", "and watchdog_s must be > 0")

@@ -13,7 +13,9 @@ from hypercorn.trio import serve as hypercorn_serve
 from geofence.importer import ImportReport, cover, read_geojson
 from geofence.index import GridIndex
 from protocols.owntracks import encode_report_location
+from protocols.jt808.session import AuthCodePolicy
 from tracker.config import Settings
+from tracker.jt808_gateway import Jt808Settings, serve_jt808
 from tracker.live import LiveState
 from tracker.metrics import Metrics
 from tracker.model import DeviceClass, Fix, Placed
@@ -34,9 +36,13 @@ class Running:
     web: WebContext
     url: str
     cancel_scope: trio.CancelScope
+    jt808_port: int | None = None
+    gateway_scope: trio.CancelScope | None = None
 
     async def stop(self) -> None:
-        """Drain the pipeline (nothing received is lost), then stop everything."""
+        """Stop the sources, drain the pipeline (nothing received is lost), stop the rest."""
+        if self.gateway_scope is not None:
+            self.gateway_scope.cancel()  # terminals whose reports were not acknowledged resend them
         await self.pipeline.stop()
         self.cancel_scope.cancel()
 
@@ -65,6 +71,13 @@ async def _warm_start(store: Store, live: LiveState) -> None:
         fix = Fix(r["id"], DeviceClass(r["class"]), r["district"], datetime_to_ms(r["last_t"]), r["last_lat"], r["last_lon"],
                   datetime_to_ms(r["last_rx"]), r["last_acc"], r["last_spd"], r["last_hdg"], None, r["last_bat"])
         live.devices[fix.device] = Placed(fix, r["last_cell"], r["last_grid"], False)
+
+
+def jt808_settings(settings: Settings) -> Jt808Settings:
+    j = settings.jt808
+    return Jt808Settings(host=j.host, port=j.port, district=j.district, require_auth=j.require_auth,
+                         auth_codes=AuthCodePolicy(j.auth_codes), auth_secret=j.auth_secret.encode() or None,
+                         idle_timeout_s=j.idle_timeout_s, max_connections=j.max_connections)
 
 
 async def serve_web(app, host: str, port: int, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
@@ -120,10 +133,20 @@ async def run_service(settings: Settings, store: Store, *, task_status=trio.TASK
     with trio.CancelScope() as scope:
         async with trio.open_nursery() as nursery:
             await nursery.start(pipeline.run)
+            jt808_port = None
+            gateway_scope = trio.CancelScope()
+            if settings.jt808.enabled:
+                jt808_port = await nursery.start(_in_scope, gateway_scope, serve_jt808, jt808_settings(settings), pipeline)
+                log.info("JT/T 808 gateway listening on %s:%d", settings.jt808.host, jt808_port)
             bound = await nursery.start(serve_web, app, settings.web.host, settings.web.port)
             url = bound[0] if bound else f"http://{settings.web.host}:{settings.web.port}"
             log.info("serving the command map at %s", url)
-            task_status.started(Running(pipeline, web, url, scope))
+            task_status.started(Running(pipeline, web, url, scope, jt808_port, gateway_scope))
+
+
+async def _in_scope(scope: trio.CancelScope, fn, *args, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    with scope:
+        await fn(*args, task_status=task_status)
 
 
 async def _has_schema(store: Store) -> bool:
