@@ -39,22 +39,32 @@ USERS = {"gridwatch": "bench-svc", "simulator": "bench-pub"}
 LAT, LON = 36.1050, 103.7200
 
 
-def _fix(i: int, t_ms: int) -> dict:
-    return {"t": t_ms, "lat": LAT + (i % 97) * 1e-5, "lon": LON + (i % 89) * 1e-5, "acc": 5.0, "spd": 1.2, "bat": 80.0, "seq": i}
+def _fix(i: int, t_ms: int, devices: int = 2000) -> dict:
+    """Fix number i of a fleet where device i % devices walks north-east about 1 m a fix
+    from its own start: realistic enough to pass the position filters."""
+    device, step = i % devices, i // devices
+    lat = LAT + (device % 50) * 2e-4 + step * 1e-5
+    lon = LON + (device // 50 % 50) * 2e-4 + step * 1e-5
+    return {"t": t_ms, "lat": round(lat, 7), "lon": round(lon, 7), "acc": 5.0, "spd": 1.2, "bat": 80.0, "seq": i}
 
 
 def single_packets(n: int, devices: int) -> list[bytes]:
     now = int(time.time() * 1000)
-    return [publish_packet(f"gw/v1/620105/collector/b{i % devices:05d}/pos", msgpack.packb(_fix(i, now - n + i))) for i in range(n)]
+    return [publish_packet(f"gw/v1/620105/collector/b{i % devices:05d}/pos", msgpack.packb(_fix(i, now - n + i, devices))) for i in range(n)]
 
 
 def batch_packets(n_fixes: int, devices: int, per_batch: int) -> list[bytes]:
     now = int(time.time() * 1000)
     packets = []
     for m in range(n_fixes // per_batch):
-        base = m * per_batch
-        batch = [_fix(base + k, now - n_fixes + base + k) for k in range(per_batch)]
-        packets.append(publish_packet(f"gw/v1/620105/collector/b{m % devices:05d}/pos", msgpack.packb(batch)))
+        device, round_ = m % devices, m // devices
+        # one device's batch: per_batch consecutive fixes of its walk, a second apart
+        batch = []
+        for k in range(per_batch):
+            step = round_ * per_batch + k
+            fix = _fix(step * devices + device, now - n_fixes * 10 + step * 1000, devices)
+            batch.append(fix)
+        packets.append(publish_packet(f"gw/v1/620105/collector/b{device:05d}/pos", msgpack.packb(batch)))
     return packets
 
 
@@ -189,7 +199,7 @@ def _paced_publisher(port: int, rate: int, seconds: float, devices: int, out) ->
         now_ms = int(time.time() * 1000)
         chunk = []
         for _ in range(per_tick):
-            chunk.append(publish_packet(f"gw/v1/620105/collector/l{i % devices:05d}/pos", msgpack.packb(_fix(i, now_ms))))
+            chunk.append(publish_packet(f"gw/v1/620105/collector/l{i % devices:05d}/pos", msgpack.packb(_fix(i, now_ms, devices))))
             i += 1
         pub.send(b"".join(chunk))
         sent += per_tick

@@ -10,7 +10,6 @@ decoders.
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass, field
 
 from tracker.model import DeviceClass, Fix
@@ -38,8 +37,8 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 @dataclass(slots=True)
 class _DeviceMemory:
-    seqs: set = field(default_factory=set)
-    order: deque = field(default_factory=deque)
+    seqs: set = field(default_factory=set)  # recent seq numbers, pruned in bulk
+    max_seq: int = -1
     last: Fix | None = None  # newest accepted fix
 
 
@@ -47,42 +46,50 @@ class PositionFilter:
     def __init__(self, params: FilterParams) -> None:
         self.params = params
         self._memory: dict[str, _DeviceMemory] = {}
+        enabled = params.enabled
+        self._dedupe = "duplicate" in enabled
+        self._accuracy = params.max_accuracy_m if "accuracy" in enabled else math.inf
+        self._speed = "speed" in enabled
+        self._drift = "drift" in enabled
 
     def screen(self, fix: Fix) -> str | None:
         """None when the fix is a track point, else the reason it is not."""
-        p = self.params
-        enabled = p.enabled
         memory = self._memory.get(fix.device)
         if memory is None:
             memory = self._memory[fix.device] = _DeviceMemory()
-        if "duplicate" in enabled:
-            if fix.seq is not None:
-                if fix.seq in memory.seqs:
-                    return "duplicate"
-            elif memory.last is not None and fix.t_ms == memory.last.t_ms and fix.lat == memory.last.lat and fix.lon == memory.last.lon:
-                return "duplicate"
-        if "accuracy" in enabled and fix.acc is not None and fix.acc > p.max_accuracy_m:
-            return "accuracy"
         last = memory.last
+        seq = fix.seq
+        if self._dedupe:
+            if seq is not None:
+                if seq in memory.seqs:
+                    return "duplicate"
+            elif last is not None and fix.t_ms == last.t_ms and fix.lat == last.lat and fix.lon == last.lon:
+                return "duplicate"
+        acc = fix.acc
+        if acc is not None and acc > self._accuracy:
+            return "accuracy"
+        reason = None
         if last is not None and fix.t_ms > last.t_ms:
-            moved = distance_m(last.lat, last.lon, fix.lat, fix.lon)
-            if "speed" in enabled:
-                limit = p.max_speed_mps.get(fix.device_class)
-                slack = (fix.acc or 0.0) + (last.acc or 0.0)
-                if limit is not None and (moved - slack) / ((fix.t_ms - last.t_ms) / 1000) > limit:
+            # equirectangular distance: within 0.1% of haversine at city scale
+            x = (fix.lon - last.lon) * math.cos(math.radians(last.lat))
+            y = fix.lat - last.lat
+            moved = math.sqrt(x * x + y * y) * _M_PER_DEG
+            if self._speed:
+                limit = self.params.max_speed_mps.get(fix.device_class)
+                slack = (acc or 0.0) + (last.acc or 0.0)
+                if limit is not None and (moved - slack) * 1000 > limit * (fix.t_ms - last.t_ms):
                     return "speed"
-            if "drift" in enabled and fix.device_class in p.drift_classes and moved < p.drift_m:
-                self._remember_seq(memory, fix)
-                return "drift"
-        self._remember_seq(memory, fix)
-        if last is None or fix.t_ms > last.t_ms:
+            if self._drift and moved < self.params.drift_m and fix.device_class in self.params.drift_classes:
+                reason = "drift"
+        if seq is not None:
+            seqs = memory.seqs
+            seqs.add(seq)
+            if seq > memory.max_seq:
+                memory.max_seq = seq
+            window = self.params.duplicate_window
+            if len(seqs) > 2 * window:
+                floor = memory.max_seq - window
+                memory.seqs = {s for s in seqs if s > floor}
+        if reason is None and (last is None or fix.t_ms > last.t_ms):
             memory.last = fix
-        return None
-
-    def _remember_seq(self, memory: _DeviceMemory, fix: Fix) -> None:
-        if fix.seq is None:
-            return
-        memory.seqs.add(fix.seq)
-        memory.order.append(fix.seq)
-        if len(memory.order) > self.params.duplicate_window:
-            memory.seqs.discard(memory.order.popleft())
+        return reason

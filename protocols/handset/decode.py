@@ -99,7 +99,9 @@ def _time(item: dict, rx_ms: int, limits: HandsetLimits) -> int:
 def _fix(item: object, ref: DeviceRef, rx_ms: int, limits: HandsetLimits) -> Fix:
     if type(item) is not dict:
         raise DecodeError("not_a_map", f"a fix must be a map, got {type(item).__name__}")
-    t = _time(item, rx_ms, limits)
+    t = item.get("t")
+    if type(t) is not int or not rx_ms - limits.max_age_ms <= t <= rx_ms + limits.max_future_ms:
+        t = _time(item, rx_ms, limits)  # the slow path says what is wrong, or converts a float
     lat = item.get("lat")
     lon = item.get("lon")
     acc = item.get("acc")

@@ -1,0 +1,547 @@
+"""Patrol coverage: what each collector's fixes show about each unit grid of a slot.
+
+The state keeps the facts only (one sample per fix time per collector, sorted by fix time)
+and derives everything else from them. So fixes may arrive in any order: a late batch
+lands where it belongs in time, and any permutation of the same fixes yields the same
+coverage. How the facts are judged (accuracy cut-off, pass gap, ...) comes from a
+``CoverageRule`` given at query time, so a changed rule re-judges the past as well.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import h3.api.basic_int as h3
+
+from geofence.schedule import Schedule, Slot
+from tracker.model import GRID_CODE, Fix, Placed
+
+_MIN = 60_000
+_EARTH_RADIUS_M = 6_371_008.8
+CHECKPOINT_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class CoverageRule:
+    """What a city (or one responsibility grid) asks of a patrol. Durations in minutes.
+
+    ``None`` switches a check off. A fix whose accuracy radius ``acc`` exceeds
+    ``max_acc_m`` does not count as a visit or a position (it still shows the handset is
+    alive); a fix that reports no accuracy counts.
+    """
+
+    min_cell_share: float = 0.6          # share of each unit grid's cells visited per slot
+    passes_required: int = 1             # passes through each unit grid per slot
+    pass_gap_min: float = 30.0           # a visit this long after the previous one is a new pass
+    max_unvisited_min: float | None = None  # longest a unit grid may go without a visit
+    max_acc_m: float | None = 50.0
+    offline_min: float = 15.0            # no fix at all for longer: offline
+    off_grid_min: float = 15.0           # outside the responsibility grid for longer: off grid
+    stationary_min: float = 30.0         # within stationary_radius_m for longer: stationary
+    stationary_radius_m: float = 30.0
+    battery_low_pct: float | None = 20.0
+    warning_lead_min: float | None = 30.0  # early warning this long before the slot ends
+    not_started_min: float = 15.0        # no fix this long after the slot starts: not started
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_cell_share <= 1.0:
+            raise ValueError(f"min_cell_share must be in [0, 1], not {self.min_cell_share!r}")
+        if self.passes_required < 0:
+            raise ValueError("passes_required must not be negative")
+        for name in ("pass_gap_min", "offline_min", "off_grid_min", "stationary_min",
+                     "stationary_radius_m", "not_started_min", "max_unvisited_min",
+                     "max_acc_m", "battery_low_pct", "warning_lead_min"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, int | float) and value >= 0):
+                raise ValueError(f"{name} must be a non-negative number, not {value!r}")
+
+    def for_area(self, area: str) -> CoverageRule:
+        """The rule for ``area``: one rule serves every area (see ``CoverageRules``)."""
+        return self
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object], base: CoverageRule | None = None
+                  ) -> CoverageRule:
+        """Build from config (e.g. a TOML table); keys not given keep ``base``'s values."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown coverage rule keys: {sorted(unknown)}")
+        return dataclasses.replace(base or cls(), **data)
+
+
+@dataclass(frozen=True, slots=True)
+class CoverageRules:
+    """A city-wide default rule plus per-area (responsibility grid) exceptions."""
+
+    default: CoverageRule = CoverageRule()
+    by_area: Mapping[str, CoverageRule] = field(default_factory=dict, hash=False)
+
+    def for_area(self, area: str) -> CoverageRule:
+        return self.by_area.get(area, self.default)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Mapping]) -> CoverageRules:
+        """``{"default": {...}, "areas": {"<area>": {...}}}``; areas inherit the default."""
+        unknown = set(data) - {"default", "areas"}
+        if unknown:
+            raise ValueError(f"unknown coverage rules keys: {sorted(unknown)}")
+        default = CoverageRule.from_dict(data.get("default", {}))
+        areas = {area: CoverageRule.from_dict(over, default)
+                 for area, over in data.get("areas", {}).items()}
+        return cls(default, areas)
+
+
+@dataclass(frozen=True, slots=True)
+class Territory:
+    """Unit grids as sets of H3 cells (ints, one resolution) and areas as sets of grids."""
+
+    grids: Mapping[str, frozenset[int]] = field(hash=False)
+    areas: Mapping[str, frozenset[str]] = field(hash=False)
+    res: int = field(init=False)
+    _grid_of: dict[int, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        grids = {code: frozenset(cells) for code, cells in self.grids.items()}
+        areas = {name: frozenset(codes) for name, codes in self.areas.items()}
+        grid_of: dict[int, str] = {}
+        resolutions: set[int] = set()
+        for code, cells in grids.items():
+            if not GRID_CODE.match(code):
+                raise ValueError(f"bad unit grid code {code!r}")
+            if not cells:
+                raise ValueError(f"unit grid {code} has no cells")
+            for cell in cells:
+                if not h3.is_valid_cell(cell):
+                    raise ValueError(f"unit grid {code}: {cell!r} is not an H3 cell")
+                other = grid_of.setdefault(cell, code)
+                if other != code:
+                    raise ValueError(f"cell {cell:x} is in unit grids {other} and {code}")
+                resolutions.add(h3.get_resolution(cell))
+        if len(resolutions) > 1:
+            raise ValueError(f"unit grid cells mix resolutions {sorted(resolutions)}")
+        for name, codes in areas.items():
+            missing = codes - grids.keys()
+            if not codes or missing:
+                raise ValueError(f"area {name!r}: unknown or no unit grids {sorted(missing)}")
+        object.__setattr__(self, "grids", grids)
+        object.__setattr__(self, "areas", areas)
+        object.__setattr__(self, "res", resolutions.pop() if resolutions else 12)
+        object.__setattr__(self, "_grid_of", grid_of)
+
+    @classmethod
+    def from_polygons(cls, grids: Mapping[str, Sequence[tuple[float, float]]],
+                      areas: Mapping[str, Iterable[str]], res: int = 12) -> Territory:
+        """Cells of each unit grid polygon (an outer ring of WGS-84 (lat, lon) points).
+
+        A cell belongs to the polygon holding its centre, so polygons that share edges
+        share no cells.
+        """
+        return cls({code: h3.h3shape_to_cells(h3.LatLngPoly(list(ring)), res)
+                    for code, ring in grids.items()},
+                   {name: frozenset(codes) for name, codes in areas.items()})
+
+    @classmethod
+    def from_cover(cls, cover: Mapping[int, str], areas: Mapping[str, Iterable[str]]
+                   ) -> Territory:
+        """From an H3 cover (cell -> unit grid code), as the grid importer and index hold."""
+        grids: dict[str, set[int]] = {}
+        for cell, code in cover.items():
+            grids.setdefault(code, set()).add(cell)
+        return cls(grids, {name: frozenset(codes) for name, codes in areas.items()})
+
+    def cell_of(self, lat: float, lon: float) -> int:
+        return h3.latlng_to_cell(lat, lon, self.res)
+
+    def locate(self, cell: int) -> tuple[int, str] | None:
+        """(cell at our resolution, its unit grid), also for finer cells; None: off grid."""
+        code = self._grid_of.get(cell)
+        if code is not None:
+            return cell, code
+        if h3.get_resolution(cell) > self.res:
+            parent = h3.cell_to_parent(cell, self.res)
+            code = self._grid_of.get(parent)
+            if code is not None:
+                return parent, code
+        return None
+
+    def grid_of(self, cell: int) -> str | None:
+        """The unit grid holding ``cell`` (or its ancestor at our resolution), else None."""
+        place = self.locate(cell)
+        return None if place is None else place[1]
+
+    def area_grids(self, area: str) -> frozenset[str]:
+        try:
+            return self.areas[area]
+        except KeyError:
+            raise ValueError(f"unknown responsibility grid {area!r}") from None
+
+
+class Sample(NamedTuple):
+    """The part of a fix coverage needs."""
+
+    t_ms: int
+    cell: int
+    lat: float
+    lon: float
+    acc: float | None
+    bat: float | None
+
+
+def _preference(s: Sample) -> tuple:
+    # Two fixes with the same fix time: keep the most accurate, then any fixed order,
+    # so the survivor does not depend on which arrived first.
+    return (s.acc is None, s.acc or 0.0, s.cell, s.lat, s.lon, s.bat is None, s.bat or 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class GridCoverage:
+    """One unit grid of one slot, from the counted fixes up to ``as_of_ms``."""
+
+    grid: str
+    cells_total: int
+    visited_cells: frozenset[int]
+    visits: int                    # counted fixes inside the grid
+    passes: int
+    first_visit_ms: int | None
+    last_visit_ms: int | None
+    longest_unvisited_ms: int      # from the slot start, between visits, and up to as_of
+
+    @property
+    def cells_visited(self) -> int:
+        return len(self.visited_cells)
+
+    @property
+    def share(self) -> float:
+        return len(self.visited_cells) / self.cells_total
+
+    def shortfalls(self, rule: CoverageRule, *, final: bool = True) -> tuple[str, ...]:
+        """Which parts of ``rule`` this grid misses: () when covered.
+
+        ``final=False`` asks only what can still be made up before the slot ends (cells and
+        passes), for early warnings.
+        """
+        missing = []
+        if self.share < rule.min_cell_share:
+            missing.append("cells")
+        if self.passes < rule.passes_required:
+            missing.append("passes")
+        if (final and rule.max_unvisited_min is not None
+                and self.longest_unvisited_ms > rule.max_unvisited_min * _MIN):
+            missing.append("unvisited")
+        return tuple(missing)
+
+
+@dataclass(frozen=True, slots=True)
+class SlotCoverage:
+    """What one collector's fixes in one slot show, up to ``as_of_ms``."""
+
+    slot: Slot
+    as_of_ms: int
+    grids: tuple[GridCoverage, ...]    # the area's unit grids, by code
+    fixes: int                         # every fix in the slot
+    counted: int                       # fixes accurate enough to count
+    first_fix_ms: int | None
+    last_fix_ms: int | None
+    last_counted_ms: int | None
+    inside_ms: int                     # on duty inside the area (between counted fixes)
+    outside_since_ms: int | None       # start of the current run of fixes outside the area
+    stationary_since_ms: int | None    # start of the current run within the radius
+    battery_pct: float | None          # latest reading
+    battery_at_ms: int | None
+
+    @property
+    def inside_min(self) -> float:
+        return self.inside_ms / _MIN
+
+    def grid(self, code: str) -> GridCoverage:
+        for g in self.grids:
+            if g.grid == code:
+                return g
+        raise KeyError(code)
+
+    def uncovered(self, rule: CoverageRule, *, final: bool = True) -> list[GridCoverage]:
+        return [g for g in self.grids if g.shortfalls(rule, final=final)]
+
+
+@dataclass(slots=True)
+class _GridFold:
+    cells: set[int] = field(default_factory=set)
+    visits: int = 0
+    passes: int = 0
+    first_ms: int | None = None
+    last_ms: int | None = None
+    longest_gap_ms: int = 0  # slot start to first visit, and between visits
+
+
+class _Fold:
+    """A slot's facts folded over its samples in time order.
+
+    Extended in place while fixes arrive in time order; a fix that lands in the middle
+    makes the track drop its folds, and they are folded again from the slot start.
+    """
+
+    __slots__ = ("slot", "rule", "territory", "area", "lo", "hi", "grids", "fixes", "counted",
+                 "first_fix_ms", "last_fix_ms", "last_counted", "last_inside", "inside_ms",
+                 "outside_since_ms", "battery", "_snapshot")
+
+    def __init__(self, slot: Slot, rule: CoverageRule, territory: Territory, lo: int) -> None:
+        self.slot, self.rule, self.territory = slot, rule, territory
+        self.area = territory.area_grids(slot.area)
+        self.lo = self.hi = lo
+        self.grids = {code: _GridFold() for code in sorted(self.area)}
+        self.fixes = self.counted = self.inside_ms = 0
+        self.first_fix_ms: int | None = None
+        self.last_fix_ms: int | None = None
+        self.outside_since_ms: int | None = None
+        self.last_counted: Sample | None = None
+        self.last_inside = False
+        self.battery: Sample | None = None
+        self._snapshot: SlotCoverage | None = None
+
+    def counts(self, s: Sample) -> bool:
+        max_acc = self.rule.max_acc_m
+        return max_acc is None or s.acc is None or s.acc <= max_acc
+
+    def extend(self, samples: list[Sample], hi: int) -> None:
+        gap_ms = self.rule.pass_gap_min * _MIN
+        silence_ms = self.rule.offline_min * _MIN
+        for i in range(self.hi, hi):
+            s = samples[i]
+            self.fixes += 1
+            if self.first_fix_ms is None:
+                self.first_fix_ms = s.t_ms
+            self.last_fix_ms = s.t_ms
+            if s.bat is not None:
+                self.battery = s
+            if not self.counts(s):
+                continue
+            self.counted += 1
+            place = self.territory.locate(s.cell)
+            inside = place is not None and place[1] in self.area
+            if inside:
+                cell, code = place
+                g = self.grids[code]
+                g.cells.add(cell)
+                if g.last_ms is None:
+                    g.first_ms, g.passes = s.t_ms, 1
+                    g.longest_gap_ms = s.t_ms - self.slot.start_ms
+                else:
+                    gap = s.t_ms - g.last_ms
+                    g.passes += gap >= gap_ms
+                    g.longest_gap_ms = max(g.longest_gap_ms, gap)
+                g.last_ms = s.t_ms
+                g.visits += 1
+                # Time inside runs between consecutive counted fixes that are both inside,
+                # unless the handset went quiet for longer than the offline limit.
+                step = s.t_ms - self.last_counted.t_ms if self.last_inside else silence_ms + 1
+                if step <= silence_ms:
+                    self.inside_ms += step
+                self.outside_since_ms = None
+            elif self.outside_since_ms is None:
+                self.outside_since_ms = s.t_ms
+            self.last_counted, self.last_inside = s, inside
+        if hi != self.hi:
+            self.hi, self._snapshot = hi, None
+
+    def snapshot(self, samples: list[Sample]) -> SlotCoverage:
+        """Coverage as of the last folded fix; unvisited stretches end at the last visit."""
+        if self._snapshot is None:
+            self._snapshot = SlotCoverage(
+                slot=self.slot,
+                as_of_ms=self.slot.start_ms if self.last_fix_ms is None else self.last_fix_ms,
+                grids=tuple(GridCoverage(code, len(self.territory.grids[code]),
+                                         frozenset(g.cells), g.visits, g.passes, g.first_ms,
+                                         g.last_ms, g.longest_gap_ms)
+                            for code, g in self.grids.items()),
+                fixes=self.fixes,
+                counted=self.counted,
+                first_fix_ms=self.first_fix_ms,
+                last_fix_ms=self.last_fix_ms,
+                last_counted_ms=self.last_counted.t_ms if self.last_counted else None,
+                inside_ms=self.inside_ms,
+                outside_since_ms=self.outside_since_ms,
+                stationary_since_ms=self._stationary_since(samples),
+                battery_pct=self.battery.bat if self.battery else None,
+                battery_at_ms=self.battery.t_ms if self.battery else None,
+            )
+        return self._snapshot
+
+    def _stationary_since(self, samples: list[Sample]) -> int | None:
+        """Start of the run of counted fixes within the radius of the latest one."""
+        anchor, since = self.last_counted, None
+        if anchor is None:
+            return None
+        for i in range(self.hi - 1, self.lo - 1, -1):
+            s = samples[i]
+            if not self.counts(s):
+                continue
+            if distance_m(s.lat, s.lon, anchor.lat, anchor.lon) > self.rule.stationary_radius_m:
+                break
+            since = s.t_ms
+        return since
+
+
+@dataclass(slots=True)
+class _Track:
+    times: list[int] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+    folds: dict[tuple[Slot, CoverageRule], _Fold] = field(default_factory=dict)
+
+
+def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance in metres."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * _EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
+
+
+class CoverageState:
+    """Every on-duty fix per collector, and the coverage they add up to.
+
+    Mutable, but with no clock and no I/O. ``schedule`` and ``territory`` may be replaced
+    through ``reconfigure``; the facts are kept and re-judged.
+    """
+
+    __slots__ = ("schedule", "territory", "_tracks", "_changed")
+
+    def __init__(self, schedule: Schedule, territory: Territory) -> None:
+        self.schedule = schedule
+        self.territory = territory
+        self._tracks: dict[str, _Track] = {}
+        self._changed: dict[str, tuple[int, int]] = {}
+        self._check_areas()
+
+    def _check_areas(self) -> None:
+        unknown = self.schedule.areas - self.territory.areas.keys()
+        if unknown:
+            raise ValueError(f"schedule names unknown responsibility grids {sorted(unknown)}")
+
+    def reconfigure(self, schedule: Schedule | None = None,
+                    territory: Territory | None = None) -> None:
+        """Swap in a new schedule or territory; every collector's facts are re-judged."""
+        self.schedule = schedule or self.schedule
+        self.territory = territory or self.territory
+        self._check_areas()
+        for collector, track in self._tracks.items():
+            track.folds.clear()
+            if track.times:
+                self._mark(collector, track.times[0], track.times[-1])
+
+    def observe(self, item: Fix | Placed, collector: str | None = None) -> Slot | None:
+        """Record a fix (any order, duplicates welcome); returns its slot, None if off duty.
+
+        ``collector`` defaults to the fix's device id. A ``Placed`` brings its H3 cell; for
+        a bare ``Fix`` the cell is computed at the territory's resolution.
+        """
+        if isinstance(item, Placed):
+            fix, cell = item.fix, item.cell
+        else:
+            fix, cell = item, self.territory.cell_of(item.lat, item.lon)
+        who = collector or fix.device
+        slot = self.schedule.slot_at(who, fix.t_ms)
+        if slot is not None:
+            self._add(who, Sample(fix.t_ms, cell, fix.lat, fix.lon, fix.acc, fix.bat))
+        return slot
+
+    def _add(self, collector: str, sample: Sample) -> None:
+        track = self._tracks.get(collector)
+        if track is None:
+            track = self._tracks[collector] = _Track()
+        t = sample.t_ms
+        i = bisect_left(track.times, t)
+        if i < len(track.times) and track.times[i] == t:
+            if _preference(sample) >= _preference(track.samples[i]):
+                return
+            track.samples[i] = sample
+            track.folds.clear()
+        else:
+            if i < len(track.times):  # lands in the past: refold from the slot start
+                track.folds.clear()
+            track.times.insert(i, t)
+            track.samples.insert(i, sample)
+        self._mark(collector, t, t)
+
+    def _mark(self, collector: str, lo: int, hi: int) -> None:
+        seen = self._changed.get(collector)
+        self._changed[collector] = (lo, hi) if seen is None else (min(seen[0], lo),
+                                                                  max(seen[1], hi))
+
+    def take_changes(self) -> dict[str, tuple[int, int]]:
+        """Per collector, the span of fix times added since the last call (and reset)."""
+        changed, self._changed = self._changed, {}
+        return changed
+
+    def samples(self, collector: str, start_ms: int, end_ms: int) -> list[Sample]:
+        """``collector``'s samples with fix time in [start_ms, end_ms), by time."""
+        track = self._tracks.get(collector)
+        if track is None:
+            return []
+        return track.samples[bisect_left(track.times, start_ms):
+                             bisect_left(track.times, end_ms)]
+
+    def slot_coverage(self, slot: Slot, rule: CoverageRule,
+                      as_of_ms: int | None = None) -> SlotCoverage:
+        """Coverage of ``slot`` from the fixes timed before ``as_of_ms`` (default: slot end).
+
+        Fixes timed exactly at ``as_of_ms`` count too, so a watchdog that evaluates at a
+        fix's own time sees it.
+        """
+        as_of = slot.end_ms if as_of_ms is None else max(slot.start_ms,
+                                                         min(as_of_ms, slot.end_ms))
+        track = self._tracks.get(slot.collector) or _Track()
+        lo = bisect_left(track.times, slot.start_ms)
+        hi = min(bisect_right(track.times, as_of), bisect_left(track.times, slot.end_ms))
+        fold = track.folds.get((slot, rule))
+        if fold is not None and fold.lo == lo and fold.hi <= hi:
+            fold.extend(track.samples, hi)
+        else:
+            earlier = fold is not None and fold.lo == lo  # as of before the cached fold
+            fold = _Fold(slot, rule, self.territory, lo)
+            fold.extend(track.samples, hi)
+            if not earlier:
+                track.folds[(slot, rule)] = fold
+        base = fold.snapshot(track.samples)
+        return dataclasses.replace(base, as_of_ms=as_of, grids=tuple(
+            dataclasses.replace(g, longest_unvisited_ms=max(g.longest_unvisited_ms, as_of - (
+                slot.start_ms if g.last_visit_ms is None else g.last_visit_ms)))
+            for g in base.grids))
+
+    def prune(self, before_ms: int) -> int:
+        """Forget fixes timed before ``before_ms``; returns how many were dropped."""
+        dropped = 0
+        for collector in list(self._tracks):
+            track = self._tracks[collector]
+            i = bisect_left(track.times, before_ms)
+            if i:
+                dropped += i
+                del track.times[:i], track.samples[:i]
+                track.folds.clear()
+            if not track.times:
+                del self._tracks[collector]
+        return dropped
+
+    def checkpoint(self) -> dict:
+        """The facts as a JSON-able dict; ``restore`` rebuilds an equal state."""
+        return {
+            "version": CHECKPOINT_VERSION,
+            "tracks": {c: [list(s) for s in t.samples] for c, t in self._tracks.items()},
+            "changed": {c: list(span) for c, span in self._changed.items()},
+        }
+
+    @classmethod
+    def restore(cls, data: Mapping, schedule: Schedule, territory: Territory) -> CoverageState:
+        if data.get("version") != CHECKPOINT_VERSION:
+            raise ValueError(f"unsupported coverage checkpoint version {data.get('version')!r}")
+        state = cls(schedule, territory)
+        for collector, rows in data["tracks"].items():
+            for t, cell, lat, lon, acc, bat in rows:
+                state._add(collector, Sample(int(t), int(cell), float(lat), float(lon), acc, bat))
+        state._changed = {c: (int(lo), int(hi)) for c, (lo, hi) in data["changed"].items()}
+        return state
