@@ -78,6 +78,7 @@ def cmd_migrate(args, settings) -> int:
 
 
 def cmd_simulate(args, settings) -> int:
+    import functools
     from pathlib import Path
 
     from tracker.broker import BrokerParams
@@ -87,15 +88,23 @@ def cmd_simulate(args, settings) -> int:
     m = settings.mqtt
     params = BrokerParams(args.host or m.host, args.port or m.port, args.username, args.password, "gridwatch-sim", m.keepalive_s)
     fleet = build_fleet(Path(args.grids or PATH), args.collectors, args.vehicles, args.sensors)
+    jt808 = None
+    if args.jt808:
+        host, _, port = args.jt808.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            print(f"tracker simulate: --jt808 wants HOST:PORT, got {args.jt808!r}", file=sys.stderr)
+            return 2
+        jt808 = (host, int(port))
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
-            await nursery.start(run_fleet, params, fleet, args.interval, connections=args.connections)
-            print(f"simulating {len(fleet)} devices against {params.host}:{params.port}", flush=True)
+            await nursery.start(functools.partial(run_fleet, params, fleet, args.interval, jt808, connections=args.connections))
+            vehicles = f"vehicles on JT/T 808 at {args.jt808}" if jt808 else "vehicles on MQTT"
+            print(f"simulating {len(fleet)} devices against {params.host}:{params.port} ({vehicles})", flush=True)
 
     try:
         trio.run(main)
-    except KeyboardInterrupt:
+    except* KeyboardInterrupt:  # trio hands it on inside an exception group from the nursery
         pass
     return 0
 
@@ -164,6 +173,113 @@ def cmd_dead_letters(args, settings) -> int:
     return 0
 
 
+def cmd_patrol(args, settings) -> int:
+    import json
+    from datetime import date
+
+    from geofence.plan import PatrolPlan, PlanError
+    from tracker.store import open_store
+
+    dsn = _need_dsn(settings)
+
+    async def main() -> int:
+        async with open_store(dsn) as store:
+            latest = await store.latest_plan()
+            if args.patrol_command == "export":
+                if latest is None:
+                    print("no patrol plan stored")
+                    return 1
+                with open(args.file, "w", encoding="utf-8") as out:
+                    json.dump(latest[1], out, ensure_ascii=False, indent=1)
+                print(f"exported plan version {latest[0]} to {args.file}")
+                return 0
+            if args.patrol_command == "slots":
+                if latest is None:
+                    print("no patrol plan stored")
+                    return 1
+                plan = PatrolPlan.from_dict(latest[1])
+                day = date.fromisoformat(args.date) if args.date else date.today()
+                schedule = plan.schedule()
+                for slot in schedule.slots_on(day):
+                    start = ms_local(slot.start_ms, plan.zone)
+                    end = ms_local(slot.end_ms, plan.zone)
+                    print(f"{slot.collector:<12} {plan.areas[slot.area][0]:<16} {slot.area}  {start} – {end}")
+                return 0
+            cover = dict(await store.grid_cells())
+            try:
+                if args.patrol_command == "import":
+                    with open(args.file, encoding="utf-8") as f:
+                        plan = PatrolPlan.from_dict(json.load(f))
+                else:  # exception
+                    if latest is None:
+                        print("no patrol plan stored: import one first")
+                        return 1
+                    plan = PatrolPlan.from_dict(latest[1]).with_exception(json.loads(args.json))
+                plan.territory(cover)
+            except (OSError, ValueError, PlanError) as exc:
+                print(f"refused: {exc}")
+                return 1
+            version = await store.save_plan(plan.to_dict(), args.note or args.patrol_command)
+            print(f"patrol plan version {version}: {len(plan.areas)} responsibility grids, {len(plan.shifts)} shifts, "
+                  f"{len(plan.exceptions)} exceptions (a running service picks it up within [patrol] evaluate_s)")
+            return 0
+
+    return trio.run(main)
+
+
+def ms_local(ms: int, zone: str) -> str:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    return datetime.fromtimestamp(ms / 1000, ZoneInfo(zone)).strftime("%m-%d %H:%M")
+
+
+def cmd_report_coverage(args, settings) -> int:
+    import csv
+    from datetime import date
+
+    from geofence.plan import PatrolPlan
+    from tracker.patrol import coverage_report_from_store, default_rule
+    from tracker.store import open_store
+
+    dsn = _need_dsn(settings)
+
+    async def main() -> int:
+        async with open_store(dsn) as store:
+            latest = await store.latest_plan()
+            if latest is None:
+                print("no patrol plan stored")
+                return 1
+            plan = PatrolPlan.from_dict(latest[1])
+            cover = dict(await store.grid_cells())
+            day = date.fromisoformat(args.date) if args.date else date.today()
+            import time as _time
+
+            report = await coverage_report_from_store(store, plan, cover, plan.rules(default_rule(settings.patrol)), day,
+                                                      int(_time.time() * 1000), settings.grid.district)
+        rows = report["collectors"]
+        print(f"coverage on {report['date']}: {len(rows)} slots")
+        print(f"{'collector':<10} {'area':<13} {'slot':<23} {'grids':>9} {'share':>6} {'passes':>6} {'inside':>8}")
+        for r in rows:
+            slot = f"{ms_local(r['start'], plan.zone)}–{ms_local(r['end'], plan.zone)[6:]}"
+            print(f"{r['collector']:<10} {r['area']:<13} {slot:<23} {r['grids_covered']:>4}/{r['grids_total']:<4} {r['share']:>6.0%} "
+                  f"{r['passes']:>6} {r['inside_min']:>6.0f} m{'' if r['complete'] else ' (in progress)'}")
+        for level in ("streets", "communities"):
+            print(f"\n{level}:")
+            for r in report[level]:
+                share = "-" if r["share"] is None else f"{r['share']:.0%}"
+                print(f"  {r['code']:<13} {r['covered']:>4}/{r['scheduled']:<4} grid-slots covered ({share})")
+        out = args.csv or f"coverage-{report['date']}.csv"
+        with open(out, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0].keys()) if rows else ["collector"])
+            writer.writeheader()
+            writer.writerows(rows)
+        print(f"\nwrote {out}")
+        return 0
+
+    return trio.run(main)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tracker", description="Gridwatch: real-time tracking and patrol alerting for grid-based city management")
     parser.add_argument("--config", help="config file (default: $TRACKER_CONFIG, else ./config.toml if present)")
@@ -192,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sensors", type=int, default=12)
     p.add_argument("--interval", type=float, default=2.0, help="seconds between a device's reports")
     p.add_argument("--connections", type=int, default=0, help="MQTT connections shared by the fleet (0: one per device)")
+    p.add_argument("--jt808", metavar="HOST:PORT", help="JT/T 808 gateway for the vehicles' terminals (default: vehicles publish over MQTT)")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("grids", help="unit grid polygons")
@@ -204,6 +321,30 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("file")
     g.add_argument("--source", action="store_true", help="the original geometry and CRS instead of WGS-84")
     g.set_defaults(func=cmd_grids_export)
+
+    p = sub.add_parser("patrol", help="the patrol plan: responsibility grids, shifts, exceptions")
+    psub = p.add_subparsers(dest="patrol_command", required=True)
+    g = psub.add_parser("import", help="validate and store a patrol plan (JSON; see geofence/plan.py)")
+    g.add_argument("file")
+    g.add_argument("--note", default="")
+    g.set_defaults(func=cmd_patrol)
+    g = psub.add_parser("export", help="write the current plan as JSON")
+    g.add_argument("file")
+    g.set_defaults(func=cmd_patrol)
+    g = psub.add_parser("exception", help="add a dated exception, e.g. '{\"type\": \"leave\", \"collector\": \"c0003\", \"day\": \"2026-11-24\"}'")
+    g.add_argument("json")
+    g.add_argument("--note", default="")
+    g.set_defaults(func=cmd_patrol)
+    g = psub.add_parser("slots", help="the slots of a day")
+    g.add_argument("--date", help="YYYY-MM-DD (default today)")
+    g.set_defaults(func=cmd_patrol)
+
+    p = sub.add_parser("report", help="reports")
+    rsub = p.add_subparsers(dest="report_command", required=True)
+    g = rsub.add_parser("coverage", help="patrol coverage per collector and slot, community and street; writes CSV")
+    g.add_argument("--date", help="YYYY-MM-DD, local (default today)")
+    g.add_argument("--csv", help="CSV file (default coverage-DATE.csv)")
+    g.set_defaults(func=cmd_report_coverage)
 
     p = sub.add_parser("dead-letters", help="recent payloads that failed decoding")
     p.add_argument("--limit", type=int, default=20)

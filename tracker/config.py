@@ -116,6 +116,27 @@ class Jt808Config:
 
 
 @dataclass(frozen=True, slots=True)
+class PatrolSettings:
+    enabled: bool = True
+    evaluate_s: float = 30.0
+    checkpoint_s: float = 300.0
+    replay_hours: float = 26.0
+    retention_hours: float = 48.0
+    min_cell_share: float = 0.6
+    passes_required: int = 1
+    pass_gap_min: float = 30.0
+    max_unvisited_min: float = 0.0
+    max_acc_m: float = 50.0
+    offline_min: float = 15.0
+    off_grid_min: float = 15.0
+    stationary_min: float = 30.0
+    stationary_radius_m: float = 30.0
+    battery_low_pct: float = 20.0
+    warning_lead_min: float = 30.0
+    not_started_min: float = 15.0
+
+
+@dataclass(frozen=True, slots=True)
 class WebSettings:
     host: str = "127.0.0.1"
     port: int = 8080
@@ -153,6 +174,7 @@ class Settings:
     filters: FilterSettings = field(default_factory=FilterSettings)
     sensors: SensorSettings = field(default_factory=SensorSettings)
     jt808: Jt808Config = field(default_factory=Jt808Config)
+    patrol: PatrolSettings = field(default_factory=PatrolSettings)
     web: WebSettings = field(default_factory=WebSettings)
     demo: DemoSettings = field(default_factory=DemoSettings)
     log: LogSettings = field(default_factory=LogSettings)
@@ -270,4 +292,7 @@ def _validate(s: Settings) -> None:
     need(0 <= s.jt808.port <= 65535, "[jt808] port", "must be 0..65535")
     need(len(s.jt808.district) == 6 and s.jt808.district.isdigit(), "[jt808] district", "must be a 6-digit admin code")
     need(s.jt808.idle_timeout_s > 0 and s.jt808.max_connections > 0, "[jt808] idle_timeout_s", "and max_connections must be > 0")
+    need(s.patrol.evaluate_s > 0 and s.patrol.checkpoint_s > 0, "[patrol] evaluate_s", "and checkpoint_s must be > 0")
+    need(0.0 <= s.patrol.min_cell_share <= 1.0, "[patrol] min_cell_share", "must be between 0 and 1")
+    need(s.patrol.passes_required >= 0, "[patrol] passes_required", "must be >= 0")
     need(s.sensors.silent_after_s > 0 and s.sensors.watchdog_s > 0, "[sensors] silent_after_s", "and watchdog_s must be > 0")

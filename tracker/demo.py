@@ -3,6 +3,7 @@ command, with nothing to configure. Ctrl-C stops everything it started."""
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 from pathlib import Path
@@ -11,7 +12,8 @@ import trio
 
 from tracker.broker import BrokerParams
 from tracker.config import Settings
-from tracker.democity import PATH as DEMO_CITY
+from geofence.plan import PatrolPlan
+from tracker.democity import PATH as DEMO_CITY, demo_plan
 from tracker.service import import_grids, run_service
 from tracker.services import start_mosquitto, start_postgres
 from tracker.simulator import build_fleet, run_fleet
@@ -52,11 +54,16 @@ async def _main(settings: Settings, broker_port: int) -> None:
         if not (await store.fetch("SELECT count(*) AS n FROM grids"))[0]["n"]:
             report = await import_grids(store, str(DEMO_CITY), settings.grid.h3_resolution)
             print(f"  imported {len(report.grids)} unit grids of Anning district ({len(report.cover)} H3 cells)", flush=True)
+        if await store.latest_plan() is None:
+            plan = demo_plan(json.loads(DEMO_CITY.read_text(encoding="utf-8")), settings.demo.collectors)
+            version = await store.save_plan(PatrolPlan.from_dict(plan).to_dict(), "demo plan")
+            print(f"  patrol plan v{version}: {len(plan['areas'])} responsibility grids, {len(plan['shifts'])} two-hour slots a day", flush=True)
         async with trio.open_nursery() as nursery:
             running = await nursery.start(run_service, settings, store)
             fleet = build_fleet(DEMO_CITY, settings.demo.collectors, settings.demo.vehicles, settings.demo.sensors)
             params = BrokerParams("127.0.0.1", broker_port, "simulator", SIMULATOR_PASSWORD, "gridwatch-sim")
-            await nursery.start(run_fleet, params, fleet, settings.demo.interval_s)
+            await nursery.start(run_fleet, params, fleet, settings.demo.interval_s,
+                                (settings.jt808.host, running.jt808_port) if running.jt808_port else None)
             print(f"  simulating {len(fleet)} devices", flush=True)
             print(f"\n  command map: {running.url}/   (Ctrl-C to stop)\n", flush=True)
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

@@ -71,6 +71,33 @@ def generate(seed: int = 620105) -> dict:
     }
 
 
+def demo_plan(grid_doc: dict, collectors: int) -> dict:
+    """The demo's patrol plan: one responsibility grid per community; collector i patrols
+    community i mod 32 (as the simulator walks them) in two-hour slots around the clock,
+    so a few minutes of demo show coverage building up and alerts being raised."""
+    communities: dict[str, list[str]] = {}
+    names: dict[str, str] = {}
+    for f in grid_doc["features"]:
+        code = f["properties"]["code"]
+        communities.setdefault(code[:12], []).append(code)
+        names[code[:12]] = f["properties"]["community_name"]
+    areas = sorted(communities)
+    shifts = []
+    for i in range(collectors):
+        area = areas[i % len(areas)]
+        for start in range(0, 24, 2):
+            shifts.append({"collector": f"c{i + 1:04d}", "area": area, "days": "Mon-Sun",
+                           "start": f"{start:02d}:00", "end": f"{(start + 2) % 24:02d}:00"})
+    return {
+        "zone": "Asia/Shanghai",
+        "areas": {a: {"name": names[a], "grids": sorted(communities[a])} for a in areas},
+        "shifts": shifts,
+        "exceptions": [{"type": "holiday", "day": "2026-10-01", "name": "国庆节"}],
+        # the simulated collectors walk through grid centres, not every street of a grid
+        "rules": {"areas": {a: {"min_cell_share": 0.25} for a in areas}},
+    }
+
+
 if __name__ == "__main__":
     PATH.write_text(json.dumps(generate(), ensure_ascii=False, indent=None) + "\n", encoding="utf-8")
     print(f"wrote {PATH}")

@@ -19,6 +19,7 @@ from tracker.jt808_gateway import Jt808Settings, serve_jt808
 from tracker.live import LiveState
 from tracker.metrics import Metrics
 from tracker.model import DeviceClass, Fix, Placed
+from tracker.patrol import Patrol
 from tracker.pipeline import Pipeline
 from tracker.store import Store, datetime_to_ms
 from web.app import WebContext, create_app
@@ -38,6 +39,7 @@ class Running:
     cancel_scope: trio.CancelScope
     jt808_port: int | None = None
     gateway_scope: trio.CancelScope | None = None
+    patrol: Patrol | None = None
 
     async def stop(self) -> None:
         """Stop the sources, drain the pipeline (nothing received is lost), stop the rest."""
@@ -90,8 +92,11 @@ async def serve_web(app, host: str, port: int, *, task_status=trio.TASK_STATUS_I
     await hypercorn_serve(app, config, task_status=task_status)
 
 
-async def run_service(settings: Settings, store: Store, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-    """Run until cancelled. ``task_status.started(Running)`` once it is serving."""
+async def run_service(settings: Settings, store: Store, *, clock_ms=None, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Run until cancelled. ``task_status.started(Running)`` once it is serving.
+
+    ``clock_ms`` (epoch ms; default the wall clock) is what patrol alerts are judged at.
+    """
     version = await store.schema_version() if await _has_schema(store) else 0
     from tracker.store import migrations
 
@@ -104,6 +109,11 @@ async def run_service(settings: Settings, store: Store, *, task_status=trio.TASK
         log.warning("no unit grids loaded: every position will be off-grid (import with `tracker grids import FILE`)")
     pipeline = Pipeline(settings, store, index, metrics)
     await _warm_start(store, pipeline.live)
+    patrol = None
+    if settings.patrol.enabled:
+        patrol = Patrol(settings, store, index.cells, pipeline.hub, metrics, clock_ms)
+        await patrol.load()
+        pipeline.fix_listeners.append(patrol.observe)
 
     def healthy() -> tuple[bool, str]:
         broker = pipeline.broker
@@ -127,12 +137,15 @@ async def run_service(settings: Settings, store: Store, *, task_status=trio.TASK
             raise trio.BrokenResourceError("no broker")
         pipeline.broker.publish(topic, payload, qos=1)
 
-    web = WebContext(settings, store, index, pipeline.live, pipeline.hub, metrics, healthy=healthy, downlink=downlink, publish=publish)
+    web = WebContext(settings, store, index, pipeline.live, pipeline.hub, metrics, healthy=healthy, downlink=downlink, publish=publish,
+                     patrol=patrol)
     await web.reload_grids()
     app = create_app(web)
     with trio.CancelScope() as scope:
         async with trio.open_nursery() as nursery:
             await nursery.start(pipeline.run)
+            if patrol is not None:
+                await nursery.start(patrol.run)
             jt808_port = None
             gateway_scope = trio.CancelScope()
             if settings.jt808.enabled:
@@ -141,7 +154,7 @@ async def run_service(settings: Settings, store: Store, *, task_status=trio.TASK
             bound = await nursery.start(serve_web, app, settings.web.host, settings.web.port)
             url = bound[0] if bound else f"http://{settings.web.host}:{settings.web.port}"
             log.info("serving the command map at %s", url)
-            task_status.started(Running(pipeline, web, url, scope, jt808_port, gateway_scope))
+            task_status.started(Running(pipeline, web, url, scope, jt808_port, gateway_scope, patrol))
 
 
 async def _in_scope(scope: trio.CancelScope, fn, *args, task_status=trio.TASK_STATUS_IGNORED) -> None:

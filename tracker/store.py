@@ -222,6 +222,92 @@ class Store:
 
         return await self._run(op)
 
+    # --- patrol -----------------------------------------------------------------------
+
+    async def save_plan(self, plan: dict, note: str = "") -> int:
+        async def op() -> int:
+            async with self._pool.acquire() as con:
+                return await con.fetchval("INSERT INTO patrol_plans (plan, note) VALUES ($1::jsonb, $2) RETURNING version",
+                                          json.dumps(plan, ensure_ascii=False), note)
+
+        return await self._run(op)
+
+    async def latest_plan(self) -> tuple[int, dict] | None:
+        async def op():
+            async with self._pool.acquire() as con:
+                return await con.fetchrow("SELECT version, plan::text AS plan FROM patrol_plans ORDER BY version DESC LIMIT 1")
+
+        row = await self._run(op)
+        return None if row is None else (row["version"], json.loads(row["plan"]))
+
+    async def record_patrol_alerts(self, rows: Sequence[tuple]) -> None:
+        """Upsert alert episodes: (kind, collector, slot_id, area, grid, slot_start,
+        slot_end, raised_at, updated_at, resolved_at, resolution, detail, text)."""
+
+        async def op() -> None:
+            async with self._pool.acquire() as con:
+                await con.executemany(
+                    "INSERT INTO patrol_alerts (kind, collector, slot_id, area, grid, slot_start, slot_end, raised_at, updated_at, "
+                    "resolved_at, resolution, detail, text) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13) "
+                    "ON CONFLICT (kind, collector, slot_id, coalesce(grid, ''), raised_at) DO UPDATE SET "
+                    "updated_at = excluded.updated_at, resolved_at = excluded.resolved_at, resolution = excluded.resolution, "
+                    "detail = excluded.detail, text = excluded.text",
+                    [(*r[:11], json.dumps(r[11], ensure_ascii=False), r[12]) for r in rows],
+                )
+
+        await self._run(op)
+
+    async def patrol_alert_ids(self, keys: Sequence[tuple]) -> list[int]:
+        """Ids of episodes by (kind, collector, slot_id, grid, raised_at)."""
+
+        async def op() -> list[int]:
+            async with self._pool.acquire() as con:
+                return [await con.fetchval(
+                    "SELECT id FROM patrol_alerts WHERE kind = $1 AND collector = $2 AND slot_id = $3 "
+                    "AND coalesce(grid, '') = coalesce($4, '') AND raised_at = $5", *k) for k in keys]
+
+        return await self._run(op)
+
+    async def patrol_alerts(self, open_only: bool, limit: int) -> list[asyncpg.Record]:
+        async def op():
+            async with self._pool.acquire() as con:
+                return await con.fetch(
+                    "SELECT id, kind, collector, slot_id, area, grid, slot_start, slot_end, raised_at, updated_at, resolved_at, "
+                    "resolution, detail::text AS detail, text FROM patrol_alerts "
+                    + ("WHERE resolved_at IS NULL " if open_only else "") + "ORDER BY raised_at DESC, id DESC LIMIT $1",
+                    limit,
+                )
+
+        return await self._run(op)
+
+    async def save_checkpoint(self, state: dict) -> None:
+        async def op() -> None:
+            async with self._pool.acquire() as con:
+                await con.execute(
+                    "INSERT INTO patrol_checkpoints (id, state) VALUES (1, $1::jsonb) "
+                    "ON CONFLICT (id) DO UPDATE SET state = excluded.state, saved_at = now()", json.dumps(state))
+
+        await self._run(op)
+
+    async def load_checkpoint(self) -> dict | None:
+        async def op():
+            async with self._pool.acquire() as con:
+                return await con.fetchval("SELECT state::text FROM patrol_checkpoints WHERE id = 1")
+
+        text = await self._run(op)
+        return None if text is None else json.loads(text)
+
+    async def pings_of(self, devices: Sequence[str], start: datetime, end: datetime) -> list[asyncpg.Record]:
+        """Fixes of these devices in [start, end), in fix-time order (replay, reports)."""
+
+        async def op():
+            async with self._pool.acquire() as con:
+                return await con.fetch(
+                    "SELECT device, t, rx, lat, lon, acc, bat, cell, grid FROM pings "
+                    "WHERE device = ANY($1::text[]) AND t >= $2 AND t < $3 ORDER BY t", list(devices), start, end)
+
+        return await self._run(op)
+
     # --- dead letters ---------------------------------------------------------------
 
     async def add_dead_letters(self, rows: Sequence[tuple]) -> None:

@@ -11,7 +11,8 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 from pathlib import Path
 
 import trio
@@ -26,6 +27,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from geofence.importer import to_feature_collection
 from geofence.index import GridIndex
+from geofence.plan import PlanError
 from tracker.config import Settings
 from tracker.fanout import ClientTooSlow, Hub
 from tracker.live import LiveState, device_view
@@ -50,6 +52,7 @@ class WebContext:
     # (device, placed or None) → (topic, payload) of its downlink command, None if unknown
     downlink: Callable[[str, object], tuple[str, bytes] | None] = lambda device, placed: None
     publish: Callable[[str, bytes], None] = lambda topic, payload: None
+    patrol: object = None  # tracker.patrol.Patrol, when patrol coverage is on
 
     async def reload_grids(self) -> None:
         self.grids_geojson = to_feature_collection(await self.store.grids())
@@ -171,6 +174,63 @@ def create_app(ctx: WebContext) -> Starlette:
             for r in rows
         ]})
 
+    def _patrol():
+        if ctx.patrol is None:
+            raise HTTPException(404, "patrol coverage is switched off ([patrol] enabled)")
+        return ctx.patrol
+
+    async def patrol_alerts(request: Request) -> Response:
+        open_only = request.query_params.get("open", "0") in ("1", "true", "yes")
+        raw_limit = request.query_params.get("limit", "200")
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 5000:
+            return _error(400, f"'limit' must be 1..5000, got {raw_limit!r}")
+        rows = await ctx.store.patrol_alerts(open_only, int(raw_limit))
+        return JSONResponse({"alerts": [
+            {"id": r["id"], "kind": r["kind"], "collector": r["collector"], "slot_id": r["slot_id"], "area": r["area"], "grid": r["grid"],
+             "raised_at": datetime_to_ms(r["raised_at"]), "updated_at": datetime_to_ms(r["updated_at"]),
+             "resolved_at": datetime_to_ms(r["resolved_at"]) if r["resolved_at"] else None, "resolution": r["resolution"],
+             "detail": json.loads(r["detail"]), "text": r["text"]}
+            for r in rows
+        ]})
+
+    async def coverage_live(request: Request) -> Response:
+        return JSONResponse(_patrol().live())
+
+    async def coverage_report(request: Request) -> Response:
+        patrol = _patrol()
+        raw = request.query_params.get("date")
+        try:
+            day = date.fromisoformat(raw) if raw else datetime.now(UTC).astimezone(ZoneInfo(patrol.plan.zone if patrol.plan else "Asia/Shanghai")).date()
+        except ValueError:
+            return _error(400, f"'date' must be YYYY-MM-DD, got {raw!r}")
+        return JSONResponse(await patrol.report(day))
+
+    async def plan_get(request: Request) -> Response:
+        patrol = _patrol()
+        if patrol.plan is None:
+            return _error(404, "no patrol plan has been loaded")
+        return JSONResponse({"version": patrol.plan_version, "plan": patrol.plan.to_dict()})
+
+    async def plan_put(request: Request) -> Response:
+        patrol = _patrol()
+        doc = await _json_body(request)
+        try:
+            version = await patrol.replace_plan(doc, note="PUT /api/patrol/plan")
+        except PlanError as exc:
+            return _error(422, str(exc))
+        return JSONResponse({"version": version}, status_code=200)
+
+    async def plan_exception(request: Request) -> Response:
+        patrol = _patrol()
+        if patrol.plan is None:
+            return _error(404, "no patrol plan has been loaded")
+        item = await _json_body(request)
+        try:
+            version = await patrol.replace_plan(patrol.plan.with_exception(item).to_dict(), note=f"exception {item.get('type') if isinstance(item, dict) else '?'}")
+        except (PlanError, AttributeError) as exc:
+            return _error(422, str(exc))
+        return JSONResponse({"version": version}, status_code=201)
+
     async def healthz(request: Request) -> Response:
         ok, detail = ctx.healthy()
         return JSONResponse({"status": "ok" if ok else "degraded", "detail": detail}, status_code=200 if ok else 503)
@@ -209,6 +269,12 @@ def create_app(ctx: WebContext) -> Starlette:
         Route("/api/geocode", geocode),
         Route("/api/devices/{device}/locate", locate, methods=["POST"]),
         Route("/api/alarms", alarms),
+        Route("/api/alerts", patrol_alerts),
+        Route("/api/coverage/live", coverage_live),
+        Route("/api/reports/coverage", coverage_report),
+        Route("/api/patrol/plan", plan_get, methods=["GET"]),
+        Route("/api/patrol/plan", plan_put, methods=["PUT"]),
+        Route("/api/patrol/exceptions", plan_exception, methods=["POST"]),
         Route("/api/dead-letters", dead_letters),
         Route("/healthz", healthz),
         Route("/metrics", metrics),
@@ -216,6 +282,16 @@ def create_app(ctx: WebContext) -> Starlette:
         Mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static"),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+
+
+async def _json_body(request: Request) -> object:
+    body = await request.body()
+    if len(body) > 4 << 20:
+        raise HTTPException(413, "body larger than 4 MiB")
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        raise HTTPException(400, "body must be JSON") from None
 
 
 async def _ws_writer(websocket: WebSocket, client, snapshot: str, live: LiveState, cancel_scope: trio.CancelScope, outcome: dict) -> None:

@@ -1,0 +1,227 @@
+"""Patrol coverage in the running service: the plan, the engine fed by the pipeline, and
+the watchdog that turns coverage into alerts for supervisors.
+
+The engine (geofence.coverage, geofence.patrol_alerts) is pure and driven by fix time;
+this module owns its I/O: the plan and checkpoints in PostgreSQL, alert episodes written
+to ``patrol_alerts`` (the outbox) before they are streamed on /ws.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+import trio
+
+from geofence.coverage import CoverageRule, CoverageRules
+from geofence.patrol_alerts import Alert, AlertChange, PatrolState, describe, evaluate
+from geofence.plan import PatrolPlan
+from geofence.reports import coverage_report, day_bounds
+from tracker.config import PatrolSettings, Settings
+from tracker.fanout import Hub
+from tracker.metrics import Metrics
+from tracker.model import DeviceClass, Fix, Placed
+from tracker.store import Store, datetime_to_ms, ms_to_datetime
+
+log = logging.getLogger(__name__)
+_HOUR = 3_600_000
+
+
+def default_rule(p: PatrolSettings) -> CoverageRule:
+    return CoverageRule(
+        min_cell_share=p.min_cell_share, passes_required=p.passes_required, pass_gap_min=p.pass_gap_min,
+        max_unvisited_min=p.max_unvisited_min or None, max_acc_m=p.max_acc_m, offline_min=p.offline_min,
+        off_grid_min=p.off_grid_min, stationary_min=p.stationary_min, stationary_radius_m=p.stationary_radius_m,
+        battery_low_pct=p.battery_low_pct or None, warning_lead_min=p.warning_lead_min or None, not_started_min=p.not_started_min,
+    )
+
+
+async def coverage_report_from_store(store: Store, plan: PatrolPlan, cover: dict[int, str], rules: CoverageRules, day,
+                                    now_ms: int, district: str) -> dict:
+    start, end = day_bounds(plan, day)
+    collectors = sorted({s.collector for s in plan.shifts} | {getattr(e, "collector", None) or "" for e in plan.exceptions} - {""})
+    rows = await store.pings_of(collectors, ms_to_datetime(start), ms_to_datetime(end))
+    fixes = [Placed(Fix(r["device"], DeviceClass.COLLECTOR, district, datetime_to_ms(r["t"]), r["lat"], r["lon"], datetime_to_ms(r["rx"]),
+                        r["acc"], None, None, None, r["bat"]), r["cell"], r["grid"], False) for r in rows]
+    return await trio.to_thread.run_sync(coverage_report, plan, cover, rules, fixes, day, now_ms)
+
+
+def alert_json(alert: Alert, alert_id: int | None = None) -> dict:
+    return {
+        "id": alert_id, "kind": alert.kind.value, "collector": alert.collector, "slot_id": alert.slot.id, "area": alert.slot.area,
+        "grid": alert.grid, "raised_at": alert.raised_at_ms, "updated_at": alert.updated_at_ms, "resolved_at": alert.resolved_at_ms,
+        "resolution": alert.resolution.value if alert.resolution is not None else None, "detail": alert.detail, "text": describe(alert),
+    }
+
+
+class Patrol:
+    def __init__(self, settings: Settings, store: Store, cover: dict[int, str], hub: Hub, metrics: Metrics,
+                 clock_ms: Callable[[], int] | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.cover = cover
+        self.hub = hub
+        self.metrics = metrics
+        self.clock_ms = clock_ms or (lambda: int(time.time() * 1000))
+        self.plan: PatrolPlan | None = None
+        self.plan_version = 0
+        self.rules: CoverageRules | None = None
+        self.state: PatrolState | None = None
+        self.last_visit: dict[str, int] = {}  # unit grid → newest collector fix in it
+        self._wake = trio.Event()
+        metrics.gauge("gridwatch_patrol_open_alerts", lambda: len(self.state.open_alerts) if self.state else 0, "Open patrol alerts")
+
+    # --- plan -------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """The newest stored plan, the checkpoint, and a replay of recent fixes."""
+        latest = await self.store.latest_plan()
+        if latest is None:
+            log.info("no patrol plan stored: coverage is off until one is imported (tracker patrol import)")
+            return
+        version, doc = latest
+        self._install(PatrolPlan.from_dict(doc), version)
+        checkpoint = await self.store.load_checkpoint()
+        if checkpoint is not None and checkpoint.get("plan_version") == version:
+            try:
+                self.state = PatrolState.restore(checkpoint["state"], self.plan.schedule(), self.plan.territory(self.cover))
+            except (KeyError, ValueError) as exc:
+                log.warning("patrol checkpoint not usable (%s): rebuilding from the database", exc)
+        await self._replay(self.clock_ms() - int(self.settings.patrol.replay_hours * _HOUR))
+
+    def _install(self, plan: PatrolPlan, version: int) -> None:
+        territory = plan.territory(self.cover)
+        schedule = plan.schedule()
+        self.rules = plan.rules(default_rule(self.settings.patrol))
+        if self.state is None:
+            self.state = PatrolState(schedule, territory)
+        else:
+            self.state.coverage.reconfigure(schedule=schedule, territory=territory)
+        self.plan, self.plan_version = plan, version
+
+    async def replace_plan(self, doc: dict, note: str = "") -> int:
+        """Validate and store a new plan, then apply it to the running engine."""
+        plan = PatrolPlan.from_dict(doc)
+        plan.territory(self.cover)  # refuse areas naming grids that are not imported
+        version = await self.store.save_plan(plan.to_dict(), note)
+        fresh = self.state is None
+        self._install(plan, version)
+        if fresh:
+            await self._replay(self.clock_ms() - int(self.settings.patrol.replay_hours * _HOUR))
+        self._wake.set()
+        return version
+
+    async def _replay(self, since_ms: int) -> None:
+        collectors = {s.collector for s in self.plan.shifts} | {getattr(e, "collector", None) for e in self.plan.exceptions} \
+            | {getattr(e, "taker", None) for e in self.plan.exceptions}
+        collectors.discard(None)
+        if not collectors:
+            return
+        rows = await self.store.pings_of(sorted(collectors), ms_to_datetime(since_ms), ms_to_datetime(self.clock_ms() + _HOUR))
+        district = self.settings.grid.district
+        fixes = [Placed(Fix(r["device"], DeviceClass.COLLECTOR, district, datetime_to_ms(r["t"]), r["lat"], r["lon"],
+                            datetime_to_ms(r["rx"]), r["acc"], None, None, None, r["bat"]), r["cell"], r["grid"], False)
+                 for r in rows]
+        self.observe(fixes)
+        log.info("patrol: replayed %d fixes of %d collectors", len(fixes), len(collectors))
+
+    # --- feeding and judging ------------------------------------------------------------
+
+    def observe(self, placed: list[Placed]) -> None:
+        """The pipeline's fix listener: collectors' fixes, late ones too."""
+        state = self.state
+        late = False
+        last_visit = self.last_visit
+        for p in placed:
+            if p.fix.device_class is not DeviceClass.COLLECTOR:
+                continue
+            if p.grid is not None and p.fix.t_ms > last_visit.get(p.grid, 0):
+                last_visit[p.grid] = p.fix.t_ms
+            late = late or p.late
+        if state is None:
+            return
+        state.observe_all([p for p in placed if p.fix.device_class is DeviceClass.COLLECTOR])
+        if late:
+            self._wake.set()  # a late batch may disprove open alerts: judge now
+
+    async def evaluate_now(self) -> list[AlertChange]:
+        if self.state is None:
+            return []
+        now = self.clock_ms()
+        changes = evaluate(self.state, now, self.rules)
+        if changes:
+            await self._record(changes)
+        return changes
+
+    async def _record(self, changes: list[AlertChange]) -> None:
+        rows = []
+        for change in changes:
+            a = change.alert
+            rows.append((a.kind.value, a.collector, a.slot.id, a.slot.area, a.grid, ms_to_datetime(a.slot.start_ms),
+                         ms_to_datetime(a.slot.end_ms), ms_to_datetime(a.raised_at_ms), ms_to_datetime(a.updated_at_ms),
+                         ms_to_datetime(a.resolved_at_ms) if a.resolved_at_ms is not None else None,
+                         a.resolution.value if a.resolution is not None else None, a.detail, describe(a)))
+        await self.store.record_patrol_alerts(rows)  # the outbox first, then the stream
+        ids = await self.store.patrol_alert_ids([(r[0], r[1], r[2], r[4], r[7]) for r in rows])
+        for change, alert_id in zip(changes, ids):
+            self.metrics.inc("gridwatch_patrol_alerts_total", kind=change.alert.kind.value, change=change.change.value)
+            self.hub.publish_event("alert", {"change": change.change.value, "alert": alert_json(change.alert, alert_id)})
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        p = self.settings.patrol
+        task_status.started()
+        next_checkpoint = trio.current_time() + p.checkpoint_s
+        while True:
+            with trio.move_on_after(p.evaluate_s):
+                await self._wake.wait()
+            self._wake = trio.Event()
+            await self._follow_plan()
+            await self.evaluate_now()
+            if self.state is not None and trio.current_time() >= next_checkpoint:
+                await self.checkpoint()
+                next_checkpoint = trio.current_time() + p.checkpoint_s
+
+    async def _follow_plan(self) -> None:
+        """A plan changed elsewhere (CLI, another instance's API) takes effect here too."""
+        latest = await self.store.latest_plan()
+        if latest is not None and latest[0] != self.plan_version:
+            fresh = self.state is None
+            self._install(PatrolPlan.from_dict(latest[1]), latest[0])
+            if fresh:
+                await self._replay(self.clock_ms() - int(self.settings.patrol.replay_hours * _HOUR))
+            log.info("patrol plan version %d in effect", latest[0])
+
+    async def report(self, day) -> dict:
+        """Coverage report of one local day, from the database."""
+        if self.plan is None:
+            return {"date": day.isoformat(), "collectors": [], "grids": [], "communities": [], "streets": [], "timeline": []}
+        return await coverage_report_from_store(self.store, self.plan, self.cover, self.rules, day, self.clock_ms(),
+                                                self.settings.grid.district)
+
+    async def checkpoint(self) -> None:
+        if self.state is None:
+            return
+        self.state.prune(self.clock_ms() - int(self.settings.patrol.retention_hours * _HOUR))
+        await self.store.save_checkpoint({"plan_version": self.plan_version, "state": self.state.checkpoint()})
+
+    # --- views ----------------------------------------------------------------------
+
+    def live(self) -> dict:
+        """Last visit of every grid, the unvisited grids of slots in progress, their progress."""
+        now = self.clock_ms()
+        out = {"now": now, "grids": {code: self.last_visit.get(code) for code in sorted(set(self.cover.values()))},
+               "unvisited": [], "slots": []}
+        if self.state is None:
+            return out
+        schedule = self.state.coverage.schedule
+        unvisited = set()
+        for slot in schedule.slots_overlapping(now, now + 1):
+            rule = self.rules.for_area(slot.area)
+            coverage = self.state.coverage.slot_coverage(slot, rule, now)
+            covered = [g for g in coverage.grids if not g.shortfalls(rule, final=False)]
+            unvisited.update(g.grid for g in coverage.grids if g.visits == 0)
+            out["slots"].append({"slot_id": slot.id, "collector": slot.collector, "area": slot.area, "start": slot.start_ms,
+                                 "end": slot.end_ms, "grids_total": len(coverage.grids), "grids_covered": len(covered),
+                                 "share": round(len(covered) / len(coverage.grids), 3) if coverage.grids else 1.0})
+        out["unvisited"] = sorted(unvisited)
+        return out
