@@ -109,3 +109,40 @@ async def _store_for(dsn, *, task_status=trio.TASK_STATUS_IGNORED):
     async with open_store(dsn) as store:
         task_status.started(store)
         await trio.sleep_forever()
+
+
+async def test_patrol_state_survives_a_restart_without_raising_an_alert_twice(settings, broker):
+    now = [at("08:00")]
+    settings = settings.replace("patrol", offline_min=15.0, warning_lead_min=0.0)
+    async with trio.open_nursery() as nursery:
+        store = await nursery.start(_store_for, settings.database.dsn)
+        from tracker.service import import_grids, run_service
+        from tests.conftest import DEMO_CITY
+
+        await import_grids(store, str(DEMO_CITY), 12)
+        cover = dict(await store.grid_cells())
+        grids = sorted(g for g in set(cover.values()) if g.startswith(AREA))
+        cells_by_grid = {g: [c for c, owner in cover.items() if owner == g] for g in grids}
+        await store.save_plan(plan(grids))
+
+        def service(task_status):
+            return run_service(settings, store, clock_ms=lambda: now[0], task_status=task_status)
+
+        running = await nursery.start(service)
+        first = walk(cells_by_grid, grids[:6], at("08:00"), 20_000)
+        await apublish(broker, [(TOPIC, msgpack.packb(f)) for f in first])
+        await wait_for(lambda: running.pipeline.metrics.get("gridwatch_persisted_total") >= len(first))
+        now[0] = at("09:00")
+        before = [c.alert for c in await running.patrol.evaluate_now()]
+        await running.patrol.checkpoint()
+        await running.stop()
+        running = await nursery.start(service)  # the next life, same database
+        again = await running.patrol.evaluate_now()
+        open_after = running.patrol.state.open_alerts
+        now[0] = at("10:00")
+        at_slot_end = await running.patrol.evaluate_now()
+        nursery.cancel_scope.cancel()
+    assert [a.kind.value for a in before] == ["offline"]
+    assert again == []
+    assert [(a.kind.value, a.raised_at_ms) for a in open_after] == [(a.kind.value, a.raised_at_ms) for a in before]
+    assert sorted(c.alert.grid for c in at_slot_end if c.alert.kind.value == "grid_not_covered") == grids[6:]
