@@ -1,7 +1,18 @@
-"""Run every benchmark: python -m bench (or ./gridwatch bench)."""
+"""Run the benchmarks: python -m bench [NAME ...] (or ./gridwatch bench [NAME ...]).
 
+NAME is one of ingest, protocols, jt808, geofence; none runs them all. Each prints its
+table and writes bench/results/NAME.json.
+"""
+
+import importlib
 import sys
 
-from bench import ingest
+NAMES = ("ingest", "protocols", "jt808", "geofence")
 
-ingest.main(sys.argv[1:])
+wanted = [a for a in sys.argv[1:] if not a.startswith("-")] or list(NAMES)
+unknown = [n for n in wanted if n not in NAMES]
+if unknown:
+    sys.exit(f"unknown benchmark(s) {unknown}; choose from {', '.join(NAMES)}")
+for name in wanted:
+    print(f"\n=== bench.{name}", flush=True)
+    importlib.import_module(f"bench.{name}").main([])
