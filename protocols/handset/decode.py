@@ -8,17 +8,15 @@ others.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 
-import msgpack
 
 from protocols.errors import DecodeError
+from protocols.payload import load
 from tracker.model import Datum, DeviceRef, Fix
 from protocols.coords import to_wgs84
 
-_JSON_STARTS = frozenset(b"{[ \t\r\n")
 _DATUMS = {d.value: d for d in Datum}
 
 
@@ -49,19 +47,7 @@ class HandsetStatus:
 
 
 def _load(payload: bytes, limits: HandsetLimits) -> object:
-    if not payload:
-        raise DecodeError("empty", "empty payload")
-    if len(payload) > limits.max_payload_bytes:
-        raise DecodeError("too_large", f"payload of {len(payload)} bytes exceeds {limits.max_payload_bytes}")
-    if payload[0] in _JSON_STARTS:
-        try:
-            return json.loads(payload)
-        except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, int too long
-            raise DecodeError("bad_json", f"invalid JSON: {exc}") from None
-    try:
-        return msgpack.unpackb(payload, raw=False, strict_map_key=False)
-    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, UnicodeDecodeError, TypeError) as exc:
-        raise DecodeError("bad_msgpack", f"invalid msgpack: {type(exc).__name__}: {exc}") from None
+    return load(payload, limits.max_payload_bytes)
 
 
 def _number(item: dict, key: str, required: bool) -> float | None:

@@ -9,17 +9,15 @@ records and reports each bad one on its own: one bad record never costs the othe
 from __future__ import annotations
 
 import enum
-import json
 import math
 import re
 from dataclasses import dataclass, field
 
-import msgpack
 
 from protocols.errors import DecodeError
+from protocols.payload import load
 from tracker.model import COMPONENT_CODE, DEVICE_ID, DeviceRef
 
-_JSON_STARTS = frozenset(b"{[ \t\r\n")
 ALARM_CODE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 PROTOCOL_VERSION = 1
 
@@ -134,19 +132,7 @@ class SensorBatch:
 
 
 def _load(payload: bytes, limits: SensorLimits) -> object:
-    if not payload:
-        raise DecodeError("empty", "empty payload")
-    if len(payload) > limits.max_payload_bytes:
-        raise DecodeError("too_large", f"payload of {len(payload)} bytes exceeds {limits.max_payload_bytes}")
-    if payload[0] in _JSON_STARTS:
-        try:
-            return json.loads(payload)
-        except (ValueError, RecursionError) as exc:  # also bad UTF-8 and over-long integers
-            raise DecodeError("bad_json", f"invalid JSON: {str(exc)[:200]}") from None
-    try:
-        return msgpack.unpackb(payload, raw=False, strict_map_key=False)
-    except (ValueError, TypeError, msgpack.StackError, msgpack.FormatError, RecursionError) as exc:
-        raise DecodeError("bad_msgpack", f"invalid msgpack: {type(exc).__name__}: {str(exc)[:200]}") from None
+    return load(payload, limits.max_payload_bytes)
 
 
 def _number(record: dict, key: str) -> float | None:
