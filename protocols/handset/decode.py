@@ -11,11 +11,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-
+from protocols.coords import to_wgs84
 from protocols.errors import DecodeError
 from protocols.payload import load
 from tracker.model import Datum, DeviceRef, Fix
-from protocols.coords import to_wgs84
 
 _DATUMS = {d.value: d for d in Datum}
 
