@@ -140,7 +140,7 @@ class Store:
                     if rows:
                         await con.copy_records_to_table("pings", records=rows, columns=PING_COLUMNS)
                     if devices:
-                        await con.executemany(_UPSERT_DEVICE, devices)
+                        await con.execute(_UPSERT_DEVICES, *(list(column) for column in zip(*devices)))
                     if filtered:
                         await con.copy_records_to_table("filtered_fixes", records=filtered, columns=FILTERED_COLUMNS)
                     if alarms:
@@ -337,9 +337,11 @@ class Store:
         return await self._run(op)
 
 
-_UPSERT_DEVICE = (
+# One statement for a whole batch of devices: arrays in, a set-based upsert server-side.
+_UPSERT_DEVICES = (
     "INSERT INTO devices (id, class, district, last_t, last_rx, last_lat, last_lon, last_acc, last_spd, last_hdg, last_bat, last_cell, last_grid) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
+    "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::float8[], $7::float8[], "
+    "$8::real[], $9::real[], $10::real[], $11::real[], $12::bigint[], $13::text[]) "
     "ON CONFLICT (id) DO UPDATE SET class = excluded.class, district = excluded.district, "
     "last_t = excluded.last_t, last_rx = excluded.last_rx, last_lat = excluded.last_lat, last_lon = excluded.last_lon, "
     "last_acc = excluded.last_acc, last_spd = excluded.last_spd, last_hdg = excluded.last_hdg, last_bat = excluded.last_bat, "
