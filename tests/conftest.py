@@ -34,6 +34,20 @@ BROKER_USERS = {
 }
 
 
+DECODER_MODULES = ("protocols.handset.decode", "protocols.owntracks.decode", "protocols.jt808.session")
+
+
+@pytest.fixture(autouse=True)
+def every_decoded_fix_is_sane(monkeypatch):
+    """Each fix a decoder builds during any test passes tests/sanity.py."""
+    import importlib
+
+    from tests.sanity import checked
+
+    for name in DECODER_MODULES:
+        monkeypatch.setattr(importlib.import_module(name), "Fix", checked)
+
+
 @dataclass
 class Postgres:
     admin_dsn: str  # a DSN to the server's maintenance database

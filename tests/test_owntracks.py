@@ -59,7 +59,8 @@ def reason(payload: str | bytes, tst: int = 1_701_258_666, topic: str = TOPIC) -
 # --- location ----------------------------------------------------------------------------
 
 # android ParserTest.kt, "Parser can serialize extended location message to a pretty JSON
-# message": what the Android app publishes with extended data on.
+# message": what the Android app publishes with extended data on. The app's test uses
+# tst 123456789 (1973); a real phone sends its clock, so a 2024 time stands in here.
 ANDROID_EXTENDED = """{
     "_type": "location",
     "created_at": 25,
@@ -73,7 +74,7 @@ ANDROID_EXTENDED = """{
     "alt": 20,
     "vel": 5,
     "cog": 56,
-    "tst": 123456789,
+    "tst": 1732327200,
     "m": 1,
     "conn": "TestConn",
     "inregions": [
@@ -86,8 +87,8 @@ ANDROID_EXTENDED = """{
 
 
 def test_android_extended_location():
-    assert decode(ANDROID_EXTENDED, 123456789) == OwnTracksLocation(
-        fix(123456789, 50.1, 60.2, acc=10.0, spd=5 / 3.6, hdg=56.0, alt=20.0, bat=30.0),
+    assert decode(ANDROID_EXTENDED, 1732327200) == OwnTracksLocation(
+        fix(1732327200, 50.1, 60.2, acc=10.0, spd=5 / 3.6, hdg=56.0, alt=20.0, bat=30.0),
         trigger=None, tracker_id=None, connectivity="TestConn", created_ms=25_000,
         regions=("Testregion1", "Testregion2"),
     )

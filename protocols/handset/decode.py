@@ -17,6 +17,10 @@ from protocols.payload import load
 from tracker.model import Datum, DeviceRef, Fix
 
 _DATUMS = {d.value: d for d in Datum}
+# Plausibility bounds: beyond them a reading is garbage, not a fast or high device.
+MAX_ACCURACY_M = 100_000.0
+MAX_SPEED_MPS = 340.0
+MIN_ALTITUDE_M, MAX_ALTITUDE_M = -1_000.0, 20_000.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,24 +105,28 @@ def _fix(item: object, ref: DeviceRef, rx_ms: int, limits: HandsetLimits) -> Fix
         raise DecodeError("lon_range" if math.isfinite(lon) else "not_finite", f"lon {lon} out of range")
     if lat == 0.0 and lon == 0.0:
         raise DecodeError("zero_position", "lat and lon are both 0 (no fix)")
-    if not 0.0 <= acc < math.inf:
-        raise DecodeError("bad_value" if math.isfinite(acc) else "not_finite", f"accuracy {acc} is not a non-negative number")
+    if not 0.0 <= acc <= MAX_ACCURACY_M:
+        raise DecodeError("bad_value" if math.isfinite(acc) else "not_finite", f"accuracy {acc} is not a plausible radius")
     spd = item.get("spd")
     if spd is not None:
         if type(spd) is not float:
             spd = _number(item, "spd", False)
-        if not 0.0 <= spd < math.inf:
-            raise DecodeError("bad_value" if math.isfinite(spd) else "not_finite", f"speed {spd} is not a non-negative number")
+        if not 0.0 <= spd <= MAX_SPEED_MPS:
+            raise DecodeError("bad_value" if math.isfinite(spd) else "not_finite", f"speed {spd} m/s is not plausible")
     hdg = item.get("hdg")
     if hdg is not None:
         if type(hdg) is not float:
             hdg = _number(item, "hdg", False)
         if not 0.0 <= hdg <= 360.0:
             raise DecodeError("bad_value" if math.isfinite(hdg) else "not_finite", f"heading {hdg} out of range")
-        hdg %= 360.0
+        if hdg == 360.0:
+            hdg = 0.0
     alt = item.get("alt")
-    if alt is not None and (type(alt) is not float or not math.isfinite(alt)):
-        alt = _number(item, "alt", False)
+    if alt is not None:
+        if type(alt) is not float:
+            alt = _number(item, "alt", False)
+        if not MIN_ALTITUDE_M <= alt <= MAX_ALTITUDE_M:
+            raise DecodeError("bad_value" if math.isfinite(alt) else "not_finite", f"altitude {alt} m is not plausible")
     bat = item.get("bat")
     if bat is not None:
         if type(bat) is not float:
