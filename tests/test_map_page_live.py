@@ -16,7 +16,8 @@ WALKERS = {"c0301": (36.1050, 103.7150), "c0302": (36.1080, 103.7250), "v0301": 
 
 
 def _positions(step: int) -> list[tuple[str, bytes]]:
-    now = int(time.time() * 1000)
+    # a minute between steps: ~55 m in 60 s is a plausible walk for the position filters
+    now = int(time.time() * 1000) - (1 - step) * 60_000
     messages = []
     for device, (lat, lon) in WALKERS.items():
         cls = "vehicle" if device.startswith("v") else "collector"

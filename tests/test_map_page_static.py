@@ -1,9 +1,11 @@
 """The command map page in headless Chromium, against a throwaway server.
 
 The server here is a small Starlette app: it serves ``web/static`` and canned answers for
-the page's API (config, 96 unit grids of district 620105, seven devices, a track), and a
-``/ws`` feed that sends a snapshot, then moves vehicle v0001 east and collector c0001
-north in delta frames once a test releases them.
+the page's API (config, 96 unit grids of district 620105, seven devices, a track, and the
+patrol routes: open alerts, alarm history, live coverage and the day's coverage report,
+empty unless a test fills them in), and a ``/ws`` feed that sends a snapshot, then moves
+vehicle v0001 east and collector c0001 north in delta frames once a test releases them,
+and passes on any frame a test pushes.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -163,6 +165,19 @@ class FakeService:
     release_deltas: threading.Event = field(default_factory=threading.Event)
     deltas_sent: list[dict[str, Any]] = field(default_factory=list)
     track_queries: list[tuple[str, datetime, datetime]] = field(default_factory=list)
+    # The patrol routes: open alerts and alarm history (newest first), live coverage (None
+    # answers every grid never visited), and the timeline of today's coverage report.
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    alarms: list[dict[str, Any]] = field(default_factory=list)
+    coverage: dict[str, Any] | None = None
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    coverage_requests: int = 0
+    report_dates: list[str] = field(default_factory=list)
+    pushed: queue.SimpleQueue[dict[str, Any]] = field(default_factory=queue.SimpleQueue)
+
+    def push(self, frame: dict[str, Any]) -> None:
+        """Send ``frame`` on the open feed connection (from any thread)."""
+        self.pushed.put(frame)
 
     def by_id(self, id_: str) -> dict[str, Any]:
         return next(d for d in self.devices if d["id"] == id_)
@@ -174,6 +189,10 @@ class FakeService:
             Route("/api/grids", self.grid_collection),
             Route("/api/devices", self.device_list),
             Route("/api/devices/{device}/track", self.track),
+            Route("/api/alerts", self.open_alerts),
+            Route("/api/alarms", self.alarm_history),
+            Route("/api/coverage/live", self.live_coverage),
+            Route("/api/reports/coverage", self.coverage_report),
             Route("/tiles/{z:int}/{x:int}/{y:int}.png", self.tile),
             WebSocketRoute("/ws", self.live),
             Mount("/static", StaticFiles(directory=STATIC)),
@@ -214,6 +233,34 @@ class FakeService:
             "properties": {"device": id_, "times": times},
         })
 
+    async def open_alerts(self, request: Request) -> JSONResponse:
+        if dict(request.query_params) != {"open": "1", "limit": "200"}:
+            return JSONResponse({"error": f"expected ?open=1&limit=200, got {request.url.query!r}"}, status_code=400)
+        return JSONResponse({"alerts": self.alerts})
+
+    async def alarm_history(self, request: Request) -> JSONResponse:
+        limit = request.query_params.get("limit", "100")
+        if not limit.isdigit() or not 1 <= int(limit) <= 1000:
+            return JSONResponse({"error": f"'limit' must be 1..1000, got {limit!r}"}, status_code=400)
+        return JSONResponse({"alarms": self.alarms[: int(limit)]})
+
+    async def live_coverage(self, request: Request) -> JSONResponse:
+        self.coverage_requests += 1
+        if self.coverage is not None:
+            return JSONResponse(self.coverage)
+        codes = [f["properties"]["code"] for f in self.grids["features"]]
+        return JSONResponse({"now": int(time.time() * 1000), "grids": dict.fromkeys(codes), "unvisited": [], "slots": []})
+
+    async def coverage_report(self, request: Request) -> JSONResponse:
+        day = request.query_params.get("date", "")
+        try:
+            date.fromisoformat(day)
+        except ValueError:
+            return JSONResponse({"error": f"'date' must be YYYY-MM-DD, got {day!r}"}, status_code=400)
+        self.report_dates.append(day)
+        return JSONResponse({"date": day, "timeline": self.timeline, "collectors": [], "grids": [],
+                             "communities": [], "streets": []})
+
     async def tile(self, request: Request) -> Response:
         self.tiles_served += 1
         return Response(TILE_PNG, media_type="image/png")
@@ -227,15 +274,17 @@ class FakeService:
             await ws.close(code=1012)
             return
         devices = self.devices if self.devices_after_reconnect is None else self.devices_after_reconnect
+        await ws.send_json({"type": "snapshot", "devices": devices})
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self.feed, ws, devices)
+            nursery.start_soon(self.feed, ws)
+            nursery.start_soon(self.pass_on_pushed, ws)
             with contextlib.suppress(WebSocketDisconnect):
                 while True:
                     await ws.receive_text()
             nursery.cancel_scope.cancel()
 
-    async def feed(self, ws: WebSocket, devices: list[dict[str, Any]]) -> None:
-        await ws.send_json({"type": "snapshot", "devices": devices})
+    async def feed(self, ws: WebSocket) -> None:
+        # An alert frame the page cannot use (no change, no id): it must be ignored.
         await ws.send_json({"type": "alert", "alert": {"kind": "coverage", "grid": grid_code(0, 0)}})
         while not self.release_deltas.is_set():
             await trio.sleep(0.02)
@@ -250,6 +299,15 @@ class FakeService:
             self.deltas_sent.append(frame)
         await ws.send_json({"type": "incident", "incident": {"id": 1}})
         await ws.send_text('{"type": "not-yet-invented"}')
+
+    async def pass_on_pushed(self, ws: WebSocket) -> None:
+        while True:
+            try:
+                frame = self.pushed.get_nowait()
+            except queue.Empty:
+                await trio.sleep(0.02)
+            else:
+                await ws.send_json(frame)
 
 
 @contextlib.contextmanager

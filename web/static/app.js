@@ -1,17 +1,25 @@
 // Gridwatch command map: boots the map from /api/config, draws the unit grids and the
 // devices, then follows the live feed. Frames are routed through one dispatch table.
 
+import { AlarmMarkers } from './alarmmarkers.js';
+import { AlertBoard } from './alerts.js';
+import { CoverageChart } from './chart.js';
+import { CoverageLayer } from './coverage.js';
 import { DeviceDetails } from './details.js';
 import { DeviceList } from './devicelist.js';
 import { isStale } from './format.js';
 import { GridLayer } from './grids.js';
 import { LiveFeed, liveFeedUrl } from './live.js';
 import { DeviceMarkers } from './markers.js';
+import { Tabs } from './tabs.js';
 
 const FALLBACK_CENTER = [36.1, 103.72];
 const FALLBACK_ZOOM = 14;
 const MIN_GLIDE_MS = 200;
 const MAX_GLIDE_MS = 1500;
+const FOCUS_MS = 12000;
+const NEAR_DEVICE_ZOOM = 17.5;
+const MAX_FOCUS_ZOOM = 18;
 
 const state = {
   devices: new Map(),
@@ -28,6 +36,9 @@ window.gridwatch = Object.freeze({
   get wsState() { return state.wsState; },
   get framesReceived() { return state.framesReceived; },
   get selected() { return state.selected; },
+  get alerts() { return board ? board.alerts : new Map(); },
+  get alarms() { return board ? board.alarms : new Map(); },
+  get alertsLoaded() { return Boolean(board && board.loaded); },
 });
 
 const $ = (id) => document.getElementById(id);
@@ -44,6 +55,10 @@ let grids;
 let markers;
 let list;
 let details;
+let board;
+let alarmMarkers;
+let coverage;
+let tabs;
 let retryAt = null;
 
 const describeGrid = (code) => (grids ? grids.info(code) : null);
@@ -52,11 +67,13 @@ const describeGrid = (code) => (grids ? grids.info(code) : null);
 const FRAME_HANDLERS = {
   snapshot: (frame) => {
     applySnapshot(frame.devices || []);
-    // A snapshot opens every connection: refetch the track so it spans any outage.
+    // A snapshot opens every connection: refetch what may have changed during an outage.
     if (state.selected) details.reloadTrack(Date.now());
+    board.load(Date.now());
   },
   delta: (frame) => applyDelta(frame.devices || []),
-  alert: () => {},
+  alert: (frame) => board.alertFrame(frame, Date.now()),
+  alarm: (frame) => board.alarmFrame(frame, Date.now()),
   incident: () => {},
 };
 
@@ -109,6 +126,53 @@ function select(id, { pan = false } = {}) {
   if (pan && at && !map.getBounds().contains(at)) map.panTo(at);
 }
 
+// An alert or alarm picked in the alerts panel or on the map: bring its place into view.
+function pick(item) {
+  if (item.type === 'alarm') {
+    pickAlarm(item.alarm);
+    return;
+  }
+  const { alert } = item;
+  const known = state.devices.has(alert.collector);
+  const detailGrids = alert.detail && Array.isArray(alert.detail.grids)
+    ? alert.detail.grids.filter((code) => typeof code === 'string') : [];
+  const codes = alert.grid ? [alert.grid] : detailGrids;
+  if (codes.length && focusGrids(codes)) {
+    if (known) select(alert.collector);
+  } else if (known) {
+    select(alert.collector);
+    zoomTo(markers.position(alert.collector));
+  } else if (alert.area) {
+    focusGrids(grids.codesWithin(alert.area));
+  }
+}
+
+function pickAlarm(alarm) {
+  const known = state.devices.has(alarm.device);
+  if (known) select(alarm.device);
+  if (Number.isFinite(alarm.lat) && Number.isFinite(alarm.lon)) zoomTo(L.latLng(alarm.lat, alarm.lon));
+  else if (!(alarm.grid && focusGrids([alarm.grid])) && known) zoomTo(markers.position(alarm.device));
+}
+
+function focusGrids(codes) {
+  const bounds = grids.boundsOf(codes);
+  if (!bounds) return false;
+  grids.focus(codes, FOCUS_MS);
+  map.fitBounds(bounds, { padding: [60, 60], maxZoom: MAX_FOCUS_ZOOM });
+  return true;
+}
+
+function zoomTo(latlng) {
+  if (latlng) map.setView(latlng, Math.max(map.getZoom(), NEAR_DEVICE_ZOOM));
+}
+
+function showAlarmOnList(key) {
+  tabs.show('gw-tab-alerts');
+  board.reveal('alarm', key);
+  const alarm = board.alarms.get(key);
+  if (alarm && state.devices.has(alarm.device)) select(alarm.device);
+}
+
 function updateCounts(now) {
   let live = 0;
   for (const device of state.devices.values()) if (!isStale(device, now)) live += 1;
@@ -156,6 +220,7 @@ function tick() {
   list.refresh(now);
   details.refresh(now);
   updateCounts(now);
+  board.tick(now);
   renderConnectionText();
 }
 
@@ -197,6 +262,28 @@ async function boot() {
     trackInfo: $('gw-track-info'),
     close: $('gw-details-close'),
   }, { describeGrid, onClose: () => select(null) });
+  tabs = new Tabs($('gw-tabs'));
+  alarmMarkers = new AlarmMarkers(map, { onSelect: showAlarmOnList });
+  board = new AlertBoard({
+    count: $('gw-alert-count'),
+    alertList: $('gw-alert-rows'),
+    alertEmpty: $('gw-alert-empty'),
+    alertHeadCount: $('gw-alert-head-count'),
+    alarmList: $('gw-alarm-rows'),
+    alarmEmpty: $('gw-alarm-empty'),
+    alarmHeadCount: $('gw-alarm-head-count'),
+  }, {
+    getJSON,
+    describePlace: (code) => grids.placeName(code),
+    onPick: pick,
+    onAlarmChange: (key, alarm) => alarmMarkers.set(key, alarm),
+  });
+  coverage = new CoverageLayer(map, grids, { getJSON });
+  const chart = new CoverageChart({
+    panel: $('gw-chart-panel'),
+    container: $('gw-coverage-chart'),
+    latest: $('gw-chart-latest'),
+  }, { getJSON });
 
   $('gw-filter').addEventListener('input', (event) => {
     list.setFilter(event.target.value);
@@ -217,6 +304,7 @@ async function boot() {
     const bounds = grids.load(gridResult.value);
     state.gridsLoaded = true;
     if (!hasCenter && bounds) map.fitBounds(bounds, { padding: [20, 20] });
+    coverage.refresh();
   } else {
     showBanner(`网格加载失败 (grids failed to load: ${gridResult.reason.message})`);
   }
@@ -224,6 +312,7 @@ async function boot() {
     applySnapshot(deviceResult.value.devices || []);
   }
 
+  chart.start(Date.now());
   new LiveFeed(liveFeedUrl(window.location), { onFrame, onState: showConnection }).start();
   setInterval(tick, 1000);
 }

@@ -18,9 +18,14 @@ export class GridLayer {
     this.hovered = null;
     this.shades = new Map();
     this.layer = null;
+    this.overlay = null;
+    this.focused = null;
+    this.focusTimer = 0;
     this.labels = L.layerGroup();
     map.createPane('gw-outlines').style.zIndex = 410;
     this.outlineRenderer = L.svg({ pane: 'gw-outlines' });
+    map.createPane('gw-focus').style.zIndex = 420;
+    this.focusRenderer = L.svg({ pane: 'gw-focus' });
     map.on('zoomend', () => this.updateLabelZoom());
   }
 
@@ -28,11 +33,15 @@ export class GridLayer {
     return this.byCode.size;
   }
 
+  codes() {
+    return this.byCode.keys();
+  }
+
   load(collection) {
     const features = (collection && collection.features) || [];
     this.assignShades(features);
     this.layer = L.geoJSON(features, {
-      style: (feature) => this.baseStyle(feature),
+      style: (feature) => this.styleFor(feature),
       interactive: false,
     });
     this.layer.eachLayer((layer) => {
@@ -80,6 +89,85 @@ export class GridLayer {
       fillColor: `hsl(${hue} 65% ${lightness}%)`,
       fillOpacity: this.tiled ? 0.12 : 0.3,
     };
+  }
+
+  styleFor(feature) {
+    const base = this.baseStyle(feature);
+    const extra = this.overlay ? this.overlay(feature.properties) : null;
+    return extra ? { ...base, ...extra } : base;
+  }
+
+  // Lays overrides(props) -> style options (or null) over every grid's base style; null
+  // restores the base style. Hovering keeps working on top of either.
+  setOverlay(overrides) {
+    this.overlay = overrides;
+    if (!this.layer) return;
+    this.layer.resetStyle();
+    const hovered = this.hovered;
+    this.hovered = null;
+    this.highlight(hovered);
+  }
+
+  element(code) {
+    const entry = this.byCode.get(code);
+    return entry ? entry.layer.getElement() : null;
+  }
+
+  bringToFront(codes) {
+    for (const code of codes) {
+      const entry = this.byCode.get(code);
+      if (entry) entry.layer.bringToFront();
+    }
+  }
+
+  codesWithin(prefix) {
+    return [...this.byCode.keys()].filter((code) => code.startsWith(prefix));
+  }
+
+  boundsOf(codes) {
+    let bounds = null;
+    for (const code of codes) {
+      const entry = this.byCode.get(code);
+      if (!entry) continue;
+      const b = entry.layer.getBounds();
+      bounds = bounds ? bounds.extend(b) : L.latLngBounds(b.getSouthWest(), b.getNorthEast());
+    }
+    return bounds;
+  }
+
+  // "万里社区 · 培黎街道" for a grid, community or street code; null for unknown codes.
+  placeName(code) {
+    if (!code) return null;
+    const grid = this.byCode.get(code);
+    if (grid) return `${grid.props.community_name || grid.props.community} · ${grid.props.street_name || grid.props.street}`;
+    for (const { props } of this.entries) {
+      if (props.community === code) return `${props.community_name || code} · ${props.street_name || props.street}`;
+      if (props.street === code) return props.street_name || code;
+    }
+    return null;
+  }
+
+  // Draws attention to some grids for a while: a bright pulsing outline above everything.
+  focus(codes, durationMs) {
+    this.unfocus();
+    const features = codes.map((code) => this.byCode.get(code)).filter(Boolean).map((entry) => entry.layer.feature);
+    if (!features.length) return;
+    this.focused = L.geoJSON(features, {
+      renderer: this.focusRenderer,
+      interactive: false,
+      style: { className: 'gw-focus', color: '#fde047', weight: 4, opacity: 1, fill: false },
+    }).addTo(this.map);
+    this.focused.eachLayer((layer) => {
+      const path = layer.getElement();
+      if (path) path.setAttribute('data-code', layer.feature.properties.code);
+    });
+    this.focusTimer = setTimeout(() => this.unfocus(), durationMs);
+  }
+
+  unfocus() {
+    clearTimeout(this.focusTimer);
+    if (this.focused) this.focused.remove();
+    this.focused = null;
   }
 
   addOutlines(features) {
