@@ -39,6 +39,9 @@ class PlanOnlyStore:
     async def pings_of(self, devices, start, end):
         return []
 
+    async def close_open_patrol_alerts(self, at, resolution):
+        return 0
+
     async def record_patrol_alerts(self, rows):
         self.recorded.extend((trio.current_time(), r) for r in rows)
 

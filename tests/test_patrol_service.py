@@ -146,3 +146,36 @@ async def test_patrol_state_survives_a_restart_without_raising_an_alert_twice(se
     assert again == []
     assert [(a.kind.value, a.raised_at_ms) for a in open_after] == [(a.kind.value, a.raised_at_ms) for a in before]
     assert sorted(c.alert.grid for c in at_slot_end if c.alert.kind.value == "grid_not_covered") == grids[6:]
+
+
+async def test_after_a_crash_without_checkpoint_orphaned_alerts_are_closed_and_judged_afresh(settings, broker):
+    now = [at("08:00")]
+    settings = settings.replace("patrol", offline_min=15.0, warning_lead_min=0.0, checkpoint_s=3600.0)
+    async with trio.open_nursery() as nursery:
+        store = await nursery.start(_store_for, settings.database.dsn)
+        from tracker.patrol import RESTARTED
+        from tracker.service import import_grids, run_service
+        from tests.conftest import DEMO_CITY
+
+        await import_grids(store, str(DEMO_CITY), 12)
+        cover = dict(await store.grid_cells())
+        grids = sorted(g for g in set(cover.values()) if g.startswith(AREA))
+        await store.save_plan(plan(grids))
+        fixes = walk({g: [c for c, o in cover.items() if o == g] for g in grids}, grids[:2], at("08:00"), 20_000)
+
+        def service(task_status):
+            return run_service(settings, store, clock_ms=lambda: now[0], task_status=task_status)
+
+        running = await nursery.start(service)
+        await apublish(broker, [(TOPIC, msgpack.packb(f)) for f in fixes])
+        await wait_for(lambda: running.pipeline.metrics.get("gridwatch_persisted_total") >= len(fixes))
+        now[0] = at("09:00")
+        assert [c.alert.kind.value for c in await running.patrol.evaluate_now()] == ["offline"]
+        running.cancel_scope.cancel()  # killed: no stop(), so no checkpoint
+        await wait_for(lambda: not running.pipeline.broker.connected)
+        running = await nursery.start(service)
+        closed = await store.fetch("SELECT kind, resolution FROM patrol_alerts WHERE resolved_at IS NOT NULL")
+        afresh = [c.alert.kind.value for c in await running.patrol.evaluate_now()]
+        nursery.cancel_scope.cancel()
+    assert [tuple(r) for r in closed] == [("offline", RESTARTED)]
+    assert afresh == ["offline"]

@@ -25,6 +25,7 @@ from tracker.store import Store, datetime_to_ms, ms_to_datetime
 
 log = logging.getLogger(__name__)
 _HOUR = 3_600_000
+RESTARTED = "service restarted without a checkpoint; judged afresh"
 
 
 def default_rule(p: PatrolSettings) -> CoverageRule:
@@ -82,11 +83,19 @@ class Patrol:
         version, doc = latest
         self._install(PatrolPlan.from_dict(doc), version)
         checkpoint = await self.store.load_checkpoint()
+        restored = False
         if checkpoint is not None and checkpoint.get("plan_version") == version:
             try:
                 self.state = PatrolState.restore(checkpoint["state"], self.plan.schedule(), self.plan.territory(self.cover))
+                restored = True
             except (KeyError, ValueError) as exc:
                 log.warning("patrol checkpoint not usable (%s): rebuilding from the database", exc)
+        if not restored:
+            # episodes left open by an engine whose state is lost would never be resolved:
+            # close them, and let the rebuilt engine raise afresh whatever still holds
+            closed = await self.store.close_open_patrol_alerts(ms_to_datetime(self.clock_ms()), RESTARTED)
+            if closed:
+                log.warning("patrol: no usable checkpoint; closed %d open alert(s), judging afresh", closed)
         await self._replay(self.clock_ms() - int(self.settings.patrol.replay_hours * _HOUR))
 
     def _install(self, plan: PatrolPlan, version: int) -> None:

@@ -46,6 +46,8 @@ class Running:
         if self.gateway_scope is not None:
             self.gateway_scope.cancel()  # terminals whose reports were not acknowledged resend them
         await self.pipeline.stop()
+        if self.patrol is not None:
+            await self.patrol.checkpoint()  # every fix received is observed by now
         self.cancel_scope.cancel()
 
 

@@ -280,6 +280,17 @@ class Store:
 
         return await self._run(op)
 
+    async def close_open_patrol_alerts(self, at: datetime, resolution: str) -> int:
+        """Resolve every open episode (the engine that raised them is gone); return how many."""
+
+        async def op() -> int:
+            async with self._pool.acquire() as con:
+                done = await con.execute(
+                    "UPDATE patrol_alerts SET resolved_at = $1, resolution = $2, updated_at = $1 WHERE resolved_at IS NULL", at, resolution)
+                return int(done.split()[-1])
+
+        return await self._run(op)
+
     async def save_checkpoint(self, state: dict) -> None:
         async def op() -> None:
             async with self._pool.acquire() as con:

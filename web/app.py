@@ -96,7 +96,9 @@ def create_app(ctx: WebContext) -> Starlette:
 
     async def config(request: Request) -> Response:
         w = ctx.settings.web
-        return JSONResponse({"tile_url": w.tile_url, "center": list(w.center), "zoom": w.zoom, "district": ctx.settings.grid.district})
+        plan = getattr(ctx.patrol, "plan", None)
+        return JSONResponse({"tile_url": w.tile_url, "center": list(w.center), "zoom": w.zoom, "district": ctx.settings.grid.district,
+                             "zone": plan.zone if plan is not None else "Asia/Shanghai"})
 
     async def grids(request: Request) -> Response:
         return JSONResponse(ctx.grids_geojson)

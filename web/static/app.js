@@ -283,7 +283,7 @@ async function boot() {
     panel: $('gw-chart-panel'),
     container: $('gw-coverage-chart'),
     latest: $('gw-chart-latest'),
-  }, { getJSON });
+  }, { getJSON, zone: config.zone });
 
   $('gw-filter').addEventListener('input', (event) => {
     list.setFilter(event.target.value);

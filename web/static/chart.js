@@ -12,19 +12,29 @@ const HOUR_MS = 60 * 60 * 1000;
 const TICK_HOURS = [1, 2, 3, 4, 6, 12];
 const MAX_TICKS = 8;
 
-const two = (n) => String(n).padStart(2, '0');
 
-export function localDate(ms) {
-  const d = new Date(ms);
-  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())}`;
+// Dates and clock times are the city's (the patrol plan's zone, from /api/config), not the
+// browser's: a report day is a local day of the city. Without a zone, the browser's.
+function parts(ms, zone) {
+  const options = { year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' };
+  if (zone) options.timeZone = zone;
+  const out = {};
+  for (const { type, value } of new Intl.DateTimeFormat('en-CA', options).formatToParts(new Date(ms))) out[type] = value;
+  return out;
+}
+
+export function localDate(ms, zone) {
+  const p = parts(ms, zone);
+  return `${p.year}-${p.month}-${p.day}`;
 }
 
 export const reportUrl = (date) => `/api/reports/coverage?date=${encodeURIComponent(date)}`;
 
 const percent = (share) => `${Math.round(share * 100)}%`;
+let chartZone;
 const clock = (ms) => {
-  const d = new Date(ms);
-  return `${two(d.getHours())}:${two(d.getMinutes())}`;
+  const p = parts(ms, chartZone);
+  return `${p.hour}:${p.minute}`;
 };
 
 function svg(tag, attrs = {}, ...children) {
@@ -35,7 +45,9 @@ function svg(tag, attrs = {}, ...children) {
 }
 
 export class CoverageChart {
-  constructor({ panel, container, latest }, { getJSON }) {
+  constructor({ panel, container, latest }, { getJSON, zone }) {
+    chartZone = zone || undefined;
+    this.zone = chartZone;
     this.panel = panel;
     this.container = container;
     this.latest = latest;
@@ -56,7 +68,7 @@ export class CoverageChart {
 
   async load(now) {
     const request = ++this.request;
-    const date = localDate(now);
+    const date = localDate(now, this.zone);
     let report;
     try {
       report = await this.getJSON(reportUrl(date));
