@@ -121,9 +121,15 @@ def cmd_grids_import(args, settings) -> int:
             filled = width * done // total
             print(f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
 
+    from geofence.importer import ImportError_
+
     async def main() -> int:
         async with open_store(dsn) as store:
-            report = await import_grids(store, args.file, settings.grid.h3_resolution, args.crs, progress)
+            try:
+                report = await import_grids(store, args.file, settings.grid.h3_resolution, args.crs, progress)
+            except ImportError_ as exc:
+                print(f"refused: {exc}")
+                return 1
         for line in report.errors:
             print(f"error: {line}")
         for line in report.warnings:
@@ -352,6 +358,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _leaves(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -360,7 +372,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tracker: configuration error: {exc}", file=sys.stderr)
         return 2
     _logging(settings.log.level)
-    return args.func(args, settings) or 0
+    from tracker.services import ServiceError
+    from tracker.store import StoreError
+
+    failures: list[BaseException] = []
+    try:
+        return args.func(args, settings) or 0
+    except* (StoreError, ServiceError) as group:
+        failures.extend(_leaves(group))
+    for exc in failures:
+        print(f"tracker: {exc}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

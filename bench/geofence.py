@@ -1,0 +1,362 @@
+"""Geofence benchmark: what placing one fix on its unit grid costs, and what the index holds.
+
+On a generated city at Lanzhou Chengguan's scale (4,137 unit grids, codes and streets as
+geofence.citygen draws them), with random fixes over the city:
+1. in-process: ``GridIndex.locate`` and ``place`` (one H3 call and one dict lookup), beside
+   the bare H3 call and an exact point-in-polygon on the same polygons (shapely STRtree);
+2. the alternative a team would otherwise write: PostGIS ``ST_Contains`` on the grid
+   polygons with a GiST index, one query per fix, on a private PostgreSQL; and the same
+   query batched (every fix in one statement, JIT off) as PostGIS's best case;
+3. memory of the index at 4,137 and 41,370 grids (tracemalloc), with codes loaded as the
+   database returns them (one string per row) and shared;
+4. when the patrol coverage engine is present: its per-fix update for the city's 145
+   collectors over 133 responsibility grids.
+Prints a table and writes bench/results/geofence.json.
+
+    python -m bench.geofence [--grids 4137] [--fixes 200000] [--postgis-fixes 5000] [--no-postgis]
+
+PostGIS comes from the Debian package ``postgresql-<major>-postgis-3`` matching the
+server's major version (postgresql-15-postgis-3 on Debian 12).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import shapely
+from h3.api import basic_int as h3
+
+from geofence.citygen import City
+from geofence.importer import cover, parse_features
+from geofence.index import GridIndex
+from tracker.services import start_postgres
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results"
+RES = 12
+CHENGGUAN_GRIDS = 4137  # Lanzhou Chengguan: 4,137 unit grids, 133 responsibility grids, 145 collectors
+RESPONSIBILITY_GRIDS = 133
+COLLECTORS = 145
+
+
+def build_city(grids: int, seed: int = 1) -> tuple[City, list, dict[int, str], dict[str, float]]:
+    city = City(grids, seed=seed)
+    doc = city.geojson()
+    t0 = time.perf_counter()
+    report = parse_features(doc["features"], "EPSG:4326")
+    t1 = time.perf_counter()
+    owner, problems = cover(report.grids, RES)
+    t2 = time.perf_counter()
+    if not report.ok or problems:
+        raise SystemExit(f"generated city did not import cleanly: {report.errors[:3]} {problems[:3]}")
+    return city, report.grids, owner, {"validate_s": t1 - t0, "cover_s": t2 - t1}
+
+
+def random_fixes(grids: list, n: int, seed: int = 7) -> list[tuple[float, float]]:
+    """Uniform over the city's bounding box (the city fills nearly all of it)."""
+    west, south, east, north = shapely.total_bounds([shapely.from_geojson(json.dumps(g.geometry)) for g in grids])
+    rng = random.Random(seed)
+    return [(rng.uniform(south, north), rng.uniform(west, east)) for _ in range(n)]
+
+
+def per_call_us(fn, fixes: list[tuple[float, float]], repeat: int = 7) -> float:
+    """Median over ``repeat`` passes of the mean time per fix, in µs (the machine may be
+    shared: the median shrugs off a pass slowed by a neighbour)."""
+    fn(*fixes[0])
+    passes = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for lat, lon in fixes:
+            fn(lat, lon)
+        passes.append((time.perf_counter() - t0) / len(fixes) * 1e6)
+    return statistics.median(passes)
+
+
+def measure_in_process(grids: list, owner: dict[int, str], fixes: list[tuple[float, float]]) -> dict:
+    index = GridIndex(RES, owner.items())
+    polygons = [shapely.from_geojson(json.dumps(g.geometry)) for g in grids]
+    codes = [g.code for g in grids]
+    tree = shapely.STRtree(polygons)
+
+    def exact(lat: float, lon: float) -> str | None:
+        hits = tree.query(shapely.Point(lon, lat), predicate="within")
+        return codes[hits[0]] if len(hits) else None
+
+    shapely_fixes = fixes[: max(1, len(fixes) // 10)]
+    located = sum(1 for lat, lon in fixes if index.locate(lat, lon)[1] is not None)
+    return {
+        "h3_latlng_to_cell_us": per_call_us(lambda lat, lon: h3.latlng_to_cell(lat, lon, RES), fixes),
+        "grid_index_locate_us": per_call_us(index.locate, fixes),
+        "grid_index_place_us": per_call_us(index.place, fixes),
+        "shapely_strtree_us": per_call_us(exact, shapely_fixes, repeat=3),
+        "fixes": len(fixes),
+        "on_a_grid_share": located / len(fixes),
+        "index": index,
+        "exact": exact,
+    }
+
+
+# --- PostGIS ------------------------------------------------------------------------------
+
+
+async def _postgis(dsn: str, grids: list, fixes: list[tuple[float, float]]) -> dict:
+    import asyncpg
+
+    con = await asyncpg.connect(dsn)
+    try:
+        try:
+            await con.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+        except asyncpg.PostgresError as exc:
+            version = (await con.fetchval("SHOW server_version")).split(".")[0]
+            raise SystemExit(f"PostGIS is not installed for PostgreSQL {version}: apt-get install postgresql-{version}-postgis-3 ({exc})") from None
+        postgis = await con.fetchval("SELECT postgis_lib_version()")
+        # the batched query's cost estimate would switch on JIT compilation, which alone
+        # takes longer than the lookups; a tuned deployment turns it off
+        await con.execute("SET jit = off")
+        await con.execute("DROP TABLE IF EXISTS grid_polygons")
+        await con.execute("CREATE TABLE grid_polygons (code text PRIMARY KEY, geom geometry(Geometry, 4326) NOT NULL)")
+        t0 = time.perf_counter()
+        await con.executemany("INSERT INTO grid_polygons VALUES ($1, ST_SetSRID(ST_GeomFromGeoJSON($2), 4326))",
+                              [(g.code, json.dumps(g.geometry)) for g in grids])
+        await con.execute("CREATE INDEX grid_polygons_geom ON grid_polygons USING gist (geom)")
+        await con.execute("ANALYZE grid_polygons")
+        load_s = time.perf_counter() - t0
+        one = await con.prepare("SELECT code FROM grid_polygons WHERE ST_Contains(geom, ST_SetSRID(ST_MakePoint($1, $2), 4326))")
+        plan = await con.fetchval("EXPLAIN (FORMAT JSON) SELECT code FROM grid_polygons "
+                                  "WHERE ST_Contains(geom, ST_SetSRID(ST_MakePoint(103.8, 36.06), 4326))")
+        uses_index = "grid_polygons_geom" in json.dumps(plan)
+        for lat, lon in fixes[:200]:  # warm the cache and the prepared plan
+            await one.fetchval(lon, lat)
+        answers: list[str | None] = []
+        t0 = time.perf_counter()
+        for lat, lon in fixes:
+            answers.append(await one.fetchval(lon, lat))
+        per_query_us = (time.perf_counter() - t0) / len(fixes) * 1e6
+        lats = [lat for lat, _ in fixes]
+        lons = [lon for _, lon in fixes]
+        batch = ("SELECT p.i, g.code FROM unnest($1::float8[], $2::float8[]) WITH ORDINALITY AS p(lon, lat, i) "
+                 "JOIN grid_polygons g ON ST_Contains(g.geom, ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326))")
+        await con.fetch(batch, lons[:200], lats[:200])
+        t0 = time.perf_counter()
+        rows = await con.fetch(batch, lons, lats)
+        batched_us = (time.perf_counter() - t0) / len(fixes) * 1e6
+        batched = {r["i"] - 1: r["code"] for r in rows}
+        return {"postgis": postgis, "load_s": load_s, "gist_index_used": uses_index, "per_query_us": per_query_us,
+                "batched_us": batched_us, "fixes": len(fixes), "answers": answers,
+                "batch_agrees_with_per_query": all(batched.get(i) == a for i, a in enumerate(answers))}
+    finally:
+        await con.close()
+
+
+def measure_postgis(grids: list, fixes: list[tuple[float, float]]) -> dict:
+    state = Path(tempfile.mkdtemp(prefix="gridwatch-bench-geofence-"))
+    pg = start_postgres(state, durable=False, database="geofence")
+    try:
+        return asyncio.run(_postgis(pg.dsn, grids, fixes))
+    finally:
+        pg.stop()
+
+
+# --- memory -------------------------------------------------------------------------------
+
+
+def index_memory(owner: dict[int, str]) -> dict:
+    """Bytes the index holds once built, everything it references included: cells and
+    codes as the database returns them (new objects per row, as at service start-up), and
+    with each grid's code shared by its cells."""
+    out = {}
+    items = list(owner.items())
+    for variant in ("as_loaded", "codes_shared"):
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        shared: dict[str, str] = {}
+        rows = [(int.from_bytes(cell.to_bytes(8, "little"), "little"),
+                 code.encode().decode() if variant == "as_loaded" else shared.setdefault(code, code.encode().decode()))
+                for cell, code in items]
+        index = GridIndex(RES, rows)
+        del rows, shared
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+        tracemalloc.stop()
+        out[variant] = {"bytes": held, "bytes_per_cell": held / len(index)}
+        del index
+    out["cells"] = len(owner)
+    return out
+
+
+# --- patrol coverage ----------------------------------------------------------------------
+
+
+def measure_coverage(grids: list, owner: dict[int, str], n_fixes: int) -> dict | None:
+    try:
+        from datetime import time as clock
+
+        from geofence.coverage import CoverageRule, CoverageState, Territory
+        from geofence.schedule import Schedule, Shift
+        from tracker.model import DeviceClass, Fix, Placed
+    except ImportError as exc:
+        return {"skipped": f"coverage engine not available: {exc}"}
+    # responsibility grids: runs of whole communities, about 31 unit grids each
+    communities = sorted({g.code[:12] for g in grids})
+    per_area = max(1, round(len(communities) / RESPONSIBILITY_GRIDS))
+    area_of_community = {c: f"area-{i // per_area + 1:03d}" for i, c in enumerate(communities)}
+    areas: dict[str, list[str]] = {}
+    for g in grids:
+        areas.setdefault(area_of_community[g.code[:12]], []).append(g.code)
+    territory = Territory.from_cover(owner, areas)
+    names = sorted(areas)
+    collectors = [(f"c{i + 1:04d}", names[i % len(names)]) for i in range(COLLECTORS)]
+    schedule = Schedule(tuple(Shift(c, a, "Mon-Sun", clock(7, 0), clock(21, 30)) for c, a in collectors))
+    rule = CoverageRule()
+    cells_of_area = {a: [c for code in codes for c in territory.grids[code]] for a, codes in areas.items()}
+    rng = random.Random(3)
+    start = schedule.to_ms(schedule.local_date(1_759_104_000_000), clock(7, 0))  # a Monday, 07:00 local
+    placed = []
+    for k in range(n_fixes):
+        collector, area = collectors[k % len(collectors)]
+        cell = rng.choice(cells_of_area[area])
+        lat, lon = h3.cell_to_latlng(cell)
+        t = start + 60_000 + (k // len(collectors)) * 10_000  # every collector every 10 s
+        fix = Fix(collector, DeviceClass.COLLECTOR, "620102", t, lat, lon, t, acc=5.0, bat=80.0)
+        placed.append(Placed(fix, cell, owner.get(cell)))
+    state = CoverageState(schedule, territory)
+    t0 = time.perf_counter()
+    for p in placed:
+        state.observe(p)
+    observe_us = (time.perf_counter() - t0) / len(placed) * 1e6
+    # the same fixes again into a fresh state, judging the slot after every fix
+    state = CoverageState(schedule, territory)
+    slots = {c: schedule.slot_at(c, start + 60_000) for c, _ in collectors}
+    judged = placed[: max(1, len(placed) // 4)]
+    t0 = time.perf_counter()
+    for p in judged:
+        state.observe(p)
+        state.slot_coverage(slots[p.fix.device], rule, p.fix.t_ms)
+    judged_us = (time.perf_counter() - t0) / len(judged) * 1e6
+    return {"collectors": len(collectors), "responsibility_grids": len(areas), "fixes": len(placed),
+            "observe_us": observe_us, "observe_and_slot_coverage_us": judged_us, "judged_fixes": len(judged)}
+
+
+# --- main ---------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--grids", type=int, default=CHENGGUAN_GRIDS, help="unit grids in the city")
+    parser.add_argument("--fixes", type=int, default=200_000, help="random fixes for the in-process figures")
+    parser.add_argument("--postgis-fixes", type=int, default=5_000, help="fixes sent to PostGIS one query each")
+    parser.add_argument("--coverage-fixes", type=int, default=100_000, help="fixes for the patrol coverage engine")
+    parser.add_argument("--scale", type=int, default=10, help="memory also for a city this many times larger")
+    parser.add_argument("--no-postgis", action="store_true", help="leave PostGIS out")
+    args = parser.parse_args(argv)
+
+    results: dict = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                                 "cpu": _cpu_model()}, "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "resolution": RES}
+    print(f"generating and importing a city of {args.grids:,} unit grids …", file=sys.stderr)
+    _, grids, owner, timing = build_city(args.grids)
+    results["city"] = {"grids": len(grids), "cells": len(owner), **timing}
+    fixes = random_fixes(grids, args.fixes)
+    local = measure_in_process(grids, owner, fixes)
+    index, exact = local.pop("index"), local.pop("exact")
+    results["in_process"] = local
+
+    if not args.no_postgis:
+        print("starting PostgreSQL with PostGIS …", file=sys.stderr)
+        sample = fixes[: args.postgis_fixes]
+        pg = measure_postgis(grids, sample)
+        answers = pg.pop("answers")
+        # the index places by H3 cell, PostGIS by the polygon: they differ only near borders
+        results["agreement"] = {
+            "index_vs_postgis": sum(index.locate(lat, lon)[1] == a for (lat, lon), a in zip(sample, answers)) / len(sample),
+            "shapely_vs_postgis": sum(exact(lat, lon) == a for (lat, lon), a in zip(sample, answers)) / len(sample),
+        }
+        results["postgis"] = pg
+        results["speedup_vs_postgis_per_query"] = pg["per_query_us"] / local["grid_index_locate_us"]
+        results["speedup_vs_postgis_batched"] = pg["batched_us"] / local["grid_index_locate_us"]
+
+    memory = {f"{len(grids)}": {"grids": len(grids), **index_memory(owner)}}
+    if args.scale > 1:
+        big_grids_n = len(grids) * args.scale
+        print(f"generating and importing a city of {big_grids_n:,} unit grids …", file=sys.stderr)
+        _, big, big_owner, big_timing = build_city(big_grids_n, seed=2)
+        big_fixes = random_fixes(big, args.fixes)
+        big_index = GridIndex(RES, big_owner.items())
+        memory[f"{big_grids_n}"] = {"grids": len(big), **index_memory(big_owner), **big_timing,
+                                     "grid_index_locate_us": per_call_us(big_index.locate, big_fixes)}
+        del big_index
+    results["memory"] = memory
+
+    print("timing the patrol coverage engine …", file=sys.stderr)
+    results["coverage"] = measure_coverage(grids, owner, args.coverage_fixes)
+    _print(results)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "geofence.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    return results
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _print(r: dict) -> None:
+    m, c, p = r["machine"], r["city"], r["in_process"]
+    print(f"\nGeofence benchmark — {m['cpus']} cores, {m['cpu']}, Python {m['python']}; "
+          f"{c['grids']:,} unit grids, {c['cells']:,} H3 cells at resolution {r['resolution']}")
+    rows = [
+        ("H3 latlng_to_cell alone (the floor)", f"{p['h3_latlng_to_cell_us']:.2f} µs", ""),
+        ("GridIndex.locate, in process", f"{p['grid_index_locate_us']:.2f} µs", f"{p['fixes']:,} random fixes, {p['on_a_grid_share']:.1%} on a grid"),
+        ("GridIndex.place, in process", f"{p['grid_index_place_us']:.2f} µs", "district / street / community / grid"),
+        ("shapely STRtree point-in-polygon, in process", f"{p['shapely_strtree_us']:.1f} µs", "exact polygons"),
+    ]
+    if "postgis" in r:
+        g = r["postgis"]
+        rows += [
+            ("PostGIS ST_Contains + GiST, one query per fix", f"{g['per_query_us']:.0f} µs",
+             f"{r['speedup_vs_postgis_per_query']:,.0f}× the index; PostGIS {g['postgis']}, {g['fixes']:,} fixes"),
+            ("PostGIS ST_Contains, all fixes in one query", f"{g['batched_us']:.1f} µs",
+             f"{r['speedup_vs_postgis_batched']:,.0f}× the index"),
+            ("agreement with PostGIS", f"{r['agreement']['index_vs_postgis']:.1%}",
+             f"index (by H3 cell); shapely {r['agreement']['shapely_vs_postgis']:.1%}; differences lie within a cell of a border"),
+        ]
+    for key, mem in r["memory"].items():
+        note = f"{mem['cells']:,} cells, {mem['as_loaded']['bytes_per_cell']:.0f} B/cell; codes shared: {mem['codes_shared']['bytes'] / 2**20:.1f} MiB"
+        if "grid_index_locate_us" in mem:
+            note += f"; locate {mem['grid_index_locate_us']:.2f} µs; import {mem['validate_s']:.1f} s + cover {mem['cover_s']:.1f} s"
+        rows.append((f"index memory, {mem['grids']:,} grids", f"{mem['as_loaded']['bytes'] / 2**20:.1f} MiB", note))
+    rows.append((f"import of {c['grids']:,} grids: validate + H3 cover", f"{c['validate_s'] + c['cover_s']:.1f} s",
+                 f"validate {c['validate_s']:.1f} s, cover {c['cover_s']:.1f} s"))
+    cov = r.get("coverage") or {}
+    if "observe_us" in cov:
+        rows += [
+            ("patrol coverage: CoverageState.observe", f"{cov['observe_us']:.1f} µs",
+             f"{cov['collectors']} collectors, {cov['responsibility_grids']} responsibility grids, {cov['fixes']:,} fixes"),
+            ("patrol coverage: observe + slot_coverage", f"{cov['observe_and_slot_coverage_us']:.1f} µs", "the slot re-judged after every fix"),
+        ]
+    elif cov:
+        rows.append(("patrol coverage", "—", cov.get("skipped", "")))
+    print(f"{'measure':<50}{'per fix / figure':>18}   note")
+    for name, figure, note in rows:
+        print(f"{name:<50}{figure:>18}   {note}")
+
+
+if __name__ == "__main__":
+    main()

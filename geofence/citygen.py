@@ -1,0 +1,270 @@
+"""A synthetic city of unit grids, for tests and benchmarks that need more than the demo.
+
+The city is laid out the way a survey bureau draws one: a lattice of unit grids of about
+100 m × 100 m in the CGCS2000 3-degree Gauss-Krüger plane, whose vertices and edge
+midpoints are nudged so the grids look surveyed rather than ruled. Neighbours share every
+vertex (no overlaps, no gaps). Communities are blocks of grids, streets blocks of
+communities; codes are district + street + community + sequence, each numbered
+west→east, north→south, as the standard numbers them.
+
+The same city can be written in WGS-84 or in the projected CRS it was drawn in, so an
+import can be checked to convert one into the other. Errors a real file brings (bad and
+duplicate codes, self-intersecting rings, overlapping neighbours, holes) can be seeded
+at known places.
+
+    python -m geofence.citygen 4137 chengguan.geojson [--crs EPSG:4544] [--seed 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import math
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pyproj import Transformer
+
+# Chengguan district, Lanzhou (城关区): the city centre, Shimin Square.
+DISTRICT = "620102"
+CENTRE = (36.062, 103.835)  # lat, lon
+# Lanzhou (103.5–104.2 E) lies in the 3-degree zone of central meridian 105 E.
+PROJECTED_CRS = "EPSG:4544"  # CGCS2000 / 3-degree Gauss-Kruger CM 105E
+STREET_NAMES = [
+    "酒泉路街道", "张掖路街道", "雁南街道", "临夏路街道", "雁北街道", "五泉街道", "白银路街道",
+    "皋兰路街道", "广武门街道", "伏龙坪街道", "靖远路街道", "草场后街街道", "火车站街道",
+    "拱星墩街道", "东岗西路街道", "铁路东村街道", "铁路西村街道", "渭源路街道", "盐场路街道",
+    "嘉峪关路街道", "焦家湾街道", "东岗街道", "团结新村街道", "青白石街道", "九州街道",
+]
+
+
+@functools.lru_cache(maxsize=8)
+def transformer(source: str, target: str) -> Transformer:
+    return Transformer.from_crs(source, target, always_xy=True)
+
+
+def _urn(crs: str) -> str:
+    authority, _, code = crs.partition(":")
+    if authority.upper() == "EPSG" and code.isdigit():
+        return f"urn:ogc:def:crs:EPSG::{code}"
+    return crs
+
+
+@dataclass
+class Grid:
+    row: int
+    col: int
+    code: str
+    name: str
+    street_name: str
+    community_name: str
+    ring: list[tuple[float, float]]  # closed ring in the projected plane (x east, y north), metres
+
+
+@dataclass
+class Seeded:
+    """Where errors were seeded: what a validation report has to name."""
+
+    bad_codes: list[str] = field(default_factory=list)  # the bad codes as written
+    duplicate_codes: list[str] = field(default_factory=list)  # a code given to a second grid
+    self_intersecting: list[str] = field(default_factory=list)  # codes of bow-tie rings
+    overlaps: list[tuple[str, str]] = field(default_factory=list)  # (grown grid, the neighbour it covers)
+    holes: list[tuple[str, tuple[float, float]]] = field(default_factory=list)  # (removed grid, (lat, lon) inside)
+
+
+class City:
+    """A generated city in its projected plane; ``geojson(crs)`` writes it out."""
+
+    def __init__(self, grids: int, *, district: str = DISTRICT, centre: tuple[float, float] = CENTRE,
+                 grid_m: float = 100.0, jitter_m: float | None = None, community: tuple[int, int] = (4, 4),
+                 street: tuple[int, int] = (3, 3), seed: int = 0, projected_crs: str = PROJECTED_CRS) -> None:
+        if grids < 1:
+            raise ValueError("a city needs at least one grid")
+        if not (len(district) == 6 and district.isdigit()):
+            raise ValueError(f"district must be a 6-digit admin code, got {district!r}")
+        self.district = district
+        self.grid_m = grid_m
+        self.projected_crs = projected_crs
+        self.to_wgs84 = transformer(projected_crs, "EPSG:4326")
+        jitter = grid_m * 0.12 if jitter_m is None else jitter_m
+        if not 0 <= jitter <= grid_m * 0.2:
+            raise ValueError("jitter must stay within 20% of the grid size, or grids may fold over")
+        rng = random.Random(seed)
+        self.cols = max(1, math.ceil(math.sqrt(grids)))
+        self.rows = math.ceil(grids / self.cols)
+        cx, cy = transformer("EPSG:4326", projected_crs).transform(centre[1], centre[0])
+        x0, y0 = cx - self.cols * grid_m / 2, cy + self.rows * grid_m / 2  # north-west corner
+
+        def nudge() -> float:
+            return rng.uniform(-jitter, jitter)
+
+        corner = {}
+        for r in range(self.rows + 1):
+            for c in range(self.cols + 1):
+                corner[r, c] = (x0 + c * grid_m + nudge(), y0 - r * grid_m + nudge())
+        # every lattice edge gets one bent midpoint, shared by the two grids along it
+        self._edge: dict[tuple, tuple[float, float]] = {}
+        for (r, c), (x, y) in corner.items():
+            for other in ((r, c + 1), (r + 1, c)):
+                if other in corner:
+                    ox, oy = corner[other]
+                    self._edge[(r, c), other] = ((x + ox) / 2 + nudge() / 2, (y + oy) / 2 + nudge() / 2)
+        self._corner = corner
+        self.grids: list[Grid] = []
+        cw, ch = community
+        sw, sh = street[0] * cw, street[1] * ch  # a street's size in grids
+        streets_across = math.ceil(self.cols / sw)
+        communities_across = street[0]
+        for index in range(grids):
+            r, c = divmod(index, self.cols)
+            street_index = (r // sh) * streets_across + c // sw
+            sr, sc = r % sh, c % sw
+            community_index = (sr // ch) * communities_across + sc // cw
+            seq = (sr % ch) * cw + sc % cw + 1
+            if street_index >= 999:
+                raise ValueError("too many streets for a 3-digit street code: use larger streets")
+            street_name = STREET_NAMES[street_index] if street_index < len(STREET_NAMES) else f"第{street_index + 1}街道"
+            code = f"{district}{street_index + 1:03d}{community_index + 1:03d}{seq:03d}"
+            self.grids.append(Grid(r, c, code, f"{street_name}{community_index + 1}社区{seq}号网格", street_name,
+                                   f"{street_name[:-2]}第{community_index + 1}社区", self._ring(r, c)))
+        self._by_place = {(g.row, g.col): g for g in self.grids}
+        self.seeded = Seeded()
+
+    def _side(self, a: tuple[int, int], b: tuple[int, int]) -> list[tuple[float, float]]:
+        """Lattice corner a, the bent midpoint of edge a–b (b excluded)."""
+        mid = self._edge.get((a, b)) or self._edge[(b, a)]
+        return [self._corner[a], mid]
+
+    def _ring(self, r: int, c: int) -> list[tuple[float, float]]:
+        nw, ne, se, sw = (r, c), (r, c + 1), (r + 1, c + 1), (r + 1, c)
+        ring = self._side(nw, ne) + self._side(ne, se) + self._side(se, sw) + self._side(sw, nw)
+        return ring + [ring[0]]
+
+    def at(self, row: int, col: int) -> Grid | None:
+        return self._by_place.get((row, col))
+
+    def lonlat(self, x: float, y: float) -> tuple[float, float]:
+        return self.to_wgs84.transform(x, y)
+
+    # --- output ---------------------------------------------------------------------
+
+    def geojson(self, crs: str = "EPSG:4326") -> dict:
+        """The city as a GeoJSON FeatureCollection in ``crs`` (WGS-84 or the projected CRS).
+
+        Projected coordinates are written to the millimetre, as a survey gives them, and
+        WGS-84 is derived from those, so both files describe the same points.
+        """
+        if crs not in ("EPSG:4326", self.projected_crs):
+            raise ValueError(f"the city is drawn in {self.projected_crs}; write it in that or EPSG:4326, not {crs}")
+        rings = [[(round(x, 3), round(y, 3)) for x, y in g.ring] for g in self.grids]
+        if crs == "EPSG:4326":
+            xs = [x for ring in rings for x, _ in ring]
+            ys = [y for ring in rings for _, y in ring]
+            lons, lats = self.to_wgs84.transform(xs, ys)
+            points = iter(zip(lons, lats))
+            rings = [[(round(lon, 9), round(lat, 9)) for _, (lon, lat) in zip(ring, points)] for ring in rings]
+        features = []
+        for g, ring in zip(self.grids, rings):
+            features.append({
+                "type": "Feature",
+                "properties": {"code": g.code, "name": g.name, "street_name": g.street_name, "community_name": g.community_name},
+                "geometry": {"type": "Polygon", "coordinates": [[list(p) for p in ring]]},
+            })
+        return {
+            "type": "FeatureCollection",
+            "name": f"{len(self.grids)} unit grids of district {self.district} (generated)",
+            "crs": {"type": "name", "properties": {"name": _urn(crs) if crs != "EPSG:4326" else "urn:ogc:def:crs:OGC:1.3:CRS84"}},
+            "features": features,
+        }
+
+    def write(self, path: str | Path, crs: str = "EPSG:4326") -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(self.geojson(crs), ensure_ascii=False), encoding="utf-8")
+        return path
+
+    # --- seeded errors --------------------------------------------------------------
+
+    def seed_errors(self, *, bad_codes: int = 1, duplicates: int = 1, self_intersections: int = 1,
+                    overlaps: int = 1, holes: int = 1, seed: int = 0) -> Seeded:
+        """Damage the city in known places, each at least two grids away from the others."""
+        rng = random.Random(seed)
+        taken: set[tuple[int, int]] = set()
+
+        def pick(need_west: bool = False) -> Grid:
+            candidates = [g for g in self.grids
+                          if 1 + need_west <= g.col < self.cols - 1 and 1 <= g.row < self.rows - 1
+                          and all(self.at(g.row + dr, g.col + dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1))
+                          and not any((g.row + dr, g.col + dc) in taken for dr in range(-2, 3) for dc in range(-3, 3))]
+            if not candidates:
+                raise ValueError("the city is too small for that many seeded errors")
+            grid = rng.choice(candidates)
+            taken.add((grid.row, grid.col))
+            return grid
+
+        forms = [lambda c: c[:-1], lambda c: c[:-1] + "X", lambda c: c[:12] + "000"]
+        for i in range(bad_codes):
+            g = pick()
+            g.code = forms[i % len(forms)](g.code)
+            self.seeded.bad_codes.append(g.code)
+        for _ in range(duplicates):
+            g = pick()
+            original = rng.choice([o for o in self.grids if abs(o.row - g.row) + abs(o.col - g.col) > 3
+                                   and (o.row, o.col) not in taken and o.code not in self.seeded.bad_codes])
+            g.code = original.code
+            self.seeded.duplicate_codes.append(g.code)
+        for _ in range(self_intersections):
+            g = pick()
+            r, c = g.row, g.col
+            nw, ne, se, sw = (self._corner[k] for k in ((r, c), (r, c + 1), (r + 1, c + 1), (r + 1, c)))
+            g.ring = [nw, ne, sw, se, nw]  # a bow tie: the ring crosses itself in the middle
+            self.seeded.self_intersecting.append(g.code)
+        for _ in range(overlaps):
+            g = pick(need_west=True)
+            west = self.at(g.row, g.col - 1)
+            r, c = g.row, g.col
+            # grow over the east half of the west neighbour, along its own top and bottom edges
+            top_mid = self._edge.get(((r, c - 1), (r, c)))
+            bottom_mid = self._edge.get(((r + 1, c - 1), (r + 1, c)))
+            nw, sw = (r, c), (r + 1, c)
+            ring = ([top_mid] + self._side(nw, (r, c + 1)) + self._side((r, c + 1), (r + 1, c + 1))
+                    + self._side((r + 1, c + 1), sw) + [self._corner[sw], bottom_mid])
+            g.ring = ring + [ring[0]]
+            self.seeded.overlaps.append((g.code, west.code))
+        for _ in range(holes):
+            g = pick()
+            x, y = _centroid(g.ring)
+            lon, lat = self.lonlat(x, y)
+            self.grids.remove(g)
+            del self._by_place[g.row, g.col]
+            self.seeded.holes.append((g.code, (lat, lon)))
+        return self.seeded
+
+
+def _centroid(ring: list[tuple[float, float]]) -> tuple[float, float]:
+    pts = ring[:-1]
+    return sum(p[0] for p in pts) / len(pts), sum(p[1] for p in pts) / len(pts)
+
+
+def generate(grids: int, crs: str = "EPSG:4326", **plan) -> dict:
+    """A city of ``grids`` unit grids as GeoJSON in ``crs`` (see ``City`` for the plan)."""
+    return City(grids, **plan).geojson(crs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m geofence.citygen", description=__doc__.split("\n\n")[0])
+    parser.add_argument("grids", type=int)
+    parser.add_argument("file")
+    parser.add_argument("--crs", default="EPSG:4326", help=f"EPSG:4326 or {PROJECTED_CRS} (CGCS2000 Gauss-Kruger)")
+    parser.add_argument("--district", default=DISTRICT)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    city = City(args.grids, district=args.district, seed=args.seed)
+    city.write(args.file, args.crs)
+    print(f"wrote {len(city.grids)} unit grids to {args.file} ({args.crs})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
