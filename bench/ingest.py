@@ -53,7 +53,7 @@ def single_packets(n: int, devices: int) -> list[bytes]:
     return [publish_packet(f"gw/v1/620105/collector/b{i % devices:05d}/pos", msgpack.packb(_fix(i, now - n + i, devices))) for i in range(n)]
 
 
-def batch_packets(n_fixes: int, devices: int, per_batch: int) -> list[bytes]:
+def batch_packets(n_fixes: int, devices: int, per_batch: int, prefix: str = "k") -> list[bytes]:
     now = int(time.time() * 1000)
     packets = []
     for m in range(n_fixes // per_batch):
@@ -64,7 +64,8 @@ def batch_packets(n_fixes: int, devices: int, per_batch: int) -> list[bytes]:
             step = round_ * per_batch + k
             fix = _fix(step * devices + device, now - n_fixes * 10 + step * 1000, devices)
             batch.append(fix)
-        packets.append(publish_packet(f"gw/v1/620105/collector/b{device:05d}/pos", msgpack.packb(batch)))
+        # devices of their own: the single-ping run's seq numbers would be duplicates here
+        packets.append(publish_packet(f"gw/v1/620105/collector/{prefix}{device:05d}/pos", msgpack.packb(batch)))
     return packets
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import signal
@@ -50,7 +51,7 @@ def cmd_serve(args, settings) -> int:
     async def main() -> None:
         async with open_store(dsn, settings.database.pool_min, settings.database.pool_max) as store:
             async with trio.open_nursery() as nursery:
-                running = await nursery.start(run_service, settings, store)
+                running = await nursery.start(functools.partial(run_service, settings, store, tune=True))
                 print(f"serving {running.url}/", flush=True)
                 with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                     async for _ in signals:

@@ -53,7 +53,7 @@ class GridSettings:
 @dataclass(frozen=True, slots=True)
 class PipelineSettings:
     inbound_queue: int = 256
-    persist_queue: int = 64
+    persist_queue: int = 1024
     persist_batch_rows: int = 5000
     persist_flush_ms: int = 200
     broadcast_tick_ms: int = 50

@@ -3,6 +3,7 @@ command, with nothing to configure. Ctrl-C stops everything it started."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import signal
@@ -59,7 +60,7 @@ async def _main(settings: Settings, broker_port: int) -> None:
             version = await store.save_plan(PatrolPlan.from_dict(plan).to_dict(), "demo plan")
             print(f"  patrol plan v{version}: {len(plan['areas'])} responsibility grids, {len(plan['shifts'])} two-hour slots a day", flush=True)
         async with trio.open_nursery() as nursery:
-            running = await nursery.start(run_service, settings, store)
+            running = await nursery.start(functools.partial(run_service, settings, store, tune=True))
             fleet = build_fleet(DEMO_CITY, settings.demo.collectors, settings.demo.vehicles, settings.demo.sensors)
             params = BrokerParams("127.0.0.1", broker_port, "simulator", SIMULATOR_PASSWORD, "gridwatch-sim")
             await nursery.start(run_fleet, params, fleet, settings.demo.interval_s,

@@ -49,6 +49,9 @@ from tracker.store import DAY_MS, Store, ms_to_datetime
 log = logging.getLogger(__name__)
 
 FixListener = Callable[[list[Placed]], None]
+# Slices decoded between two yields to the scheduler: a few milliseconds of work each.
+DECODE_SLICE_MESSAGES = 64
+DECODE_SLICE_FIXES = 256
 
 
 @dataclass(slots=True)
@@ -303,11 +306,19 @@ class Pipeline:
     async def _decode_stage(self) -> None:
         async with self._persist_send:
             async for kind, items in self._inbound_recv:
-                out = self.ingest(items) if kind == "mqtt" else self.place(items)
-                if out:
-                    if self._oldest_unpersisted_rx is None and out.rows:
-                        self._oldest_unpersisted_rx = out.rows[0][2].timestamp() * 1000
-                    await self._persist_send.send(out)
+                # Decode a big batch in slices, yielding between them: every other task
+                # (a COPY's asyncio hops, an HTTP request, the hub's tick) waits for a
+                # whole scheduler round at each step, so one long slice stalls them all.
+                step = DECODE_SLICE_MESSAGES if kind == "mqtt" else DECODE_SLICE_FIXES
+                for start in range(0, len(items), step):
+                    part = items[start:start + step]
+                    out = self.ingest(part) if kind == "mqtt" else self.place(part)
+                    if out:
+                        if self._oldest_unpersisted_rx is None and out.rows:
+                            self._oldest_unpersisted_rx = out.rows[0][2].timestamp() * 1000
+                        await self._persist_send.send(out)
+                    else:
+                        await trio.lowlevel.checkpoint()
 
     async def _watchdog(self) -> None:
         """Conditions that mature with time alone: debounced tilts, silent sensors."""

@@ -1,0 +1,60 @@
+"""The MQTT client under trio, on a real Mosquitto: messages arrive intact whatever their
+QoS, a QoS 1 publisher is acknowledged, and a broker restart is survived."""
+
+from __future__ import annotations
+
+import paho.mqtt.publish as paho_publish
+import trio
+
+from tests.conftest import BROKER_USERS
+from tests.helpers import apublish, wait_for
+from tracker.broker import BrokerClient, BrokerParams
+from tracker.services import start_mosquitto
+
+
+def _subscriber(port: int, inbox: list, client_id: str = "t-sub") -> BrokerClient:
+    async def deliver(batch):
+        inbox.extend(batch)
+
+    params = BrokerParams("127.0.0.1", port, "gridwatch", BROKER_USERS["gridwatch"], client_id,
+                          subscriptions=("gw/v1/#",), qos=1, reconnect_min_s=0.05, reconnect_max_s=0.2)
+    return BrokerClient(params, deliver)
+
+
+async def test_qos0_and_qos1_messages_arrive_intact_and_qos1_is_acknowledged(broker):
+    inbox: list = []
+    payloads = [(f"gw/v1/620105/collector/c{i:04d}/pos", bytes([i % 256]) * (i * 37 % 3000 + 1)) for i in range(300)]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(_subscriber(broker.port, inbox).run)
+        await apublish(broker, payloads)  # QoS 1: returns once every PUBACK came back
+        await trio.to_thread.run_sync(lambda: paho_publish.single("gw/v1/620105/sensor/s1/alarm", b"\x81\xa1t\x01", qos=0, port=broker.port,
+                                                            auth={"username": "simulator", "password": BROKER_USERS["simulator"]}))
+        await wait_for(lambda: len(inbox) == len(payloads) + 1)
+        nursery.cancel_scope.cancel()
+    assert [(t, p) for t, p, _ in inbox] == payloads + [("gw/v1/620105/sensor/s1/alarm", b"\x81\xa1t\x01")]
+    assert all(isinstance(p, bytes) and rx > 0 for _, p, rx in inbox)
+
+
+async def test_the_client_reconnects_and_resubscribes_after_a_broker_restart(tmp_path):
+    first = start_mosquitto(tmp_path / "m", 0, BROKER_USERS)
+    port = first.port
+    inbox: list = []
+    client = _subscriber(port, inbox, "t-restart")
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(client.run)
+            await apublish(first, [("gw/v1/620105/collector/c1/pos", b"before")])
+            await wait_for(lambda: len(inbox) == 1)
+            first.stop()
+            await wait_for(lambda: not client.connected)
+            second = await trio.to_thread.run_sync(lambda: start_mosquitto(tmp_path / "m", port, BROKER_USERS))
+            try:
+                await wait_for(lambda: client.subscribed and client.connects == 2, timeout=15)
+                await apublish(second, [("gw/v1/620105/collector/c1/pos", b"after")])
+                await wait_for(lambda: len(inbox) == 2)
+            finally:
+                second.stop()
+            nursery.cancel_scope.cancel()
+    finally:
+        first.stop()
+    assert [p for _, p, _ in inbox] == [b"before", b"after"]
