@@ -137,6 +137,7 @@ async def test_patrol_state_survives_a_restart_without_raising_an_alert_twice(se
         await running.patrol.checkpoint()
         await running.stop()
         running = await nursery.start(service)  # the next life, same database
+        warm = running.pipeline.live.devices.get(COLLECTOR)
         again = await running.patrol.evaluate_now()
         open_after = running.patrol.state.open_alerts
         now[0] = at("10:00")
@@ -144,6 +145,7 @@ async def test_patrol_state_survives_a_restart_without_raising_an_alert_twice(se
         nursery.cancel_scope.cancel()
     assert [a.kind.value for a in before] == ["offline"]
     assert again == []
+    assert warm is not None and warm.fix.t_ms == first[-1]["t"]  # the map shows where it was last seen
     assert [(a.kind.value, a.raised_at_ms) for a in open_after] == [(a.kind.value, a.raised_at_ms) for a in before]
     assert sorted(c.alert.grid for c in at_slot_end if c.alert.kind.value == "grid_not_covered") == grids[6:]
 

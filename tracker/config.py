@@ -56,7 +56,7 @@ class PipelineSettings:
     persist_queue: int = 1024
     persist_batch_rows: int = 5000
     persist_flush_ms: int = 200
-    broadcast_tick_ms: int = 50
+    broadcast_tick_ms: int = 25
     client_queue_devices: int = 100000
     dead_letter_sample_per_min: int = 60
 

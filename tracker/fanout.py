@@ -104,6 +104,9 @@ class Hub:
 
     def tick(self) -> int:
         """Hand the devices that moved since the last tick to every client."""
+        if not self.clients:
+            self.live.dirty = set()  # nobody to tell; a client that connects gets a snapshot
+            return 0
         views = self.live.take_dirty()
         if not views:
             return 0

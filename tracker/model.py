@@ -74,6 +74,13 @@ class Fix(_FixFields):
 
     __slots__ = ()
 
+    @classmethod
+    def checked_values(cls, values: tuple) -> "Fix":
+        """Build from a full tuple of field values that the caller has already validated
+        to this class's rules (the handset decoder checks every field, and more): skips
+        the second check on the hot path. Any other caller uses the constructor."""
+        return tuple.__new__(cls, values)
+
     def __new__(cls, *args, **kwargs):
         self = _FixFields.__new__(cls, *args, **kwargs)
         lat, lon = self.lat, self.lon

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from dataclasses import dataclass, field
 
 import trio
@@ -52,6 +53,7 @@ FixListener = Callable[[list[Placed]], None]
 # Slices decoded between two yields to the scheduler: a few milliseconds of work each.
 DECODE_SLICE_MESSAGES = 64
 DECODE_SLICE_FIXES = 256
+DEVICES_WRITE_S = 2.0
 
 
 @dataclass(slots=True)
@@ -141,6 +143,8 @@ class Pipeline:
         self._pending = PersistBatch()  # alarms and dead letters raised outside decode
         self._oldest_unpersisted_rx: int | None = None
         self._drained = False
+        self._devices_due: dict[str, Placed] = {}
+        self._devices_next = 0.0
         m = self.metrics
         m.describe("gridwatch_messages_total", "MQTT messages received")
         m.describe("gridwatch_fixes_ingested_total", "Fixes decoded, filtered and placed")
@@ -249,33 +253,36 @@ class Pipeline:
         live_devices, dirty = self.live.devices, self.live.dirty
         res, cells, to_cell = self.index.resolution, self.index.cells, h3.latlng_to_cell
         screen = self.filter.screen
+        listening = bool(self.fix_listeners)
         placed_all: list[Placed] = []
+        fromtimestamp = datetime.fromtimestamp  # local names: this loop runs once per fix
         accepted = late_count = 0
         rx_cached, rx_dt = None, None
         for fix in fixes:
+            device, t_ms, lat, lon = fix.device, fix.t_ms, fix.lat, fix.lon
             if fix.rx_ms != rx_cached:
                 rx_cached, rx_dt = fix.rx_ms, ms_to_datetime(fix.rx_ms)
             reason = screen(fix)
             if reason is not None:
-                filtered.append((fix.device, ms_to_datetime(fix.t_ms), rx_dt, fix.lat, fix.lon, fix.acc, fix.spd, fix.seq, reason))
+                filtered.append((device, ms_to_datetime(t_ms), rx_dt, lat, lon, fix.acc, fix.spd, fix.seq, reason))
                 self.metrics.inc("gridwatch_fixes_filtered_total", reason=reason)
                 continue
-            cell = to_cell(fix.lat, fix.lon, res)
+            cell = to_cell(lat, lon, res)
             grid = cells.get(cell)
-            previous = live_devices.get(fix.device)
-            late = previous is not None and fix.t_ms < previous.fix.t_ms
-            rows.append((fix.device, ms_to_datetime(fix.t_ms), rx_dt, fix.lat, fix.lon,
+            previous = live_devices.get(device)
+            late = previous is not None and t_ms < previous.fix.t_ms
+            rows.append((device, fromtimestamp(t_ms / 1000, UTC), rx_dt, lat, lon,
                          fix.acc, fix.spd, fix.hdg, fix.alt, fix.bat, fix.crs, fix.seq, cell, grid, late))
             placed = Placed(fix, cell, grid, late)
             accepted += 1
-            if self.fix_listeners:
+            if listening:
                 placed_all.append(placed)
             if late:
                 late_count += 1
                 continue
-            live_devices[fix.device] = placed
-            dirty.add(fix.device)
-            devices[fix.device] = placed
+            live_devices[device] = placed
+            dirty.add(device)
+            devices[device] = placed
         self.metrics.inc("gridwatch_fixes_ingested_total", accepted)
         if late_count:
             self.metrics.inc("gridwatch_fixes_late_total", late_count)
@@ -351,19 +358,26 @@ class Pipeline:
                         pending.absorb(item)
                 except trio.EndOfChannel:
                     closed = True
-            if pending:
-                await self._flush(pending)
+            if pending or (closed and self._devices_due):
+                await self._flush(pending, final=closed)
         self._drained = True
 
-    async def _flush(self, batch: PersistBatch) -> None:
+    async def _flush(self, batch: PersistBatch, final: bool = False) -> None:
         rows = batch.rows
-        if rows or batch.filtered or batch.alarms:
+        # Devices' last positions serve a restart's warm start: written at most every
+        # DEVICES_WRITE_S (newest per device kept meanwhile), and always at the end.
+        self._devices_due.update(batch.devices)
+        devices = []
+        if self._devices_due and (final or trio.current_time() >= self._devices_next):
             devices = [
                 (f.device, f.device_class.value, f.district, ms_to_datetime(f.t_ms), ms_to_datetime(f.rx_ms),
                  f.lat, f.lon, f.acc, f.spd, f.hdg, f.bat, placed.cell, placed.grid)
-                for placed in batch.devices.values()
+                for placed in self._devices_due.values()
                 for f in (placed.fix,)
             ]
+            self._devices_due = {}
+            self._devices_next = trio.current_time() + DEVICES_WRITE_S
+        if rows or batch.filtered or batch.alarms or devices:
             await self.store.write_pings(rows, _days(rows), devices, batch.filtered, batch.alarms)
             self.metrics.inc("gridwatch_persisted_total", len(rows))
             self._oldest_unpersisted_rx = None

@@ -142,8 +142,8 @@ def _fix(item: object, ref: DeviceRef, rx_ms: int, limits: HandsetLimits) -> Fix
     seq = item.get("seq")
     if seq is not None and (type(seq) is not int or seq < 0 or seq >= 2**63):
         raise DecodeError("bad_type", f"'seq' must be a non-negative integer, got {seq!r}")
-    # positional on purpose: keyword construction of a NamedTuple costs twice as much
-    return Fix(ref.device, ref.device_class, ref.district, t, lat, lon, rx_ms, acc, spd, hdg, alt, bat, datum, seq)
+    # every field is checked above (lat/lon ranges included), so skip Fix's own check
+    return Fix.checked_values((ref.device, ref.device_class, ref.district, t, lat, lon, rx_ms, acc, spd, hdg, alt, bat, datum, seq))
 
 
 def decode_position(payload: bytes, ref: DeviceRef, rx_ms: int, limits: HandsetLimits = HandsetLimits()) -> PositionBatch:
