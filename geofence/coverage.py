@@ -440,14 +440,25 @@ class CoverageState:
         ``collector`` defaults to the fix's device id. A ``Placed`` brings its H3 cell; for
         a bare ``Fix`` the cell is computed at the territory's resolution.
         """
-        if isinstance(item, Placed):
+        if type(item) is Placed:
             fix, cell = item.fix, item.cell
         else:
             fix, cell = item, self.territory.cell_of(item.lat, item.lon)
         who = collector or fix.device
-        slot = self.schedule.slot_at(who, fix.t_ms)
+        t = fix.t_ms
+        slot = self.schedule.slot_at(who, t)
         if slot is not None:
-            self._add(who, Sample(fix.t_ms, cell, fix.lat, fix.lon, fix.acc, fix.bat))
+            # built as a plain tuple: a NamedTuple's generated constructor costs twice as much
+            sample = tuple.__new__(Sample, (t, cell, fix.lat, fix.lon, fix.acc, fix.bat))
+            track = self._tracks.get(who)
+            if track is not None and track.times and t > track.times[-1]:
+                # the common case, a fix newer than all before it: append
+                track.times.append(t)
+                track.samples.append(sample)
+                seen = self._changed.get(who)
+                self._changed[who] = (t, t) if seen is None else (seen[0] if seen[0] < t else t, t if t > seen[1] else seen[1])
+            else:
+                self._add(who, sample)
         return slot
 
     def _add(self, collector: str, sample: Sample) -> None:

@@ -218,6 +218,9 @@ class _Duty:
         return self.collector == collector and (start is None or start == self.start)
 
 
+_QUARTER_MS = 15 * 60_000
+
+
 @dataclass(frozen=True, slots=True)
 class Schedule:
     """Weekly shifts plus dated overrides, in one time zone. Pure: no clock, no I/O."""
@@ -229,6 +232,8 @@ class Schedule:
     _by_day: dict[date, list[Override]] = field(init=False, repr=False, compare=False)
     _memo: dict[date, tuple[list[Slot], dict[str, list[Slot]]]] = field(
         init=False, repr=False, compare=False)
+    _dates: dict[int, date] = field(init=False, repr=False, compare=False)
+    _candidates: dict[tuple[str, int], tuple[Slot, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "shifts", tuple(self.shifts))
@@ -244,6 +249,8 @@ class Schedule:
             by_day[override.day].append(override)
         object.__setattr__(self, "_by_day", dict(by_day))
         object.__setattr__(self, "_memo", {})
+        object.__setattr__(self, "_dates", {})
+        object.__setattr__(self, "_candidates", {})
 
     @property
     def collectors(self) -> frozenset[str]:
@@ -262,7 +269,16 @@ class Schedule:
         return frozenset(named)
 
     def local_date(self, t_ms: int) -> date:
-        return (_EPOCH + t_ms * _MS).astimezone(self._tz).date()
+        # Every UTC offset in use is a multiple of 15 minutes, and so is every transition
+        # time, so the local date is constant within a 15-minute UTC bucket: convert once
+        # per bucket instead of once per fix.
+        bucket = t_ms // _QUARTER_MS
+        day = self._dates.get(bucket)
+        if day is None:
+            if len(self._dates) > 100_000:
+                self._dates.clear()
+            day = self._dates[bucket] = (_EPOCH + bucket * _QUARTER_MS * _MS).astimezone(self._tz).date()
+        return day
 
     def to_ms(self, day: date, at: time) -> int:
         """Epoch ms of local wall-clock ``at`` on ``day`` in this schedule's zone."""
@@ -278,12 +294,20 @@ class Schedule:
 
     def slot_at(self, collector: str, t_ms: int) -> Slot | None:
         """The slot ``collector`` is on duty in at ``t_ms``, or None when off duty."""
-        day = self.local_date(t_ms)
-        # slots are shorter than a day, so only yesterday's can still be running
-        for d in (day - timedelta(days=1), day):
-            for slot in self._day(d)[1].get(collector, ()):
-                if slot.contains(t_ms):
-                    return slot
+        # the candidates depend on the local date only, which is constant within a
+        # 15-minute UTC bucket (see local_date): look them up by bucket, once per fix
+        key = (collector, t_ms // _QUARTER_MS)
+        candidates = self._candidates.get(key)
+        if candidates is None:
+            day = self.local_date(t_ms)
+            # slots are shorter than a day, so only yesterday's can still be running
+            candidates = tuple(slot for d in (day - timedelta(days=1), day) for slot in self._day(d)[1].get(collector, ()))
+            if len(self._candidates) > 200_000:
+                self._candidates.clear()
+            self._candidates[key] = candidates
+        for slot in candidates:
+            if slot.start_ms <= t_ms < slot.end_ms:
+                return slot
         return None
 
     def slots_overlapping(self, start_ms: int, end_ms: int,
