@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from tests.test_spine_e2e import _start
 
 GET_ROUTES = ["/api/config", "/api/grids", "/api/devices", "/api/devices/{x}", "/api/devices/{x}/track", "/api/geocode",
-              "/api/dead-letters", "/api/alarms", "/api/alerts", "/api/coverage/live", "/api/reports/coverage",
+              "/api/dead-letters", "/api/alarms", "/api/components", "/api/alerts", "/api/coverage/live", "/api/reports/coverage",
               "/api/patrol/plan", "/healthz", "/metrics", "/static/{x}", "/"]
 BODY_ROUTES = [("PUT", "/api/patrol/plan"), ("POST", "/api/patrol/exceptions"), ("POST", "/api/devices/{x}/locate")]
-KEYS = ["from", "to", "lat", "lon", "limit", "open", "date", "x"]
+KEYS = ["from", "to", "lat", "lon", "limit", "open", "date", "code", "x"]
 
 text = st.text(alphabet=string.printable + "测试网格\x00\u202e", max_size=40)
 junk_value = st.one_of(text, st.sampled_from(["NaN", "inf", "-1", "1e309", "99999999999999999999", "2026-13-45", "", "0x10",

@@ -27,7 +27,7 @@ class RecordingStore:
         self.alarm_batches: list[list[tuple]] = []
         self.dead: list[tuple] = []
 
-    async def write_pings(self, rows, days, devices, filtered=(), alarms=()) -> None:
+    async def write_pings(self, rows, days, devices, filtered=(), alarms=(), components=()) -> None:
         if rows:
             self.writes.append((trio.current_time(), len(rows)))
         if alarms:

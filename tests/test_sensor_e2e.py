@@ -42,9 +42,11 @@ async def test_a_lifted_manhole_cover_is_an_alarm_event_stored_and_streamed(sett
         with trio.fail_after(10):
             while not (rows := await store.fetch("SELECT device, component, kind, raised, grid FROM alarm_events")):
                 await trio.sleep(0.05)
+        bindings = await store.fetch("SELECT code, device, grid FROM components")
         nursery.cancel_scope.cancel()
     assert (event["device"], event["component"], event["kind"], event["raised"], event["grid"]) == ("mh-0007", COVER, "tilt", True, "620105003003010")
     assert [tuple(r) for r in rows] == [("mh-0007", COVER, "tilt", True, "620105003003010")]
+    assert [tuple(r) for r in bindings] == [(COVER, "mh-0007", "620105003003010")]  # one manhole, one number
 
 
 async def test_a_sensor_that_stops_reporting_is_declared_silent_once(autojump_clock):

@@ -63,9 +63,10 @@ class PersistBatch:
     filtered: list[tuple] = field(default_factory=list)
     alarms: list[tuple] = field(default_factory=list)
     dead_letters: list[tuple] = field(default_factory=list)
+    components: dict[str, tuple] = field(default_factory=dict)  # component code → binding row
 
     def __bool__(self) -> bool:
-        return bool(self.rows or self.filtered or self.alarms or self.dead_letters)
+        return bool(self.rows or self.filtered or self.alarms or self.dead_letters or self.components)
 
     def absorb(self, other: "PersistBatch") -> None:
         self.rows.extend(other.rows)
@@ -73,6 +74,7 @@ class PersistBatch:
         self.filtered.extend(other.filtered)
         self.alarms.extend(other.alarms)
         self.dead_letters.extend(other.dead_letters)
+        self.components.update(other.components)
 
 
 class _RateLimitedLog:
@@ -145,6 +147,7 @@ class Pipeline:
         self._drained = False
         self._devices_due: dict[str, Placed] = {}
         self._devices_next = 0.0
+        self._bindings: dict[str, tuple] = {}
         m = self.metrics
         m.describe("gridwatch_messages_total", "MQTT messages received")
         m.describe("gridwatch_fixes_ingested_total", "Fixes decoded, filtered and placed")
@@ -237,6 +240,7 @@ class Pipeline:
             if status.bat is not None:
                 self.live.battery[status.device] = status.bat
         if routed.readings:
+            self._bind_components(routed.readings)
             for alarm in self.sensors.observe(routed.readings):
                 self._component_alarm(alarm)
         for event in routed.events:
@@ -289,6 +293,17 @@ class Pipeline:
         for listener in self.fix_listeners:
             listener(placed_all)
         return out
+
+    def _bind_components(self, readings) -> None:
+        """"One manhole, one number": each sensor is bound to the component it reports
+        on, at the sensor's position when known; rewritten when either changes."""
+        for r in readings:
+            placed = self.live.devices.get(r.device)
+            where = (placed.fix.lat, placed.fix.lon, placed.grid) if placed else (None, None, None)
+            binding = (r.component, r.device, *where)
+            if self._bindings.get(r.component) != binding:
+                self._bindings[r.component] = binding
+                self._pending.components[r.component] = binding
 
     def _component_alarm(self, alarm: ComponentAlarm) -> None:
         placed = self.live.devices.get(alarm.device)
@@ -377,8 +392,8 @@ class Pipeline:
             ]
             self._devices_due = {}
             self._devices_next = trio.current_time() + DEVICES_WRITE_S
-        if rows or batch.filtered or batch.alarms or devices:
-            await self.store.write_pings(rows, _days(rows), devices, batch.filtered, batch.alarms)
+        if rows or batch.filtered or batch.alarms or devices or batch.components:
+            await self.store.write_pings(rows, _days(rows), devices, batch.filtered, batch.alarms, list(batch.components.values()))
             self.metrics.inc("gridwatch_persisted_total", len(rows))
             self._oldest_unpersisted_rx = None
         if batch.dead_letters:

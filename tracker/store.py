@@ -116,14 +116,15 @@ class Store:
     # --- positions ------------------------------------------------------------------
 
     async def write_pings(self, rows: Sequence[tuple], days: Iterable[int], devices: Sequence[tuple],
-                          filtered: Sequence[tuple] = (), alarms: Sequence[tuple] = ()) -> None:
+                          filtered: Sequence[tuple] = (), alarms: Sequence[tuple] = (), components: Sequence[tuple] = ()) -> None:
         """In one transaction: COPY ping rows (PING_COLUMNS order), upsert the devices'
         last positions, COPY refused fixes and insert alarm events.
 
         ``days`` are the UTC day numbers (t_ms // DAY_MS) the rows fall in, so missing
         partitions are created first; ``devices`` rows are (id, class, district, t, rx,
         lat, lon, acc, spd, hdg, bat, cell, grid), newest per device; ``filtered`` rows
-        are FILTERED_COLUMNS; ``alarms`` rows are ALARM_COLUMNS.
+        are FILTERED_COLUMNS; ``alarms`` rows are ALARM_COLUMNS; ``components`` are
+        (code, device, lat, lon, grid) sensor bindings.
         """
         missing = sorted(set(days) - self._partitions)
 
@@ -145,6 +146,15 @@ class Store:
                         await con.copy_records_to_table("filtered_fixes", records=filtered, columns=FILTERED_COLUMNS)
                     if alarms:
                         await con.copy_records_to_table("alarm_events", records=alarms, columns=ALARM_COLUMNS)
+                    if components:
+                        # a sensor moved to another component gives up its old binding first
+                        await con.execute("UPDATE components SET device = NULL WHERE device = ANY($1::text[]) AND NOT code = ANY($2::text[])",
+                                          [c[1] for c in components], [c[0] for c in components])
+                        await con.executemany(
+                            "INSERT INTO components (code, device, lat, lon, grid) VALUES ($1, $2, $3, $4, $5) "
+                            "ON CONFLICT (code) DO UPDATE SET device = excluded.device, lat = coalesce(excluded.lat, components.lat), "
+                            "lon = coalesce(excluded.lon, components.lon), grid = coalesce(excluded.grid, components.grid), updated_at = now()",
+                            components)
 
         await self._run(op)
         self._partitions.update(missing)
@@ -332,6 +342,15 @@ class Store:
                 )
 
         await self._run(op)
+
+    async def components(self, code_prefix: str, limit: int) -> list[asyncpg.Record]:
+        async def op():
+            async with self._pool.acquire() as con:
+                return await con.fetch(
+                    "SELECT code, device, lat, lon, grid, updated_at FROM components WHERE code LIKE $1 || '%' ORDER BY code LIMIT $2",
+                    code_prefix, limit)
+
+        return await self._run(op)
 
     async def alarm_events(self, limit: int = 100) -> list[asyncpg.Record]:
         async def op():

@@ -164,6 +164,17 @@ def create_app(ctx: WebContext) -> Starlette:
             return _error(503, "not connected to the MQTT broker")
         return JSONResponse({"device": device_id, "topic": target[0], "sent": True}, status_code=202)
 
+    async def components(request: Request) -> Response:
+        """Sensors bound to city components ("one manhole, one number"), by code prefix:
+        admin code, then major and minor class (e.g. 6201050101 = water-supply covers)."""
+        prefix = request.query_params.get("code", "")
+        if not prefix.isdigit() and prefix != "" or len(prefix) > 16:
+            return _error(400, f"'code' must be up to 16 digits, got {prefix!r}")
+        rows = await ctx.store.components(prefix, 5000)
+        return JSONResponse({"components": [
+            {"code": r["code"], "device": r["device"], "lat": r["lat"], "lon": r["lon"], "grid": r["grid"],
+             "updated_at": datetime_to_ms(r["updated_at"])} for r in rows]})
+
     async def alarms(request: Request) -> Response:
         raw_limit = request.query_params.get("limit", "100")
         if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 1000:
@@ -271,6 +282,7 @@ def create_app(ctx: WebContext) -> Starlette:
         Route("/api/geocode", geocode),
         Route("/api/devices/{device}/locate", locate, methods=["POST"]),
         Route("/api/alarms", alarms),
+        Route("/api/components", components),
         Route("/api/alerts", patrol_alerts),
         Route("/api/coverage/live", coverage_live),
         Route("/api/reports/coverage", coverage_report),
