@@ -139,3 +139,22 @@ def test_random_structures_raise_only_decode_errors(doc, as_json):
 def test_any_valid_fix_decodes_to_itself(doc):
     fix = one(msgpack.packb(doc))
     assert (fix.t_ms, fix.lat, fix.lon, fix.acc, fix.seq) == (doc["t"], doc["lat"], doc["lon"], doc["acc"], doc["seq"])
+
+
+VALID_PAYLOADS = [msgpack.packb(GOOD), msgpack.packb([GOOD, {**GOOD, "seq": 43}]), json.dumps(GOOD).encode(),
+                  json.dumps([GOOD] * 3).encode(), msgpack.packb({**GOOD, "crs": "bd09"})]
+
+
+@settings(max_examples=500)
+@given(st.sampled_from(VALID_PAYLOADS), st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), min_size=1, max_size=6),
+       st.integers(0, 10_000))
+def test_mutated_valid_payloads_raise_only_decode_errors(payload, flips, cut):
+    data = bytearray(payload)
+    for position, value in flips:
+        data[position % len(data)] = value
+    for candidate in (bytes(data), bytes(data[: cut % (len(data) + 1)])):
+        for decode in (decode_position, decode_status):
+            try:
+                decode(candidate, REF, NOW)
+            except DecodeError:
+                pass
