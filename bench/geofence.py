@@ -26,7 +26,6 @@ import asyncio
 import gc
 import json
 import os
-import platform
 import random
 import statistics
 import sys
@@ -38,6 +37,7 @@ from pathlib import Path
 import shapely
 from h3.api import basic_int as h3
 
+from bench.machine import describe
 from geofence.citygen import City
 from geofence.importer import cover, parse_features
 from geofence.index import GridIndex
@@ -263,8 +263,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-postgis", action="store_true", help="leave PostGIS out")
     args = parser.parse_args(argv)
 
-    results: dict = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                                 "cpu": _cpu_model()}, "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "resolution": RES}
+    results: dict = {**describe(), "resolution": RES}
     print(f"generating and importing a city of {args.grids:,} unit grids …", file=sys.stderr)
     _, grids, owner, timing = build_city(args.grids)
     results["city"] = {"grids": len(grids), "cells": len(owner), **timing}
@@ -305,16 +304,6 @@ def main(argv: list[str] | None = None) -> dict:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "geofence.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     return results
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def _print(r: dict) -> None:

@@ -19,7 +19,6 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import msgpack
 
+from bench.machine import describe
 from bench.mqttload import RawPublisher, blast, publish_packet
 from tracker.services import free_port, start_mosquitto, start_postgres
 
@@ -251,8 +251,7 @@ def main(argv: list[str] | None = None) -> dict:
     state = Path(tempfile.mkdtemp(prefix="gridwatch-bench-"))
     broker = start_mosquitto(state / "mosquitto", 0, USERS)
     pg = start_postgres(state, 0)
-    results: dict = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                                 "cpu": _cpu_model()}, "when": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    results: dict = {**describe()}
     try:
         singles = single_packets(args.messages, args.devices)
         results["ceiling_bare_subscriber"] = measure_ceiling(broker.port, singles)
@@ -274,16 +273,6 @@ def main(argv: list[str] | None = None) -> dict:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "ingest.json").write_text(json.dumps(results, indent=2))
     return results
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def _print(r: dict) -> None:

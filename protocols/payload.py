@@ -4,12 +4,15 @@ the first non-blank byte (``{`` or ``[`` is JSON, anything else msgpack)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import TypeVar
 
 import msgpack
 
 from protocols.errors import DecodeError
 
 _JSON_STARTS = frozenset(b"{[ \t\r\n")
+T = TypeVar("T")
 
 
 def load(payload: bytes, max_bytes: int) -> object:
@@ -28,3 +31,25 @@ def load(payload: bytes, max_bytes: int) -> object:
     except (ValueError, TypeError, msgpack.StackError, msgpack.FormatError, RecursionError) as exc:
         # ExtraData and bad UTF-8 are ValueErrors
         raise DecodeError("bad_msgpack", f"invalid msgpack: {type(exc).__name__}: {str(exc)[:200]}") from None
+
+
+def each_record(doc: object, build: Callable[[object], T], max_batch: int, noun: str) -> tuple[list[T], list[DecodeError]]:
+    """A loaded payload is one map or an array of maps. Build every element; a bad
+    element is reported on its own and never costs the good ones beside it. Raises
+    DecodeError only when nothing in the payload is usable."""
+    if type(doc) is dict:
+        return [build(doc)], []
+    if type(doc) is not list:
+        raise DecodeError("not_a_map", f"payload must be a map or an array of maps, got {type(doc).__name__}")
+    if not doc:
+        raise DecodeError("empty", "empty batch")
+    if len(doc) > max_batch:
+        raise DecodeError("too_large", f"batch of {len(doc)} {noun} exceeds {max_batch}")
+    good: list[T] = []
+    bad: list[DecodeError] = []
+    for item in doc:
+        try:
+            good.append(build(item))
+        except DecodeError as exc:
+            bad.append(exc)
+    return good, bad

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from protocols.coords import to_wgs84
 from protocols.errors import DecodeError
-from protocols.payload import load
+from protocols.payload import each_record, load
 from tracker.model import Datum, DeviceRef, Fix
 
 _DATUMS = {d.value: d for d in Datum}
@@ -148,23 +148,8 @@ def _fix(item: object, ref: DeviceRef, rx_ms: int, limits: HandsetLimits) -> Fix
 
 def decode_position(payload: bytes, ref: DeviceRef, rx_ms: int, limits: HandsetLimits = HandsetLimits()) -> PositionBatch:
     """Decode one ``pos`` payload. Raises DecodeError only when nothing in it is usable."""
-    doc = _load(payload, limits)
-    out = PositionBatch()
-    if type(doc) is dict:
-        out.fixes.append(_fix(doc, ref, rx_ms, limits))
-        return out
-    if type(doc) is not list:
-        raise DecodeError("not_a_map", f"payload must be a map or an array of maps, got {type(doc).__name__}")
-    if not doc:
-        raise DecodeError("empty", "empty batch")
-    if len(doc) > limits.max_batch:
-        raise DecodeError("too_large", f"batch of {len(doc)} fixes exceeds {limits.max_batch}")
-    for item in doc:
-        try:
-            out.fixes.append(_fix(item, ref, rx_ms, limits))
-        except DecodeError as exc:
-            out.rejected.append(exc)
-    return out
+    fixes, rejected = each_record(_load(payload, limits), lambda item: _fix(item, ref, rx_ms, limits), limits.max_batch, "fixes")
+    return PositionBatch(fixes, rejected)
 
 
 def decode_status(payload: bytes, ref: DeviceRef, rx_ms: int, limits: HandsetLimits = HandsetLimits()) -> HandsetStatus:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 
 from protocols.errors import DecodeError
-from protocols.payload import load
+from protocols.payload import each_record, load
 from tracker.model import COMPONENT_CODE, DEVICE_ID, DeviceRef
 
 ALARM_CODE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -229,11 +229,8 @@ def decode_sensor(
     name that device. ``None`` is for a trusted bridge that forwards many devices (an IoT
     platform's push subscription).
     """
-    doc = _load(payload, limits)
-    out = SensorBatch()
-    if type(doc) is dict:
-        out.readings.append(_record(doc, ref, rx_ms, limits))
-        return out
+    readings, rejected = each_record(_load(payload, limits), lambda item: _record(item, ref, rx_ms, limits), limits.max_batch, "records")
+    return SensorBatch(readings, rejected)
     if type(doc) is not list:
         raise DecodeError("not_a_map", f"payload must be a map or an array of maps, got {type(doc).__name__}")
     if not doc:
