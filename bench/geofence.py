@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import gc
 import json
-import os
 import random
 import statistics
 import sys

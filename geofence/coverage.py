@@ -455,8 +455,9 @@ class CoverageState:
                 # the common case, a fix newer than all before it: append
                 track.times.append(t)
                 track.samples.append(sample)
+                # t is past every time seen: the span's start stays, its end becomes t
                 seen = self._changed.get(who)
-                self._changed[who] = (t, t) if seen is None else (seen[0] if seen[0] < t else t, t if t > seen[1] else seen[1])
+                self._changed[who] = (t, t) if seen is None else (seen[0], t)
             else:
                 self._add(who, sample)
         return slot
