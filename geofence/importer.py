@@ -184,6 +184,46 @@ def _rings_of(geometry: dict) -> list[list[np.ndarray]]:
     return out
 
 
+VECTOR_SUFFIXES = (".gpkg", ".shp", ".zip")
+
+
+def read_grids(path: str | Path, crs: str | None = None, progress: Callable[[int, int], None] | None = None) -> ImportReport:
+    """Any supported grid file: GeoJSON, or GeoPackage / Shapefile through GDAL (pyogrio)."""
+    if str(path).lower().endswith(VECTOR_SUFFIXES):
+        return read_vector(path, crs, progress)
+    return read_geojson(path, crs, progress)
+
+
+def read_vector(path: str | Path, crs: str | None = None, progress: Callable[[int, int], None] | None = None) -> ImportReport:
+    """A GeoPackage or Shapefile layer of unit grids, with the same attribute names as the
+    GeoJSON form (code, name, street_name, community_name); its CRS comes from the file
+    unless ``crs`` overrides it."""
+    import pyogrio.raw
+    from pyogrio.errors import DataSourceError, DataLayerError
+
+    try:
+        meta, _fids, wkb, values = pyogrio.raw.read(str(path))
+    except (DataSourceError, DataLayerError, OSError) as exc:
+        raise ImportError_(f"{path}: not a readable GeoPackage or Shapefile: {exc}") from None
+    names = [_FIELD_ALIASES.get(str(n).lower(), str(n)) for n in meta["fields"]]
+    features = []
+    for i, blob in enumerate(wkb):
+        props = {name: _plain(values[j][i]) for j, name in enumerate(names)}
+        geometry = mapping_to_dict(shapely.from_wkb(blob)) if blob is not None else None
+        features.append({"type": "Feature", "properties": props, "geometry": geometry})
+    source_crs = crs or meta.get("crs") or "EPSG:4326"
+    return parse_features(features, _crs_of({"crs": {"properties": {"name": source_crs}}}, None), progress)
+
+
+# Shapefile field names stop at 10 characters: GDAL's laundered forms of ours
+_FIELD_ALIASES = {"street_nam": "street_name", "community_": "community_name", "comm_name": "community_name"}
+
+
+def _plain(value: object) -> object:
+    """numpy scalars from GDAL fields → plain Python, as JSON would have given."""
+    return value.item() if hasattr(value, "item") else value
+
+
 def read_geojson(path: str | Path, crs: str | None = None, progress: Callable[[int, int], None] | None = None) -> ImportReport:
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))

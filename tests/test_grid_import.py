@@ -317,3 +317,41 @@ async def test_geocode_names_district_street_community_and_grid_and_refuses_garb
 
         await trio.to_thread.run_sync(probe)
         nursery.cancel_scope.cancel()
+
+
+def _write_vector(doc: dict, path: Path, driver: str, crs: str) -> Path:
+    """What a surveyor's GIS exports: the same grids as a GeoPackage or a Shapefile."""
+    import numpy as np
+    import pyogrio.raw
+
+    features = doc["features"]
+    fields = ["code", "name", "street_name", "community_name"]
+    geometry = np.array([shape(f["geometry"]).wkb for f in features], dtype=object)
+    values = [np.array([f["properties"].get(k) or "" for f in features], dtype=object) for k in fields]
+    if driver == "ESRI Shapefile":  # field names of at most 10 characters, as GDAL writes them
+        fields = ["code", "name", "street_nam", "community_"]
+    pyogrio.raw.write(str(path), geometry, values, fields, driver=driver, geometry_type="Polygon", crs=crs, encoding="UTF-8")
+    return path
+
+
+async def test_geopackage_and_shapefile_import_like_the_same_city_in_geojson(tmp_path, fresh_databases):
+    city = City(60, seed=5)
+    reference = read_geojson(city.write(tmp_path / "city.geojson"))
+    gpkg = _write_vector(city.geojson(PROJECTED_CRS), tmp_path / "city.gpkg", "GPKG", PROJECTED_CRS)
+    shp = _write_vector(city.geojson(), tmp_path / "city.shp", "ESRI Shapefile", "EPSG:4326")
+    results = {}
+    names = {}
+    for path in (gpkg, shp):
+        dsn = fresh_databases.new()
+        code, out, err = await tracker(dsn, "grids", "import", str(path), cwd=tmp_path)
+        async with open_store(dsn) as store:
+            rows = await store.grids()
+            results[path.suffix] = (code, await cells_by_grid(store), {r["code"]: r["source_crs"] for r in rows})
+            names[path.suffix] = {r["code"]: (r["street_name"], r["community_name"]) for r in rows}
+    expected = {}
+    for cell, grid in cover(reference.grids, RES)[0].items():
+        expected.setdefault(grid, set()).add(cell)
+    assert results[".gpkg"][:2] == (0, expected)
+    assert results[".shp"][:2] == (0, expected)
+    assert set(results[".gpkg"][2].values()) == {"EPSG:4544"} and set(results[".shp"][2].values()) == {"EPSG:4326"}
+    assert names[".shp"] == names[".gpkg"] == {g.code: (g.street_name, g.community_name) for g in reference.grids}

@@ -320,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("grids", help="unit grid polygons")
     gsub = p.add_subparsers(dest="grids_command", required=True)
-    g = gsub.add_parser("import", help="validate and import a GeoJSON of unit grids (re-import updates in place)")
+    g = gsub.add_parser("import", help="validate and import unit grids from GeoJSON, GeoPackage or Shapefile (re-import updates in place)")
     g.add_argument("file")
     g.add_argument("--crs", help="source CRS if the file does not say: EPSG:4490 (CGCS2000), EPSG:4326, GCJ02, any EPSG code")
     g.set_defaults(func=cmd_grids_import)

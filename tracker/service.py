@@ -11,7 +11,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
-from geofence.importer import ImportReport, cover, read_geojson
+from geofence.importer import ImportReport, cover, read_grids
 from geofence.index import GridIndex
 from protocols.owntracks import encode_report_location
 from protocols.jt808.session import AuthCodePolicy
@@ -54,7 +54,7 @@ class Running:
 
 async def import_grids(store: Store, path: str, resolution: int, crs: str | None = None, progress=None) -> ImportReport:
     """Validate a grid file, compute its H3 cover and write both: the one import path."""
-    report = await trio.to_thread.run_sync(lambda: read_geojson(path, crs, progress))
+    report = await trio.to_thread.run_sync(lambda: read_grids(path, crs, progress))
     if report.errors:
         return report
     owner, problems = cover(report.grids, resolution)
