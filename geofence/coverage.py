@@ -409,13 +409,17 @@ class CoverageState:
     through ``reconfigure``; the facts are kept and re-judged.
     """
 
-    __slots__ = ("schedule", "territory", "_tracks", "_changed")
+    __slots__ = ("schedule", "territory", "_tracks", "_changed", "_last_slot")
 
     def __init__(self, schedule: Schedule, territory: Territory) -> None:
         self.schedule = schedule
         self.territory = territory
         self._tracks: dict[str, _Track] = {}
         self._changed: dict[str, tuple[int, int]] = {}
+        # the slot a collector's previous fix fell in: a fix that falls in it too needs no
+        # schedule lookup. Samples are kept per collector, not per slot, so any slot that
+        # contains the fix gives the same state.
+        self._last_slot: dict[str, Slot] = {}
         self._check_areas()
 
     def _check_areas(self) -> None:
@@ -428,6 +432,7 @@ class CoverageState:
         """Swap in a new schedule or territory; every collector's facts are re-judged."""
         self.schedule = schedule or self.schedule
         self.territory = territory or self.territory
+        self._last_slot.clear()
         self._check_areas()
         for collector, track in self._tracks.items():
             track.folds.clear()
@@ -446,7 +451,11 @@ class CoverageState:
             fix, cell = item, self.territory.cell_of(item.lat, item.lon)
         who = collector or fix.device
         t = fix.t_ms
-        slot = self.schedule.slot_at(who, t)
+        slot = self._last_slot.get(who)
+        if slot is None or not slot.start_ms <= t < slot.end_ms:
+            slot = self.schedule.slot_at(who, t)
+            if slot is not None:
+                self._last_slot[who] = slot
         if slot is not None:
             # built as a plain tuple: a NamedTuple's generated constructor costs twice as much
             sample = tuple.__new__(Sample, (t, cell, fix.lat, fix.lon, fix.acc, fix.bat))
