@@ -61,3 +61,36 @@ async def test_map_draws_grids_and_moving_markers(settings, broker):
     moved = {d for d in WALKERS if abs(after[d][0] - before[d][0]) + abs(after[d][1] - before[d][1]) > 5}
     assert moved == set(WALKERS)
     assert errors == []
+
+
+async def test_with_gcj02_tiles_markers_and_grids_shift_together(settings, broker):
+    from protocols.coords import wgs84_to_gcj02
+
+    settings = settings.replace("web", map_datum="gcj02")
+    lat, lon, grid = 36.1050, 103.7200, "620105003003010"  # the middle of that grid
+    async with trio.open_nursery() as nursery:
+        store, running = await _start(nursery, settings)
+        fix = {"t": int(time.time() * 1000), "lat": lat, "lon": lon, "acc": 5.0}
+        await apublish(broker, [("gw/v1/620105/collector/c0310/pos", msgpack.packb(fix))])
+
+        def in_browser():
+            with open_browser() as driver:
+                driver.get(running.url + "/")
+                wait_for_js(driver, "window.gridwatch && window.gridwatch.gridsLoaded", timeout=20)
+                wait_for_js(driver, "window.gridwatch.devices.has('c0310')", timeout=20)
+                shown = driver.execute_script("const d = window.gridwatch.devices.get('c0310'); return [d.lat, d.lon, d.wgs];")
+                inside = driver.execute_script(
+                    "const m = document.querySelector(\".gw-marker[data-device='c0310']\").getBoundingClientRect();"
+                    "const g = document.querySelector(\"path.gw-grid[data-code='" + grid + "']\").getBoundingClientRect();"
+                    "const x = m.x + m.width / 2, y = m.y + m.height / 2;"
+                    "return x > g.left && x < g.right && y > g.top && y < g.bottom;")
+                driver.find_element("css selector", ".gw-device-row[data-device='c0310']").click()
+                wait_for_js(driver, "document.body.innerText.includes('36.105000, 103.720000')", timeout=10)
+                return shown, inside, browser_errors(driver)
+
+        shown, inside, errors = await trio.to_thread.run_sync(in_browser)
+        nursery.cancel_scope.cancel()
+    expected = wgs84_to_gcj02(lat, lon)
+    assert abs(shown[0] - expected[0]) < 1e-9 and abs(shown[1] - expected[1]) < 1e-9 and shown[2] == [lat, lon]
+    assert inside
+    assert errors == []

@@ -141,6 +141,7 @@ class WebSettings:
     host: str = "127.0.0.1"
     port: int = 8080
     tile_url: str = ""
+    map_datum: str = "wgs84"
     center: tuple[float, ...] = (36.1046, 103.7191)
     zoom: int = 15
     track_max_points: int = 20000
@@ -280,6 +281,7 @@ def _validate(s: Settings) -> None:
     need(s.handset.max_batch > 0, "[handset] max_batch", "must be > 0")
     need(len(s.web.center) == 2 and -90 <= s.web.center[0] <= 90 and -180 <= s.web.center[1] <= 180, "[web] center", "must be [lat, lon]")
     need(0 <= s.web.port <= 65535, "[web] port", "must be 0..65535")
+    need(s.web.map_datum in ("wgs84", "gcj02", "bd09"), "[web] map_datum", "must be wgs84, gcj02 or bd09")
     need(s.log.level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"), "[log] level", "must be DEBUG, INFO, WARNING or ERROR")
     need(s.demo.interval_s > 0, "[demo] interval_s", "must be > 0")
     unknown = set(s.filters.enabled) - {"duplicate", "accuracy", "speed", "drift"}

@@ -97,7 +97,8 @@ def create_app(ctx: WebContext) -> Starlette:
     async def config(request: Request) -> Response:
         w = ctx.settings.web
         plan = getattr(ctx.patrol, "plan", None)
-        return JSONResponse({"tile_url": w.tile_url, "center": list(w.center), "zoom": w.zoom, "district": ctx.settings.grid.district,
+        return JSONResponse({"tile_url": w.tile_url, "map_datum": w.map_datum, "center": list(w.center), "zoom": w.zoom,
+                             "district": ctx.settings.grid.district,
                              "zone": plan.zone if plan is not None else "Asia/Shanghai"})
 
     async def grids(request: Request) -> Response:

@@ -1,6 +1,7 @@
 // Gridwatch command map: boots the map from /api/config, draws the unit grids and the
 // devices, then follows the live feed. Frames are routed through one dispatch table.
 
+import { displayPoint, setDatum, toDisplay } from './datum.js';
 import { AlarmMarkers } from './alarmmarkers.js';
 import { AlertBoard } from './alerts.js';
 import { CoverageChart } from './chart.js';
@@ -227,7 +228,7 @@ function tick() {
 async function getJSON(path) {
   const response = await fetch(path, { headers: { Accept: 'application/json' } });
   if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
-  return response.json();
+  return toDisplay(await response.json());
 }
 
 function validCenter(center) {
@@ -241,6 +242,7 @@ async function boot() {
   } catch (error) {
     showBanner(`配置加载失败，使用默认设置 (config failed to load: ${error.message})`);
   }
+  setDatum(config.map_datum);
   const tiled = typeof config.tile_url === 'string' && config.tile_url !== '';
   if (config.district) $('gw-district').textContent = `辖区 ${config.district}`;
 
@@ -250,7 +252,7 @@ async function boot() {
   if (tiled) L.tileLayer(config.tile_url, { maxZoom: 20, maxNativeZoom: 18 }).addTo(map);
   L.control.scale({ imperial: false }).addTo(map);
   const hasCenter = validCenter(config.center);
-  map.setView(hasCenter ? config.center : FALLBACK_CENTER, Number.isFinite(config.zoom) ? config.zoom : FALLBACK_ZOOM);
+  map.setView(hasCenter ? displayPoint(...config.center) : FALLBACK_CENTER, Number.isFinite(config.zoom) ? config.zoom : FALLBACK_ZOOM);
 
   grids = new GridLayer(map, { tiled });
   markers = new DeviceMarkers(map, { onSelect: (id) => select(id) });

@@ -75,7 +75,7 @@ export class DeviceDetails {
     const rows = [
       ['网格', 'Unit grid', gridText],
       ['定位时间', 'Fix time', `${formatClock(d.t)}（${formatAge(now - d.t)}前）`],
-      ['坐标', 'Latitude, longitude (WGS-84)', `${d.lat.toFixed(6)}, ${d.lon.toFixed(6)}`],
+      ['坐标', 'Latitude, longitude (WGS-84)', `${(d.wgs ? d.wgs[0] : d.lat).toFixed(6)}, ${(d.wgs ? d.wgs[1] : d.lon).toFixed(6)}`],
       ['精度', 'Horizontal accuracy', formatNumber(d.acc, 0, ' m')],
       ['速度', 'Speed', formatSpeed(d.spd)],
       ['航向', 'Heading', formatNumber(d.hdg, 0, '°')],

@@ -1,6 +1,8 @@
 // The live feed: one WebSocket to /ws, reopened with jittered exponential backoff.
 // Every new connection starts with a snapshot frame, which replaces the page's state.
 
+import { toDisplay } from './datum.js';
+
 const FIRST_RETRY_MS = 1000;
 const MAX_RETRY_MS = 30000;
 
@@ -42,7 +44,7 @@ export class LiveFeed {
       if (typeof event.data !== 'string') return;
       let frame;
       try {
-        frame = JSON.parse(event.data);
+        frame = toDisplay(JSON.parse(event.data));
       } catch {
         return;
       }
