@@ -136,3 +136,26 @@ def browser_log(driver: WebDriver) -> list[dict[str, Any]]:
 def browser_errors(driver: WebDriver) -> list[str]:
     """Messages of SEVERE console entries (uncaught errors, failed loads) since the last read."""
     return [entry["message"] for entry in browser_log(driver) if entry.get("level") == "SEVERE"]
+
+
+def after_paint(driver: WebDriver) -> None:
+    """Return once the browser has painted two more frames: what the page shows is drawn."""
+    driver.set_script_timeout(10)
+    driver.execute_async_script("requestAnimationFrame(() => requestAnimationFrame(arguments[arguments.length - 1]));")
+
+
+def wait_until_still(driver: WebDriver, selector: str, *, timeout: float = 10.0) -> tuple[float, float]:
+    """Wait until the element's centre holds still for a few frames (an animation ended)."""
+    script = ("const r = document.querySelector(arguments[0]).getBoundingClientRect();"
+              "return [r.x + r.width / 2, r.y + r.height / 2];")
+    deadline = time.monotonic() + timeout
+    last = driver.execute_script(script, selector)
+    still = 0
+    while still < 3:
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{selector} still moving after {timeout} s")
+        after_paint(driver)
+        now = driver.execute_script(script, selector)
+        still = still + 1 if now == last else 0
+        last = now
+    return tuple(last)

@@ -49,7 +49,12 @@ async def test_map_draws_grids_and_moving_markers(settings, broker):
                 before = _marker_centres(driver)
                 trio.from_thread.run(apublish, broker, _positions(1))
                 wait_for_js(driver, "window.gridwatch.devices.get('c0301') && window.gridwatch.devices.get('c0301').lat > 36.1053", timeout=10)
-                time.sleep(1.5)  # let the marker glide to its new place
+                # markers glide to their new place: wait until each has left the old one
+                moved = " && ".join(
+                    f"(() => {{ const r = document.querySelector(\".gw-marker[data-device='{d}']\").getBoundingClientRect();"
+                    f" return Math.abs(r.x + r.width / 2 - {x}) + Math.abs(r.y + r.height / 2 - {y}) > 5; }})()"
+                    for d, (x, y) in before.items())
+                wait_for_js(driver, moved, timeout=10)
                 after = _marker_centres(driver)
                 save_screenshot(driver, "/tmp/gridwatch-live-map.png")
                 return grids, before, after, browser_errors(driver)

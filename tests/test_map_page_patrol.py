@@ -14,7 +14,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from browser import open_browser, save_screenshot, wait_for_js
+from browser import after_paint, open_browser, save_screenshot, wait_for_js
 from test_map_page_static import DLAT, DLON, GRID_COUNT, LAT0, LON0, FakeService, Page, grid_code, loaded_page
 
 SCREENSHOT = Path("/tmp/gridwatch-patrol.png")
@@ -322,7 +322,7 @@ def test_the_patrol_view_renders_legibly(page: Page) -> None:
     wait_for_js(page.driver, f"document.querySelectorAll('path.gw-grid[data-coverage]').length === {GRID_COUNT}")
     wait_for_js(page.driver, "document.querySelectorAll('#gw-coverage-chart circle.gw-chart-point').length > 0")
     wait_for_js(page.driver, "window.gridwatch.alarms.has('v0001/sos')")
-    time.sleep(0.3)
+    after_paint(page.driver)
     shot = save_screenshot(page.driver, SCREENSHOT)
     assert shot.stat().st_size > 20_000
     page.assert_no_console_errors()

@@ -38,7 +38,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from browser import browser_errors, open_browser, save_screenshot, wait_for_js
+from browser import after_paint, browser_errors, open_browser, save_screenshot, wait_for_js, wait_until_still
 
 STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
 SCREENSHOT = Path("/tmp/gridwatch-map.png")
@@ -433,7 +433,7 @@ def test_delta_frames_glide_the_vehicle_east_and_the_collector_north(page: Page)
     wait_for_js(page.driver, f"window.gridwatch.framesReceived >= {frames_before + 2}", timeout=5)
     mid_glide = page.marker_centre("v0001")
     wait_for_js(page.driver, f"window.gridwatch.framesReceived >= {frames_before + DELTA_STEPS + 2}", timeout=10)
-    time.sleep(0.6)
+    wait_until_still(page.driver, ".gw-marker[data-device='v0001']")
 
     vehicle_after = page.marker_centre("v0001")
     collector_after = page.marker_centre("c0001")
@@ -503,7 +503,8 @@ def test_the_command_map_renders_legibly(page: Page) -> None:
     wait_for_js(page.driver, "document.querySelector(\".gw-track[data-device='v0001']\")")
     target = page.driver.find_element(By.CSS_SELECTOR, f"path.gw-grid[data-code='{grid_code(4, 6)}']")
     ActionChains(page.driver).move_to_element(target).perform()
-    time.sleep(0.3)
+    wait_for_js(page.driver, f"document.getElementById('gw-hover-grid').dataset.code === '{grid_code(4, 6)}'")
+    after_paint(page.driver)
     shot = save_screenshot(page.driver, SCREENSHOT)
     assert shot.stat().st_size > 20_000
     page.assert_no_console_errors()
