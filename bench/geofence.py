@@ -203,7 +203,8 @@ def measure_coverage(grids: list, owner: dict[int, str], n_fixes: int) -> dict |
     try:
         from datetime import time as clock
 
-        from geofence.coverage import CoverageRule, CoverageState, Territory
+        from geofence.coverage import CoverageState
+        from geofence.territory import CoverageRule, Territory
         from geofence.schedule import Schedule, Shift
         from tracker.model import DeviceClass, Fix, Placed
     except ImportError as exc:

@@ -23,13 +23,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple, Protocol
 
-from geofence.coverage import (
-    CoverageRule,
-    CoverageState,
-    GridCoverage,
-    Territory,
-)
+from geofence.coverage import CoverageState, GridCoverage
 from geofence.schedule import Schedule, Slot
+from geofence.territory import CoverageRule, Territory
 from tracker.model import Fix, Placed
 
 _MIN = 60_000

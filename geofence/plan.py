@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import date, time
 from typing import Any
 
-from geofence.coverage import CoverageRule, CoverageRules, Territory
+from geofence.territory import CoverageRule, CoverageRules, Territory
 from geofence.schedule import ExtraDuty, Holiday, Leave, MakeupDay, Reassignment, Schedule, Shift, Swap
 
 GRID = re.compile(r"^\d{15}$")

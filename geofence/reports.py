@@ -7,7 +7,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
 
-from geofence.coverage import CoverageRules, CoverageState
+from geofence.coverage import CoverageState
+from geofence.territory import CoverageRules
 from geofence.plan import PatrolPlan
 from tracker.model import Placed
 

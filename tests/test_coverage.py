@@ -18,7 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geofence.coverage import CoverageRule, CoverageRules, CoverageState, Territory
+from geofence.coverage import CoverageState
+from geofence.territory import CoverageRule, CoverageRules, Territory
 from geofence.schedule import Reassignment, Schedule, Shift
 from tracker.model import DeviceClass, Fix, Placed
 

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import h3.api.basic_int as h3
 
-from geofence.coverage import CoverageRule, CoverageRules, Territory
+from geofence.territory import CoverageRule, CoverageRules, Territory
 from geofence.patrol_alerts import (
     Alert,
     AlertChange,

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 import trio
 
-from geofence.coverage import CoverageRule, CoverageRules
+from geofence.territory import CoverageRule, CoverageRules
 from geofence.patrol_alerts import Alert, AlertChange, PatrolState, describe, evaluate
 from geofence.plan import PatrolPlan
 from geofence.reports import coverage_report, day_bounds
