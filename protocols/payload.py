@@ -4,6 +4,7 @@ the first non-blank byte (``{`` or ``[`` is JSON, anything else msgpack)."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -53,3 +54,37 @@ def each_record(doc: object, build: Callable[[object], T], max_batch: int, noun:
         except DecodeError as exc:
             bad.append(exc)
     return good, bad
+
+
+def number(doc: dict, key: str, required: bool = False) -> float | None:
+    """A finite number member as float; None when absent and not required."""
+    value = doc.get(key)
+    if value is None:
+        if required:
+            raise DecodeError("missing_field", f"missing {key!r}")
+        return None
+    if type(value) is not float and type(value) is not int:
+        raise DecodeError("bad_type", f"{key!r} must be a number, got {type(value).__name__}")
+    try:
+        value = float(value)
+    except OverflowError:
+        raise DecodeError("bad_value", f"{key!r} is out of range") from None
+    if not math.isfinite(value):
+        raise DecodeError("not_finite", f"{key!r} is {value!r}")
+    return value
+
+
+def epoch_ms(doc: dict, rx_ms: int, max_future_ms: int, max_age_ms: int, noun: str = "fix") -> int:
+    """Member ``t``, epoch milliseconds, refused when implausibly far from the receive time."""
+    t = doc.get("t")
+    if t is None:
+        raise DecodeError("missing_field", "missing 't'")
+    if type(t) is float and math.isfinite(t):
+        t = int(t)
+    if type(t) is not int:
+        raise DecodeError("bad_type", f"'t' must be epoch milliseconds, got {type(t).__name__}")
+    if t > rx_ms + max_future_ms:
+        raise DecodeError("future_time", f"{noun} time {t} is {t - rx_ms} ms in the future")
+    if t < rx_ms - max_age_ms:
+        raise DecodeError("stale_time", f"{noun} time {t} is {rx_ms - t} ms in the past")
+    return t

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from protocols.coords import to_wgs84
 from protocols.errors import DecodeError
-from protocols.payload import each_record, load
+from protocols.payload import each_record, epoch_ms, load, number
 from tracker.model import Datum, DeviceRef, Fix
 
 _DATUMS = {d.value: d for d in Datum}
@@ -53,52 +53,20 @@ def _load(payload: bytes, limits: HandsetLimits) -> object:
     return load(payload, limits.max_payload_bytes)
 
 
-def _number(item: dict, key: str, required: bool) -> float | None:
-    value = item.get(key)
-    if value is None:
-        if required:
-            raise DecodeError("missing_field", f"missing {key!r}")
-        return None
-    if type(value) is int:
-        if not -1e15 < value < 1e15:
-            raise DecodeError("bad_value", f"{key!r} is out of any plausible range")
-        return float(value)
-    if type(value) is not float:
-        raise DecodeError("bad_type", f"{key!r} must be a number, got {type(value).__name__}")
-    if not math.isfinite(value):
-        raise DecodeError("not_finite", f"{key!r} is {value!r}")
-    return value
-
-
-def _time(item: dict, rx_ms: int, limits: HandsetLimits) -> int:
-    t = item.get("t")
-    if t is None:
-        raise DecodeError("missing_field", "missing 't'")
-    if type(t) is float and math.isfinite(t):
-        t = int(t)
-    if type(t) is not int:
-        raise DecodeError("bad_type", f"'t' must be epoch milliseconds, got {type(t).__name__}")
-    if t > rx_ms + limits.max_future_ms:
-        raise DecodeError("future_time", f"fix time {t} is {t - rx_ms} ms in the future")
-    if t < rx_ms - limits.max_age_ms:
-        raise DecodeError("stale_time", f"fix time {t} is {rx_ms - t} ms in the past")
-    return t
-
-
 def _fix(item: object, ref: DeviceRef, rx_ms: int, limits: HandsetLimits) -> Fix:
     if type(item) is not dict:
         raise DecodeError("not_a_map", f"a fix must be a map, got {type(item).__name__}")
     t = item.get("t")
     if type(t) is not int or not rx_ms - limits.max_age_ms <= t <= rx_ms + limits.max_future_ms:
-        t = _time(item, rx_ms, limits)  # the slow path says what is wrong, or converts a float
+        t = epoch_ms(item, rx_ms, limits.max_future_ms, limits.max_age_ms)  # the slow path says what is wrong, or converts a float
     lat = item.get("lat")
     lon = item.get("lon")
     acc = item.get("acc")
     # fast path: the three required numbers are plain floats (what handsets send)
     if not (type(lat) is float and type(lon) is float and type(acc) is float):
-        lat = _number(item, "lat", True)
-        lon = _number(item, "lon", True)
-        acc = _number(item, "acc", True)
+        lat = number(item, "lat", True)
+        lon = number(item, "lon", True)
+        acc = number(item, "acc", True)
     if not -90.0 <= lat <= 90.0:
         raise DecodeError("lat_range" if math.isfinite(lat) else "not_finite", f"lat {lat} out of range")
     if not -180.0 <= lon <= 180.0:
@@ -110,13 +78,13 @@ def _fix(item: object, ref: DeviceRef, rx_ms: int, limits: HandsetLimits) -> Fix
     spd = item.get("spd")
     if spd is not None:
         if type(spd) is not float:
-            spd = _number(item, "spd", False)
+            spd = number(item, "spd", False)
         if not 0.0 <= spd <= MAX_SPEED_MPS:
             raise DecodeError("bad_value" if math.isfinite(spd) else "not_finite", f"speed {spd} m/s is not plausible")
     hdg = item.get("hdg")
     if hdg is not None:
         if type(hdg) is not float:
-            hdg = _number(item, "hdg", False)
+            hdg = number(item, "hdg", False)
         if not 0.0 <= hdg <= 360.0:
             raise DecodeError("bad_value" if math.isfinite(hdg) else "not_finite", f"heading {hdg} out of range")
         if hdg == 360.0:
@@ -124,13 +92,13 @@ def _fix(item: object, ref: DeviceRef, rx_ms: int, limits: HandsetLimits) -> Fix
     alt = item.get("alt")
     if alt is not None:
         if type(alt) is not float:
-            alt = _number(item, "alt", False)
+            alt = number(item, "alt", False)
         if not MIN_ALTITUDE_M <= alt <= MAX_ALTITUDE_M:
             raise DecodeError("bad_value" if math.isfinite(alt) else "not_finite", f"altitude {alt} m is not plausible")
     bat = item.get("bat")
     if bat is not None:
         if type(bat) is not float:
-            bat = _number(item, "bat", False)
+            bat = number(item, "bat", False)
         if not 0.0 <= bat <= 100.0:
             raise DecodeError("bad_value" if math.isfinite(bat) else "not_finite", f"battery {bat} out of range")
     crs_name = item.get("crs", "wgs84")
@@ -157,8 +125,8 @@ def decode_status(payload: bytes, ref: DeviceRef, rx_ms: int, limits: HandsetLim
     doc = _load(payload, limits)
     if type(doc) is not dict:
         raise DecodeError("not_a_map", f"status must be a map, got {type(doc).__name__}")
-    t = _time(doc, rx_ms, limits)
-    bat = _number(doc, "bat", False)
+    t = epoch_ms(doc, rx_ms, limits.max_future_ms, limits.max_age_ms)
+    bat = number(doc, "bat", False)
     if bat is not None and not 0.0 <= bat <= 100.0:
         raise DecodeError("bad_value", f"battery {bat} out of range")
     charging = doc.get("chg")

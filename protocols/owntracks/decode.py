@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from protocols.errors import DecodeError
+from protocols.payload import number
 from tracker.model import Datum, DeviceRef, Fix
 
 TOPIC_ROOT = "owntracks"
@@ -163,23 +164,6 @@ def encode_report_location(user: str, device: str) -> Downlink:
 # --- field readers -------------------------------------------------------------------------
 
 
-def _number(doc: dict, key: str, required: bool = False) -> float | None:
-    value = doc.get(key)
-    if value is None:
-        if required:
-            raise DecodeError("missing_field", f"missing {key!r}")
-        return None
-    if type(value) is not float and type(value) is not int:
-        raise DecodeError("bad_type", f"{key!r} must be a number, got {type(value).__name__}")
-    try:
-        value = float(value)
-    except OverflowError:
-        raise DecodeError("bad_value", f"{key!r} is out of range") from None
-    if not math.isfinite(value):
-        raise DecodeError("not_finite", f"{key!r} is {value!r}")
-    return value
-
-
 def _string(doc: dict, key: str, max_chars: int) -> str | None:
     value = doc.get(key)
     if value is None:
@@ -191,7 +175,7 @@ def _string(doc: dict, key: str, max_chars: int) -> str | None:
 
 def _epoch_ms(doc: dict, key: str, required: bool = False) -> int | None:
     """An epoch-seconds member as milliseconds; no judgement on how old it may be."""
-    seconds = _number(doc, key, required)
+    seconds = number(doc, key, required)
     if seconds is None:
         return None
     if seconds <= 0 or seconds >= 2**37:  # 2**37 s is the year 6325
@@ -209,8 +193,8 @@ def _event_ms(doc: dict, rx_ms: int, limits: OwnTracksLimits) -> int:
 
 
 def _position(doc: dict, required: bool) -> tuple[float, float] | None:
-    lat = _number(doc, "lat", required)
-    lon = _number(doc, "lon", required)
+    lat = number(doc, "lat", required)
+    lon = number(doc, "lon", required)
     if lat is None and lon is None:
         return None
     if lat is None or lon is None:
@@ -225,7 +209,7 @@ def _position(doc: dict, required: bool) -> tuple[float, float] | None:
 
 
 def _accuracy(doc: dict) -> float | None:
-    acc = _number(doc, "acc")
+    acc = number(doc, "acc")
     if acc is not None and acc < 0:
         # Core Location marks an invalid fix with a negative accuracy
         raise DecodeError("bad_value", f"accuracy {acc} is negative")
@@ -234,7 +218,7 @@ def _accuracy(doc: dict) -> float | None:
 
 def _unknown_if_negative(doc: dict, key: str) -> float | None:
     # iOS reports an unknown speed, course or battery level as -1 (or -100 %).
-    value = _number(doc, key)
+    value = number(doc, key)
     return None if value is None or value < 0 else value
 
 
@@ -262,7 +246,7 @@ def _location(doc: dict, ref: DeviceRef, rx_ms: int, limits: OwnTracksLimits) ->
     # positional on purpose: keyword construction of a NamedTuple costs twice as much
     fix = Fix(
         ref.device, ref.device_class, ref.district, t, lat, lon, rx_ms,
-        _accuracy(doc), None if vel is None else vel / 3.6, cog, _number(doc, "alt"), bat,
+        _accuracy(doc), None if vel is None else vel / 3.6, cog, number(doc, "alt"), bat,
         Datum.WGS84, None,
     )
     return OwnTracksLocation(

@@ -9,13 +9,12 @@ records and reports each bad one on its own: one bad record never costs the othe
 from __future__ import annotations
 
 import enum
-import math
 import re
 from dataclasses import dataclass, field
 
 
 from protocols.errors import DecodeError
-from protocols.payload import each_record, load
+from protocols.payload import each_record, epoch_ms, load, number
 from tracker.model import COMPONENT_CODE, DEVICE_ID, DeviceRef
 
 ALARM_CODE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -135,21 +134,6 @@ def _load(payload: bytes, limits: SensorLimits) -> object:
     return load(payload, limits.max_payload_bytes)
 
 
-def _number(record: dict, key: str) -> float | None:
-    value = record.get(key)
-    if value is None:
-        return None
-    if type(value) is not float and type(value) is not int:
-        raise DecodeError("bad_type", f"{key!r} must be a number, got {type(value).__name__}")
-    try:
-        value = float(value)
-    except OverflowError:
-        raise DecodeError("bad_value", f"{key!r} is out of range") from None
-    if not math.isfinite(value):
-        raise DecodeError("not_finite", f"{key!r} is {value!r}")
-    return value
-
-
 def _integer(record: dict, key: str) -> int | None:
     value = record.get(key)
     if value is not None and type(value) is not int:
@@ -176,21 +160,6 @@ def _enum(record: dict, key: str, enum_type: type[enum.StrEnum]):
         raise DecodeError("bad_value", f"unknown {key} {value!r}") from None
 
 
-def _time(record: dict, rx_ms: int, limits: SensorLimits) -> int:
-    t = record.get("t")
-    if t is None:
-        raise DecodeError("missing_field", "missing 't'")
-    if type(t) is float and math.isfinite(t):
-        t = int(t)
-    if type(t) is not int:
-        raise DecodeError("bad_type", f"'t' must be epoch milliseconds, got {type(t).__name__}")
-    if t > rx_ms + limits.max_future_ms:
-        raise DecodeError("future_time", f"record time {t} is {t - rx_ms} ms in the future")
-    if t < rx_ms - limits.max_age_ms:
-        raise DecodeError("stale_time", f"record time {t} is {rx_ms - t} ms in the past")
-    return t
-
-
 def _record(item: object, ref: DeviceRef | None, rx_ms: int, limits: SensorLimits) -> SensorReading:
     if type(item) is not dict:
         raise DecodeError("not_a_map", f"a record must be a map, got {type(item).__name__}")
@@ -203,18 +172,18 @@ def _record(item: object, ref: DeviceRef | None, rx_ms: int, limits: SensorLimit
     return SensorReading(
         device,
         _string(item, "comp", required=True),
-        _time(item, rx_ms, limits),
+        epoch_ms(item, rx_ms, limits.max_future_ms, limits.max_age_ms, "record"),
         rx_ms,
         _enum(item, "kind", MessageKind),
         _enum(item, "type", SensorType),
         alarm=_string(item, "alarm", required=False),
-        tilt=_number(item, "tilt"),
-        water=_number(item, "water"),
-        gas=_number(item, "gas"),
+        tilt=number(item, "tilt"),
+        water=number(item, "water"),
+        gas=number(item, "gas"),
         smoke=item.get("smoke"),
-        bat=_number(item, "bat"),
-        fill=_number(item, "fill"),
-        level=_number(item, "level"),
+        bat=number(item, "bat"),
+        fill=number(item, "fill"),
+        level=number(item, "level"),
         flags=_integer(item, "flags"),
         seq=_integer(item, "seq"),
     )
