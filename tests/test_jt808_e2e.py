@@ -7,11 +7,12 @@ import struct
 import time
 from datetime import datetime, timedelta, timezone
 
+import httpx
 import trio
 
 from protocols.jt808.messages import encode_message
 from tests.helpers import wait_for
-from tests.test_jt808_gateway import AUTH_2013, exchange
+from tests.test_jt808_gateway import AUTH_2013, exchange, read_frame
 from tests.test_spine_e2e import _start
 from tracker.store import datetime_to_ms
 
@@ -19,11 +20,14 @@ PHONE = "013912345678"
 BEIJING = timezone(timedelta(hours=8))
 
 
-def location(serial: int, t: datetime, alarm: int = 0, north_m: float = 0.0) -> bytes:
+def location_body(t: datetime, alarm: int = 0, north_m: float = 0.0) -> bytes:
     lat = round((36.1050 + north_m / 111_195) * 1e6)
     bcd = bytes.fromhex(t.astimezone(BEIJING).strftime("%y%m%d%H%M%S"))
-    body = struct.pack(">IIIIhHH", alarm, 0b11, lat, round(103.7200 * 1e6), 1520, 360, 90) + bcd
-    return encode_message(0x0200, body, PHONE, serial)
+    return struct.pack(">IIIIhHH", alarm, 0b11, lat, round(103.7200 * 1e6), 1520, 360, 90) + bcd
+
+
+def location(serial: int, t: datetime, alarm: int = 0, north_m: float = 0.0) -> bytes:
+    return encode_message(0x0200, location_body(t, alarm, north_m), PHONE, serial)
 
 
 async def test_terminal_fixes_and_alarm_edges_flow_through_the_service(settings, broker):
@@ -38,15 +42,26 @@ async def test_terminal_fixes_and_alarm_edges_flow_through_the_service(settings,
         assert (answer[2:6], answer[-14:-4]) == ("8001", "0003010200")
         for serial, (seconds, alarm) in enumerate([(-20, 0), (-10, 1), (0, 1)], start=10):
             await exchange(stream, buffer, location(serial, now + timedelta(seconds=seconds), alarm, north_m=-seconds).hex())
-        await stream.aclose()
-        await wait_for(lambda: running.pipeline.metrics.get("gridwatch_persisted_total") >= 3)
+        # a dispatcher asks where the vehicle is now: 0x8201 goes down the terminal's link,
+        # and its 0x0201 answer (the query's serial, then a location) is a fix like any other
+        async with httpx.AsyncClient(base_url=running.url) as http:
+            asked = await http.post("/api/devices/jt013912345678/locate")
+            query = (await read_frame(stream, buffer)).hex()
+            reply_body = bytes.fromhex(query[22:26]) + location_body(now + timedelta(seconds=5), 1, north_m=-5)
+            await stream.send_all(encode_message(0x0201, reply_body, PHONE, 13))
+            await wait_for(lambda: running.pipeline.metrics.get("gridwatch_persisted_total") >= 4)
+            await stream.aclose()
+            await wait_for(lambda: "jt013912345678" not in running.gateway.sessions)
+            offline = await http.post("/api/devices/jt013912345678/locate")
         with trio.fail_after(10):
             while not (alarms := await store.fetch("SELECT source, device, kind, raised FROM alarm_events")):
                 await trio.sleep(0.05)
-        pings = await store.fetch("SELECT device, t, grid, spd FROM pings ORDER BY t")
+        pings = await store.fetch("SELECT device, t, grid, spd FROM pings ORDER BY t LIMIT 3")
         live = running.pipeline.live.devices["jt013912345678"]
         nursery.cancel_scope.cancel()
     assert [(r["device"], datetime_to_ms(r["t"]), r["grid"], round(r["spd"], 2)) for r in pings] == [
         ("jt013912345678", int((now + timedelta(seconds=s)).timestamp() * 1000), "620105003003010", 10.0) for s in (-20, -10, 0)]
     assert (live.fix.device_class.value, live.grid) == ("vehicle", "620105003003010")
     assert [tuple(r) for r in alarms] == [("vehicle", "jt013912345678", "sos", True)]
+    assert (asked.status_code, asked.json()["via"], query[2:6]) == (202, "jt808", "8201")
+    assert offline.status_code == 503 and "not connected" in offline.json()["error"]

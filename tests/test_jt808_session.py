@@ -382,3 +382,24 @@ def test_a_sub_packeted_unsupported_message_is_refused_without_being_stored():
     out = terminal.send(multimedia_part.hex())
     (answer,) = FrameReader().feed(out.answers[0])
     assert (answer[-5:].hex(), terminal.session._reassemblies) == ("0030080103", {})  # serial, id, unsupported
+
+
+def test_a_position_query_goes_out_in_the_terminals_own_2019_header():
+    terminal = Terminal()
+    terminal.send(REGISTER_2019, AUTH_2019)
+    query = terminal.session.query_position()
+    # 0x8201, 2019 attributes (bit 14, empty body), version 1, phone BCD[10], platform serial
+    assert query.hex()[:32] == "7e" "8201" "4000" "01" "00000000013912345678"
+
+
+def test_a_position_query_before_authentication_is_refused():
+    with pytest.raises(ValueError, match="not authenticated"):
+        Terminal().session.query_position()
+
+
+def test_a_position_reply_becomes_one_fix_and_needs_no_answer():
+    terminal = logged_in()
+    body = bytes.fromhex("0007") + struct.pack(">IIIIhHH", 0, 3, 36061089, 103834303, 1520, 456, 90) + bytes.fromhex("251123101530")
+    out = terminal.session.receive(terminal.reader.feed(encode_message(0x0201, body, "013912345678", 8)), RX)
+    assert ([(f.device, f.t_ms, f.lat, f.lon, f.seq) for f in out.fixes], out.answers) == (
+        [(DEVICE, 1763864130000, 36.061089, 103.834303, 8)], [])

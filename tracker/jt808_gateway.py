@@ -99,6 +99,21 @@ class Jt808Gateway:
         self.now_ms = now_ms
         self.alarms = AlarmTracker()
         self.active = 0
+        # authenticated terminals by device id: what platform-initiated messages go to
+        self.sessions: dict[str, tuple[Jt808Session, trio.abc.Stream, trio.Lock]] = {}
+
+    async def query_position(self, device: str) -> bool:
+        """Send 0x8201 to a connected, authenticated terminal; False when there is none.
+        Its 0x0201 answer arrives as a fix like any report."""
+        entry = self.sessions.get(device)
+        if entry is None:
+            return False
+        session, stream, lock = entry
+        with trio.move_on_after(self.settings.send_timeout_s):
+            async with lock:
+                await stream.send_all(session.query_position())
+                return True
+        return False
 
     async def handle(self, stream: trio.abc.Stream) -> None:
         """Serve one connection to its end; always closes the stream."""
@@ -120,10 +135,19 @@ class Jt808Gateway:
 
     async def _converse(self, stream: trio.abc.Stream, peer: str) -> str | None:
         """Serve one terminal until it leaves (None) or is sent away (the reason)."""
+        reader = FrameReader(self.settings.max_frame_bytes)
+        session = Jt808Session(self.policy, self.alarms)
+        lock = trio.Lock()  # the conversation's answers and platform queries share the stream
+        try:
+            return await self._conversation(stream, peer, reader, session, lock)
+        finally:
+            if session.device is not None and self.sessions.get(session.device, (None,))[0] is session:
+                del self.sessions[session.device]
+
+    async def _conversation(self, stream: trio.abc.Stream, peer: str, reader: FrameReader, session: Jt808Session,
+                            lock: trio.Lock) -> str | None:
         settings = self.settings
         sink = self.sink
-        reader = FrameReader(settings.max_frame_bytes)
-        session = Jt808Session(self.policy, self.alarms)
         while True:
             with trio.move_on_after(settings.idle_timeout_s) as idle:
                 data = await stream.receive_some(settings.receive_bytes)
@@ -138,9 +162,12 @@ class Jt808Gateway:
                 await sink.fixes(out.fixes)
             if out.alarms:
                 await sink.alarms(out.alarms)
+            if session.authenticated and self.sessions.get(session.device, (None,))[0] is not session:
+                self.sessions[session.device] = (session, stream, lock)  # a reconnect replaces the old link
             if out.answers:
                 with trio.move_on_after(settings.send_timeout_s) as sending:
-                    await stream.send_all(b"".join(out.answers))
+                    async with lock:
+                        await stream.send_all(b"".join(out.answers))
                 if sending.cancelled_caught:
                     return "send_timeout"
             if out.close:
@@ -153,12 +180,15 @@ async def serve_jt808(
     *,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
     now_ms: Callable[[], int] = _wall_ms,
+    gateway: Jt808Gateway | None = None,
 ) -> None:
     """Serve JT/T 808 terminals until cancelled; ``task_status.started(port)`` once bound.
 
+    Pass ``gateway`` to keep a handle on it (to send platform messages to terminals).
+
     ``now_ms`` stamps ``Fix.rx_ms`` (wall clock, epoch ms); timeouts run on trio's clock.
     """
-    gateway = Jt808Gateway(settings, sink, now_ms)
+    gateway = gateway or Jt808Gateway(settings, sink, now_ms)
     listeners = await trio.open_tcp_listeners(settings.port, host=settings.host)
     port = listeners[0].socket.getsockname()[1]
     task_status.started(port)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import logging
@@ -16,7 +17,7 @@ from geofence.index import GridIndex
 from protocols.owntracks import encode_report_location
 from protocols.jt808.session import AuthCodePolicy
 from tracker.config import Settings
-from tracker.jt808_gateway import Jt808Settings, serve_jt808
+from tracker.jt808_gateway import Jt808Gateway, Jt808Settings, serve_jt808
 from tracker.live import LiveState
 from tracker.metrics import Metrics
 from tracker.model import DeviceClass, Fix, Placed
@@ -41,6 +42,7 @@ class Running:
     jt808_port: int | None = None
     gateway_scope: trio.CancelScope | None = None
     patrol: Patrol | None = None
+    gateway: Jt808Gateway | None = None
 
     async def stop(self) -> None:
         """Stop the sources, drain the pipeline (nothing received is lost), stop the rest."""
@@ -138,6 +140,7 @@ async def run_service(settings: Settings, store: Store, *, clock_ms=None, tune: 
             return False, "not connected to the MQTT broker"
         return True, "ok"
 
+    gateway = Jt808Gateway(jt808_settings(settings), pipeline) if settings.jt808.enabled else None
     owntracks_by_device = {ref.device: (user, phone) for (user, phone), ref in pipeline.router.owntracks_devices.items()}
 
     def downlink(device: str, placed) -> tuple[str, bytes] | None:
@@ -154,8 +157,19 @@ async def run_service(settings: Settings, store: Store, *, clock_ms=None, tune: 
             raise trio.BrokenResourceError("no broker")
         pipeline.broker.publish(topic, payload, qos=1)
 
-    web = WebContext(settings, store, index, pipeline.live, pipeline.hub, metrics, healthy=healthy, downlink=downlink, publish=publish,
-                     patrol=patrol)
+    async def locate(device: str, placed) -> dict | None:
+        """Ask a device for its position now, by whatever link it has; None: unknown."""
+        if gateway is not None and await gateway.query_position(device):
+            return {"device": device, "via": "jt808", "message": "0x8201"}
+        if placed is not None and placed.fix.device_class is DeviceClass.VEHICLE and device.startswith("jt"):
+            raise trio.BrokenResourceError(f"terminal {device} is not connected to the JT/T 808 gateway")
+        target = downlink(device, placed)
+        if target is None:
+            return None
+        publish(*target)
+        return {"device": device, "via": "mqtt", "topic": target[0]}
+
+    web = WebContext(settings, store, index, pipeline.live, pipeline.hub, metrics, healthy=healthy, locate=locate, patrol=patrol)
     if tune:
         tune_gc()
     await web.reload_grids()
@@ -167,13 +181,14 @@ async def run_service(settings: Settings, store: Store, *, clock_ms=None, tune: 
                 await nursery.start(patrol.run)
             jt808_port = None
             gateway_scope = trio.CancelScope()
-            if settings.jt808.enabled:
-                jt808_port = await nursery.start(_in_scope, gateway_scope, serve_jt808, jt808_settings(settings), pipeline)
+            if gateway is not None:
+                jt808_port = await nursery.start(_in_scope, gateway_scope,
+                                                 functools.partial(serve_jt808, gateway=gateway), gateway.settings, pipeline)
                 log.info("JT/T 808 gateway listening on %s:%d", settings.jt808.host, jt808_port)
             bound = await nursery.start(serve_web, app, settings.web.host, settings.web.port)
             url = bound[0] if bound else f"http://{settings.web.host}:{settings.web.port}"
             log.info("serving the command map at %s", url)
-            task_status.started(Running(pipeline, web, url, scope, jt808_port, gateway_scope, patrol))
+            task_status.started(Running(pipeline, web, url, scope, jt808_port, gateway_scope, patrol, gateway))
 
 
 async def _in_scope(scope: trio.CancelScope, fn, *args, task_status=trio.TASK_STATUS_IGNORED) -> None:

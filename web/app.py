@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -49,9 +49,9 @@ class WebContext:
     metrics: Metrics
     grids_geojson: dict = field(default_factory=lambda: {"type": "FeatureCollection", "features": []})
     healthy: Callable[[], tuple[bool, str]] = lambda: (True, "ok")
-    # (device, placed or None) → (topic, payload) of its downlink command, None if unknown
-    downlink: Callable[[str, object], tuple[str, bytes] | None] = lambda device, placed: None
-    publish: Callable[[str, bytes], None] = lambda topic, payload: None
+    # (device, placed or None) → how the "report now" request went out, None if unknown;
+    # raises trio.BrokenResourceError when the device's link is down
+    locate: Callable[[str, object], Awaitable[dict | None]] | None = None
     patrol: object = None  # tracker.patrol.Patrol, when patrol coverage is on
 
     async def reload_grids(self) -> None:
@@ -155,15 +155,15 @@ def create_app(ctx: WebContext) -> Starlette:
         """Ask a device to report its position now (OwnTracks ``reportLocation``, or the
         handset command of the same name)."""
         device_id = request.path_params["device"]
-        placed = ctx.live.devices.get(device_id)
-        target = ctx.downlink(device_id, placed)
-        if target is None:
-            return _error(404, f"unknown device {device_id!r}")
+        if ctx.locate is None:
+            return _error(503, "no downlink in this service")
         try:
-            ctx.publish(*target)
-        except trio.BrokenResourceError:
-            return _error(503, "not connected to the MQTT broker")
-        return JSONResponse({"device": device_id, "topic": target[0], "sent": True}, status_code=202)
+            sent = await ctx.locate(device_id, ctx.live.devices.get(device_id))
+        except trio.BrokenResourceError as exc:
+            return _error(503, str(exc) or "the device's link is down")
+        if sent is None:
+            return _error(404, f"unknown device {device_id!r}")
+        return JSONResponse(sent | {"sent": True}, status_code=202)
 
     async def components(request: Request) -> Response:
         """Sensors bound to city components ("one manhole, one number"), by code prefix:

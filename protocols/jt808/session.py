@@ -30,6 +30,7 @@ from protocols.jt808.messages import (
     decode_registration,
     decode_terminal_response,
     device_id,
+    encode_message,
     encode_platform_response,
     encode_register_response,
     split_message,
@@ -191,6 +192,7 @@ class Jt808Session:
         self.alarms = alarms if alarms is not None else AlarmTracker()
         self.state = SessionState.CONNECTED
         self.phone: str | None = None
+        self.header_version: int | None = None
         self.device: str | None = None
         self.edition: str | None = None
         self.imei: str | None = None
@@ -206,6 +208,7 @@ class Jt808Session:
             MsgId.REGISTER: self._on_register,
             MsgId.AUTHENTICATE: self._on_authenticate,
             MsgId.LOCATION: self._on_location,
+            MsgId.POSITION_REPLY: self._on_position_reply,
             MsgId.BATCH_LOCATION: self._on_batch,
         }
 
@@ -262,6 +265,7 @@ class Jt808Session:
         if self.phone is None:
             self.phone = header.phone
             self.device = device_id(header.phone)
+            self.header_version = header.version  # platform messages to it use its edition
             if header.version is not None:
                 self.edition = "2019"
         elif header.phone != self.phone:
@@ -370,6 +374,23 @@ class Jt808Session:
         fix = self._fix(location, header.serial, rx_ms, frame, out)
         self._track_alarms(location, fix, rx_ms, out)
         self._answer(header, Result.OK, out)
+
+    def _on_position_reply(self, header: Header, body: bytes, frame: bytes, rx_ms: int, out: Outcome) -> None:
+        """0x0201, the answer to a platform's 0x8201 query: the serial it answers, then a
+        location as in 0x0200. A reply needs no answer of its own."""
+        if self._refused(header, frame, out):
+            return
+        if len(body) < 2:
+            raise DecodeError("truncated", "position reply shorter than its serial")
+        location = decode_location(body[2:])
+        fix = self._fix(location, header.serial, rx_ms, frame, out)
+        self._track_alarms(location, fix, rx_ms, out)
+
+    def query_position(self) -> bytes:
+        """0x8201 to this terminal, in its header edition: "report your position now"."""
+        if self.phone is None or self.state is not SessionState.AUTHENTICATED:
+            raise ValueError("the terminal has not authenticated")
+        return encode_message(MsgId.POSITION_QUERY, b"", self.phone, self._next_serial(), self.header_version)
 
     def _on_batch(self, header: Header, body: bytes, frame: bytes, rx_ms: int, out: Outcome) -> None:
         if self._refused(header, frame, out):
