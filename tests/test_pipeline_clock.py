@@ -114,3 +114,19 @@ def test_a_client_too_far_behind_is_sent_a_snapshot_instead():
     client.offer_delta({"a": {}}, "1")
     client.offer_delta({"b": {}, "c": {}}, "2")
     assert (client.pending, client.needs_snapshot) == ({}, True)
+
+
+async def test_a_status_report_battery_shows_on_the_live_map(autojump_clock):
+    pipeline, _ = _pipeline()
+    client, _snapshot = pipeline.hub.connect()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(lambda task_status: pipeline.run(with_broker=False, task_status=task_status))
+        await pipeline.feed([_msg("c1", 0)])  # a fix without battery
+        await trio.sleep(0.06)
+        await client.next_frames(pipeline.live)
+        status = msgpack.packb({"t": T0 + 5, "bat": 23.5, "chg": False, "net": "4g", "app": "2.3.1"})
+        await pipeline.feed([("gw/v1/620105/collector/c1/status", status, T0 + 5)])
+        await trio.sleep(0.06)
+        frames = [json.loads(f) for f in await client.next_frames(pipeline.live)]
+        nursery.cancel_scope.cancel()
+    assert [(d["id"], d["bat"]) for f in frames for d in f["devices"]] == [("c1", 23.5)]

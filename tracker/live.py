@@ -7,8 +7,10 @@ from h3.api import basic_int as h3
 from tracker.model import Placed
 
 
-def device_view(placed: Placed) -> dict:
-    """The JSON shape of a device on the map, the API and the WebSocket stream."""
+def device_view(placed: Placed, battery: float | None = None) -> dict:
+    """The JSON shape of a device on the map, the API and the WebSocket stream.
+
+    ``battery`` is the handset's latest status report, shown when the fix carries none."""
     fix = placed.fix
     return {
         "id": fix.device,
@@ -20,7 +22,7 @@ def device_view(placed: Placed) -> dict:
         "acc": fix.acc,
         "spd": fix.spd,
         "hdg": fix.hdg,
-        "bat": fix.bat,
+        "bat": fix.bat if fix.bat is not None else battery,
         "cell": h3.int_to_str(placed.cell),
         "grid": placed.grid,
     }
@@ -30,7 +32,7 @@ class LiveState:
     def __init__(self) -> None:
         self.devices: dict[str, Placed] = {}
         self.dirty: set[str] = set()
-        self.battery: dict[str, float] = {}
+        self.battery: dict[str, float] = {}  # from handset status messages
 
     def newest_t(self, device: str) -> int:
         placed = self.devices.get(device)
@@ -40,13 +42,21 @@ class LiveState:
         self.devices[placed.fix.device] = placed
         self.dirty.add(placed.fix.device)
 
+    def view(self, device: str) -> dict | None:
+        placed = self.devices.get(device)
+        return None if placed is None else device_view(placed, self.battery.get(device))
+
+    def update_battery(self, device: str, percent: float) -> None:
+        self.battery[device] = percent
+        if device in self.devices:
+            self.dirty.add(device)
+
     def take_dirty(self) -> list[dict]:
         if not self.dirty:
             return []
-        devices = self.devices
-        views = [device_view(devices[d]) for d in self.dirty]
+        views = [self.view(d) for d in self.dirty]
         self.dirty = set()
         return views
 
     def snapshot(self) -> list[dict]:
-        return [device_view(p) for p in self.devices.values()]
+        return [self.view(d) for d in self.devices]

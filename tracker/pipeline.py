@@ -144,7 +144,7 @@ class Pipeline:
         self._broker_scope = trio.CancelScope()
         self._pending = PersistBatch()  # alarms and dead letters raised outside decode
         self._oldest_unpersisted_rx: int | None = None
-        self._drained = False
+        self._drained = trio.Event()  # set when persistence has written everything received
         self._devices_due: dict[str, Placed] = {}
         self._devices_next = 0.0
         self._bindings: dict[str, tuple] = {}
@@ -203,8 +203,7 @@ class Pipeline:
         self._broker_scope.cancel()
         await self._inbound_send.aclose()
         with trio.move_on_after(15):
-            while not self._drained:
-                await trio.sleep(0.01)
+            await self._drained.wait()
         self._nursery.cancel_scope.cancel()
 
     # --- the JT/T 808 gateway's sink ----------------------------------------------------
@@ -238,7 +237,7 @@ class Pipeline:
             metrics.inc("gridwatch_ignored_total", protocol=protocol, type=what)
         for status in routed.statuses:
             if status.bat is not None:
-                self.live.battery[status.device] = status.bat
+                self.live.update_battery(status.device, status.bat)
         if routed.readings:
             self._bind_components(routed.readings)
             for alarm in self.sensors.observe(routed.readings):
@@ -375,7 +374,7 @@ class Pipeline:
                     closed = True
             if pending or (closed and self._devices_due):
                 await self._flush(pending, final=closed)
-        self._drained = True
+        self._drained.set()
 
     async def _flush(self, batch: PersistBatch, final: bool = False) -> None:
         rows = batch.rows

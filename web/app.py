@@ -30,7 +30,7 @@ from geofence.index import GridIndex
 from geofence.plan import PlanError
 from tracker.config import Settings
 from tracker.fanout import ClientTooSlow, Hub
-from tracker.live import LiveState, device_view
+from tracker.live import LiveState
 from tracker.metrics import Metrics
 from tracker.store import Store, datetime_to_ms
 
@@ -108,10 +108,10 @@ def create_app(ctx: WebContext) -> Starlette:
         return JSONResponse({"devices": ctx.live.snapshot()})
 
     async def device(request: Request) -> Response:
-        placed = ctx.live.devices.get(request.path_params["device"])
-        if placed is None:
+        view = ctx.live.view(request.path_params["device"])
+        if view is None:
             return _error(404, f"unknown device {request.path_params['device']!r}")
-        return JSONResponse(device_view(placed))
+        return JSONResponse(view)
 
     async def track(request: Request) -> Response:
         device_id = request.path_params["device"]
