@@ -88,9 +88,6 @@ class _BufferedSocket:
     def setblocking(self, flag: bool) -> None:
         self.sock.setblocking(flag)
 
-    def pending(self) -> int:
-        return 0
-
 
 class _IngestClient(paho.Client):
     """paho's client with a lean path for incoming PUBLISH packets.
