@@ -99,10 +99,6 @@ class Alert:
     def key(self) -> AlertKey:
         return AlertKey(self.kind, self.slot.collector, self.slot.id, self.grid)
 
-    @property
-    def is_open(self) -> bool:
-        return self.resolved_at_ms is None
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": str(self.kind), "collector": self.collector, "slot_id": self.slot.id,

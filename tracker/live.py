@@ -34,14 +34,6 @@ class LiveState:
         self.dirty: set[str] = set()
         self.battery: dict[str, float] = {}  # from handset status messages
 
-    def newest_t(self, device: str) -> int:
-        placed = self.devices.get(device)
-        return placed.fix.t_ms if placed is not None else -1
-
-    def update(self, placed: Placed) -> None:
-        self.devices[placed.fix.device] = placed
-        self.dirty.add(placed.fix.device)
-
     def view(self, device: str) -> dict | None:
         placed = self.devices.get(device)
         return None if placed is None else device_view(placed, self.battery.get(device))
