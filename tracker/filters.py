@@ -10,6 +10,7 @@ decoders.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from tracker.model import DeviceClass, Fix
@@ -40,6 +41,7 @@ class _DeviceMemory:
     seqs: set = field(default_factory=set)  # recent seq numbers, pruned in bulk
     max_seq: int = -1
     last: Fix | None = None  # newest accepted fix
+    last_cos: float = 1.0  # cosine of its latitude, for the distance to the next
 
 
 class PositionFilter:
@@ -54,42 +56,60 @@ class PositionFilter:
 
     def screen(self, fix: Fix) -> str | None:
         """None when the fix is a track point, else the reason it is not."""
-        memory = self._memory.get(fix.device)
-        if memory is None:
-            memory = self._memory[fix.device] = _DeviceMemory()
-        last = memory.last
-        seq = fix.seq
-        if self._dedupe:
+        return self.screen_all((fix,))[0]
+
+    def screen_all(self, fixes: Iterable[Fix]) -> list[str | None]:
+        """``screen`` for each fix in turn (the pipeline's path: one call per batch)."""
+        memories = self._memory
+        dedupe, max_acc, speed, drift = self._dedupe, self._accuracy, self._speed, self._drift
+        limits, drift_m, drift_classes = self.params.max_speed_mps, self.params.drift_m, self.params.drift_classes
+        window = self.params.duplicate_window
+        cos, radians, sqrt = math.cos, math.radians, math.sqrt
+        reasons: list[str | None] = []
+        verdict = reasons.append
+        for fix in fixes:
+            memory = memories.get(fix.device)
+            if memory is None:
+                memory = memories[fix.device] = _DeviceMemory()
+            last = memory.last
+            seq, t = fix.seq, fix.t_ms
+            if dedupe:
+                if seq is not None:
+                    if seq in memory.seqs:
+                        verdict("duplicate")
+                        continue
+                elif last is not None and t == last.t_ms and fix.lat == last.lat and fix.lon == last.lon:
+                    verdict("duplicate")
+                    continue
+            acc = fix.acc
+            if acc is not None and acc > max_acc:
+                verdict("accuracy")
+                continue
+            reason = None
+            newer = last is None or t > last.t_ms
+            if last is not None and newer:
+                # equirectangular distance: within 0.1% of haversine at city scale
+                x = (fix.lon - last.lon) * memory.last_cos
+                y = fix.lat - last.lat
+                moved = sqrt(x * x + y * y) * _M_PER_DEG
+                if speed:
+                    limit = limits.get(fix.device_class)
+                    slack = (acc or 0.0) + (last.acc or 0.0)
+                    if limit is not None and (moved - slack) * 1000 > limit * (t - last.t_ms):
+                        verdict("speed")
+                        continue
+                if drift and moved < drift_m and fix.device_class in drift_classes:
+                    reason = "drift"
             if seq is not None:
-                if seq in memory.seqs:
-                    return "duplicate"
-            elif last is not None and fix.t_ms == last.t_ms and fix.lat == last.lat and fix.lon == last.lon:
-                return "duplicate"
-        acc = fix.acc
-        if acc is not None and acc > self._accuracy:
-            return "accuracy"
-        reason = None
-        if last is not None and fix.t_ms > last.t_ms:
-            # equirectangular distance: within 0.1% of haversine at city scale
-            x = (fix.lon - last.lon) * math.cos(math.radians(last.lat))
-            y = fix.lat - last.lat
-            moved = math.sqrt(x * x + y * y) * _M_PER_DEG
-            if self._speed:
-                limit = self.params.max_speed_mps.get(fix.device_class)
-                slack = (acc or 0.0) + (last.acc or 0.0)
-                if limit is not None and (moved - slack) * 1000 > limit * (fix.t_ms - last.t_ms):
-                    return "speed"
-            if self._drift and moved < self.params.drift_m and fix.device_class in self.params.drift_classes:
-                reason = "drift"
-        if seq is not None:
-            seqs = memory.seqs
-            seqs.add(seq)
-            if seq > memory.max_seq:
-                memory.max_seq = seq
-            window = self.params.duplicate_window
-            if len(seqs) > 2 * window:
-                floor = memory.max_seq - window
-                memory.seqs = {s for s in seqs if s > floor}
-        if reason is None and (last is None or fix.t_ms > last.t_ms):
-            memory.last = fix
-        return reason
+                seqs = memory.seqs
+                seqs.add(seq)
+                if seq > memory.max_seq:
+                    memory.max_seq = seq
+                if len(seqs) > 2 * window:
+                    floor = memory.max_seq - window
+                    memory.seqs = {s for s in seqs if s > floor}
+            if reason is None and newer:
+                memory.last = fix
+                memory.last_cos = cos(radians(fix.lat))
+            verdict(reason)
+        return reasons
