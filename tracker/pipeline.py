@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from dataclasses import dataclass, field
 
 import trio
@@ -45,7 +44,7 @@ from tracker.live import LiveState
 from tracker.metrics import Metrics
 from tracker.model import DeviceClass, Fix, Placed
 from tracker.routing import Routed, Router, parse_owntracks_map
-from tracker.store import DAY_MS, Store, ms_to_datetime
+from tracker.store import DAY_MS, PING_COLUMNS, Store, ms_to_datetime
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +53,12 @@ FixListener = Callable[[list[Placed]], None]
 DECODE_SLICE_MESSAGES = 64
 DECODE_SLICE_FIXES = 256
 DEVICES_WRITE_S = 2.0
+# A ping row is built as ``fix[:1] + fix[3:] + (cell, grid, late)``: no per-field copying.
+# That holds only while the ping columns follow Fix's fields; say so loudly if they part.
+_FIX_AS_PING = ("device",) + tuple(f.removesuffix("_ms") for f in Fix._fields[3:]) + ("cell", "grid", "late")
+if _FIX_AS_PING != PING_COLUMNS:
+    raise ImportError(f"PING_COLUMNS {PING_COLUMNS} no longer follow Fix's fields {_FIX_AS_PING}")
+_PING_T, _PING_RX = PING_COLUMNS.index("t"), PING_COLUMNS.index("rx")
 
 
 @dataclass(slots=True)
@@ -254,37 +259,35 @@ class Pipeline:
         self._pending = PersistBatch()
         rows, devices, filtered = out.rows, out.devices, out.filtered
         live_devices, dirty = self.live.devices, self.live.dirty
-        res, cells, to_cell = self.index.resolution, self.index.cells, h3.latlng_to_cell
-        screen = self.filter.screen
+        live_get, add_dirty, add_row = live_devices.get, dirty.add, rows.append
+        res, grid_of, to_cell = self.index.resolution, self.index.cells.get, h3.latlng_to_cell
+        reasons = self.filter.screen_all(fixes)
         listening = bool(self.fix_listeners)
         placed_all: list[Placed] = []
-        fromtimestamp = datetime.fromtimestamp  # local names: this loop runs once per fix
+        keep = placed_all.append
+        new = tuple.__new__
         accepted = late_count = 0
-        rx_cached, rx_dt = None, None
-        for fix in fixes:
-            device, t_ms, lat, lon = fix.device, fix.t_ms, fix.lat, fix.lon
-            if fix.rx_ms != rx_cached:
-                rx_cached, rx_dt = fix.rx_ms, ms_to_datetime(fix.rx_ms)
-            reason = screen(fix)
+        for fix, reason in zip(fixes, reasons):  # once per fix: names above are locals on purpose
             if reason is not None:
-                filtered.append((device, ms_to_datetime(t_ms), rx_dt, lat, lon, fix.acc, fix.spd, fix.seq, reason))
+                filtered.append((fix.device, fix.t_ms, fix.rx_ms, fix.lat, fix.lon, fix.acc, fix.spd, fix.seq, reason))
                 self.metrics.inc("gridwatch_fixes_filtered_total", reason=reason)
                 continue
-            cell = to_cell(lat, lon, res)
-            grid = cells.get(cell)
-            previous = live_devices.get(device)
+            device, t_ms = fix.device, fix.t_ms
+            cell = to_cell(fix.lat, fix.lon, res)
+            grid = grid_of(cell)
+            previous = live_get(device)
             late = previous is not None and t_ms < previous.fix.t_ms
-            rows.append((device, fromtimestamp(t_ms / 1000, UTC), rx_dt, lat, lon,
-                         fix.acc, fix.spd, fix.hdg, fix.alt, fix.bat, fix.crs, fix.seq, cell, grid, late))
-            placed = Placed(fix, cell, grid, late)
+            # a ping row is the fix's own fields from t on (PING_COLUMNS follows Fix)
+            add_row(fix[:1] + fix[3:] + (cell, grid, late))
+            placed = new(Placed, (fix, cell, grid, late))  # Placed's own __new__ costs twice as much
             accepted += 1
             if listening:
-                placed_all.append(placed)
+                keep(placed)
             if late:
                 late_count += 1
                 continue
             live_devices[device] = placed
-            dirty.add(device)
+            add_dirty(device)
             devices[device] = placed
         self.metrics.inc("gridwatch_fixes_ingested_total", accepted)
         if late_count:
@@ -336,7 +339,7 @@ class Pipeline:
                     out = self.ingest(part) if kind == "mqtt" else self.place(part)
                     if out:
                         if self._oldest_unpersisted_rx is None and out.rows:
-                            self._oldest_unpersisted_rx = out.rows[0][2].timestamp() * 1000
+                            self._oldest_unpersisted_rx = out.rows[0][_PING_RX]
                         await self._persist_send.send(out)
                     else:
                         await trio.lowlevel.checkpoint()
@@ -402,12 +405,4 @@ class Pipeline:
 
 def _days(rows: list[tuple]) -> set[int]:
     """UTC day numbers of a batch's fix times (the partitions it needs)."""
-    days = set()
-    previous = None
-    for row in rows:
-        t = row[1]
-        key = (t.year, t.month, t.day)
-        if key != previous:
-            days.add(int(t.timestamp() * 1000) // DAY_MS)
-            previous = key
-    return days
+    return {row[_PING_T] // DAY_MS for row in rows}
