@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from bisect import bisect_left, bisect_right
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -289,31 +289,50 @@ class CoverageState:
         ``collector`` defaults to the fix's device id. A ``Placed`` brings its H3 cell; for
         a bare ``Fix`` the cell is computed at the territory's resolution.
         """
-        if type(item) is Placed:
-            fix, cell = item.fix, item.cell
-        else:
-            fix, cell = item, self.territory.cell_of(item.lat, item.lon)
-        who = collector or fix.device
-        t = fix.t_ms
-        slot = self._last_slot.get(who)
-        if slot is None or not slot.start_ms <= t < slot.end_ms:
-            slot = self.schedule.slot_at(who, t)
-            if slot is not None:
-                self._last_slot[who] = slot
-        if slot is not None:
+        if type(item) is not Placed:
+            item = Placed(item, self.territory.cell_of(item.lat, item.lon), None)
+        who = collector or item.fix.device
+        on_duty = self.observe_many((item,), None if collector is None else lambda _: collector)
+        return self._last_slot[who] if on_duty else None
+
+    def observe_many(self, batch: Iterable[Placed], collector_of: Callable[[str], str | None] | None = None) -> int:
+        """Record placed fixes (any order, duplicates welcome); returns how many were on duty.
+
+        A fix counts for its device, or for ``collector_of(device)`` when given (None: for
+        nobody). This is the pipeline's path, once per fix: everything is a local name.
+        """
+        last_slot, tracks, changed = self._last_slot, self._tracks, self._changed
+        slot_at = self.schedule.slot_at
+        new = tuple.__new__
+        on_duty = 0
+        for placed in batch:
+            fix = placed.fix
+            who = fix.device if collector_of is None else collector_of(fix.device)
+            if who is None:
+                continue
+            t = fix.t_ms
+            # the slot of the collector's previous fix: a fix that falls in it too needs no
+            # schedule lookup
+            slot = last_slot.get(who)
+            if slot is None or not slot.start_ms <= t < slot.end_ms:
+                slot = slot_at(who, t)
+                if slot is None:
+                    continue
+                last_slot[who] = slot
+            on_duty += 1
             # built as a plain tuple: a NamedTuple's generated constructor costs twice as much
-            sample = tuple.__new__(Sample, (t, cell, fix.lat, fix.lon, fix.acc, fix.bat))
-            track = self._tracks.get(who)
+            sample = new(Sample, (t, placed.cell, fix.lat, fix.lon, fix.acc, fix.bat))
+            track = tracks.get(who)
             if track is not None and track.times and t > track.times[-1]:
                 # the common case, a fix newer than all before it: append
                 track.times.append(t)
                 track.samples.append(sample)
                 # t is past every time seen: the span's start stays, its end becomes t
-                seen = self._changed.get(who)
-                self._changed[who] = (t, t) if seen is None else (seen[0], t)
+                seen = changed.get(who)
+                changed[who] = (t, t) if seen is None else (seen[0], t)
             else:
                 self._add(who, sample)
-        return slot
+        return on_duty
 
     def _add(self, collector: str, sample: Sample) -> None:
         track = self._tracks.get(collector)

@@ -152,13 +152,9 @@ class PatrolState:
 
         ``collector_of`` maps a device id to its collector (None: not a collector's device).
         """
-        on_duty = 0
-        for item in batch:
-            device = item.fix.device if isinstance(item, Placed) else item.device
-            collector = device if collector_of is None else collector_of(device)
-            if collector is not None and self.coverage.observe(item, collector) is not None:
-                on_duty += 1
-        return on_duty
+        cell_of = self.coverage.territory.cell_of
+        placed = [item if type(item) is Placed else Placed(item, cell_of(item.lat, item.lon), None) for item in batch]
+        return self.coverage.observe_many(placed, collector_of)
 
     @property
     def open_alerts(self) -> list[Alert]:

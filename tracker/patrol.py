@@ -138,18 +138,22 @@ class Patrol:
 
     def observe(self, placed: list[Placed]) -> None:
         """The pipeline's fix listener: collectors' fixes, late ones too."""
-        state = self.state
+        collectors = []
+        keep = collectors.append
         late = False
         last_visit = self.last_visit
         for p in placed:
-            if p.fix.device_class is not DeviceClass.COLLECTOR:
+            fix, grid = p.fix, p.grid
+            if fix.device_class is not DeviceClass.COLLECTOR:
                 continue
-            if p.grid is not None and p.fix.t_ms > last_visit.get(p.grid, 0):
-                last_visit[p.grid] = p.fix.t_ms
-            late = late or p.late
-        if state is None:
+            keep(p)
+            if grid is not None and fix.t_ms > last_visit.get(grid, 0):
+                last_visit[grid] = fix.t_ms
+            if p.late:
+                late = True
+        if self.state is None:
             return
-        state.observe_all([p for p in placed if p.fix.device_class is DeviceClass.COLLECTOR])
+        self.state.coverage.observe_many(collectors)
         if late:
             self._wake.set()  # a late batch may disprove open alerts: judge now
 
