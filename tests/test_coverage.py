@@ -282,6 +282,15 @@ def test_any_arrival_order_gives_the_same_coverage(fixes, data):
     for f in repeated:
         out_of_order.observe(f)
         out_of_order.slot_coverage(slot, rule)  # late fixes must redo what this folded
+    # the pipeline's way: placed fixes, a slice at a time
+    in_slices = CoverageState(SCHEDULE, TERRITORY)
+    placed = [Placed(f, TERRITORY.cell_of(f.lat, f.lon), None) for f in repeated]
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(placed)), max_size=4)))
+    on_duty = 0
+    for lo, hi in zip([0, *cuts], [*cuts, len(placed)]):
+        on_duty += in_slices.observe_many(placed[lo:hi])
+    assert on_duty == sum(slot.start_ms <= f.t_ms < slot.end_ms for f in repeated)
     for as_of in (None, at("2025-09-29 08:45"), at("2025-09-29 09:30")):
         assert (in_order.slot_coverage(slot, rule, as_of)
-                == out_of_order.slot_coverage(slot, rule, as_of))
+                == out_of_order.slot_coverage(slot, rule, as_of)
+                == in_slices.slot_coverage(slot, rule, as_of))
