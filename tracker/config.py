@@ -54,7 +54,7 @@ class GridSettings:
 class PipelineSettings:
     inbound_queue: int = 256
     persist_queue: int = 1024
-    persist_batch_rows: int = 5000
+    persist_batch_rows: int = 20000
     persist_flush_ms: int = 200
     broadcast_tick_ms: int = 25
     client_queue_devices: int = 100000

@@ -49,8 +49,11 @@ from tracker.store import DAY_MS, PING_COLUMNS, Store, ms_to_datetime
 log = logging.getLogger(__name__)
 
 FixListener = Callable[[list[Placed]], None]
-# Slices decoded between two yields to the scheduler: a few milliseconds of work each.
+# Slices decoded between two yields to the scheduler: a few milliseconds of work each, so
+# that a COPY's asyncio steps and the hub's tick never wait long for their turn. A slice of
+# MQTT messages also ends at a payload budget: a message may carry a batch of fixes.
 DECODE_SLICE_MESSAGES = 64
+DECODE_SLICE_BYTES = 16_384
 DECODE_SLICE_FIXES = 256
 DEVICES_WRITE_S = 2.0
 # A ping row is built as ``fix[:1] + fix[3:] + (cell, grid, late)``: no per-field copying.
@@ -333,9 +336,9 @@ class Pipeline:
                 # Decode a big batch in slices, yielding between them: every other task
                 # (a COPY's asyncio hops, an HTTP request, the hub's tick) waits for a
                 # whole scheduler round at each step, so one long slice stalls them all.
-                step = DECODE_SLICE_MESSAGES if kind == "mqtt" else DECODE_SLICE_FIXES
-                for start in range(0, len(items), step):
-                    part = items[start:start + step]
+                parts = _slices(items) if kind == "mqtt" else (items[i:i + DECODE_SLICE_FIXES]
+                                                                for i in range(0, len(items), DECODE_SLICE_FIXES))
+                for part in parts:
                     out = self.ingest(part) if kind == "mqtt" else self.place(part)
                     if out:
                         if self._oldest_unpersisted_rx is None and out.rows:
@@ -369,7 +372,12 @@ class Pipeline:
             with trio.CancelScope() as window:
                 try:
                     while len(pending.rows) < p.persist_batch_rows:
-                        item = await recv.receive()
+                        try:
+                            # take what is queued without yielding: each yield would let
+                            # decode run a whole slice before this stage gets back
+                            item = recv.receive_nowait()
+                        except trio.WouldBlock:
+                            item = await recv.receive()
                         if window.deadline == float("inf"):
                             window.deadline = trio.current_time() + flush_s
                         pending.absorb(item)
@@ -401,6 +409,21 @@ class Pipeline:
         if batch.dead_letters:
             await self.store.add_dead_letters(batch.dead_letters)
             self.metrics.inc("gridwatch_dead_letters_total", len(batch.dead_letters))
+
+
+def _slices(batch: list[Message]) -> list[list[Message]]:
+    """Cut a batch of messages into slices of at most DECODE_SLICE_MESSAGES messages and
+    about DECODE_SLICE_BYTES of payload (a slice always takes at least one message)."""
+    parts, part, size = [], [], 0
+    for message in batch:
+        part.append(message)
+        size += len(message[1])
+        if len(part) >= DECODE_SLICE_MESSAGES or size >= DECODE_SLICE_BYTES:
+            parts.append(part)
+            part, size = [], 0
+    if part:
+        parts.append(part)
+    return parts
 
 
 def _days(rows: list[tuple]) -> set[int]:
