@@ -38,10 +38,15 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 @dataclass(slots=True)
 class _DeviceMemory:
+    device_class: DeviceClass | None = None
     seqs: set = field(default_factory=set)  # recent seq numbers, pruned in bulk
     max_seq: int = -1
     last: Fix | None = None  # newest accepted fix
     last_cos: float = 1.0  # cosine of its latitude, for the distance to the next
+    # the device's class decides these; kept here because hashing an enum member runs
+    # Python code, once per fix if looked up in the parameters' tables
+    max_speed_mps: float | None = None
+    drifts: bool = False
 
 
 class PositionFilter:
@@ -54,6 +59,15 @@ class PositionFilter:
         self._speed = "speed" in enabled
         self._drift = "drift" in enabled
 
+    def _remember(self, fix: Fix, previous: _DeviceMemory | None) -> _DeviceMemory:
+        """A device's memory, new or (when its class changed) with its recent seqs kept."""
+        memory = _DeviceMemory(device_class=fix.device_class,
+                               max_speed_mps=self.params.max_speed_mps.get(fix.device_class),
+                               drifts=fix.device_class in self.params.drift_classes)
+        if previous is not None:
+            memory.seqs, memory.max_seq, memory.last, memory.last_cos = previous.seqs, previous.max_seq, previous.last, previous.last_cos
+        return memory
+
     def screen(self, fix: Fix) -> str | None:
         """None when the fix is a track point, else the reason it is not."""
         return self.screen_all((fix,))[0]
@@ -62,15 +76,15 @@ class PositionFilter:
         """``screen`` for each fix in turn (the pipeline's path: one call per batch)."""
         memories = self._memory
         dedupe, max_acc, speed, drift = self._dedupe, self._accuracy, self._speed, self._drift
-        limits, drift_m, drift_classes = self.params.max_speed_mps, self.params.drift_m, self.params.drift_classes
+        drift_m = self.params.drift_m
         window = self.params.duplicate_window
         cos, radians, sqrt = math.cos, math.radians, math.sqrt
         reasons: list[str | None] = []
         verdict = reasons.append
         for fix in fixes:
             memory = memories.get(fix.device)
-            if memory is None:
-                memory = memories[fix.device] = _DeviceMemory()
+            if memory is None or memory.device_class is not fix.device_class:
+                memory = memories[fix.device] = self._remember(fix, memory)
             last = memory.last
             seq, t = fix.seq, fix.t_ms
             if dedupe:
@@ -92,13 +106,13 @@ class PositionFilter:
                 x = (fix.lon - last.lon) * memory.last_cos
                 y = fix.lat - last.lat
                 moved = sqrt(x * x + y * y) * _M_PER_DEG
-                if speed:
-                    limit = limits.get(fix.device_class)
+                limit = memory.max_speed_mps
+                if speed and limit is not None:
                     slack = (acc or 0.0) + (last.acc or 0.0)
-                    if limit is not None and (moved - slack) * 1000 > limit * (t - last.t_ms):
+                    if (moved - slack) * 1000 > limit * (t - last.t_ms):
                         verdict("speed")
                         continue
-                if drift and moved < drift_m and fix.device_class in drift_classes:
+                if drift and moved < drift_m and memory.drifts:
                     reason = "drift"
             if seq is not None:
                 seqs = memory.seqs
