@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Annotated
+
+import msgspec
 
 from protocols.coords import to_wgs84
 from protocols.errors import DecodeError
-from protocols.payload import each_record, epoch_ms, load, number
+from protocols.payload import _JSON_STARTS, each_record, epoch_ms, load, number
 from tracker.model import Datum, DeviceRef, Fix
 
 _DATUMS = {d.value: d for d in Datum}
@@ -114,10 +117,75 @@ def _fix(item: object, ref: DeviceRef, rx_ms: int, limits: HandsetLimits) -> Fix
     return Fix.checked_values((ref.device, ref.device_class, ref.district, t, lat, lon, rx_ms, acc, spd, hdg, alt, bat, datum, seq))
 
 
-def decode_position(payload: bytes, ref: DeviceRef, rx_ms: int, limits: HandsetLimits = HandsetLimits()) -> PositionBatch:
-    """Decode one ``pos`` payload. Raises DecodeError only when nothing in it is usable."""
+# Two paths decode a position payload. The fast one has msgspec parse and range-check the
+# maps in C, and takes a payload only when every element is good. Anything msgspec refuses,
+# or that fails a check it cannot express (time window, 0/0, batch size), goes whole to the
+# Python path above: it stays the authority on what is wrong, and keeps the good elements
+# beside a bad one. So the fast path must take nothing the Python path refuses, and build
+# the very same Fix from what it takes.
+#
+# Unknown keys send a payload to the Python path (decoded the same, only slower): msgspec
+# skips an unknown key's value unchecked, where the Python loaders refuse the whole payload
+# for some values (not UTF-8, a timestamp ext of bad length, a map as a key, a JSON integer
+# over 4300 digits). A nil optional number is absent, as in _fix; a nil `crs` is bad_crs.
+class _WireFix(msgspec.Struct, gc=False, forbid_unknown_fields=True):
+    t: int
+    lat: Annotated[float, msgspec.Meta(ge=-90.0, le=90.0)]
+    lon: Annotated[float, msgspec.Meta(ge=-180.0, le=180.0)]
+    acc: Annotated[float, msgspec.Meta(ge=0.0, le=MAX_ACCURACY_M)]
+    spd: Annotated[float, msgspec.Meta(ge=0.0, le=MAX_SPEED_MPS)] | None = None
+    hdg: Annotated[float, msgspec.Meta(ge=0.0, le=360.0)] | None = None
+    alt: Annotated[float, msgspec.Meta(ge=MIN_ALTITUDE_M, le=MAX_ALTITUDE_M)] | None = None
+    bat: Annotated[float, msgspec.Meta(ge=0.0, le=100.0)] | None = None
+    crs: Datum = Datum.WGS84
+    seq: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)] | None = None
+
+
+# msgspec refuses bools for numbers, floats for `t` and `seq`, NaN and infinities (by the
+# bounds), non-string keys and JSON's NaN/Infinity literals: the Python path decides those.
+_MSGPACK = msgspec.msgpack.Decoder(list[_WireFix] | _WireFix)
+_JSON = msgspec.json.Decoder(list[_WireFix] | _WireFix)
+
+
+def _fast_fixes(payload: bytes, ref: DeviceRef, rx_ms: int, limits: HandsetLimits) -> list[Fix] | None:
+    """Every fix of a payload whose elements are all good; None when the Python path must decide."""
+    try:
+        doc = (_JSON if payload[0] in _JSON_STARTS else _MSGPACK).decode(payload)  # told apart as load() does
+    except (ValueError, RecursionError):
+        # msgspec.DecodeError and ValidationError are ValueErrors, and so is the
+        # UnicodeDecodeError msgspec raises for an unknown key that is not UTF-8
+        return None
+    items = doc if type(doc) is list else (doc,)
+    if not items or len(items) > limits.max_batch:
+        return None
+    oldest, newest = rx_ms - limits.max_age_ms, rx_ms + limits.max_future_ms
+    device, device_class, district = ref.device, ref.device_class, ref.district
+    fixes = []
+    for item in items:
+        t, lat, lon, hdg, datum = item.t, item.lat, item.lon, item.hdg, item.crs
+        if not oldest <= t <= newest or (lat == 0.0 and lon == 0.0):
+            return None
+        if hdg == 360.0:
+            hdg = 0.0
+        if datum is not Datum.WGS84:
+            lat, lon = to_wgs84(lat, lon, datum)
+        fixes.append(Fix.checked_values((device, device_class, district, t, lat, lon, rx_ms, item.acc, item.spd, hdg,
+                                         item.alt, item.bat, datum, item.seq)))
+    return fixes
+
+
+def _decode_position_slow(payload: bytes, ref: DeviceRef, rx_ms: int, limits: HandsetLimits) -> PositionBatch:
     fixes, rejected = each_record(_load(payload, limits), lambda item: _fix(item, ref, rx_ms, limits), limits.max_batch, "fixes")
     return PositionBatch(fixes, rejected)
+
+
+def decode_position(payload: bytes, ref: DeviceRef, rx_ms: int, limits: HandsetLimits = HandsetLimits()) -> PositionBatch:
+    """Decode one ``pos`` payload. Raises DecodeError only when nothing in it is usable."""
+    if payload and len(payload) <= limits.max_payload_bytes:  # else the Python path says empty or too_large
+        fixes = _fast_fixes(payload, ref, rx_ms, limits)
+        if fixes is not None:
+            return PositionBatch(fixes)
+    return _decode_position_slow(payload, ref, rx_ms, limits)
 
 
 def decode_status(payload: bytes, ref: DeviceRef, rx_ms: int, limits: HandsetLimits = HandsetLimits()) -> HandsetStatus:
