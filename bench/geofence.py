@@ -233,11 +233,17 @@ def measure_coverage(grids: list, owner: dict[int, str], n_fixes: int) -> dict |
         t = start + 60_000 + (k // len(collectors)) * 10_000  # every collector every 10 s
         fix = Fix(collector, DeviceClass.COLLECTOR, "620102", t, lat, lon, t, acc=5.0, bat=80.0)
         placed.append(Placed(fix, cell, owner.get(cell)))
+    # the service runs with tracker.service.tune_gc; each measure starts from a collected heap
+    from tracker.service import tune_gc
+
+    tune_gc()
     state = CoverageState(schedule, territory)
     t0 = time.perf_counter()
     for p in placed:
         state.observe(p)
     observe_one_us = (time.perf_counter() - t0) / len(placed) * 1e6
+    del state
+    gc.collect()
     state = CoverageState(schedule, territory)
     t0 = time.perf_counter()
     for i in range(0, len(placed), SLICE):
@@ -256,6 +262,8 @@ def measure_coverage(grids: list, owner: dict[int, str], n_fixes: int) -> dict |
     fixes = [p.fix for p in placed]
     best = float("inf")
     for _ in range(3):
+        state = patrol = None
+        gc.collect()
         patrol = Patrol(None, None, owner, None, Metrics(), clock_ms=lambda: start)
         patrol.state = PatrolState(schedule, territory)
         t0 = time.perf_counter()
@@ -268,6 +276,8 @@ def measure_coverage(grids: list, owner: dict[int, str], n_fixes: int) -> dict |
         best = min(best, (time.perf_counter() - t0) / len(fixes) * 1e6)
     combined_us = best
     # the same fixes again into a fresh state, judging the slot after every fix
+    patrol = None
+    gc.collect()
     state = CoverageState(schedule, territory)
     slots = {c: schedule.slot_at(c, start + 60_000) for c, _ in collectors}
     judged = placed[: max(1, len(placed) // 4)]
