@@ -292,7 +292,7 @@ class CoverageState:
         if type(item) is not Placed:
             item = Placed(item, self.territory.cell_of(item.lat, item.lon), None)
         who = collector or item.fix.device
-        on_duty = self.observe_many((item,), None if collector is None else lambda _: collector)
+        on_duty = self.observe_many((item,), lambda _: who)
         return self._last_slot[who] if on_duty else None
 
     def observe_many(self, batch: Iterable[Placed], collector_of: Callable[[str], str | None] | None = None) -> int:
