@@ -487,3 +487,12 @@ def test_converted_datums_are_the_python_path_fixes():
             assert outcome(decode_position, payload) == expected
         first, second = decode_position(payload, REF, NOW).fixes
         assert (round(first.lat, 6), round(first.lon, 6), first.crs, second.hdg) == (36.1046, 103.7191, Datum(crs), 0.0)
+
+
+def test_a_bd09_position_that_converts_off_the_globe_is_refused_and_costs_only_itself():
+    # BD-09 sits about 0.0065° east and 0.006° north of GCJ-02, wherever the point is
+    edge = [{**GOOD, "lat": 36.1, "lon": -179.9999, "crs": "bd09"}, {**GOOD, "lat": -89.9999, "lon": 100.0, "crs": "bd09"}]
+    batch = decode_position(msgpack.packb([*edge, GOOD]), REF, NOW)
+    assert [e.reason for e in batch.rejected] == ["lon_range", "lat_range"]
+    assert len(batch.fixes) == 1
+    assert all(-90.0 <= f.lat <= 90.0 and -180.0 <= f.lon <= 180.0 for f in batch.fixes)

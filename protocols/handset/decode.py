@@ -110,6 +110,11 @@ def _fix(item: object, ref: DeviceRef, rx_ms: int, limits: HandsetLimits) -> Fix
         raise DecodeError("bad_crs", f"unknown coordinate system {crs_name!r}")
     if datum is not Datum.WGS84:
         lat, lon = to_wgs84(lat, lon, datum)
+        # BD-09's offset applies everywhere: next to the antimeridian or a pole it leaves the globe
+        if not -90.0 <= lat <= 90.0:
+            raise DecodeError("lat_range", f"{datum.value} position converts to lat {lat}, off the globe")
+        if not -180.0 <= lon <= 180.0:
+            raise DecodeError("lon_range", f"{datum.value} position converts to lon {lon}, off the globe")
     seq = item.get("seq")
     if seq is not None and (type(seq) is not int or seq < 0 or seq >= 2**63):
         raise DecodeError("bad_type", f"'seq' must be a non-negative integer, got {seq!r}")
@@ -169,6 +174,8 @@ def _fast_fixes(payload: bytes, ref: DeviceRef, rx_ms: int, limits: HandsetLimit
             hdg = 0.0
         if datum is not Datum.WGS84:
             lat, lon = to_wgs84(lat, lon, datum)
+            if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
+                return None
         fixes.append(Fix.checked_values((device, device_class, district, t, lat, lon, rx_ms, item.acc, item.spd, hdg,
                                          item.alt, item.bat, datum, item.seq)))
     return fixes
