@@ -16,13 +16,18 @@ _JSON_STARTS = frozenset(b"{[ \t\r\n")
 T = TypeVar("T")
 
 
+def is_json(payload: bytes) -> bool:
+    """How a non-empty payload says its encoding: JSON, else msgpack."""
+    return payload[0] in _JSON_STARTS
+
+
 def load(payload: bytes, max_bytes: int) -> object:
     """Parse one payload; DecodeError (empty, too_large, bad_json, bad_msgpack) otherwise."""
     if not payload:
         raise DecodeError("empty", "empty payload")
     if len(payload) > max_bytes:
         raise DecodeError("too_large", f"payload of {len(payload)} bytes exceeds {max_bytes}")
-    if payload[0] in _JSON_STARTS:
+    if is_json(payload):
         try:
             return json.loads(payload)
         except (ValueError, RecursionError) as exc:  # also bad UTF-8 and over-long integers
