@@ -9,6 +9,7 @@ others.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -16,7 +17,7 @@ import msgspec
 
 from protocols.coords import to_wgs84
 from protocols.errors import DecodeError
-from protocols.payload import _JSON_STARTS, each_record, epoch_ms, load, number
+from protocols.payload import each_record, epoch_ms, is_json, load, number
 from tracker.model import Datum, DeviceRef, Fix
 
 _DATUMS = {d.value: d for d in Datum}
@@ -56,6 +57,18 @@ def _load(payload: bytes, limits: HandsetLimits) -> object:
     return load(payload, limits.max_payload_bytes)
 
 
+def _bounded(item: dict, key: str, lo: float, hi: float, say: Callable[[float], str]) -> float | None:
+    """An optional number member within [lo, hi]; None when absent."""
+    value = item.get(key)
+    if value is None:
+        return None
+    if type(value) is not float:
+        value = number(item, key, False)
+    if not lo <= value <= hi:
+        raise DecodeError("bad_value" if math.isfinite(value) else "not_finite", say(value))
+    return value
+
+
 def _fix(item: object, ref: DeviceRef, rx_ms: int, limits: HandsetLimits) -> Fix:
     if type(item) is not dict:
         raise DecodeError("not_a_map", f"a fix must be a map, got {type(item).__name__}")
@@ -78,32 +91,12 @@ def _fix(item: object, ref: DeviceRef, rx_ms: int, limits: HandsetLimits) -> Fix
         raise DecodeError("zero_position", "lat and lon are both 0 (no fix)")
     if not 0.0 <= acc <= MAX_ACCURACY_M:
         raise DecodeError("bad_value" if math.isfinite(acc) else "not_finite", f"accuracy {acc} is not a plausible radius")
-    spd = item.get("spd")
-    if spd is not None:
-        if type(spd) is not float:
-            spd = number(item, "spd", False)
-        if not 0.0 <= spd <= MAX_SPEED_MPS:
-            raise DecodeError("bad_value" if math.isfinite(spd) else "not_finite", f"speed {spd} m/s is not plausible")
-    hdg = item.get("hdg")
-    if hdg is not None:
-        if type(hdg) is not float:
-            hdg = number(item, "hdg", False)
-        if not 0.0 <= hdg <= 360.0:
-            raise DecodeError("bad_value" if math.isfinite(hdg) else "not_finite", f"heading {hdg} out of range")
-        if hdg == 360.0:
-            hdg = 0.0
-    alt = item.get("alt")
-    if alt is not None:
-        if type(alt) is not float:
-            alt = number(item, "alt", False)
-        if not MIN_ALTITUDE_M <= alt <= MAX_ALTITUDE_M:
-            raise DecodeError("bad_value" if math.isfinite(alt) else "not_finite", f"altitude {alt} m is not plausible")
-    bat = item.get("bat")
-    if bat is not None:
-        if type(bat) is not float:
-            bat = number(item, "bat", False)
-        if not 0.0 <= bat <= 100.0:
-            raise DecodeError("bad_value" if math.isfinite(bat) else "not_finite", f"battery {bat} out of range")
+    spd = _bounded(item, "spd", 0.0, MAX_SPEED_MPS, lambda v: f"speed {v} m/s is not plausible")
+    hdg = _bounded(item, "hdg", 0.0, 360.0, lambda v: f"heading {v} out of range")
+    if hdg == 360.0:
+        hdg = 0.0
+    alt = _bounded(item, "alt", MIN_ALTITUDE_M, MAX_ALTITUDE_M, lambda v: f"altitude {v} m is not plausible")
+    bat = _bounded(item, "bat", 0.0, 100.0, lambda v: f"battery {v} out of range")
     crs_name = item.get("crs", "wgs84")
     datum = _DATUMS.get(crs_name) if type(crs_name) is str else None
     if datum is None:
@@ -155,7 +148,7 @@ _JSON = msgspec.json.Decoder(list[_WireFix] | _WireFix)
 def _fast_fixes(payload: bytes, ref: DeviceRef, rx_ms: int, limits: HandsetLimits) -> list[Fix] | None:
     """Every fix of a payload whose elements are all good; None when the Python path must decide."""
     try:
-        doc = (_JSON if payload[0] in _JSON_STARTS else _MSGPACK).decode(payload)  # told apart as load() does
+        doc = (_JSON if is_json(payload) else _MSGPACK).decode(payload)
     except (ValueError, RecursionError):
         # msgspec.DecodeError and ValidationError are ValueErrors, and so is the
         # UnicodeDecodeError msgspec raises for an unknown key that is not UTF-8
