@@ -46,9 +46,15 @@ class RawPublisher:
     def send(self, packets: bytes) -> None:
         self.sock.sendall(packets)
 
-    def close(self) -> None:
+    def close(self, timeout: float = 30.0) -> None:
+        """DISCONNECT, then wait for the broker to close its side: by then it has read
+        every packet sent before (closing at once could reset the connection first)."""
         try:
             self.sock.sendall(b"\xe0\x00")  # DISCONNECT
+            self.sock.shutdown(socket.SHUT_WR)
+            self.sock.settimeout(timeout)
+            while self.sock.recv(4096):
+                pass
         finally:
             self.sock.close()
 
@@ -60,6 +66,5 @@ def blast(host: str, port: int, username: str, password: str, packets: list[byte
     for i in range(0, len(packets), chunk):
         pub.send(b"".join(packets[i:i + chunk]))
     elapsed = time.perf_counter() - start
-    time.sleep(0.2)
     pub.close()
     return elapsed
