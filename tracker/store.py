@@ -75,11 +75,11 @@ def migrations() -> list[tuple[int, str, str]]:
 
 
 class Store:
-    def __init__(self, pool: asyncpg.Pool, loop, writer: asyncpg.Pool | None = None) -> None:
+    def __init__(self, pool: asyncpg.Pool, loop, writer: asyncpg.Pool) -> None:
         self._pool = pool
         # ping batches go through a connection of their own whose timestamptz codec takes
-        # epoch milliseconds; every other query keeps asyncpg's datetimes
-        self._writer = writer or pool
+        # epoch milliseconds (see open_store); every other query keeps asyncpg's datetimes
+        self._writer = writer
         # the bridge loop is bound explicitly: any trio task may use the store, not only
         # the one that opened it (trio-asyncio finds its loop through a context variable)
         self._loop = loop
