@@ -13,13 +13,15 @@ from __future__ import annotations
 import dataclasses
 import math
 from bisect import bisect_left, bisect_right
+from itertools import islice
+from operator import lt
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from geofence.schedule import Schedule, Slot
 from geofence.territory import CoverageRule, Territory
-from tracker.model import Fix, Placed
+from tracker.model import DeviceClass, Fix, Placed
 
 _MIN = 60_000
 _EARTH_RADIUS_M = 6_371_008.8
@@ -27,7 +29,7 @@ CHECKPOINT_VERSION = 1
 
 
 class Sample(NamedTuple):
-    """The part of a fix coverage needs."""
+    """The part of a fix coverage needs, as ``CoverageState.samples`` reports it."""
 
     t_ms: int
     cell: int
@@ -37,10 +39,26 @@ class Sample(NamedTuple):
     bat: float | None
 
 
-def _preference(s: Sample) -> tuple:
+# A track keeps each sample as a tuple that starts with the fix and its H3 cell, the way
+# its caller built it (the patrol listener's (fix, cell, unit grid)): recording a fix
+# builds nothing.
+_Pair = tuple  # (Fix, int, ...)
+
+
+def _sample(pair: _Pair) -> Sample:
+    fix, cell = pair[0], pair[1]
+    return Sample(fix.t_ms, cell, fix.lat, fix.lon, fix.acc, fix.bat)
+
+
+def _preference(pair: _Pair) -> tuple:
     # Two fixes with the same fix time: keep the most accurate, then any fixed order,
     # so the survivor does not depend on which arrived first.
-    return (s.acc is None, s.acc or 0.0, s.cell, s.lat, s.lon, s.bat is None, s.bat or 0.0)
+    fix, cell = pair[0], pair[1]
+    return (fix.acc is None, fix.acc or 0.0, cell, fix.lat, fix.lon, fix.bat is None, fix.bat or 0.0)
+
+
+def _increasing(times: list[int]) -> bool:
+    return all(map(lt, times, islice(times, 1, None)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,57 +161,59 @@ class _Fold:
         self.first_fix_ms: int | None = None
         self.last_fix_ms: int | None = None
         self.outside_since_ms: int | None = None
-        self.last_counted: Sample | None = None
+        self.last_counted: Fix | None = None
         self.last_inside = False
-        self.battery: Sample | None = None
+        self.battery: Fix | None = None
         self._snapshot: SlotCoverage | None = None
 
-    def counts(self, s: Sample) -> bool:
+    def counts(self, fix: Fix) -> bool:
         max_acc = self.rule.max_acc_m
-        return max_acc is None or s.acc is None or s.acc <= max_acc
+        return max_acc is None or fix.acc is None or fix.acc <= max_acc
 
-    def extend(self, samples: list[Sample], hi: int) -> None:
+    def extend(self, samples: list[_Pair], hi: int) -> None:
         gap_ms = self.rule.pass_gap_min * _MIN
         silence_ms = self.rule.offline_min * _MIN
         for i in range(self.hi, hi):
-            s = samples[i]
+            sample = samples[i]
+            fix, cell = sample[0], sample[1]
+            t = fix.t_ms
             self.fixes += 1
             if self.first_fix_ms is None:
-                self.first_fix_ms = s.t_ms
-            self.last_fix_ms = s.t_ms
-            if s.bat is not None:
-                self.battery = s
-            if not self.counts(s):
+                self.first_fix_ms = t
+            self.last_fix_ms = t
+            if fix.bat is not None:
+                self.battery = fix
+            if not self.counts(fix):
                 continue
             self.counted += 1
-            place = self.territory.locate(s.cell)
+            place = self.territory.locate(cell)
             inside = place is not None and place[1] in self.area
             if inside:
                 cell, code = place
                 g = self.grids[code]
                 g.cells.add(cell)
                 if g.last_ms is None:
-                    g.first_ms, g.passes = s.t_ms, 1
-                    g.longest_gap_ms = s.t_ms - self.slot.start_ms
+                    g.first_ms, g.passes = t, 1
+                    g.longest_gap_ms = t - self.slot.start_ms
                 else:
-                    gap = s.t_ms - g.last_ms
+                    gap = t - g.last_ms
                     g.passes += gap >= gap_ms
                     g.longest_gap_ms = max(g.longest_gap_ms, gap)
-                g.last_ms = s.t_ms
+                g.last_ms = t
                 g.visits += 1
                 # Time inside runs between consecutive counted fixes that are both inside,
                 # unless the handset went quiet for longer than the offline limit.
-                step = s.t_ms - self.last_counted.t_ms if self.last_inside else silence_ms + 1
+                step = t - self.last_counted.t_ms if self.last_inside else silence_ms + 1
                 if step <= silence_ms:
                     self.inside_ms += step
                 self.outside_since_ms = None
             elif self.outside_since_ms is None:
-                self.outside_since_ms = s.t_ms
-            self.last_counted, self.last_inside = s, inside
+                self.outside_since_ms = t
+            self.last_counted, self.last_inside = fix, inside
         if hi != self.hi:
             self.hi, self._snapshot = hi, None
 
-    def snapshot(self, samples: list[Sample]) -> SlotCoverage:
+    def snapshot(self, samples: list[_Pair]) -> SlotCoverage:
         """Coverage as of the last folded fix; unvisited stretches end at the last visit."""
         if self._snapshot is None:
             self._snapshot = SlotCoverage(
@@ -216,25 +236,25 @@ class _Fold:
             )
         return self._snapshot
 
-    def _stationary_since(self, samples: list[Sample]) -> int | None:
+    def _stationary_since(self, samples: list[_Pair]) -> int | None:
         """Start of the run of counted fixes within the radius of the latest one."""
         anchor, since = self.last_counted, None
         if anchor is None:
             return None
         for i in range(self.hi - 1, self.lo - 1, -1):
-            s = samples[i]
-            if not self.counts(s):
+            fix = samples[i][0]
+            if not self.counts(fix):
                 continue
-            if distance_m(s.lat, s.lon, anchor.lat, anchor.lon) > self.rule.stationary_radius_m:
+            if distance_m(fix.lat, fix.lon, anchor.lat, anchor.lon) > self.rule.stationary_radius_m:
                 break
-            since = s.t_ms
+            since = fix.t_ms
         return since
 
 
 @dataclass(slots=True)
 class _Track:
     times: list[int] = field(default_factory=list)
-    samples: list[Sample] = field(default_factory=list)
+    samples: list[_Pair] = field(default_factory=list)
     folds: dict[tuple[Slot, CoverageRule], _Fold] = field(default_factory=dict)
 
 
@@ -289,67 +309,97 @@ class CoverageState:
         ``collector`` defaults to the fix's device id. A ``Placed`` brings its H3 cell; for
         a bare ``Fix`` the cell is computed at the territory's resolution.
         """
-        if type(item) is not Placed:
-            item = Placed(item, self.territory.cell_of(item.lat, item.lon), None)
-        who = collector or item.fix.device
-        on_duty = self.observe_many((item,), lambda _: who)
+        if type(item) is Placed:
+            fix, cell = item.fix, item.cell
+        else:
+            fix, cell = item, self.territory.cell_of(item.lat, item.lon)
+        who = collector or fix.device
+        on_duty = self.observe_groups({who: [(fix, cell)]})
         return self._last_slot[who] if on_duty else None
 
     def observe_many(self, batch: Iterable[Placed], collector_of: Callable[[str], str | None] | None = None) -> int:
         """Record placed fixes (any order, duplicates welcome); returns how many were on duty.
 
         A fix counts for its device, or for ``collector_of(device)`` when given (None: for
-        nobody). This is the pipeline's path, once per fix: everything is a local name.
+        nobody).
         """
-        last_slot, tracks, changed = self._last_slot, self._tracks, self._changed
-        slot_at = self.schedule.slot_at
-        new = tuple.__new__
-        on_duty = 0
+        groups: dict[str, list[_Pair]] = {}
         for placed in batch:
             fix = placed.fix
             who = fix.device if collector_of is None else collector_of(fix.device)
-            if who is None:
+            if who is not None:
+                groups.setdefault(who, []).append((fix, placed.cell))
+        return self.observe_groups(groups)
+
+    def observe_groups(self, groups: Mapping[str, list[_Pair]],
+                       times_of: Mapping[str, list[int]] | None = None) -> int:
+        """Record fixes given per collector as tuples (fix, H3 cell, ...), in any order (duplicates
+        welcome); returns how many were on duty. The pipeline's path; ``times_of`` gives
+        each group's fix times when the caller has them already.
+
+        A collector's run of fixes that are newer than all before, in time order and inside
+        the slot of its previous fix (a handset reporting as it walks) is appended in one
+        step; any other fix is placed one at a time, where it belongs in time.
+        """
+        last_slot, tracks, changed = self._last_slot, self._tracks, self._changed
+        on_duty = 0
+        for who, pairs in groups.items():
+            if not pairs:
                 continue
-            t = fix.t_ms
-            # the slot of the collector's previous fix: a fix that falls in it too needs no
-            # schedule lookup
-            slot = last_slot.get(who)
-            if slot is None or not slot.start_ms <= t < slot.end_ms:
-                slot = slot_at(who, t)
-                if slot is None:
-                    continue
-                last_slot[who] = slot
-            on_duty += 1
-            # built as a plain tuple: a NamedTuple's generated constructor costs twice as much
-            sample = new(Sample, (t, placed.cell, fix.lat, fix.lon, fix.acc, fix.bat))
             track = tracks.get(who)
-            if track is not None and track.times and t > track.times[-1]:
-                # the common case, a fix newer than all before it: append
-                track.times.append(t)
-                track.samples.append(sample)
-                # t is past every time seen: the span's start stays, its end becomes t
-                seen = changed.get(who)
-                changed[who] = (t, t) if seen is None else (seen[0], t)
-            else:
-                self._add(who, sample)
+            slot = last_slot.get(who)
+            if track is not None and slot is not None and track.times:
+                times = times_of[who] if times_of is not None else [pair[0].t_ms for pair in pairs]
+                first, last = times[0], times[-1]
+                if (track.times[-1] < first and slot.start_ms <= first and last < slot.end_ms
+                        and (len(times) == 1 or _increasing(times))):
+                    track.times += times
+                    track.samples += pairs
+                    seen = changed.get(who)
+                    changed[who] = (first, last) if seen is None else (seen[0], last)
+                    on_duty += len(pairs)
+                    continue
+            for pair in pairs:
+                on_duty += self._observe_one(who, pair)
         return on_duty
 
-    def _add(self, collector: str, sample: Sample) -> None:
+    def _observe_one(self, who: str, pair: _Pair) -> bool:
+        t = pair[0].t_ms
+        # the slot of the collector's previous fix: a fix that falls in it too needs no
+        # schedule lookup
+        slot = self._last_slot.get(who)
+        if slot is None or not slot.start_ms <= t < slot.end_ms:
+            slot = self.schedule.slot_at(who, t)
+            if slot is None:
+                return False
+            self._last_slot[who] = slot
+        track = self._tracks.get(who)
+        if track is not None and track.times and t > track.times[-1]:
+            # the common case, a fix newer than all before it: append
+            track.times.append(t)
+            track.samples.append(pair)
+            seen = self._changed.get(who)
+            self._changed[who] = (t, t) if seen is None else (seen[0], t)
+        else:
+            self._add(who, pair)
+        return True
+
+    def _add(self, collector: str, pair: _Pair) -> None:
         track = self._tracks.get(collector)
         if track is None:
             track = self._tracks[collector] = _Track()
-        t = sample.t_ms
+        t = pair[0].t_ms
         i = bisect_left(track.times, t)
         if i < len(track.times) and track.times[i] == t:
-            if _preference(sample) >= _preference(track.samples[i]):
+            if _preference(pair) >= _preference(track.samples[i]):
                 return
-            track.samples[i] = sample
+            track.samples[i] = pair
             track.folds.clear()
         else:
             if i < len(track.times):  # lands in the past: refold from the slot start
                 track.folds.clear()
             track.times.insert(i, t)
-            track.samples.insert(i, sample)
+            track.samples.insert(i, pair)
         self._mark(collector, t, t)
 
     def _mark(self, collector: str, lo: int, hi: int) -> None:
@@ -367,8 +417,8 @@ class CoverageState:
         track = self._tracks.get(collector)
         if track is None:
             return []
-        return track.samples[bisect_left(track.times, start_ms):
-                             bisect_left(track.times, end_ms)]
+        return [_sample(pair) for pair in track.samples[bisect_left(track.times, start_ms):
+                                                          bisect_left(track.times, end_ms)]]
 
     def slot_coverage(self, slot: Slot, rule: CoverageRule,
                       as_of_ms: int | None = None) -> SlotCoverage:
@@ -415,7 +465,7 @@ class CoverageState:
         """The facts as a JSON-able dict; ``restore`` rebuilds an equal state."""
         return {
             "version": CHECKPOINT_VERSION,
-            "tracks": {c: [list(s) for s in t.samples] for c, t in self._tracks.items()},
+            "tracks": {c: [list(_sample(pair)) for pair in t.samples] for c, t in self._tracks.items()},
             "changed": {c: list(span) for c, span in self._changed.items()},
         }
 
@@ -426,6 +476,8 @@ class CoverageState:
         state = cls(schedule, territory)
         for collector, rows in data["tracks"].items():
             for t, cell, lat, lon, acc, bat in rows:
-                state._add(collector, Sample(int(t), int(cell), float(lat), float(lon), acc, bat))
+                fix = Fix(collector, DeviceClass.COLLECTOR, "", int(t), float(lat), float(lon), int(t),
+                          acc=acc, bat=bat)
+                state._add(collector, (fix, int(cell)))
         state._changed = {c: (int(lo), int(hi)) for c, (lo, hi) in data["changed"].items()}
         return state

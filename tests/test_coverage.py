@@ -290,7 +290,15 @@ def test_any_arrival_order_gives_the_same_coverage(fixes, data):
     for lo, hi in zip([0, *cuts], [*cuts, len(placed)]):
         on_duty += in_slices.observe_many(placed[lo:hi])
     assert on_duty == sum(slot.start_ms <= f.t_ms < slot.end_ms for f in repeated)
+    # a handset reporting as it walks: runs in time order, each recorded in one step
+    in_runs = CoverageState(SCHEDULE, TERRITORY)
+    walked = sorted(placed, key=lambda p: p.fix.t_ms)
+    for lo, hi in zip([0, *cuts], [*cuts, len(walked)]):
+        in_runs.observe_groups({"c01": [(p.fix, p.cell) for p in walked[lo:hi]]})
+    in_runs.observe_many(placed[len(shuffled):])  # the resent ones again
     for as_of in (None, at("2025-09-29 08:45"), at("2025-09-29 09:30")):
         assert (in_order.slot_coverage(slot, rule, as_of)
                 == out_of_order.slot_coverage(slot, rule, as_of)
-                == in_slices.slot_coverage(slot, rule, as_of))
+                == in_slices.slot_coverage(slot, rule, as_of)
+                == in_runs.slot_coverage(slot, rule, as_of))
+    assert in_runs.checkpoint() == in_slices.checkpoint() == out_of_order.checkpoint()
