@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
+from itertools import islice
+from operator import itemgetter, le
 from collections.abc import Callable
 import trio
 
@@ -20,11 +22,14 @@ from geofence.reports import coverage_report, day_bounds
 from tracker.config import PatrolSettings, Settings
 from tracker.fanout import Hub
 from tracker.metrics import Metrics
-from tracker.model import DeviceClass, Fix, Placed
+from tracker.model import DeviceClass, Fix, Placed, PlacedSlice
 from tracker.store import Store, datetime_to_ms, ms_to_datetime
 
 log = logging.getLogger(__name__)
 _HOUR = 3_600_000
+# Fixes the patrol listener gathers before recording them: about 28 per collector at a
+# city's scale, so that each collector's run costs one step (bench.geofence measures it).
+ABSORB_FIXES = 4096
 RESTARTED = "service restarted without a checkpoint; judged afresh"
 
 
@@ -68,7 +73,10 @@ class Patrol:
         self.plan_version = 0
         self.rules: CoverageRules | None = None
         self.state: PatrolState | None = None
-        self.last_visit: dict[str, int] = {}  # unit grid → newest collector fix in it
+        self._visits: dict[str, dict[str | None, int]] = {}  # collector → unit grid → newest fix in it
+        self._newest: dict[str, int] = {}  # collector → newest fix time in _visits
+        self._pending: list[PlacedSlice] = []  # fixes not yet absorbed
+        self._pending_fixes = 0
         self._wake = trio.Event()
         metrics.gauge("gridwatch_patrol_open_alerts", lambda: len(self.state.open_alerts) if self.state else 0, "Open patrol alerts")
 
@@ -132,32 +140,78 @@ class Patrol:
                             datetime_to_ms(r["rx"]), r["acc"], None, None, None, r["bat"]), r["cell"], r["grid"], False)
                  for r in rows]
         self.observe(fixes)
+        self.absorb()
         log.info("patrol: replayed %d fixes of %d collectors", len(fixes), len(collectors))
 
     # --- feeding and judging ------------------------------------------------------------
 
     def observe(self, placed: list[Placed]) -> None:
-        """The pipeline's fix listener: collectors' fixes, late ones too."""
-        collectors = []
-        keep = collectors.append
-        late = False
-        last_visit = self.last_visit
-        for p in placed:
-            fix, grid = p.fix, p.grid
-            if fix.device_class is not DeviceClass.COLLECTOR:
-                continue
-            keep(p)
-            if grid is not None and fix.t_ms > last_visit.get(grid, 0):
-                last_visit[grid] = fix.t_ms
-            if p.late:
-                late = True
-        if self.state is None:
-            return
-        self.state.coverage.observe_many(collectors)
-        if late:
+        """Placed fixes from elsewhere than the pipeline (the replay): the same path."""
+        self.observe_slice(PlacedSlice.of(placed))
+
+    def observe_slice(self, part: PlacedSlice) -> None:
+        """The pipeline's fix listener: every placed fix, late ones too.
+
+        Fixes are taken in bulk: they wait here until ABSORB_FIXES have come, or until
+        anything reads coverage (the watchdog, the live view, a checkpoint), so that
+        each collector's run of fixes is recorded in one step.
+        """
+        self._pending.append(part)
+        self._pending_fixes += len(part.fixes)
+        if self._pending_fixes >= ABSORB_FIXES:
+            self.absorb()
+        if part.late:
             self._wake.set()  # a late batch may disprove open alerts: judge now
 
+    def absorb(self) -> None:
+        """Record the fixes waiting: collectors' visits to grids, then the coverage engine."""
+        pending, self._pending, self._pending_fixes = self._pending, [], 0
+        groups: dict[str, list[tuple[Fix, int, str | None]]] = {}
+        group_of = groups.get
+        collector = DeviceClass.COLLECTOR
+        for part in pending:
+            for sample in zip(part.fixes, part.cells, part.grids):  # once per fix
+                fix = sample[0]
+                if fix.device_class is not collector:
+                    continue
+                run = group_of(fix.device)
+                if run is None:
+                    groups[fix.device] = [sample]
+                else:
+                    run.append(sample)
+        visits, newest = self._visits, self._newest
+        times_of = {}
+        for who, run in groups.items():
+            times = times_of[who] = [sample[0].t_ms for sample in run]
+            seen = visits.get(who)
+            if seen is None:
+                seen = visits[who] = {}
+            before = newest.get(who)
+            if (before is None or before < times[0]) and all(map(le, times, islice(times, 1, None))):
+                # newer than every fix before, in time order: the later visit wins
+                seen.update(zip(map(itemgetter(2), run), times))
+                newest[who] = times[-1]
+            else:
+                for sample, t in zip(run, times):
+                    if t > seen.get(sample[2], 0):
+                        seen[sample[2]] = t
+                newest[who] = max(times) if before is None else max(before, *times)
+        if self.state is not None:
+            self.state.coverage.observe_groups(groups, times_of)
+
+    @property
+    def last_visit(self) -> dict[str, int]:
+        """Unit grid → newest collector fix in it."""
+        self.absorb()
+        out: dict[str, int] = {}
+        for seen in self._visits.values():
+            for grid, t in seen.items():
+                if grid is not None and t > out.get(grid, 0):
+                    out[grid] = t
+        return out
+
     async def evaluate_now(self) -> list[AlertChange]:
+        self.absorb()
         if self.state is None:
             return []
         now = self.clock_ms()
@@ -212,6 +266,7 @@ class Patrol:
                                                 self.settings.grid.district)
 
     async def checkpoint(self) -> None:
+        self.absorb()
         if self.state is None:
             return
         self.state.prune(self.clock_ms() - int(self.settings.patrol.retention_hours * _HOUR))
@@ -221,8 +276,10 @@ class Patrol:
 
     def live(self) -> dict:
         """Last visit of every grid, the unvisited grids of slots in progress, their progress."""
+        self.absorb()
         now = self.clock_ms()
-        out = {"now": now, "grids": {code: self.last_visit.get(code) for code in sorted(set(self.cover.values()))},
+        last_visit = self.last_visit
+        out = {"now": now, "grids": {code: last_visit.get(code) for code in sorted(set(self.cover.values()))},
                "unvisited": [], "slots": []}
         if self.state is None:
             return out

@@ -33,7 +33,7 @@ from h3.api import basic_int as h3
 
 from alerts.sensor_rules import ComponentAlarm, SensorRuleParams
 from alerts.sensors import SensorMonitor
-from geofence.index import GridIndex
+from geofence.index import GridIndex, latlng_to_cell
 from protocols.errors import DecodeError
 from protocols.handset import HandsetLimits
 from tracker.broker import BrokerClient, BrokerParams, Message
@@ -42,13 +42,13 @@ from tracker.fanout import Hub
 from tracker.filters import FilterParams, PositionFilter
 from tracker.live import LiveState
 from tracker.metrics import Metrics
-from tracker.model import DeviceClass, Fix, Placed
+from tracker.model import DeviceClass, Fix, Placed, PlacedSlice
 from tracker.routing import Routed, Router, parse_owntracks_map
 from tracker.store import DAY_MS, PING_COLUMNS, Store, ms_to_datetime
 
 log = logging.getLogger(__name__)
 
-FixListener = Callable[[list[Placed]], None]
+FixListener = Callable[[PlacedSlice], None]
 # Slices decoded between two yields to the scheduler: a few milliseconds of work each, so
 # that a COPY's asyncio steps and the hub's tick never wait long for their turn. A slice of
 # MQTT messages also ends at a payload budget: a message may carry a batch of fixes.
@@ -263,40 +263,42 @@ class Pipeline:
         rows, devices, filtered = out.rows, out.devices, out.filtered
         live_devices, dirty = self.live.devices, self.live.dirty
         live_get, add_dirty, add_row = live_devices.get, dirty.add, rows.append
-        res, grid_of, to_cell = self.index.resolution, self.index.cells.get, h3.latlng_to_cell
+        res, to_cell = self.index.resolution, latlng_to_cell
         reasons = self.filter.screen_all(fixes)
-        listening = bool(self.fix_listeners)
-        placed_all: list[Placed] = []
-        keep = placed_all.append
-        new = tuple.__new__
-        accepted = late_count = 0
-        for fix, reason in zip(fixes, reasons):  # once per fix: names above are locals on purpose
-            if reason is not None:
+        kept = fixes
+        if any(reasons):
+            kept = []
+            for fix, reason in zip(fixes, reasons):
+                if reason is None:
+                    kept.append(fix)
+                    continue
                 filtered.append((fix.device, fix.t_ms, fix.rx_ms, fix.lat, fix.lon, fix.acc, fix.spd, fix.seq, reason))
                 self.metrics.inc("gridwatch_fixes_filtered_total", reason=reason)
-                continue
+        # where each fix falls, a column at a time: its H3 cell, then the cell's unit grid
+        cells = [to_cell(fix.lat, fix.lon, res) for fix in kept]
+        grids = list(map(self.index.cells.get, cells))
+        new = tuple.__new__
+        late_count = 0
+        for fix, cell, grid in zip(kept, cells, grids):  # once per fix: names above are locals on purpose
             device, t_ms = fix.device, fix.t_ms
-            cell = to_cell(fix.lat, fix.lon, res)
-            grid = grid_of(cell)
             previous = live_get(device)
             late = previous is not None and t_ms < previous.fix.t_ms
             # a ping row is the fix's own fields from t on (PING_COLUMNS follows Fix)
             add_row(fix[:1] + fix[3:] + (cell, grid, late))
-            placed = new(Placed, (fix, cell, grid, late))  # Placed's own __new__ costs twice as much
-            accepted += 1
-            if listening:
-                keep(placed)
             if late:
                 late_count += 1
                 continue
+            placed = new(Placed, (fix, cell, grid, False))  # Placed's own __new__ costs twice as much
             live_devices[device] = placed
             add_dirty(device)
             devices[device] = placed
-        self.metrics.inc("gridwatch_fixes_ingested_total", accepted)
+        self.metrics.inc("gridwatch_fixes_ingested_total", len(kept))
         if late_count:
             self.metrics.inc("gridwatch_fixes_late_total", late_count)
-        for listener in self.fix_listeners:
-            listener(placed_all)
+        if kept and self.fix_listeners:
+            part = PlacedSlice(kept, cells, grids, late_count)
+            for listener in self.fix_listeners:
+                listener(part)
         return out
 
     def _bind_components(self, readings) -> None:

@@ -132,7 +132,7 @@ async def run_service(settings: Settings, store: Store, *, clock_ms=None, tune: 
     if settings.patrol.enabled:
         patrol = Patrol(settings, store, index.cells, pipeline.hub, metrics, clock_ms)
         await patrol.load()
-        pipeline.fix_listeners.append(patrol.observe)
+        pipeline.fix_listeners.append(patrol.observe_slice)
 
     def healthy() -> tuple[bool, str]:
         broker = pipeline.broker
