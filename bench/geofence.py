@@ -10,7 +10,9 @@ geofence.citygen draws them), with random fixes over the city:
 3. memory of the index at 4,137 and 41,370 grids (tracemalloc), with codes loaded as the
    database returns them (one string per row) and shared;
 4. when the patrol coverage engine is present: its per-fix update for the city's 145
-   collectors over 133 responsibility grids.
+   collectors over 133 responsibility grids, and geofence and coverage together as the
+   pipeline does them (a slice of fixes put on their H3 cells and unit grids a column at a
+   time, then the patrol listener), set against PostGIS's one query per fix.
 Prints a table and writes bench/results/geofence.json.
 
     python -m bench.geofence [--grids 4137] [--fixes 200000] [--postgis-fixes 5000] [--no-postgis]
@@ -39,7 +41,7 @@ from h3.api import basic_int as h3
 from bench.machine import describe
 from geofence.citygen import City
 from geofence.importer import cover, parse_features
-from geofence.index import GridIndex
+from geofence.index import GridIndex, latlng_to_cell
 from tracker.services import start_postgres
 
 REPO = Path(__file__).resolve().parent.parent
@@ -49,6 +51,9 @@ CHENGGUAN_GRIDS = 4137  # Lanzhou Chengguan: 4,137 unit grids, 133 responsibilit
 RESPONSIBILITY_GRIDS = 133
 COLLECTORS = 145
 SLICE = 256  # fixes the pipeline places between two yields (tracker.pipeline.DECODE_SLICE_FIXES)
+FIX_INTERVAL_S = 10  # a collector's handset reports every 10 s
+SHIFT_H = 14.5  # 07:00-21:30, Hangzhou's collector shift
+EVALUATE_S = 30.0  # the patrol watchdog's round ([patrol] evaluate_s)
 
 
 def build_city(grids: int, seed: int = 1) -> tuple[City, list, dict[int, str], dict[str, float]]:
@@ -97,7 +102,7 @@ def measure_in_process(grids: list, owner: dict[int, str], fixes: list[tuple[flo
     shapely_fixes = fixes[: max(1, len(fixes) // 10)]
     located = sum(1 for lat, lon in fixes if index.locate(lat, lon)[1] is not None)
     return {
-        "h3_latlng_to_cell_us": per_call_us(lambda lat, lon: h3.latlng_to_cell(lat, lon, RES), fixes),
+        "h3_latlng_to_cell_us": per_call_us(lambda lat, lon: latlng_to_cell(lat, lon, RES), fixes),
         "grid_index_locate_us": per_call_us(index.locate, fixes),
         "grid_index_place_us": per_call_us(index.place, fixes),
         "shapely_strtree_us": per_call_us(exact, shapely_fixes, repeat=3),
@@ -249,18 +254,19 @@ def measure_coverage(grids: list, owner: dict[int, str], n_fixes: int) -> dict |
     for i in range(0, len(placed), SLICE):
         state.observe_many(placed[i:i + SLICE])
     observe_us = (time.perf_counter() - t0) / len(placed) * 1e6
-    # geofence and coverage together, as the pipeline does it per fix: Pipeline.place puts
-    # each fix on its H3 cell and unit grid, then hands the slice to the patrol listener
-    # (tracker.patrol.Patrol.observe: grids' last visits, then the coverage engine)
-    from geofence.index import GridIndex
+    # geofence and coverage together, as the pipeline does it: Pipeline.place puts a slice
+    # of fixes on their H3 cells and unit grids, a column at a time, and hands the columns
+    # to the patrol listener (tracker.patrol.Patrol: grids' last visits, then the coverage
+    # engine, each collector's run in one step once ABSORB_FIXES have come)
     from geofence.patrol_alerts import PatrolState
     from tracker.metrics import Metrics
+    from tracker.model import PlacedSlice
     from tracker.patrol import Patrol
 
     index = GridIndex(RES, owner)
-    to_cell, grid_of = h3.latlng_to_cell, index.cells.get
+    to_cell, grid_of = latlng_to_cell, index.cells.get
     fixes = [p.fix for p in placed]
-    best = float("inf")
+    passes = []
     for _ in range(3):
         state = patrol = None
         gc.collect()
@@ -268,13 +274,15 @@ def measure_coverage(grids: list, owner: dict[int, str], n_fixes: int) -> dict |
         patrol.state = PatrolState(schedule, territory)
         t0 = time.perf_counter()
         for i in range(0, len(fixes), SLICE):
-            step = []
-            for fix in fixes[i:i + SLICE]:
-                cell = to_cell(fix.lat, fix.lon, RES)
-                step.append(tuple.__new__(Placed, (fix, cell, grid_of(cell), False)))
-            patrol.observe(step)
-        best = min(best, (time.perf_counter() - t0) / len(fixes) * 1e6)
-    combined_us = best
+            part = fixes[i:i + SLICE]
+            cells = [to_cell(fix.lat, fix.lon, RES) for fix in part]
+            patrol.observe_slice(PlacedSlice(part, cells, list(map(grid_of, cells))))
+        patrol.absorb()
+        passes.append((time.perf_counter() - t0) / len(fixes) * 1e6)
+    combined_us = statistics.median(passes)
+    on_duty = sum(len(track.times) for track in patrol.state.coverage._tracks.values())
+    if on_duty != len(fixes):
+        raise SystemExit(f"the patrol listener recorded {on_duty:,} of {len(fixes):,} on-duty fixes")
     # the same fixes again into a fresh state, judging the slot after every fix
     patrol = None
     gc.collect()
@@ -286,9 +294,77 @@ def measure_coverage(grids: list, owner: dict[int, str], n_fixes: int) -> dict |
         state.observe(p)
         state.slot_coverage(slots[p.fix.device], rule, p.fix.t_ms)
     judged_us = (time.perf_counter() - t0) / len(judged) * 1e6
+    # the watchdog: a round judges every slot in progress (tracker.patrol.Patrol.run, every
+    # evaluate_s); fed the same fixes, a round every EVALUATE_S of fix time
+    from geofence.patrol_alerts import evaluate
+
+    patrol = state = None
+    gc.collect()
+    patrol = Patrol(None, None, owner, None, Metrics(), clock_ms=lambda: start)
+    patrol.state = PatrolState(schedule, territory)
+    every_ms, next_round = int(EVALUATE_S * 1000), start + int(EVALUATE_S * 1000)
+    round_s = []
+    for i in range(0, len(fixes), SLICE):
+        part = fixes[i:i + SLICE]
+        cells = [to_cell(fix.lat, fix.lon, RES) for fix in part]
+        patrol.observe_slice(PlacedSlice(part, cells, list(map(grid_of, cells))))
+        while part[-1].t_ms >= next_round:
+            t0 = time.perf_counter()
+            patrol.absorb()
+            evaluate(patrol.state, next_round, rule)
+            round_s.append(time.perf_counter() - t0)
+            next_round += every_ms
+    patrol = None
     return {"collectors": len(collectors), "responsibility_grids": len(areas), "fixes": len(placed), "slice": SLICE,
             "observe_one_call_per_fix_us": observe_one_us, "observe_us": observe_us, "locate_and_observe_us": combined_us,
-            "observe_and_slot_coverage_us": judged_us, "judged_fixes": len(judged)}
+            "watchdog_round_ms": statistics.median(round_s) * 1000, "watchdog_rounds": len(round_s),
+            "observe_and_slot_coverage_us": judged_us, "judged_fixes": len(judged),
+            "memory": coverage_memory(schedule, territory, owner, collectors, cells_of_area, start)}
+
+
+def coverage_memory(schedule, territory, owner: dict[int, str], collectors: list[tuple[str, str]],
+                    cells_of_area: dict[str, list[int]], start: int, n_fixes: int = 200_000) -> dict:
+    """Bytes the coverage engine holds per fix it keeps, the fix itself included (the engine
+    is its only long-lived holder), and what that comes to over the retention window."""
+    from geofence.patrol_alerts import PatrolState
+    from tracker.config import load
+    from tracker.metrics import Metrics
+    from tracker.model import DeviceClass, Fix, PlacedSlice
+    from tracker.patrol import Patrol
+
+    retention_h = load(REPO / "config.toml", environ={}).patrol.retention_hours
+    rng = random.Random(5)
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    patrol = Patrol(None, None, owner, None, Metrics(), clock_ms=lambda: start)
+    patrol.state = PatrolState(schedule, territory)
+    for i in range(0, n_fixes, SLICE):
+        part, cells = [], []
+        for k in range(i, min(i + SLICE, n_fixes)):
+            collector, area = collectors[k % len(collectors)]
+            cell = rng.choice(cells_of_area[area])
+            lat, lon = h3.cell_to_latlng(cell)
+            t = start + 60_000 + (k // len(collectors)) * FIX_INTERVAL_S * 1000
+            # every number its own object, as a decoded payload gives them
+            part.append(Fix(collector, DeviceClass.COLLECTOR, "620102", t, lat, lon, t + rng.randrange(20, 900),
+                            acc=rng.uniform(3, 15), spd=rng.uniform(0, 2), hdg=rng.uniform(0, 360),
+                            alt=rng.uniform(1500, 1600), bat=rng.uniform(20, 100), seq=k))
+            cells.append(cell)
+        patrol.observe_slice(PlacedSlice(part, cells, [owner.get(c) for c in cells]))
+    patrol.absorb()
+    del part, cells
+    gc.collect()
+    held = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    kept = sum(len(track.times) for track in patrol.state.coverage._tracks.values())
+    per_fix = held / kept
+    # a collector on a 07:00-21:30 shift, one fix every FIX_INTERVAL_S, over the retention
+    per_collector = SHIFT_H * 3600 / FIX_INTERVAL_S * retention_h / 24
+    return {"fixes_kept": kept, "bytes_per_fix": per_fix, "retention_hours": retention_h, "shift_hours": SHIFT_H,
+            "fix_interval_s": FIX_INTERVAL_S, "fixes_per_collector": per_collector,
+            "bytes_145_collectors": per_fix * per_collector * COLLECTORS,
+            "bytes_1450_collectors": per_fix * per_collector * COLLECTORS * 10}
 
 
 # --- main ---------------------------------------------------------------------------------
@@ -341,6 +417,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     print("timing the patrol coverage engine …", file=sys.stderr)
     results["coverage"] = measure_coverage(grids, owner, args.coverage_fixes)
+    combined = (results["coverage"] or {}).get("locate_and_observe_us")
+    if combined and "postgis" in results:
+        results["postgis_per_query_vs_geofence_and_coverage"] = results["postgis"]["per_query_us"] / combined
     _print(results)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "geofence.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
@@ -381,11 +460,19 @@ def _print(r: dict) -> None:
              f"{cov['collectors']} collectors, {cov['responsibility_grids']} responsibility grids, {cov['fixes']:,} fixes"),
             ("patrol coverage: observe_many, the pipeline's slices", f"{cov['observe_us']:.2f} µs", f"{cov['slice']} fixes a call"),
             ("geofence + coverage per fix, as the pipeline does it", f"{cov['locate_and_observe_us']:.2f} µs",
-             f"H3 cell, unit grid, then the patrol listener; PostGIS ST_Contains alone, one query per fix: "
-             f"{r['postgis']['per_query_us'] / cov['locate_and_observe_us']:.0f}× this"
-             if "per_query_us" in r.get("postgis", {}) else "H3 cell, unit grid, then the patrol listener"),
+             f"H3 cells and unit grids of a slice, then the patrol listener (median of 3); target ≤ 5 µs"),
+            ("patrol watchdog: one round, every slot judged", f"{cov['watchdog_round_ms']:.0f} ms",
+             f"median of {cov['watchdog_rounds']} rounds, one every {EVALUATE_S:.0f} s of fix time, 145 slots in progress"),
             ("patrol coverage: observe + slot_coverage", f"{cov['observe_and_slot_coverage_us']:.1f} µs", "the slot re-judged after every fix"),
         ]
+        mem = cov["memory"]
+        rows.append(("coverage memory per fix kept", f"{mem['bytes_per_fix']:.0f} B",
+                     f"the fix itself included; {mem['retention_hours']:.0f} h retention, {mem['shift_hours']} h shifts, a fix every "
+                     f"{mem['fix_interval_s']} s: {mem['bytes_145_collectors'] / 2**20:,.0f} MiB for 145 collectors, "
+                     f"{mem['bytes_1450_collectors'] / 2**30:,.1f} GiB for 1,450"))
+        if "postgis_per_query_vs_geofence_and_coverage" in r:
+            rows.append(("PostGIS one query per fix ÷ geofence + coverage", f"{r['postgis_per_query_vs_geofence_and_coverage']:.0f}×",
+                         "ST_Contains alone against H3 cell, unit grid and coverage; target ≥ 100×"))
     elif cov:
         rows.append(("patrol coverage", "—", cov.get("skipped", "")))
     print(f"{'measure':<50}{'per fix / figure':>18}   note")
