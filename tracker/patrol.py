@@ -27,9 +27,10 @@ from tracker.store import Store, datetime_to_ms, ms_to_datetime
 
 log = logging.getLogger(__name__)
 _HOUR = 3_600_000
-# Fixes the patrol listener gathers before recording them: about 28 per collector at a
-# city's scale, so that each collector's run costs one step (bench.geofence measures it).
-ABSORB_FIXES = 4096
+# Fixes the patrol listener gathers before recording them (unless coverage is read
+# sooner): about 110 per collector at a city's scale, so that each collector's run costs
+# one step (bench.geofence measures it), and some 20 ms of work at a time.
+ABSORB_FIXES = 16384
 RESTARTED = "service restarted without a checkpoint; judged afresh"
 
 
@@ -75,6 +76,7 @@ class Patrol:
         self.state: PatrolState | None = None
         self._visits: dict[str, dict[str | None, int]] = {}  # collector → unit grid → newest fix in it
         self._newest: dict[str, int] = {}  # collector → newest fix time in _visits
+        self._grid_visits: dict[str, int] = {}  # unit grid → newest collector fix in it, while no plan
         self._pending: list[PlacedSlice] = []  # fixes not yet absorbed
         self._pending_fixes = 0
         self._wake = trio.Event()
@@ -169,6 +171,14 @@ class Patrol:
         groups: dict[str, list[tuple[Fix, int, str | None]]] = {}
         group_of = groups.get
         collector = DeviceClass.COLLECTOR
+        if self.state is None:
+            # no plan, no coverage: grids' last visits alone, one dict for all collectors
+            last, seen = self._grid_visits, self._grid_visits.get
+            for part in pending:
+                for fix, grid in zip(part.fixes, part.grids):  # once per fix
+                    if grid is not None and fix.device_class is collector and fix.t_ms > seen(grid, 0):
+                        last[grid] = fix.t_ms
+            return
         for part in pending:
             for sample in zip(part.fixes, part.cells, part.grids):  # once per fix
                 fix = sample[0]
@@ -182,11 +192,20 @@ class Patrol:
         visits, newest = self._visits, self._newest
         times_of = {}
         for who, run in groups.items():
-            times = times_of[who] = [sample[0].t_ms for sample in run]
             seen = visits.get(who)
             if seen is None:
                 seen = visits[who] = {}
             before = newest.get(who)
+            if len(run) == 1:
+                sample = run[0]
+                t = sample[0].t_ms
+                times_of[who] = [t]
+                if t > seen.get(sample[2], 0):
+                    seen[sample[2]] = t
+                if before is None or t > before:
+                    newest[who] = t
+                continue
+            times = times_of[who] = [sample[0].t_ms for sample in run]
             if (before is None or before < times[0]) and all(map(le, times, islice(times, 1, None))):
                 # newer than every fix before, in time order: the later visit wins
                 seen.update(zip(map(itemgetter(2), run), times))
@@ -196,14 +215,13 @@ class Patrol:
                     if t > seen.get(sample[2], 0):
                         seen[sample[2]] = t
                 newest[who] = max(times) if before is None else max(before, *times)
-        if self.state is not None:
-            self.state.coverage.observe_groups(groups, times_of)
+        self.state.coverage.observe_groups(groups, times_of)
 
     @property
     def last_visit(self) -> dict[str, int]:
         """Unit grid → newest collector fix in it."""
         self.absorb()
-        out: dict[str, int] = {}
+        out = dict(self._grid_visits)
         for seen in self._visits.values():
             for grid, t in seen.items():
                 if grid is not None and t > out.get(grid, 0):
