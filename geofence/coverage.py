@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from array import array
 from bisect import bisect_left, bisect_right
 from itertools import islice
 from operator import lt
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -39,9 +40,9 @@ class Sample(NamedTuple):
     bat: float | None
 
 
-# A track keeps each sample as a tuple that starts with the fix and its H3 cell, the way
+# A track keeps each new sample as a tuple that starts with the fix and its H3 cell, the way
 # its caller built it (the patrol listener's (fix, cell, unit grid)): recording a fix
-# builds nothing.
+# builds nothing; the watchdog compacts them after each round (_Samples).
 _Pair = tuple  # (Fix, int, ...)
 
 
@@ -170,11 +171,10 @@ class _Fold:
         max_acc = self.rule.max_acc_m
         return max_acc is None or fix.acc is None or fix.acc <= max_acc
 
-    def extend(self, samples: list[_Pair], hi: int) -> None:
+    def extend(self, samples: _Samples, hi: int) -> None:
         gap_ms = self.rule.pass_gap_min * _MIN
         silence_ms = self.rule.offline_min * _MIN
-        for i in range(self.hi, hi):
-            sample = samples[i]
+        for sample in samples.between(self.hi, hi):
             fix, cell = sample[0], sample[1]
             t = fix.t_ms
             self.fixes += 1
@@ -213,7 +213,7 @@ class _Fold:
         if hi != self.hi:
             self.hi, self._snapshot = hi, None
 
-    def snapshot(self, samples: list[_Pair]) -> SlotCoverage:
+    def snapshot(self, samples: _Samples) -> SlotCoverage:
         """Coverage as of the last folded fix; unvisited stretches end at the last visit."""
         if self._snapshot is None:
             self._snapshot = SlotCoverage(
@@ -236,13 +236,13 @@ class _Fold:
             )
         return self._snapshot
 
-    def _stationary_since(self, samples: list[_Pair]) -> int | None:
+    def _stationary_since(self, samples: _Samples) -> int | None:
         """Start of the run of counted fixes within the radius of the latest one."""
         anchor, since = self.last_counted, None
         if anchor is None:
             return None
-        for i in range(self.hi - 1, self.lo - 1, -1):
-            fix = samples[i][0]
+        for sample in samples.backwards(self.hi, self.lo):
+            fix = sample[0]
             if not self.counts(fix):
                 continue
             if distance_m(fix.lat, fix.lon, anchor.lat, anchor.lon) > self.rule.stationary_radius_m:
@@ -251,11 +251,112 @@ class _Fold:
         return since
 
 
-@dataclass(slots=True)
+class _Kept(NamedTuple):
+    """A compacted sample read back: the fields of a fix that coverage uses."""
+
+    t_ms: int
+    lat: float
+    lon: float
+    acc: float | None
+    bat: float | None
+
+
+class _Samples:
+    """One collector's samples in time order (fix times in ``times``, shared with the
+    track). The newest are the tuples they came in, (fix, cell, ...); ``compact`` moves
+    them into typed columns, 48 bytes a sample where a kept fix takes about 500. Reading
+    gives (fix or _Kept, cell) either way."""
+
+    __slots__ = ("times", "cells", "lat", "lon", "acc", "bat", "hot")
+
+    def __init__(self, times: array) -> None:
+        self.times = times
+        self.cells, self.lat, self.lon = array("q"), array("d"), array("d")
+        self.acc, self.bat = array("d"), array("d")  # NaN: not reported
+        self.hot: list[_Pair] = []
+
+    def __len__(self) -> int:
+        return len(self.cells) + len(self.hot)
+
+    def _kept(self, i: int) -> _Pair:
+        acc, bat = self.acc[i], self.bat[i]
+        return (_Kept(self.times[i], self.lat[i], self.lon[i], None if acc != acc else acc,
+                      None if bat != bat else bat), self.cells[i])
+
+    def __getitem__(self, i: int) -> _Pair:
+        cold = len(self.cells)
+        return self.hot[i - cold] if i >= cold else self._kept(i)
+
+    def between(self, lo: int, hi: int) -> Iterator[_Pair]:
+        """Samples lo..hi-1, in time order."""
+        cold = len(self.cells)
+        for i in range(lo, min(hi, cold)):
+            yield self._kept(i)
+        if hi > cold:
+            yield from self.hot[max(lo - cold, 0):hi - cold]
+
+    def backwards(self, hi: int, lo: int) -> Iterator[_Pair]:
+        """Samples hi-1 down to lo."""
+        cold = len(self.cells)
+        if hi > cold:
+            yield from reversed(self.hot[max(lo - cold, 0):hi - cold])
+        for i in range(min(hi, cold) - 1, lo - 1, -1):
+            yield self._kept(i)
+
+    def append(self, pair: _Pair) -> None:
+        self.hot.append(pair)
+
+    def extend(self, pairs: list[_Pair]) -> None:
+        self.hot += pairs
+
+    def insert(self, i: int, pair: _Pair) -> None:
+        cold = len(self.cells)
+        if i >= cold:
+            self.hot.insert(i - cold, pair)
+        else:
+            for column, value in zip(self._columns(), _values(pair)):
+                column.insert(i, value)
+
+    def __setitem__(self, i: int, pair: _Pair) -> None:
+        cold = len(self.cells)
+        if i >= cold:
+            self.hot[i - cold] = pair
+        else:
+            for column, value in zip(self._columns(), _values(pair)):
+                column[i] = value
+
+    def drop_first(self, n: int) -> None:
+        cold = len(self.cells)
+        for column in self._columns():
+            del column[:n]
+        if n > cold:
+            del self.hot[:n - cold]
+
+    def compact(self) -> int:
+        """Move the newest samples into the columns; returns how many moved."""
+        hot, self.hot = self.hot, []
+        for pair in hot:
+            for column, value in zip(self._columns(), _values(pair)):
+                column.append(value)
+        return len(hot)
+
+    def _columns(self) -> tuple[array, ...]:
+        return self.cells, self.lat, self.lon, self.acc, self.bat
+
+
+def _values(pair: _Pair) -> tuple:
+    fix = pair[0]
+    return (pair[1], fix.lat, fix.lon, math.nan if fix.acc is None else fix.acc,
+            math.nan if fix.bat is None else fix.bat)
+
+
 class _Track:
-    times: list[int] = field(default_factory=list)
-    samples: list[_Pair] = field(default_factory=list)
-    folds: dict[tuple[Slot, CoverageRule], _Fold] = field(default_factory=dict)
+    __slots__ = ("times", "samples", "folds")
+
+    def __init__(self) -> None:
+        self.times = array("q")  # fix times, ms
+        self.samples = _Samples(self.times)
+        self.folds: dict[tuple[Slot, CoverageRule], _Fold] = {}
 
 
 def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -353,8 +454,8 @@ class CoverageState:
                 first, last = times[0], times[-1]
                 if (track.times[-1] < first and slot.start_ms <= first and last < slot.end_ms
                         and (len(times) == 1 or _increasing(times))):
-                    track.times += times
-                    track.samples += pairs
+                    track.times.extend(times)
+                    track.samples.extend(pairs)
                     seen = changed.get(who)
                     changed[who] = (first, last) if seen is None else (seen[0], last)
                     on_duty += len(pairs)
@@ -417,8 +518,8 @@ class CoverageState:
         track = self._tracks.get(collector)
         if track is None:
             return []
-        return [_sample(pair) for pair in track.samples[bisect_left(track.times, start_ms):
-                                                          bisect_left(track.times, end_ms)]]
+        return [_sample(pair) for pair in track.samples.between(bisect_left(track.times, start_ms),
+                                                                bisect_left(track.times, end_ms))]
 
     def slot_coverage(self, slot: Slot, rule: CoverageRule,
                       as_of_ms: int | None = None) -> SlotCoverage:
@@ -455,17 +556,24 @@ class CoverageState:
             i = bisect_left(track.times, before_ms)
             if i:
                 dropped += i
-                del track.times[:i], track.samples[:i]
+                track.samples.drop_first(i)
+                del track.times[:i]
                 track.folds.clear()
             if not track.times:
                 del self._tracks[collector]
         return dropped
 
+    def compact(self) -> int:
+        """Move every sample kept as its fix into compact columns; returns how many moved.
+        Cheap to call often: the service does it at each checkpoint."""
+        return sum(track.samples.compact() for track in self._tracks.values())
+
     def checkpoint(self) -> dict:
         """The facts as a JSON-able dict; ``restore`` rebuilds an equal state."""
         return {
             "version": CHECKPOINT_VERSION,
-            "tracks": {c: [list(_sample(pair)) for pair in t.samples] for c, t in self._tracks.items()},
+            "tracks": {c: [list(_sample(pair)) for pair in t.samples.between(0, len(t.times))]
+                       for c, t in self._tracks.items()},
             "changed": {c: list(span) for c, span in self._changed.items()},
         }
 

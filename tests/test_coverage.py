@@ -206,6 +206,21 @@ def test_prune_forgets_old_fixes_and_changes_are_reported_once():
     assert state.slot_coverage(monday_slot(), RULE).first_fix_ms == at("2025-09-29 08:05")
 
 
+@pytest.mark.parametrize("compacted", [0, 3, 7, 10])
+def test_prune_cuts_across_compacted_and_recent_fixes_alike(compacted):
+    walked = walk(cells(NW)[:10], at("2025-09-29 08:00"), every_s=60)
+    state = CoverageState(SCHEDULE, TERRITORY)
+    for f in walked[:compacted]:
+        state.observe(f)
+    state.compact()
+    for f in walked[compacted:]:
+        state.observe(f)
+    assert state.prune(at("2025-09-29 08:05")) == 5
+    kept = state.samples("c01", at("2025-09-29 08:00"), at("2025-09-29 10:00"))
+    assert [s.t_ms for s in kept] == [f.t_ms for f in walked[5:]]
+    assert kept[0] == (walked[5].t_ms, cells(NW)[5], walked[5].lat, walked[5].lon, 5.0, 80.0)
+
+
 def test_a_new_schedule_re_judges_the_same_fixes():
     state = CoverageState(SCHEDULE, TERRITORY)
     for f in walk(cells(SW), at("2025-09-29 08:00")):
@@ -295,10 +310,21 @@ def test_any_arrival_order_gives_the_same_coverage(fixes, data):
     walked = sorted(placed, key=lambda p: p.fix.t_ms)
     for lo, hi in zip([0, *cuts], [*cuts, len(walked)]):
         in_runs.observe_groups({"c01": [(p.fix, p.cell) for p in walked[lo:hi]]})
-    in_runs.observe_many(placed[len(shuffled):])  # the resent ones again
+        if data.draw(st.booleans()):
+            in_runs.slot_coverage(slot, rule)  # folded, then compacted under the fold
+            in_runs.compact()  # what was kept as fixes goes into columns
+    in_runs.observe_many(placed[len(shuffled):])  # the resent ones again, into the columns too
+    # fixes held back until the rest was compacted: they land among the columns
+    held = data.draw(st.sets(st.integers(0, max(len(placed) - 1, 0)))) if placed else set()
+    compacted = CoverageState(SCHEDULE, TERRITORY)
+    compacted.observe_many(p for i, p in enumerate(placed) if i not in held)
+    compacted.slot_coverage(slot, rule)
+    compacted.compact()
+    compacted.observe_many(placed[i] for i in sorted(held, reverse=True))
     for as_of in (None, at("2025-09-29 08:45"), at("2025-09-29 09:30")):
         assert (in_order.slot_coverage(slot, rule, as_of)
                 == out_of_order.slot_coverage(slot, rule, as_of)
                 == in_slices.slot_coverage(slot, rule, as_of)
-                == in_runs.slot_coverage(slot, rule, as_of))
-    assert in_runs.checkpoint() == in_slices.checkpoint() == out_of_order.checkpoint()
+                == in_runs.slot_coverage(slot, rule, as_of)
+                == compacted.slot_coverage(slot, rule, as_of))
+    assert in_runs.checkpoint() == in_slices.checkpoint() == out_of_order.checkpoint() == compacted.checkpoint()

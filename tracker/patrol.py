@@ -234,6 +234,8 @@ class Patrol:
             return []
         now = self.clock_ms()
         changes = evaluate(self.state, now, self.rules)
+        # judged: the fixes it kept whole since the last round go into compact columns
+        self.state.coverage.compact()
         if changes:
             await self._record(changes)
         return changes
