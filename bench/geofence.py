@@ -294,8 +294,9 @@ def measure_coverage(grids: list, owner: dict[int, str], n_fixes: int) -> dict |
         state.observe(p)
         state.slot_coverage(slots[p.fix.device], rule, p.fix.t_ms)
     judged_us = (time.perf_counter() - t0) / len(judged) * 1e6
-    # the watchdog: a round judges every slot in progress (tracker.patrol.Patrol.run, every
-    # evaluate_s); fed the same fixes, a round every EVALUATE_S of fix time
+    # the watchdog: a round judges every slot in progress and compacts what came since
+    # (tracker.patrol.Patrol.run, every evaluate_s); fed the same fixes, a round every
+    # EVALUATE_S of fix time
     from geofence.patrol_alerts import evaluate
 
     patrol = state = None
@@ -312,6 +313,7 @@ def measure_coverage(grids: list, owner: dict[int, str], n_fixes: int) -> dict |
             t0 = time.perf_counter()
             patrol.absorb()
             evaluate(patrol.state, next_round, rule)
+            patrol.state.coverage.compact()  # as Patrol.evaluate_now does after judging
             round_s.append(time.perf_counter() - t0)
             next_round += every_ms
     patrol = None
@@ -324,8 +326,9 @@ def measure_coverage(grids: list, owner: dict[int, str], n_fixes: int) -> dict |
 
 def coverage_memory(schedule, territory, owner: dict[int, str], collectors: list[tuple[str, str]],
                     cells_of_area: dict[str, list[int]], start: int, n_fixes: int = 200_000) -> dict:
-    """Bytes the coverage engine holds per fix it keeps, the fix itself included (the engine
-    is its only long-lived holder), and what that comes to over the retention window."""
+    """Bytes the coverage engine holds per fix it keeps, compacted as the watchdog leaves it
+    after each round (and before, when it still holds the decoded fix, which nothing else
+    keeps), and what that comes to over the retention window."""
     from geofence.patrol_alerts import PatrolState
     from tracker.config import load
     from tracker.metrics import Metrics
@@ -355,13 +358,17 @@ def coverage_memory(schedule, territory, owner: dict[int, str], collectors: list
     patrol.absorb()
     del part, cells
     gc.collect()
+    held_whole = tracemalloc.get_traced_memory()[0] - before
+    patrol.state.coverage.compact()
+    gc.collect()
     held = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
     kept = sum(len(track.times) for track in patrol.state.coverage._tracks.values())
     per_fix = held / kept
     # a collector on a 07:00-21:30 shift, one fix every FIX_INTERVAL_S, over the retention
     per_collector = SHIFT_H * 3600 / FIX_INTERVAL_S * retention_h / 24
-    return {"fixes_kept": kept, "bytes_per_fix": per_fix, "retention_hours": retention_h, "shift_hours": SHIFT_H,
+    return {"fixes_kept": kept, "bytes_per_fix": per_fix, "bytes_per_fix_before_compaction": held_whole / kept,
+            "retention_hours": retention_h, "shift_hours": SHIFT_H,
             "fix_interval_s": FIX_INTERVAL_S, "fixes_per_collector": per_collector,
             "bytes_145_collectors": per_fix * per_collector * COLLECTORS,
             "bytes_1450_collectors": per_fix * per_collector * COLLECTORS * 10}
@@ -461,15 +468,16 @@ def _print(r: dict) -> None:
             ("patrol coverage: observe_many, the pipeline's slices", f"{cov['observe_us']:.2f} µs", f"{cov['slice']} fixes a call"),
             ("geofence + coverage per fix, as the pipeline does it", f"{cov['locate_and_observe_us']:.2f} µs",
              f"H3 cells and unit grids of a slice, then the patrol listener (median of 3); target ≤ 5 µs"),
-            ("patrol watchdog: one round, every slot judged", f"{cov['watchdog_round_ms']:.0f} ms",
+            ("patrol watchdog: one round, judged and compacted", f"{cov['watchdog_round_ms']:.0f} ms",
              f"median of {cov['watchdog_rounds']} rounds, one every {EVALUATE_S:.0f} s of fix time, 145 slots in progress"),
             ("patrol coverage: observe + slot_coverage", f"{cov['observe_and_slot_coverage_us']:.1f} µs", "the slot re-judged after every fix"),
         ]
         mem = cov["memory"]
         rows.append(("coverage memory per fix kept", f"{mem['bytes_per_fix']:.0f} B",
-                     f"the fix itself included; {mem['retention_hours']:.0f} h retention, {mem['shift_hours']} h shifts, a fix every "
+                     f"compacted ({mem['bytes_per_fix_before_compaction']:.0f} B until the next watchdog round); "
+                     f"{mem['retention_hours']:.0f} h retention, {mem['shift_hours']} h shifts, a fix every "
                      f"{mem['fix_interval_s']} s: {mem['bytes_145_collectors'] / 2**20:,.0f} MiB for 145 collectors, "
-                     f"{mem['bytes_1450_collectors'] / 2**30:,.1f} GiB for 1,450"))
+                     f"{mem['bytes_1450_collectors'] / 2**20:,.0f} MiB for 1,450"))
         if "postgis_per_query_vs_geofence_and_coverage" in r:
             rows.append(("PostGIS one query per fix ÷ geofence + coverage", f"{r['postgis_per_query_vs_geofence_and_coverage']:.0f}×",
                          "ST_Contains alone against H3 cell, unit grid and coverage; target ≥ 100×"))
