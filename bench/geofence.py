@@ -33,6 +33,8 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from itertools import repeat
+from operator import attrgetter
 from pathlib import Path
 
 import shapely
@@ -265,6 +267,7 @@ def measure_coverage(grids: list, owner: dict[int, str], n_fixes: int) -> dict |
 
     index = GridIndex(RES, owner)
     to_cell, grid_of = latlng_to_cell, index.cells.get
+    lat_of, lon_of = attrgetter("lat"), attrgetter("lon")
     fixes = [p.fix for p in placed]
     passes = []
     for _ in range(3):
@@ -275,7 +278,7 @@ def measure_coverage(grids: list, owner: dict[int, str], n_fixes: int) -> dict |
         t0 = time.perf_counter()
         for i in range(0, len(fixes), SLICE):
             part = fixes[i:i + SLICE]
-            cells = [to_cell(fix.lat, fix.lon, RES) for fix in part]
+            cells = list(map(to_cell, map(lat_of, part), map(lon_of, part), repeat(RES)))
             patrol.observe_slice(PlacedSlice(part, cells, list(map(grid_of, cells))))
         patrol.absorb()
         passes.append((time.perf_counter() - t0) / len(fixes) * 1e6)
@@ -307,7 +310,7 @@ def measure_coverage(grids: list, owner: dict[int, str], n_fixes: int) -> dict |
     round_s = []
     for i in range(0, len(fixes), SLICE):
         part = fixes[i:i + SLICE]
-        cells = [to_cell(fix.lat, fix.lon, RES) for fix in part]
+        cells = list(map(to_cell, map(lat_of, part), map(lon_of, part), repeat(RES)))
         patrol.observe_slice(PlacedSlice(part, cells, list(map(grid_of, cells))))
         while part[-1].t_ms >= next_round:
             t0 = time.perf_counter()

@@ -180,8 +180,8 @@ class Patrol:
                         last[grid] = fix.t_ms
             return
         for part in pending:
-            for sample in zip(part.fixes, part.cells, part.grids):  # once per fix
-                fix = sample[0]
+            fixes = part.fixes
+            for fix, sample in zip(fixes, zip(fixes, part.cells, part.grids)):  # once per fix
                 if fix.device_class is not collector:
                     continue
                 run = group_of(fix.device)

@@ -27,9 +27,10 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import attrgetter
 
 import trio
-from h3.api import basic_int as h3
 
 from alerts.sensor_rules import ComponentAlarm, SensorRuleParams
 from alerts.sensors import SensorMonitor
@@ -49,6 +50,7 @@ from tracker.store import DAY_MS, PING_COLUMNS, Store, ms_to_datetime
 log = logging.getLogger(__name__)
 
 FixListener = Callable[[PlacedSlice], None]
+_LAT, _LON = attrgetter("lat"), attrgetter("lon")
 # Slices decoded between two yields to the scheduler: a few milliseconds of work each, so
 # that a COPY's asyncio steps and the hub's tick never wait long for their turn. A slice of
 # MQTT messages also ends at a payload budget: a message may carry a batch of fixes.
@@ -275,7 +277,7 @@ class Pipeline:
                 filtered.append((fix.device, fix.t_ms, fix.rx_ms, fix.lat, fix.lon, fix.acc, fix.spd, fix.seq, reason))
                 self.metrics.inc("gridwatch_fixes_filtered_total", reason=reason)
         # where each fix falls, a column at a time: its H3 cell, then the cell's unit grid
-        cells = [to_cell(fix.lat, fix.lon, res) for fix in kept]
+        cells = list(map(to_cell, map(_LAT, kept), map(_LON, kept), repeat(res)))
         grids = list(map(self.index.cells.get, cells))
         new = tuple.__new__
         late_count = 0
