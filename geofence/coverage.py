@@ -151,7 +151,7 @@ class _Fold:
 
     __slots__ = ("slot", "rule", "territory", "area", "lo", "hi", "grids", "fixes", "counted",
                  "first_fix_ms", "last_fix_ms", "last_counted", "last_inside", "inside_ms",
-                 "outside_since_ms", "battery", "_snapshot")
+                 "outside_since_ms", "battery", "_snapshot", "_views", "_changed")
 
     def __init__(self, slot: Slot, rule: CoverageRule, territory: Territory, lo: int) -> None:
         self.slot, self.rule, self.territory = slot, rule, territory
@@ -166,6 +166,8 @@ class _Fold:
         self.last_inside = False
         self.battery: Fix | None = None
         self._snapshot: SlotCoverage | None = None
+        self._views: dict[str, GridCoverage] = {}  # each grid as the last snapshot showed it
+        self._changed: set[str] = set(self.grids)  # grids visited since then
 
     def counts(self, fix: Fix) -> bool:
         max_acc = self.rule.max_acc_m
@@ -201,6 +203,7 @@ class _Fold:
                     g.longest_gap_ms = max(g.longest_gap_ms, gap)
                 g.last_ms = t
                 g.visits += 1
+                self._changed.add(code)
                 # Time inside runs between consecutive counted fixes that are both inside,
                 # unless the handset went quiet for longer than the offline limit.
                 step = t - self.last_counted.t_ms if self.last_inside else silence_ms + 1
@@ -219,10 +222,7 @@ class _Fold:
             self._snapshot = SlotCoverage(
                 slot=self.slot,
                 as_of_ms=self.slot.start_ms if self.last_fix_ms is None else self.last_fix_ms,
-                grids=tuple(GridCoverage(code, len(self.territory.grids[code]),
-                                         frozenset(g.cells), g.visits, g.passes, g.first_ms,
-                                         g.last_ms, g.longest_gap_ms)
-                            for code, g in self.grids.items()),
+                grids=self._grid_views(),
                 fixes=self.fixes,
                 counted=self.counted,
                 first_fix_ms=self.first_fix_ms,
@@ -235,6 +235,17 @@ class _Fold:
                 battery_at_ms=self.battery.t_ms if self.battery else None,
             )
         return self._snapshot
+
+    def _grid_views(self) -> tuple[GridCoverage, ...]:
+        """Every grid of the area, by code; only those visited since the last call are built
+        anew."""
+        views = self._views
+        for code in self._changed:
+            g = self.grids[code]
+            views[code] = GridCoverage(code, len(self.territory.grids[code]), frozenset(g.cells), g.visits,
+                                       g.passes, g.first_ms, g.last_ms, g.longest_gap_ms)
+        self._changed.clear()
+        return tuple(views[code] for code in self.grids)
 
     def _stationary_since(self, samples: _Samples) -> int | None:
         """Start of the run of counted fixes within the radius of the latest one."""
@@ -543,10 +554,15 @@ class CoverageState:
             if not earlier:
                 track.folds[(slot, rule)] = fold
         base = fold.snapshot(track.samples)
-        return dataclasses.replace(base, as_of_ms=as_of, grids=tuple(
-            dataclasses.replace(g, longest_unvisited_ms=max(g.longest_unvisited_ms, as_of - (
-                slot.start_ms if g.last_visit_ms is None else g.last_visit_ms)))
-            for g in base.grids))
+        grids = []
+        for g in base.grids:
+            # the stretch unvisited since the last visit runs on to as_of; built directly
+            # (dataclasses.replace costs several times as much, once per grid per slot)
+            unvisited = as_of - (slot.start_ms if g.last_visit_ms is None else g.last_visit_ms)
+            grids.append(g if unvisited <= g.longest_unvisited_ms else GridCoverage(
+                g.grid, g.cells_total, g.visited_cells, g.visits, g.passes, g.first_visit_ms,
+                g.last_visit_ms, unvisited))
+        return dataclasses.replace(base, as_of_ms=as_of, grids=tuple(grids))
 
     def prune(self, before_ms: int) -> int:
         """Forget fixes timed before ``before_ms``; returns how many were dropped."""

@@ -328,3 +328,19 @@ def test_any_arrival_order_gives_the_same_coverage(fixes, data):
                 == in_runs.slot_coverage(slot, rule, as_of)
                 == compacted.slot_coverage(slot, rule, as_of))
     assert in_runs.checkpoint() == in_slices.checkpoint() == out_of_order.checkpoint() == compacted.checkpoint()
+
+
+def test_the_longest_unvisited_stretch_runs_on_to_the_time_asked():
+    state = CoverageState(SCHEDULE, TERRITORY)
+    state.observe(fix(at("2025-09-29 08:40"), *h3.cell_to_latlng(cells(NW)[0])))
+    state.observe(fix(at("2025-09-29 08:45"), *h3.cell_to_latlng(cells(NW)[1])))
+    state.observe(fix(at("2025-09-29 08:50"), *h3.cell_to_latlng(cells(NE)[0])))
+    minutes = {}
+    for as_of in ("08:55", "09:20", "09:45"):
+        cov = state.slot_coverage(monday_slot(), RULE, at(f"2025-09-29 {as_of}"))
+        minutes[as_of] = {g.grid: g.longest_unvisited_ms // 60_000 for g in cov.grids}
+    # NW: 40 min from the slot start to its first visit, then the time since 08:45 once longer
+    # NE: 50 min before its visit, then the time since 08:50; SW, SE: never visited
+    assert minutes["08:55"] == {NW: 40, NE: 50, SW: 55, SE: 55}
+    assert minutes["09:20"] == {NW: 40, NE: 50, SW: 80, SE: 80}
+    assert minutes["09:45"] == {NW: 60, NE: 55, SW: 105, SE: 105}
