@@ -9,7 +9,10 @@ Four unit grids of about 100 m x 100 m, numbered west to east, north to south:
 2025-09-29 is a Monday.
 """
 
+import base64
 import json
+import sys
+from array import array
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
@@ -194,6 +197,54 @@ def test_checkpoint_survives_json_and_restores_the_same_coverage():
     assert restored.take_changes() == state.take_changes()
     with pytest.raises(ValueError):
         CoverageState.restore({**saved, "version": 99}, SCHEDULE, TERRITORY)
+
+
+def checkpointed_walk() -> CoverageState:
+    state = CoverageState(SCHEDULE, TERRITORY)
+    for f in walk(cells(NE), at("2025-09-29 08:00")):
+        state.observe(f)
+    state.observe(fix(at("2025-09-29 09:00"), *OUTSIDE, acc=None, bat=None))
+    return state
+
+
+def test_a_checkpoint_written_a_list_per_fix_still_restores():
+    state = checkpointed_walk()
+    expected = state.slot_coverage(monday_slot(), RULE)
+    # version 1, as the service wrote it before coverage kept columns
+    old = {"version": 1, "tracks": {"c01": [list(s) for s in state.samples("c01", 0, 2**62)]},
+           "changed": {c: list(span) for c, span in state.take_changes().items()}}
+    restored = CoverageState.restore(json.loads(json.dumps(old)), SCHEDULE, TERRITORY)
+    assert restored.slot_coverage(monday_slot(), RULE) == expected
+    assert restored.checkpoint() == checkpointed_walk().checkpoint()
+
+
+def test_a_checkpoint_from_a_machine_of_the_other_byte_order_restores():
+    saved = checkpointed_walk().checkpoint()
+    foreign = {**saved, "byteorder": "big" if sys.byteorder == "little" else "little", "tracks": {}}
+    for collector, columns in saved["tracks"].items():
+        foreign["tracks"][collector] = {}
+        for name, text in columns.items():
+            column = array("q" if name in ("t", "cell") else "d", base64.b64decode(text))
+            column.byteswap()
+            foreign["tracks"][collector][name] = base64.b64encode(column.tobytes()).decode()
+    restored = CoverageState.restore(foreign, SCHEDULE, TERRITORY)
+    assert restored.slot_coverage(monday_slot(), RULE) == checkpointed_walk().slot_coverage(monday_slot(), RULE)
+
+
+@pytest.mark.parametrize("damage", ["short column", "not base64", "out of order"])
+def test_a_damaged_checkpoint_is_refused(damage):
+    saved = checkpointed_walk().checkpoint()
+    columns = saved["tracks"]["c01"]
+    times = array("q", base64.b64decode(columns["t"]))
+    if damage == "short column":
+        columns["lat"] = base64.b64encode(base64.b64decode(columns["lat"])[:-8]).decode()
+    elif damage == "not base64":
+        columns["cell"] = "not base64!"
+    else:
+        times[0], times[1] = times[1], times[0]
+        columns["t"] = base64.b64encode(times.tobytes()).decode()
+    with pytest.raises(ValueError):
+        CoverageState.restore(saved, SCHEDULE, TERRITORY)
 
 
 def test_prune_forgets_old_fixes_and_changes_are_reported_once():
