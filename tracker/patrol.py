@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from itertools import islice
 from operator import itemgetter, le
-from collections.abc import Callable
+
 import trio
 
 from geofence.territory import CoverageRule, CoverageRules
@@ -168,8 +169,6 @@ class Patrol:
     def absorb(self) -> None:
         """Record the fixes waiting: collectors' visits to grids, then the coverage engine."""
         pending, self._pending, self._pending_fixes = self._pending, [], 0
-        groups: dict[str, list[tuple[Fix, int, str | None]]] = {}
-        group_of = groups.get
         collector = DeviceClass.COLLECTOR
         if self.state is None:
             # no plan, no coverage: grids' last visits alone, one dict for all collectors
@@ -179,6 +178,8 @@ class Patrol:
                     if grid is not None and fix.device_class is collector and fix.t_ms > seen(grid, 0):
                         last[grid] = fix.t_ms
             return
+        groups: dict[str, list[tuple[Fix, int, str | None]]] = {}
+        group_of = groups.get
         for part in pending:
             fixes = part.fixes
             for fix, sample in zip(fixes, zip(fixes, part.cells, part.grids)):  # once per fix
@@ -196,15 +197,6 @@ class Patrol:
             if seen is None:
                 seen = visits[who] = {}
             before = newest.get(who)
-            if len(run) == 1:
-                sample = run[0]
-                t = sample[0].t_ms
-                times_of[who] = [t]
-                if t > seen.get(sample[2], 0):
-                    seen[sample[2]] = t
-                if before is None or t > before:
-                    newest[who] = t
-                continue
             times = times_of[who] = [sample[0].t_ms for sample in run]
             if (before is None or before < times[0]) and all(map(le, times, islice(times, 1, None))):
                 # newer than every fix before, in time order: the later visit wins
