@@ -324,7 +324,7 @@ def measure_coverage(grids: list, owner: dict[int, str], n_fixes: int) -> dict |
             t0 = time.perf_counter()
             patrol.absorb()
             evaluate(patrol.state, next_round, rule)
-            patrol.state.coverage.compact()  # as Patrol.evaluate_now does after judging
+            patrol.compact()  # as Patrol.evaluate_now does after judging
             round_s.append(time.perf_counter() - t0)
             next_round += every_ms
     patrol = None
@@ -371,7 +371,7 @@ def coverage_memory(schedule, territory, owner: dict[int, str], collectors: list
     del part, cells
     gc.collect()
     held_whole = tracemalloc.get_traced_memory()[0] - before
-    patrol.state.coverage.compact()
+    patrol.compact()
     gc.collect()
     held = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()

@@ -11,6 +11,7 @@ from geofence.patrol_alerts import PatrolState
 from tests.test_coverage import MONDAY, NE, NW, OUTSIDE, RULE, SCHEDULE, SE, TERRITORY, at, cells
 from tracker.metrics import Metrics
 from tracker.model import DeviceClass, Fix, Placed, PlacedSlice
+from tracker import patrol as patrol_module
 from tracker.patrol import ABSORB_FIXES, Patrol
 
 T0 = at("2025-09-29 07:58")  # Monday, two minutes before c01's 08:00-10:00 slot
@@ -71,3 +72,19 @@ def test_fixes_wait_for_a_bulk_step_but_every_reader_sees_them():
     many = [one._replace(fix=one.fix._replace(t_ms=T0 + i)) for i in range(ABSORB_FIXES)]
     patrol.observe_slice(PlacedSlice.of(many))
     assert patrol._pending_fixes == 0  # a full bulk step is taken at once
+
+
+def test_at_a_high_rate_coverage_compacts_without_waiting_for_the_watchdog(monkeypatch):
+    monkeypatch.setattr(patrol_module, "COMPACT_FIXES", 50)
+    monkeypatch.setattr(patrol_module, "ABSORB_FIXES", 10)
+    patrol = listener(with_plan=True)
+    track = lambda: patrol.state.coverage._tracks["c01"].samples
+    walk = [Placed(Fix("c01", DeviceClass.COLLECTOR, "620105", T0 + 120_000 + i * 1000, 36.1, 103.72, T0), CELLS[NW], NW)
+            for i in range(60)]
+    for i in range(0, 40, 10):
+        patrol.observe_slice(PlacedSlice.of(walk[i:i + 10]))
+    assert len(track().hot) == 40  # held whole, below the limit
+    patrol.observe_slice(PlacedSlice.of(walk[40:50]))
+    assert len(track().hot) == 0 and len(track()) == 50  # the limit reached: all in columns
+    patrol.observe_slice(PlacedSlice.of(walk[50:60]))
+    assert len(track().hot) == 10 and len(track()) == 60  # and counting again

@@ -32,6 +32,9 @@ _HOUR = 3_600_000
 # sooner): about 110 per collector at a city's scale, so that each collector's run costs
 # one step (bench.geofence measures it), and some 20 ms of work at a time.
 ABSORB_FIXES = 16384
+# Coverage holds each new fix whole (about 500 B) until the watchdog compacts it after its
+# round; at a high rate it compacts sooner, once this many have come since.
+COMPACT_FIXES = 262_144
 RESTARTED = "service restarted without a checkpoint; judged afresh"
 
 
@@ -80,6 +83,7 @@ class Patrol:
         self._grid_visits: dict[str, int] = {}  # unit grid → newest collector fix in it, while no plan
         self._pending: list[PlacedSlice] = []  # fixes not yet absorbed
         self._pending_fixes = 0
+        self._whole = 0  # fixes recorded since coverage was last compacted
         self._wake = trio.Event()
         metrics.gauge("gridwatch_patrol_open_alerts", lambda: len(self.state.open_alerts) if self.state else 0, "Open patrol alerts")
 
@@ -207,7 +211,15 @@ class Patrol:
                     if t > seen.get(sample[2], 0):
                         seen[sample[2]] = t
                 newest[who] = max(times) if before is None else max(before, *times)
-        self.state.coverage.observe_groups(groups, times_of)
+        self._whole += self.state.coverage.observe_groups(groups, times_of)
+        if self._whole >= COMPACT_FIXES:
+            self.compact()
+
+    def compact(self) -> None:
+        """Let coverage move the fixes it holds whole into its compact columns."""
+        if self.state is not None:
+            self.state.coverage.compact()
+        self._whole = 0
 
     @property
     def last_visit(self) -> dict[str, int]:
@@ -227,7 +239,7 @@ class Patrol:
         now = self.clock_ms()
         changes = evaluate(self.state, now, self.rules)
         # judged: the fixes it kept whole since the last round go into compact columns
-        self.state.coverage.compact()
+        self.compact()
         if changes:
             await self._record(changes)
         return changes
