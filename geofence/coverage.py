@@ -16,9 +16,9 @@ import sys
 from array import array
 from base64 import b64decode, b64encode
 from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import islice
 from operator import lt
-from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -61,7 +61,8 @@ def _preference(pair: _Pair) -> tuple:
     return (fix.acc is None, fix.acc or 0.0, cell, fix.lat, fix.lon, fix.bat is None, fix.bat or 0.0)
 
 
-def _increasing(times: list[int]) -> bool:
+def strictly_increasing(times: list[int]) -> bool:
+    """Each time after the one before it (a run with no duplicate and nothing out of order)."""
     return all(map(lt, times, islice(times, 1, None)))
 
 
@@ -372,6 +373,10 @@ class _Track:
         self.samples = _Samples(self.times)
         self.folds: dict[tuple[Slot, CoverageRule], _Fold] = {}
 
+    def columns(self) -> tuple[array, ...]:
+        """Fix times, then the compacted columns, in the order of _COLUMNS."""
+        return (self.times, *self.samples._columns())
+
 
 def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     """Great-circle distance in metres."""
@@ -456,7 +461,7 @@ class CoverageState:
         the slot of its previous fix (a handset reporting as it walks) is appended in one
         step; any other fix is placed one at a time, where it belongs in time.
         """
-        last_slot, tracks, changed = self._last_slot, self._tracks, self._changed
+        last_slot, tracks = self._last_slot, self._tracks
         on_duty = 0
         for who, pairs in groups.items():
             if not pairs:
@@ -467,11 +472,10 @@ class CoverageState:
                 times = times_of[who] if times_of is not None else [pair[0].t_ms for pair in pairs]
                 first, last = times[0], times[-1]
                 if (track.times[-1] < first and slot.start_ms <= first and last < slot.end_ms
-                        and (len(times) == 1 or _increasing(times))):
+                        and strictly_increasing(times)):
                     track.times.extend(times)
                     track.samples.extend(pairs)
-                    seen = changed.get(who)
-                    changed[who] = (first, last) if seen is None else (seen[0], last)
+                    self._mark(who, first, last)
                     on_duty += len(pairs)
                     continue
             for pair in pairs:
@@ -493,8 +497,7 @@ class CoverageState:
             # the common case, a fix newer than all before it: append
             track.times.append(t)
             track.samples.append(pair)
-            seen = self._changed.get(who)
-            self._changed[who] = (t, t) if seen is None else (seen[0], t)
+            self._mark(who, t, t)
         else:
             self._add(who, pair)
         return True
@@ -584,7 +587,7 @@ class CoverageState:
 
     def compact(self) -> int:
         """Move every sample kept as its fix into compact columns; returns how many moved.
-        Cheap to call often: the service does it at each checkpoint."""
+        The service does it after each watchdog round (tracker.patrol)."""
         return sum(track.samples.compact() for track in self._tracks.values())
 
     def checkpoint(self) -> dict:
@@ -598,7 +601,7 @@ class CoverageState:
             "version": CHECKPOINT_VERSION,
             "byteorder": sys.byteorder,
             "tracks": {c: {name: b64encode(column.tobytes()).decode("ascii")
-                           for name, column in zip(_COLUMNS, (t.times, *t.samples._columns()))}
+                           for name, column in zip(_COLUMNS, t.columns())}
                        for c, t in self._tracks.items()},
             "changed": {c: list(span) for c, span in self._changed.items()},
         }
@@ -617,12 +620,12 @@ class CoverageState:
                     state._add(collector, (fix, int(cell)))
                 continue
             track = state._tracks[collector] = _Track()
-            for name, column in zip(_COLUMNS, (track.times, *track.samples._columns())):
+            for name, column in zip(_COLUMNS, track.columns()):
                 column.frombytes(b64decode(saved[name], validate=True))
                 if data.get("byteorder") != sys.byteorder:
                     column.byteswap()
-            if (len({len(column) for column in (track.times, *track.samples._columns())}) != 1
-                    or not _increasing(track.times.tolist())):
+            if (len({len(column) for column in track.columns()}) != 1
+                    or not strictly_increasing(track.times.tolist())):
                 raise ValueError(f"coverage checkpoint: {collector}'s columns disagree or are out of order")
         state._changed = {c: (int(lo), int(hi)) for c, (lo, hi) in data["changed"].items()}
         return state

@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from itertools import islice
-from operator import itemgetter, le
+from operator import itemgetter
 
 import trio
 
+from geofence.coverage import strictly_increasing
 from geofence.territory import CoverageRule, CoverageRules
 from geofence.patrol_alerts import Alert, AlertChange, PatrolState, describe, evaluate
 from geofence.plan import PatrolPlan
@@ -78,9 +78,13 @@ class Patrol:
         self.plan_version = 0
         self.rules: CoverageRules | None = None
         self.state: PatrolState | None = None
+        # Grids' last visits: while coverage is on, per collector, so that a collector's run
+        # of fixes in time order updates them in one step (absorb groups fixes by collector
+        # anyway); while no plan is loaded nothing is grouped, and one dict for all
+        # collectors takes them fix by fix. last_visit merges the two.
         self._visits: dict[str, dict[str | None, int]] = {}  # collector → unit grid → newest fix in it
         self._newest: dict[str, int] = {}  # collector → newest fix time in _visits
-        self._grid_visits: dict[str, int] = {}  # unit grid → newest collector fix in it, while no plan
+        self._grid_visits: dict[str, int] = {}  # unit grid → newest collector fix in it
         self._pending: list[PlacedSlice] = []  # fixes not yet absorbed
         self._pending_fixes = 0
         self._whole = 0  # fixes recorded since coverage was last compacted
@@ -202,7 +206,7 @@ class Patrol:
                 seen = visits[who] = {}
             before = newest.get(who)
             times = times_of[who] = [sample[0].t_ms for sample in run]
-            if (before is None or before < times[0]) and all(map(le, times, islice(times, 1, None))):
+            if (before is None or before < times[0]) and strictly_increasing(times):
                 # newer than every fix before, in time order: the later visit wins
                 seen.update(zip(map(itemgetter(2), run), times))
                 newest[who] = times[-1]
