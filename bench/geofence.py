@@ -33,8 +33,6 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from itertools import repeat
-from operator import attrgetter
 from pathlib import Path
 
 import shapely
@@ -265,7 +263,7 @@ def measure_coverage(grids: list, owner: dict[int, str], n_fixes: int) -> dict |
         state.observe_many(placed[i:i + SLICE])
     observe_us = (time.perf_counter() - t0) / len(placed) * 1e6
     # geofence and coverage together, as the pipeline does it: Pipeline.place puts a slice
-    # of fixes on their H3 cells and unit grids, a column at a time, and hands the columns
+    # of fixes on their H3 cells and unit grids a column at a time (GridIndex.locate_all) and hands the columns
     # to the patrol listener (tracker.patrol.Patrol: grids' last visits, then the coverage
     # engine, each collector's run in one step once ABSORB_FIXES have come)
     from geofence.patrol_alerts import PatrolState
@@ -274,8 +272,6 @@ def measure_coverage(grids: list, owner: dict[int, str], n_fixes: int) -> dict |
     from tracker.patrol import Patrol
 
     index = GridIndex(RES, owner)
-    to_cell, grid_of = latlng_to_cell, index.cells.get
-    lat_of, lon_of = attrgetter("lat"), attrgetter("lon")
     fixes = [p.fix for p in placed]
     passes = []
     for _ in range(COMBINED_PASSES):
@@ -286,8 +282,7 @@ def measure_coverage(grids: list, owner: dict[int, str], n_fixes: int) -> dict |
         t0 = time.perf_counter()
         for i in range(0, len(fixes), SLICE):
             part = fixes[i:i + SLICE]
-            cells = list(map(to_cell, map(lat_of, part), map(lon_of, part), repeat(RES)))
-            patrol.observe_slice(PlacedSlice(part, cells, list(map(grid_of, cells))))
+            patrol.observe_slice(PlacedSlice(part, *index.locate_all(part)))
         patrol.absorb()
         passes.append((time.perf_counter() - t0) / len(fixes) * 1e6)
     combined_us, combined_median_us = min(passes), statistics.median(passes)
@@ -318,8 +313,7 @@ def measure_coverage(grids: list, owner: dict[int, str], n_fixes: int) -> dict |
     round_s = []
     for i in range(0, len(fixes), SLICE):
         part = fixes[i:i + SLICE]
-        cells = list(map(to_cell, map(lat_of, part), map(lon_of, part), repeat(RES)))
-        patrol.observe_slice(PlacedSlice(part, cells, list(map(grid_of, cells))))
+        patrol.observe_slice(PlacedSlice(part, *index.locate_all(part)))
         while part[-1].t_ms >= next_round:
             t0 = time.perf_counter()
             patrol.absorb()

@@ -14,6 +14,7 @@ from shapely.geometry import Point, shape
 from geofence.citygen import PROJECTED_CRS, City
 from geofence.importer import cover, parse_features
 from geofence.index import GridIndex, latlng_to_cell
+from tracker.model import DeviceClass, Fix
 
 RES = 12
 # A cell's centre is never further than this from any point of the cell (its circumradius
@@ -108,3 +109,15 @@ def test_the_border_allowance_is_one_cell_around_lanzhou():
 def test_the_index_cell_function_is_h3s_own(lat, lon, res):
     # the index calls h3's compiled function past its Python wrapper: same cells
     assert latlng_to_cell(lat, lon, res) == h3.latlng_to_cell(lat, lon, res)
+
+
+@settings(max_examples=20, deadline=None)
+@given(city=cities, spots=st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1)), min_size=1, max_size=50))
+def test_placing_a_slice_a_column_at_a_time_agrees_with_one_fix_at_a_time(city, spots):
+    grids, owner = imported(city)
+    index = GridIndex(RES, owner.items())
+    west, south, east, north = shapely.total_bounds([shape(g.geometry) for g in grids])
+    fixes = [Fix("c01", DeviceClass.COLLECTOR, "620105", 0, south + fy * (north - south), west + fx * (east - west), 0)
+             for fx, fy in spots]
+    cells, codes = index.locate_all(fixes)
+    assert list(zip(cells, codes)) == [index.locate(f.lat, f.lon) for f in fixes]

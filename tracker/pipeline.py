@@ -27,14 +27,12 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import repeat
-from operator import attrgetter
 
 import trio
 
 from alerts.sensor_rules import ComponentAlarm, SensorRuleParams
 from alerts.sensors import SensorMonitor
-from geofence.index import GridIndex, latlng_to_cell
+from geofence.index import GridIndex
 from protocols.errors import DecodeError
 from protocols.handset import HandsetLimits
 from tracker.broker import BrokerClient, BrokerParams, Message
@@ -50,7 +48,6 @@ from tracker.store import DAY_MS, PING_COLUMNS, Store, ms_to_datetime
 log = logging.getLogger(__name__)
 
 FixListener = Callable[[PlacedSlice], None]
-_LAT, _LON = attrgetter("lat"), attrgetter("lon")
 # Slices decoded between two yields to the scheduler: a few milliseconds of work each, so
 # that a COPY's asyncio steps and the hub's tick never wait long for their turn. A slice of
 # MQTT messages also ends at a payload budget: a message may carry a batch of fixes.
@@ -265,7 +262,6 @@ class Pipeline:
         rows, devices, filtered = out.rows, out.devices, out.filtered
         live_devices, dirty = self.live.devices, self.live.dirty
         live_get, add_dirty, add_row = live_devices.get, dirty.add, rows.append
-        res, to_cell = self.index.resolution, latlng_to_cell
         reasons = self.filter.screen_all(fixes)
         kept = fixes
         if any(reasons):
@@ -276,9 +272,7 @@ class Pipeline:
                     continue
                 filtered.append((fix.device, fix.t_ms, fix.rx_ms, fix.lat, fix.lon, fix.acc, fix.spd, fix.seq, reason))
                 self.metrics.inc("gridwatch_fixes_filtered_total", reason=reason)
-        # where each fix falls, a column at a time: its H3 cell, then the cell's unit grid
-        cells = list(map(to_cell, map(_LAT, kept), map(_LON, kept), repeat(res)))
-        grids = list(map(self.index.cells.get, cells))
+        cells, grids = self.index.locate_all(kept)  # where each fix falls, a column at a time
         new = tuple.__new__
         late_count = 0
         for fix, cell, grid in zip(kept, cells, grids):  # once per fix: names above are locals on purpose
