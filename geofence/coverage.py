@@ -461,26 +461,38 @@ class CoverageState:
         the slot of its previous fix (a handset reporting as it walks) is appended in one
         step; any other fix is placed one at a time, where it belongs in time.
         """
-        last_slot, tracks = self._last_slot, self._tracks
         on_duty = 0
         for who, pairs in groups.items():
             if not pairs:
                 continue
-            track = tracks.get(who)
-            slot = last_slot.get(who)
-            if track is not None and slot is not None and track.times:
-                times = times_of[who] if times_of is not None else [pair[0].t_ms for pair in pairs]
-                first, last = times[0], times[-1]
-                if (track.times[-1] < first and slot.start_ms <= first and last < slot.end_ms
-                        and strictly_increasing(times)):
-                    track.times.extend(times)
-                    track.samples.extend(pairs)
-                    self._mark(who, first, last)
-                    on_duty += len(pairs)
-                    continue
-            for pair in pairs:
+            times = times_of[who] if times_of is not None else [pair[0].t_ms for pair in pairs]
+            if self._append_run(who, pairs, times):
+                on_duty += len(pairs)
+                continue
+            # a collector's first fix, or the first of a new slot: placed alone, it opens the
+            # track and the slot, and the rest of the run may then go in one step
+            on_duty += self._observe_one(who, pairs[0])
+            if self._append_run(who, pairs[1:], times[1:]):
+                on_duty += len(pairs) - 1
+                continue
+            for pair in islice(pairs, 1, None):
                 on_duty += self._observe_one(who, pair)
         return on_duty
+
+    def _append_run(self, who: str, pairs: list[_Pair], times: list[int]) -> bool:
+        """Append a run newer than all the collector's fixes before, in time order and inside
+        the slot of its previous fix, in one step; False (and nothing done) otherwise."""
+        track, slot = self._tracks.get(who), self._last_slot.get(who)
+        if track is None or slot is None or not track.times or not times:
+            return False
+        first, last = times[0], times[-1]
+        if not (track.times[-1] < first and slot.start_ms <= first and last < slot.end_ms
+                and strictly_increasing(times)):
+            return False
+        track.times.extend(times)
+        track.samples.extend(pairs)
+        self._mark(who, first, last)
+        return True
 
     def _observe_one(self, who: str, pair: _Pair) -> bool:
         t = pair[0].t_ms
