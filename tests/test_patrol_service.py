@@ -5,11 +5,12 @@ proves them wrong."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import httpx
 import msgpack
+import pytest
 import trio
 from h3.api import basic_int as h3
 from websockets.trio.client import connect as ws_connect
@@ -20,8 +21,20 @@ from tests.test_spine_e2e import _start, _ws_url
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 AREA = "620105003003"  # a community of the demo city: 12 unit grids
 COLLECTOR = "c0500"
-DAY = "2026-11-22"  # a Sunday, yesterday: fixes of that morning are neither future nor stale
 TOPIC = f"gw/v1/620105/collector/{COLLECTOR}/pos"
+# The service runs on the test's clock (receive times included), so the scenario can be
+# played on any day: yesterday in the city, and the same day a year ahead.
+YESTERDAY = datetime.now(SHANGHAI).date() - timedelta(days=1)
+DAYS = {"yesterday": YESTERDAY, "a year ahead": YESTERDAY + timedelta(days=365)}
+DAY = YESTERDAY.isoformat()
+
+
+@pytest.fixture(params=list(DAYS), autouse=True)
+def day(request):
+    """Every test here runs once per entry of DAYS; ``at`` reads the day chosen."""
+    global DAY
+    DAY = DAYS[request.param].isoformat()
+    yield DAY
 
 
 def at(hhmm: str) -> int:
@@ -65,6 +78,7 @@ async def test_a_backlog_uploaded_after_an_outage_withdraws_the_alerts_it_dispro
             await ws.recv()
             # 08:00–08:30: the first half of the grids, live
             first = walk(cells_by_grid, grids[:6], at("08:00"), 20_000)
+            now[0] = first[-1]["t"]  # received as they were taken: the service's clock has moved on
             await apublish(broker, [(TOPIC, msgpack.packb(f)) for f in first])
             await wait_for(lambda: running.pipeline.metrics.get("gridwatch_fixes_ingested_total") >= len(first))
             # 09:00: nothing heard since 08:3x → offline
@@ -130,6 +144,7 @@ async def test_patrol_state_survives_a_restart_without_raising_an_alert_twice(se
 
         running = await nursery.start(service)
         first = walk(cells_by_grid, grids[:6], at("08:00"), 20_000)
+        now[0] = first[-1]["t"]
         await apublish(broker, [(TOPIC, msgpack.packb(f)) for f in first])
         await wait_for(lambda: running.pipeline.metrics.get("gridwatch_persisted_total") >= len(first))
         now[0] = at("09:00")
@@ -169,6 +184,7 @@ async def test_after_a_crash_without_checkpoint_orphaned_alerts_are_closed_and_j
             return run_service(settings, store, clock_ms=lambda: now[0], task_status=task_status)
 
         running = await nursery.start(service)
+        now[0] = fixes[-1]["t"]
         await apublish(broker, [(TOPIC, msgpack.packb(f)) for f in fixes])
         await wait_for(lambda: running.pipeline.metrics.get("gridwatch_persisted_total") >= len(fixes))
         now[0] = at("09:00")

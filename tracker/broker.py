@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import paho.mqtt.client as paho
 import trio
 
+from tracker.clock import wall_clock_ms
+
 log = logging.getLogger(__name__)
 
 Message = tuple[str, bytes, int]  # topic, payload, receive time (epoch ms)
@@ -135,9 +137,13 @@ class BrokerClient:
     pushes back on the broker. ``publish`` queues a message and never blocks.
     """
 
-    def __init__(self, params: BrokerParams, deliver: Callable[[list[Message]], Awaitable[None]] | None = None) -> None:
+    def __init__(self, params: BrokerParams, deliver: Callable[[list[Message]], Awaitable[None]] | None = None,
+                 clock_ms: Callable[[], int] | None = None) -> None:
         self.params = params
         self._deliver = deliver
+        # receive times come from the service's clock, so a test can run the service "on"
+        # any day (a fix is judged stale or future against its receive time)
+        self._clock_ms = clock_ms or wall_clock_ms
         self._inbox: list[Message] = []
         self._client = _IngestClient(
             paho.CallbackAPIVersion.VERSION2,
@@ -256,7 +262,7 @@ class BrokerClient:
         with trio.move_on_after(10):
             while self._connack is None:
                 await trio.lowlevel.wait_readable(sock)
-                self._rx_ms = int(time.time() * 1000)
+                self._rx_ms = self._clock_ms()
                 if client.loop_read() != paho.MQTT_ERR_SUCCESS:
                     break
         if self._connack is None:
@@ -282,7 +288,7 @@ class BrokerClient:
                     await trio.lowlevel.wait_readable(fd)
                 except trio.ClosedResourceError:
                     break
-            self._rx_ms = int(time.time() * 1000)
+            self._rx_ms = self._clock_ms()
             wrapped.starved = False
             rc = paho.MQTT_ERR_SUCCESS
             # drain until the socket is empty, but yield after a bounded batch so a

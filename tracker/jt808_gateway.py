@@ -24,6 +24,7 @@ import trio
 
 from protocols.jt808.framing import MAX_FRAME_BYTES, FrameReader
 from protocols.jt808.session import AlarmTracker, AuthCodePolicy, Jt808Session, SessionPolicy, VehicleAlarm
+from tracker.clock import wall_clock_ms
 from tracker.model import DISTRICT_CODE, Fix
 
 PROTOCOL = "jt808"
@@ -77,10 +78,6 @@ class Jt808Settings:
         )
 
 
-def _wall_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 def _peer_name(stream: trio.abc.Stream) -> str:
     try:
         host, port = stream.socket.getpeername()[:2]
@@ -92,7 +89,7 @@ def _peer_name(stream: trio.abc.Stream) -> str:
 class Jt808Gateway:
     """The connections of one gateway: their count, the shared alarm state, the sink."""
 
-    def __init__(self, settings: Jt808Settings, sink: Jt808Sink, now_ms: Callable[[], int] = _wall_ms) -> None:
+    def __init__(self, settings: Jt808Settings, sink: Jt808Sink, now_ms: Callable[[], int] = wall_clock_ms) -> None:
         self.settings = settings
         self.policy = settings.session_policy()
         self.sink = sink
@@ -179,7 +176,7 @@ async def serve_jt808(
     sink: Jt808Sink,
     *,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
-    now_ms: Callable[[], int] = _wall_ms,
+    now_ms: Callable[[], int] = wall_clock_ms,
     gateway: Jt808Gateway | None = None,
 ) -> None:
     """Serve JT/T 808 terminals until cancelled; ``task_status.started(port)`` once bound.

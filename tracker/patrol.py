@@ -20,6 +20,7 @@ from geofence.territory import CoverageRule, CoverageRules
 from geofence.patrol_alerts import Alert, AlertChange, PatrolState, describe, evaluate
 from geofence.plan import PatrolPlan
 from geofence.reports import coverage_report, day_bounds
+from tracker.clock import wall_clock_ms
 from tracker.config import PatrolSettings, Settings
 from tracker.fanout import Hub
 from tracker.metrics import Metrics
@@ -73,7 +74,7 @@ class Patrol:
         self.cover = cover
         self.hub = hub
         self.metrics = metrics
-        self.clock_ms = clock_ms or (lambda: int(time.time() * 1000))
+        self.clock_ms = clock_ms or wall_clock_ms
         self.plan: PatrolPlan | None = None
         self.plan_version = 0
         self.rules: CoverageRules | None = None

@@ -35,6 +35,7 @@ from alerts.sensors import SensorMonitor
 from geofence.index import GridIndex
 from protocols.errors import DecodeError
 from protocols.handset import HandsetLimits
+from tracker.clock import wall_clock_ms
 from tracker.broker import BrokerClient, BrokerParams, Message
 from tracker.config import Settings
 from tracker.fanout import Hub
@@ -144,7 +145,7 @@ class Pipeline:
         self.fix_listeners: list[FixListener] = []  # e.g. patrol coverage: every placed fix, late ones too
         self._log_gate = _RateLimitedLog(5)
         self._dead_gate = _RateLimitedLog(settings.pipeline.dead_letter_sample_per_min)
-        self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
+        self._clock_ms = clock_ms or wall_clock_ms
         self._inbound_send, self._inbound_recv = trio.open_memory_channel[tuple[str, list]](settings.pipeline.inbound_queue)
         self._persist_send, self._persist_recv = trio.open_memory_channel[PersistBatch](settings.pipeline.persist_queue)
         self.broker: BrokerClient | None = None
@@ -193,7 +194,7 @@ class Pipeline:
             nursery.start_soon(self.hub.run)
             nursery.start_soon(self._watchdog)
             if with_broker:
-                self.broker = BrokerClient(self.broker_params(), self.feed)
+                self.broker = BrokerClient(self.broker_params(), self.feed, self._clock_ms)
                 await nursery.start(self._run_broker)
             task_status.started()
 

@@ -16,6 +16,7 @@ from geofence.importer import ImportReport, cover, read_grids
 from geofence.index import GridIndex
 from protocols.owntracks import encode_report_location
 from protocols.jt808.session import AuthCodePolicy
+from tracker.clock import wall_clock_ms
 from tracker.config import Settings
 from tracker.jt808_gateway import Jt808Gateway, Jt808Settings, serve_jt808
 from tracker.live import LiveState
@@ -112,7 +113,9 @@ async def run_service(settings: Settings, store: Store, *, clock_ms=None, tune: 
                       task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Run until cancelled. ``task_status.started(Running)`` once it is serving.
 
-    ``clock_ms`` (epoch ms; default the wall clock) is what patrol alerts are judged at.
+    ``clock_ms`` (epoch ms; default the wall clock) is the one clock of the whole service:
+    receive times of fixes (MQTT and JT/T 808), patrol judgement, sensor watchdogs, and the
+    web's defaults ("the last 30 minutes", "today").
     ``tune`` adjusts the process's garbage collector for ingest (``tune_gc``): for the
     process that is the service, not for one that merely embeds it.
     """
@@ -122,11 +125,13 @@ async def run_service(settings: Settings, store: Store, *, clock_ms=None, tune: 
     latest = migrations()[-1][0]
     if version < latest:
         raise SchemaError(f"database schema is at version {version}, this code needs {latest}: run `tracker db migrate`")
+    if clock_ms is None:
+        clock_ms = wall_clock_ms
     metrics = Metrics()
     index = GridIndex(settings.grid.h3_resolution, await store.grid_cells())
     if not index.cells:
         log.warning("no unit grids loaded: every position will be off-grid (import with `tracker grids import FILE`)")
-    pipeline = Pipeline(settings, store, index, metrics)
+    pipeline = Pipeline(settings, store, index, metrics, clock_ms=clock_ms)
     await _warm_start(store, pipeline.live)
     patrol = None
     if settings.patrol.enabled:
@@ -140,7 +145,7 @@ async def run_service(settings: Settings, store: Store, *, clock_ms=None, tune: 
             return False, "not connected to the MQTT broker"
         return True, "ok"
 
-    gateway = Jt808Gateway(jt808_settings(settings), pipeline) if settings.jt808.enabled else None
+    gateway = Jt808Gateway(jt808_settings(settings), pipeline, clock_ms) if settings.jt808.enabled else None
     owntracks_by_device = {ref.device: (user, phone) for (user, phone), ref in pipeline.router.owntracks_devices.items()}
 
     def downlink(device: str, placed) -> tuple[str, bytes] | None:
