@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
 from protocols.sensor import MessageKind, SensorReading
-from tracker.model import COMPONENT_CODE, DEVICE_ID
+from protocols.model import COMPONENT_CODE, DEVICE_ID
 
 TILT = "tilt"
 WATER = "water"

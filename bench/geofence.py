@@ -42,7 +42,7 @@ from bench.machine import describe
 from geofence.citygen import City
 from geofence.importer import cover, parse_features
 from geofence.index import GridIndex, latlng_to_cell
-from tracker.services import start_postgres
+from tracker.devcity.starters import start_postgres
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
@@ -50,7 +50,7 @@ RES = 12
 CHENGGUAN_GRIDS = 4137  # Lanzhou Chengguan: 4,137 unit grids, 133 responsibility grids, 145 collectors
 RESPONSIBILITY_GRIDS = 133
 COLLECTORS = 145
-SLICE = 256  # fixes the pipeline places between two yields (tracker.pipeline.DECODE_SLICE_FIXES)
+SLICE = 256  # fixes the pipeline places between two yields (tracker.ingest.pipeline.DECODE_SLICE_FIXES)
 POSTGIS_PASSES = 3  # over the same fixes, one query each
 COMBINED_PASSES = 5  # geofence + coverage over the same fixes, each into a fresh state
 FIX_INTERVAL_S = 10  # a collector's handset reports every 10 s
@@ -220,7 +220,8 @@ def measure_coverage(grids: list, owner: dict[int, str], n_fixes: int) -> dict |
         from geofence.coverage import CoverageState
         from geofence.territory import CoverageRule, Territory
         from geofence.schedule import Schedule, Shift
-        from tracker.model import DeviceClass, Fix, Placed
+        from geofence.placed import Placed
+        from protocols.model import DeviceClass, Fix
     except ImportError as exc:
         return {"skipped": f"coverage engine not available: {exc}"}
     # responsibility grids: runs of whole communities, about 31 unit grids each
@@ -246,8 +247,8 @@ def measure_coverage(grids: list, owner: dict[int, str], n_fixes: int) -> dict |
         t = start + 60_000 + (k // len(collectors)) * 10_000  # every collector every 10 s
         fix = Fix(collector, DeviceClass.COLLECTOR, "620102", t, lat, lon, t, acc=5.0, bat=80.0)
         placed.append(Placed(fix, cell, owner.get(cell)))
-    # the service runs with tracker.service.tune_gc; each measure starts from a collected heap
-    from tracker.service import tune_gc
+    # the service runs with tracker.app.service.tune_gc; each measure starts from a collected heap
+    from tracker.app.service import tune_gc
 
     tune_gc()
     state = CoverageState(schedule, territory)
@@ -264,12 +265,12 @@ def measure_coverage(grids: list, owner: dict[int, str], n_fixes: int) -> dict |
     observe_us = (time.perf_counter() - t0) / len(placed) * 1e6
     # geofence and coverage together, as the pipeline does it: Pipeline.place puts a slice
     # of fixes on their H3 cells and unit grids a column at a time (GridIndex.locate_all) and hands the columns
-    # to the patrol listener (tracker.patrol.Patrol: grids' last visits, then the coverage
+    # to the patrol listener (tracker.live.patrol.Patrol: grids' last visits, then the coverage
     # engine, each collector's run in one step once ABSORB_FIXES have come)
-    from geofence.patrol_alerts import PatrolState
+    from alerts.patrol import PatrolState
     from tracker.metrics import Metrics
-    from tracker.model import PlacedSlice
-    from tracker.patrol import Patrol
+    from geofence.placed import PlacedSlice
+    from tracker.live.patrol import Patrol
 
     index = GridIndex(RES, owner)
     fixes = [p.fix for p in placed]
@@ -301,9 +302,9 @@ def measure_coverage(grids: list, owner: dict[int, str], n_fixes: int) -> dict |
         state.slot_coverage(slots[p.fix.device], rule, p.fix.t_ms)
     judged_us = (time.perf_counter() - t0) / len(judged) * 1e6
     # the watchdog: a round judges every slot in progress and compacts what came since
-    # (tracker.patrol.Patrol.run, every evaluate_s); fed the same fixes, a round every
+    # (tracker.live.patrol.Patrol.run, every evaluate_s); fed the same fixes, a round every
     # EVALUATE_S of fix time
-    from geofence.patrol_alerts import evaluate
+    from alerts.patrol import evaluate
 
     patrol = state = None
     gc.collect()
@@ -335,11 +336,12 @@ def coverage_memory(schedule, territory, owner: dict[int, str], collectors: list
     """Bytes the coverage engine holds per fix it keeps, compacted as the watchdog leaves it
     after each round (and before, when it still holds the decoded fix, which nothing else
     keeps), and what that comes to over the retention window."""
-    from geofence.patrol_alerts import PatrolState
+    from alerts.patrol import PatrolState
     from tracker.config import load
     from tracker.metrics import Metrics
-    from tracker.model import DeviceClass, Fix, PlacedSlice
-    from tracker.patrol import Patrol
+    from geofence.placed import PlacedSlice
+    from protocols.model import DeviceClass, Fix
+    from tracker.live.patrol import Patrol
 
     retention_h = load(REPO / "config.toml", environ={}).patrol.retention_hours
     rng = random.Random(5)

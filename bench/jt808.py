@@ -31,7 +31,7 @@ import trio
 from protocols.jt808.framing import FrameReader
 from protocols.jt808.messages import decode_location, encode_message, split_message
 from protocols.jt808.session import Jt808Session, SessionPolicy
-from tracker.model import Datum, DeviceClass, Fix
+from protocols.model import Datum, DeviceClass, Fix
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "jt808.json"
@@ -153,7 +153,7 @@ class CountingSink:
 
 async def gateway_process_main() -> None:
     """The gateway side: serve, answer "cpu" with CPU seconds, "stop" with the totals."""
-    from tracker.jt808_gateway import Jt808Settings, serve_jt808
+    from tracker.ingest.jt808_gateway import Jt808Settings, serve_jt808
 
     sink = CountingSink()
     settings = Jt808Settings(auth_secret=SECRET, max_connections=100_000)

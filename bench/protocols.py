@@ -34,9 +34,9 @@ from protocols.jt808.framing import FrameReader
 from protocols.jt808.messages import decode_location, split_message
 from protocols.owntracks import OwnTracksLocation, decode_message as decode_owntracks
 from protocols.sensor import decode_sensor
-from tracker.democity import PATH as DEMO_CITY
-from tracker.model import Datum, DeviceClass, DeviceRef, Fix
-from tracker.simulator import build_fleet
+from tracker.devcity.city import PATH as DEMO_CITY
+from protocols.model import Datum, DeviceClass, DeviceRef, Fix
+from tracker.devcity.simulator import build_fleet
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "protocols.json"

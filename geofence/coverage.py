@@ -24,7 +24,8 @@ from typing import NamedTuple
 
 from geofence.schedule import Schedule, Slot
 from geofence.territory import CoverageRule, Territory
-from tracker.model import DeviceClass, Fix, Placed
+from protocols.model import DeviceClass, Fix
+from geofence.placed import Placed
 
 _MIN = 60_000
 _EARTH_RADIUS_M = 6_371_008.8
@@ -599,7 +600,7 @@ class CoverageState:
 
     def compact(self) -> int:
         """Move every sample kept as its fix into compact columns; returns how many moved.
-        The service does it after each watchdog round (tracker.patrol)."""
+        The service does it after each watchdog round (tracker.live.patrol)."""
         return sum(track.samples.compact() for track in self._tracks.values())
 
     def checkpoint(self) -> dict:

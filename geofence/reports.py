@@ -10,7 +10,7 @@ from datetime import date, datetime, time, timedelta
 from geofence.coverage import CoverageState
 from geofence.territory import CoverageRules
 from geofence.plan import PatrolPlan
-from tracker.model import Placed
+from geofence.placed import Placed
 
 STEP_MS = 15 * 60_000
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import h3.api.basic_int as h3
 
-from tracker.model import GRID_CODE
+from protocols.model import GRID_CODE
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 
-from tracker.model import Datum
+from protocols.model import Datum
 
 _A = 6378245.0  # Krasovsky 1940 semi-major axis
 _EE = 0.00669342162296594323  # its first eccentricity squared

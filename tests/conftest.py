@@ -17,11 +17,11 @@ import pytest
 import trio
 
 from tracker import config
-from tracker.services import Mosquitto, start_mosquitto, start_postgres
-from tracker.store import open_store
+from tracker.devcity.starters import Mosquitto, start_mosquitto, start_postgres
+from tracker.storage.store import open_store
 
 REPO = Path(__file__).resolve().parent.parent
-DEMO_CITY = REPO / "tracker" / "data" / "anning-demo.geojson"
+DEMO_CITY = REPO / "tracker" / "devcity" / "data" / "anning-demo.geojson"
 TEMPLATE = "gridwatch_template"
 
 BROKER_USERS = {

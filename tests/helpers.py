@@ -8,7 +8,7 @@ from collections.abc import Callable
 import paho.mqtt.client as paho
 import trio
 
-from tracker.services import Mosquitto
+from tracker.devcity.starters import Mosquitto
 
 
 def publish(broker: Mosquitto, messages: list[tuple[str, bytes]], username: str = "simulator") -> None:

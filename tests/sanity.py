@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from tracker.model import DEVICE_ID, DISTRICT_CODE, Datum, DeviceClass, Fix
+from protocols.model import DEVICE_ID, DISTRICT_CODE, Datum, DeviceClass, Fix
 
 EARLIEST_MS = 946_684_800_000  # 2000-01-01: no terminal in service reports earlier
 LATEST_MS = 4_102_444_800_000  # 2100-01-01

@@ -8,8 +8,8 @@ import trio
 
 from tests.conftest import BROKER_USERS
 from tests.helpers import apublish, wait_for
-from tracker.broker import BrokerClient, BrokerParams
-from tracker.services import start_mosquitto
+from tracker.ingest.broker import BrokerClient, BrokerParams
+from tracker.devcity.starters import start_mosquitto
 
 
 def _subscriber(port: int, inbox: list, client_id: str = "t-sub") -> BrokerClient:

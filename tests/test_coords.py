@@ -17,7 +17,7 @@ from protocols.coords import (
     to_wgs84,
     wgs84_to_gcj02,
 )
-from tracker.model import Datum
+from protocols.model import Datum
 
 # China's bounding box as the GCJ-02 formula defines it.
 LAT_MIN, LAT_MAX = 0.8293, 55.8271

@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 from geofence.coverage import CoverageState
 from geofence.territory import CoverageRule, CoverageRules, Territory
 from geofence.schedule import Reassignment, Schedule, Shift
-from tracker.model import DeviceClass, Fix, Placed
+from protocols.model import DeviceClass, Fix
+from geofence.placed import Placed
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 MONDAY = date(2025, 9, 29)

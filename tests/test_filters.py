@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from hypothesis import given, strategies as st
 
-from tracker.filters import FilterParams, PositionFilter, distance_m
-from tracker.model import DeviceClass, Fix
+from tracker.ingest.filters import FilterParams, PositionFilter, distance_m
+from protocols.model import DeviceClass, Fix
 
 T0 = 1_795_000_000_000
 LAT, LON = 36.1050, 103.7200

@@ -14,7 +14,7 @@ from shapely.geometry import Point, shape
 from geofence.citygen import PROJECTED_CRS, City
 from geofence.importer import cover, parse_features
 from geofence.index import GridIndex, latlng_to_cell
-from tracker.model import DeviceClass, Fix
+from protocols.model import DeviceClass, Fix
 
 RES = 12
 # A cell's centre is never further than this from any point of the cell (its circumradius

@@ -24,8 +24,8 @@ from geofence.citygen import PROJECTED_CRS, City
 from geofence.importer import cover, parse_features, read_geojson
 from tests.conftest import REPO, TEMPLATE
 from tests.test_spine_e2e import _store
-from tracker.service import import_grids, run_service
-from tracker.store import open_store
+from tracker.app.service import import_grids, run_service
+from tracker.storage.store import open_store
 
 RES = 12  # the configured default, which the CLI uses without a config file
 GEOD = Geod(ellps="WGS84")

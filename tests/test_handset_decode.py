@@ -15,7 +15,7 @@ import protocols.handset.decode as handset_decode
 from protocols.coords import from_wgs84, wgs84_to_gcj02
 from protocols.errors import DecodeError
 from protocols.handset import HandsetLimits, decode_position, decode_status
-from tracker.model import Datum, DeviceClass, DeviceRef
+from protocols.model import Datum, DeviceClass, DeviceRef
 
 REF = DeviceRef("c0001", DeviceClass.COLLECTOR, "620105")
 NOW = 1_795_000_000_000  # 2026-11-18T09:46:40Z

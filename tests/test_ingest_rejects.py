@@ -24,7 +24,7 @@ def _metric(text: str, name: str, **labels: str) -> float:
 
 
 async def test_bad_payloads_are_counted_logged_and_do_not_stop_ingest(settings, broker, caplog):
-    caplog.set_level(logging.WARNING, logger="tracker.pipeline")
+    caplog.set_level(logging.WARNING, logger="tracker.ingest.pipeline")
     now = int(time.time() * 1000)
     good = {"t": now, "lat": LAT, "lon": LON, "acc": 5}
     topic = "gw/v1/620105/collector/{}/pos"

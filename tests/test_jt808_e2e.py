@@ -14,7 +14,7 @@ from protocols.jt808.messages import encode_message
 from tests.helpers import wait_for
 from tests.test_jt808_gateway import AUTH_2013, exchange, read_frame
 from tests.test_spine_e2e import _start
-from tracker.store import datetime_to_ms
+from tracker.storage.store import datetime_to_ms
 
 PHONE = "013912345678"
 BEIJING = timezone(timedelta(hours=8))

@@ -15,8 +15,8 @@ import trio.testing
 from protocols.jt808.framing import FrameReader
 from protocols.jt808.messages import encode_message
 from protocols.jt808.session import VehicleAlarm
-from tracker.jt808_gateway import Jt808Gateway, Jt808Settings, serve_jt808
-from tracker.model import Fix
+from tracker.ingest.jt808_gateway import Jt808Gateway, Jt808Settings, serve_jt808
+from protocols.model import Fix
 
 SECRET = b"gridwatch-test-secret"
 RX = 1763864135000

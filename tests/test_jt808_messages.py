@@ -24,7 +24,7 @@ from protocols.jt808.messages import (
     encode_register_response,
     split_message,
 )
-from tracker.model import DEVICE_ID
+from protocols.model import DEVICE_ID
 
 # Terminal 013912345678 (2019: the same number padded to BCD[10]). Checksums are the XOR
 # of header and body; none of these needs an escape unless said so.

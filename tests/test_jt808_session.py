@@ -18,7 +18,7 @@ from protocols.jt808.session import (
     SessionState,
     VehicleAlarm,
 )
-from tracker.model import Datum, DeviceClass, Fix
+from protocols.model import Datum, DeviceClass, Fix
 
 SECRET = b"gridwatch-test-secret"
 DEVICE = "jt013912345678"

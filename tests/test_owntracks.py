@@ -30,7 +30,7 @@ from protocols.owntracks import (
     encode_report_location,
     parse_topic,
 )
-from tracker.model import Datum, DeviceClass, DeviceRef, Fix
+from protocols.model import Datum, DeviceClass, DeviceRef, Fix
 
 ZHANG = DeviceRef("ot-zhang-phone", DeviceClass.COLLECTOR, "620105")
 DEVICES = {("zhang", "phone"): ZHANG}

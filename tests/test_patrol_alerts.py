@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import h3.api.basic_int as h3
 
 from geofence.territory import CoverageRule, CoverageRules, Territory
-from geofence.patrol_alerts import (
+from alerts.patrol import (
     Alert,
     AlertChange,
     AlertKind,
@@ -28,7 +28,8 @@ from geofence.patrol_alerts import (
     evaluate,
 )
 from geofence.schedule import Holiday, Leave, Schedule, Shift
-from tracker.model import DeviceClass, Fix, Placed
+from protocols.model import DeviceClass, Fix
+from geofence.placed import Placed
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NW, NE, SW, SE = (f"62010500100100{i}" for i in range(1, 5))

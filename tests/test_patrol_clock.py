@@ -12,11 +12,12 @@ import trio.testing
 from h3.api import basic_int as h3
 
 from tracker import config
-from tracker.fanout import Hub
-from tracker.live import LiveState
+from tracker.live.fanout import Hub
+from tracker.live.state import LiveState
 from tracker.metrics import Metrics
-from tracker.model import DeviceClass, Fix, Placed
-from tracker.patrol import Patrol
+from protocols.model import DeviceClass, Fix
+from geofence.placed import Placed
+from tracker.live.patrol import Patrol
 
 T0 = int(datetime(2026, 11, 23, 8, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp() * 1000)  # Monday 08:00
 GRID = "620105003003010"

@@ -64,7 +64,7 @@ async def test_a_backlog_uploaded_after_an_outage_withdraws_the_alerts_it_dispro
     settings = settings.replace("patrol", offline_min=15.0, warning_lead_min=0.0, not_started_min=15.0, stationary_min=60.0)
     async with trio.open_nursery() as nursery:
         store = await nursery.start(_store_for, settings.database.dsn)
-        from tracker.service import import_grids, run_service
+        from tracker.app.service import import_grids, run_service
         from tests.conftest import DEMO_CITY
 
         await import_grids(store, str(DEMO_CITY), 12)
@@ -118,7 +118,7 @@ async def test_a_backlog_uploaded_after_an_outage_withdraws_the_alerts_it_dispro
 
 
 async def _store_for(dsn, *, task_status=trio.TASK_STATUS_IGNORED):
-    from tracker.store import open_store
+    from tracker.storage.store import open_store
 
     async with open_store(dsn) as store:
         task_status.started(store)
@@ -130,7 +130,7 @@ async def test_patrol_state_survives_a_restart_without_raising_an_alert_twice(se
     settings = settings.replace("patrol", offline_min=15.0, warning_lead_min=0.0)
     async with trio.open_nursery() as nursery:
         store = await nursery.start(_store_for, settings.database.dsn)
-        from tracker.service import import_grids, run_service
+        from tracker.app.service import import_grids, run_service
         from tests.conftest import DEMO_CITY
 
         await import_grids(store, str(DEMO_CITY), 12)
@@ -170,8 +170,8 @@ async def test_after_a_crash_without_checkpoint_orphaned_alerts_are_closed_and_j
     settings = settings.replace("patrol", offline_min=15.0, warning_lead_min=0.0, checkpoint_s=3600.0)
     async with trio.open_nursery() as nursery:
         store = await nursery.start(_store_for, settings.database.dsn)
-        from tracker.patrol import RESTARTED
-        from tracker.service import import_grids, run_service
+        from tracker.live.patrol import RESTARTED
+        from tracker.app.service import import_grids, run_service
         from tests.conftest import DEMO_CITY
 
         await import_grids(store, str(DEMO_CITY), 12)

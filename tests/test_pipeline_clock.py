@@ -12,8 +12,8 @@ import trio.testing
 
 from geofence.index import GridIndex
 from tracker import config
-from tracker.fanout import Client
-from tracker.pipeline import Pipeline
+from tracker.live.fanout import Client
+from tracker.ingest.pipeline import Pipeline
 
 T0 = 1_795_000_000_000
 TOPIC = "gw/v1/620105/collector/{}/pos"

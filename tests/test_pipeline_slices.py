@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tracker.pipeline import DECODE_SLICE_BYTES, DECODE_SLICE_MESSAGES, _slices
+from tracker.ingest.pipeline import DECODE_SLICE_BYTES, DECODE_SLICE_MESSAGES, _slices
 
 
 def messages(sizes: list[int]) -> list[tuple[str, bytes, int]]:

@@ -16,7 +16,7 @@ from tests.helpers import apublish, wait_for, ws_until
 from tests.test_pipeline_clock import RecordingStore, autojump_clock  # noqa: F401 (fixture)
 from tests.test_spine_e2e import _start, _ws_url
 from tracker import config
-from tracker.pipeline import Pipeline
+from tracker.ingest.pipeline import Pipeline
 
 COVER = "6201050101000007"
 

@@ -14,10 +14,10 @@ from tests.conftest import BROKER_USERS, DEMO_CITY
 from tests.helpers import wait_for
 from tests.test_jt808_gateway import RecordingSink
 from tests.test_spine_e2e import _start
-from tracker.broker import BrokerParams
-from tracker.jt808_gateway import Jt808Settings, serve_jt808
-from tracker.sim_jt808 import Jt808Terminal
-from tracker.simulator import build_fleet, run_fleet
+from tracker.ingest.broker import BrokerParams
+from tracker.ingest.jt808_gateway import Jt808Settings, serve_jt808
+from tracker.devcity.jt808_terminal import Jt808Terminal
+from tracker.devcity.simulator import build_fleet, run_fleet
 
 COLLECTORS = {"c0001", "c0002", "c0003"}
 VEHICLES = {"jt013901050001", "jt013901050002"}  # a speeding 2013 terminal, a 2019 terminal

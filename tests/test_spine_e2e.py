@@ -15,8 +15,8 @@ from websockets.trio.client import connect as ws_connect
 
 from tests.conftest import DEMO_CITY
 from tests.helpers import apublish, wait_for, ws_until
-from tracker.service import import_grids, run_service
-from tracker.store import datetime_to_ms, open_store
+from tracker.app.service import import_grids, run_service
+from tracker.storage.store import datetime_to_ms, open_store
 
 TOPIC = "gw/v1/620105/collector/{}/pos"
 # the middle of grid 620105003003010 (Anning demo city)

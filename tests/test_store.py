@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tracker.store import DAY_MS, datetime_to_ms, open_store
+from tracker.storage.store import DAY_MS, datetime_to_ms, open_store
 
 T = 1_764_000_000_123  # 2025-11-24 16:00:00.123 UTC
 GRID = "620105001001001"

@@ -29,10 +29,10 @@ from geofence.importer import to_feature_collection
 from geofence.index import GridIndex
 from geofence.plan import PlanError
 from tracker.config import Settings
-from tracker.fanout import ClientTooSlow, Hub
-from tracker.live import LiveState
+from tracker.live.fanout import ClientTooSlow, Hub
+from tracker.live.state import LiveState
 from tracker.metrics import Metrics
-from tracker.store import Store, datetime_to_ms
+from tracker.storage.store import Store, datetime_to_ms
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class WebContext:
     # (device, placed or None) → how the "report now" request went out, None if unknown;
     # raises trio.BrokenResourceError when the device's link is down
     locate: Callable[[str, object], Awaitable[dict | None]] | None = None
-    patrol: object = None  # tracker.patrol.Patrol, when patrol coverage is on
+    patrol: object = None  # tracker.live.patrol.Patrol, when patrol coverage is on
 
     async def reload_grids(self) -> None:
         self.grids_geojson = to_feature_collection(await self.store.grids())

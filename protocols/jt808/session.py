@@ -35,7 +35,7 @@ from protocols.jt808.messages import (
     encode_register_response,
     split_message,
 )
-from tracker.model import DEVICE_ID, DISTRICT_CODE, Datum, DeviceClass, Fix
+from protocols.model import DEVICE_ID, DISTRICT_CODE, Datum, DeviceClass, Fix
 
 ALARM_NAMES = {
     0: "sos",

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from protocols.errors import DecodeError
 from protocols.payload import number
-from tracker.model import Datum, DeviceRef, Fix
+from protocols.model import Datum, DeviceRef, Fix
 
 TOPIC_ROOT = "owntracks"
 

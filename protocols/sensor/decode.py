@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from protocols.errors import DecodeError
 from protocols.payload import each_record, epoch_ms, load, number
-from tracker.model import COMPONENT_CODE, DEVICE_ID, DeviceRef
+from protocols.model import COMPONENT_CODE, DEVICE_ID, DeviceRef
 
 ALARM_CODE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 PROTOCOL_VERSION = 1

@@ -18,13 +18,14 @@ from protocols.owntracks import encode_report_location
 from protocols.jt808.session import AuthCodePolicy
 from tracker.clock import wall_clock_ms
 from tracker.config import Settings
-from tracker.jt808_gateway import Jt808Gateway, Jt808Settings, serve_jt808
-from tracker.live import LiveState
+from tracker.ingest.jt808_gateway import Jt808Gateway, Jt808Settings, serve_jt808
+from tracker.live.state import LiveState
 from tracker.metrics import Metrics
-from tracker.model import DeviceClass, Fix, Placed
-from tracker.patrol import Patrol
-from tracker.pipeline import Pipeline
-from tracker.store import Store, datetime_to_ms
+from protocols.model import DeviceClass, Fix
+from geofence.placed import Placed
+from tracker.live.patrol import Patrol
+from tracker.ingest.pipeline import Pipeline
+from tracker.storage.store import Store, datetime_to_ms
 from web.app import WebContext, create_app
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,7 @@ async def run_service(settings: Settings, store: Store, *, clock_ms=None, tune: 
     process that is the service, not for one that merely embeds it.
     """
     version = await store.schema_version() if await _has_schema(store) else 0
-    from tracker.store import migrations
+    from tracker.storage.store import migrations
 
     latest = migrations()[-1][0]
     if version < latest:

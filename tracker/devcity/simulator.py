@@ -37,8 +37,8 @@ from pathlib import Path
 import msgpack
 import trio
 
-from tracker.broker import BrokerClient, BrokerParams
-from tracker.sim_devices import (
+from tracker.ingest.broker import BrokerClient, BrokerParams
+from tracker.devcity.devices import (
     M_PER_DEG_LAT,
     SENSOR_PERIOD_S,
     ComponentSensor,
@@ -49,7 +49,7 @@ from tracker.sim_devices import (
     WaterlogGauge,
     centroid,
 )
-from tracker.sim_jt808 import Jt808Terminal
+from tracker.devcity.jt808_terminal import Jt808Terminal
 
 log = logging.getLogger(__name__)
 

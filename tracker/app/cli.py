@@ -34,7 +34,7 @@ def _need_dsn(settings: config_mod.Settings) -> str:
 
 
 def cmd_demo(args, settings) -> int:
-    from tracker.demo import run_demo
+    from tracker.devcity.demo import run_demo
 
     if args.port is not None:
         settings = settings.replace("demo", web_port=args.port)
@@ -43,8 +43,8 @@ def cmd_demo(args, settings) -> int:
 
 
 def cmd_serve(args, settings) -> int:
-    from tracker.service import run_service
-    from tracker.store import open_store
+    from tracker.app.service import run_service
+    from tracker.storage.store import open_store
 
     dsn = _need_dsn(settings)
 
@@ -64,7 +64,7 @@ def cmd_serve(args, settings) -> int:
 
 
 def cmd_migrate(args, settings) -> int:
-    from tracker.store import open_store
+    from tracker.storage.store import open_store
 
     dsn = _need_dsn(settings)
 
@@ -82,9 +82,9 @@ def cmd_simulate(args, settings) -> int:
     import functools
     from pathlib import Path
 
-    from tracker.broker import BrokerParams
-    from tracker.democity import PATH
-    from tracker.simulator import build_fleet, run_fleet
+    from tracker.ingest.broker import BrokerParams
+    from tracker.devcity.city import PATH
+    from tracker.devcity.simulator import build_fleet, run_fleet
 
     m = settings.mqtt
     params = BrokerParams(args.host or m.host, args.port or m.port, args.username, args.password, "gridwatch-sim", m.keepalive_s)
@@ -111,8 +111,8 @@ def cmd_simulate(args, settings) -> int:
 
 
 def cmd_grids_import(args, settings) -> int:
-    from tracker.service import import_grids
-    from tracker.store import open_store
+    from tracker.app.service import import_grids
+    from tracker.storage.store import open_store
 
     dsn = _need_dsn(settings)
 
@@ -148,7 +148,7 @@ def cmd_grids_export(args, settings) -> int:
     import json
 
     from geofence.importer import to_feature_collection
-    from tracker.store import open_store
+    from tracker.storage.store import open_store
 
     dsn = _need_dsn(settings)
 
@@ -164,7 +164,7 @@ def cmd_grids_export(args, settings) -> int:
 
 
 def cmd_dead_letters(args, settings) -> int:
-    from tracker.store import open_store
+    from tracker.storage.store import open_store
 
     dsn = _need_dsn(settings)
 
@@ -185,7 +185,7 @@ def cmd_patrol(args, settings) -> int:
     from datetime import date
 
     from geofence.plan import PatrolPlan, PlanError
-    from tracker.store import open_store
+    from tracker.storage.store import open_store
 
     dsn = _need_dsn(settings)
 
@@ -246,8 +246,8 @@ def cmd_report_coverage(args, settings) -> int:
     from datetime import date
 
     from geofence.plan import PatrolPlan
-    from tracker.patrol import coverage_report_from_store, default_rule
-    from tracker.store import open_store
+    from tracker.live.patrol import coverage_report_from_store, default_rule
+    from tracker.storage.store import open_store
 
     dsn = _need_dsn(settings)
 
@@ -373,8 +373,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tracker: configuration error: {exc}", file=sys.stderr)
         return 2
     _logging(settings.log.level)
-    from tracker.services import ServiceError
-    from tracker.store import StoreError
+    from tracker.devcity.starters import ServiceError
+    from tracker.storage.store import StoreError
 
     failures: list[BaseException] = []
     try:

@@ -25,7 +25,7 @@ import trio
 from protocols.jt808.framing import MAX_FRAME_BYTES, FrameReader
 from protocols.jt808.session import AlarmTracker, AuthCodePolicy, Jt808Session, SessionPolicy, VehicleAlarm
 from tracker.clock import wall_clock_ms
-from tracker.model import DISTRICT_CODE, Fix
+from protocols.model import DISTRICT_CODE, Fix
 
 PROTOCOL = "jt808"
 

@@ -16,7 +16,7 @@ from collections import deque
 
 import trio
 
-from tracker.live import LiveState
+from tracker.live.state import LiveState
 from tracker.metrics import Metrics
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,8 @@ from typing import Any, NamedTuple, Protocol
 from geofence.coverage import CoverageState, GridCoverage
 from geofence.schedule import Schedule, Slot
 from geofence.territory import CoverageRule, Territory
-from tracker.model import Fix, Placed
+from protocols.model import Fix
+from geofence.placed import Placed
 
 _MIN = 60_000
 CHECKPOINT_VERSION = 1

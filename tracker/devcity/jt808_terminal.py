@@ -29,7 +29,7 @@ from protocols.jt808.messages import (
     encode_message,
     split_message,
 )
-from tracker.sim_devices import Vehicle, bearing_deg, distance_m
+from tracker.devcity.devices import Vehicle, bearing_deg, distance_m
 
 log = logging.getLogger(__name__)
 

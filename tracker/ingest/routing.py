@@ -24,7 +24,7 @@ from protocols.owntracks import (
     decode_message as decode_owntracks,
 )
 from protocols.sensor import SensorReading, decode_sensor
-from tracker.model import DeviceClass, DeviceRef, Fix
+from protocols.model import DeviceClass, DeviceRef, Fix
 
 _CLASSES = {c.value: c for c in DeviceClass}
 _KINDS = ("pos", "alarm", "status")

@@ -36,15 +36,16 @@ from geofence.index import GridIndex
 from protocols.errors import DecodeError
 from protocols.handset import HandsetLimits
 from tracker.clock import wall_clock_ms
-from tracker.broker import BrokerClient, BrokerParams, Message
+from tracker.ingest.broker import BrokerClient, BrokerParams, Message
 from tracker.config import Settings
-from tracker.fanout import Hub
-from tracker.filters import FilterParams, PositionFilter
-from tracker.live import LiveState
+from tracker.live.fanout import Hub
+from tracker.ingest.filters import FilterParams, PositionFilter
+from tracker.live.state import LiveState
 from tracker.metrics import Metrics
-from tracker.model import DeviceClass, Fix, Placed, PlacedSlice
-from tracker.routing import Routed, Router, parse_owntracks_map
-from tracker.store import DAY_MS, PING_COLUMNS, Store, ms_to_datetime
+from protocols.model import DeviceClass, Fix
+from geofence.placed import Placed, PlacedSlice
+from tracker.ingest.routing import Routed, Router, parse_owntracks_map
+from tracker.storage.store import DAY_MS, PING_COLUMNS, Store, ms_to_datetime
 
 log = logging.getLogger(__name__)
 

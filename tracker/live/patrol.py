@@ -1,7 +1,7 @@
 """Patrol coverage in the running service: the plan, the engine fed by the pipeline, and
 the watchdog that turns coverage into alerts for supervisors.
 
-The engine (geofence.coverage, geofence.patrol_alerts) is pure and driven by fix time;
+The engine (geofence.coverage, alerts.patrol) is pure and driven by fix time;
 this module owns its I/O: the plan and checkpoints in PostgreSQL, alert episodes written
 to ``patrol_alerts`` (the outbox) before they are streamed on /ws.
 """
@@ -17,15 +17,16 @@ import trio
 
 from geofence.coverage import strictly_increasing
 from geofence.territory import CoverageRule, CoverageRules
-from geofence.patrol_alerts import Alert, AlertChange, PatrolState, describe, evaluate
+from alerts.patrol import Alert, AlertChange, PatrolState, describe, evaluate
 from geofence.plan import PatrolPlan
 from geofence.reports import coverage_report, day_bounds
 from tracker.clock import wall_clock_ms
 from tracker.config import PatrolSettings, Settings
-from tracker.fanout import Hub
+from tracker.live.fanout import Hub
 from tracker.metrics import Metrics
-from tracker.model import DeviceClass, Fix, Placed, PlacedSlice
-from tracker.store import Store, datetime_to_ms, ms_to_datetime
+from protocols.model import DeviceClass, Fix
+from geofence.placed import Placed, PlacedSlice
+from tracker.storage.store import Store, datetime_to_ms, ms_to_datetime
 
 log = logging.getLogger(__name__)
 _HOUR = 3_600_000

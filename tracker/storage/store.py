@@ -65,9 +65,9 @@ def datetime_to_ms(value: datetime) -> int:
 
 
 def migrations() -> list[tuple[int, str, str]]:
-    """(version, name, sql) for every file in tracker/migrations, in order."""
+    """(version, name, sql) for every file in tracker/storage/migrations, in order."""
     found = []
-    for entry in resources.files("tracker.migrations").iterdir():
+    for entry in resources.files("tracker.storage.migrations").iterdir():
         name = entry.name
         if name.endswith(".sql") and name[:4].isdigit():
             found.append((int(name[:4]), name, entry.read_text(encoding="utf-8")))

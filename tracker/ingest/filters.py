@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from tracker.model import DeviceClass, Fix
+from protocols.model import DeviceClass, Fix
 
 FILTERS = ("duplicate", "accuracy", "speed", "drift")
 _M_PER_DEG = 111_195.0

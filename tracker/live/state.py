@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from h3.api import basic_int as h3
 
-from tracker.model import Placed
+from geofence.placed import Placed
 
 
 def device_view(placed: Placed, battery: float | None = None) -> dict:

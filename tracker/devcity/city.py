@@ -4,7 +4,7 @@
 coded 620105 + street + community + sequence (numbered west→east, north→south within the
 community). Lattice vertices are nudged a little so the grids look surveyed rather than
 ruled, while neighbours still share every edge (no overlaps, no gaps).
-Run ``python -m tracker.democity`` to rewrite tracker/data/anning-demo.geojson.
+Run ``python -m tracker.devcity.city`` to rewrite tracker/devcity/data/anning-demo.geojson.
 """
 
 from __future__ import annotations

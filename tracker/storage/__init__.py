@@ -1,0 +1,1 @@
+"""Storage: everything that speaks SQL, and the versioned migrations."""
