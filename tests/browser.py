@@ -4,7 +4,7 @@ The driver is always Debian's ``/usr/bin/chromedriver`` named explicitly, so Sel
 Manager never tries to download one. The project's bootstrap installs both packages;
 a test that needs the browser fails (never skips) when they are missing.
 
-    from browser import open_browser, wait_for_js, save_screenshot, browser_errors
+    from tests.browser import open_browser, wait_for_js, save_screenshot, browser_errors
 
     with open_browser() as driver:
         driver.get(url)

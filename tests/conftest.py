@@ -15,24 +15,12 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 
 from tracker import config
+from tests.harness import BROKER_USERS, TEMPLATE
 from tracker.devcity.starters import Mosquitto, start_mosquitto, start_postgres
 from tracker.storage.store import open_store
-
-REPO = Path(__file__).resolve().parent.parent
-DEMO_CITY = REPO / "tracker" / "devcity" / "data" / "anning-demo.geojson"
-TEMPLATE = "gridwatch_template"
-
-BROKER_USERS = {
-    "gridwatch": "svc-secret",
-    "simulator": "sim-secret",
-    # a real device account, pinned to its own topics by mosquitto/acl
-    "c9001": "device-secret",
-    # an OwnTracks phone: the broker user is the OwnTracks user
-    "alice": "alice-secret",
-}
-
 
 DECODER_MODULES = ("protocols.handset.decode", "protocols.owntracks.decode", "protocols.jt808.session")
 
@@ -46,6 +34,12 @@ def every_decoded_fix_is_sane(monkeypatch):
 
     for name in DECODER_MODULES:
         monkeypatch.setattr(importlib.import_module(name), "Fix", checked)
+
+
+@pytest.fixture
+def autojump_clock():
+    """trio's MockClock that jumps ahead whenever every task waits: minutes pass in no time."""
+    return trio.testing.MockClock(autojump_threshold=0)
 
 
 @dataclass

@@ -100,7 +100,7 @@ class _IngestClient(paho.Client):
     and 1 this does the same wire work (decode, PUBACK for QoS 1) and appends
     (topic, payload, rx_ms) straight to the owner's inbox; QoS 2 and MQTT 5 take paho's
     own path. The override is of a private method of the pinned paho version, covered
-    by tests/test_broker_client.py.
+    by tests/tracker/ingest/test_broker_client.py.
     """
 
     def _handle_publish(self) -> paho.MQTTErrorCode:

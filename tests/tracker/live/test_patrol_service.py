@@ -16,7 +16,7 @@ from h3.api import basic_int as h3
 from websockets.trio.client import connect as ws_connect
 
 from tests.helpers import apublish, wait_for
-from tests.test_spine_e2e import _start, _ws_url
+from tests.harness import DEMO_CITY, ws_url
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 AREA = "620105003003"  # a community of the demo city: 12 unit grids
@@ -65,7 +65,6 @@ async def test_a_backlog_uploaded_after_an_outage_withdraws_the_alerts_it_dispro
     async with trio.open_nursery() as nursery:
         store = await nursery.start(_store_for, settings.database.dsn)
         from tracker.app.service import import_grids, run_service
-        from tests.conftest import DEMO_CITY
 
         await import_grids(store, str(DEMO_CITY), 12)
         cover = dict(await store.grid_cells())
@@ -74,7 +73,7 @@ async def test_a_backlog_uploaded_after_an_outage_withdraws_the_alerts_it_dispro
         await store.save_plan(plan(grids))
         running = await nursery.start(lambda task_status: run_service(settings, store, clock_ms=lambda: now[0], task_status=task_status))
         patrol = running.patrol
-        async with ws_connect(_ws_url(running)) as ws:
+        async with ws_connect(ws_url(running)) as ws:
             await ws.recv()
             # 08:00–08:30: the first half of the grids, live
             first = walk(cells_by_grid, grids[:6], at("08:00"), 20_000)
@@ -131,7 +130,6 @@ async def test_patrol_state_survives_a_restart_without_raising_an_alert_twice(se
     async with trio.open_nursery() as nursery:
         store = await nursery.start(_store_for, settings.database.dsn)
         from tracker.app.service import import_grids, run_service
-        from tests.conftest import DEMO_CITY
 
         await import_grids(store, str(DEMO_CITY), 12)
         cover = dict(await store.grid_cells())
@@ -172,7 +170,6 @@ async def test_after_a_crash_without_checkpoint_orphaned_alerts_are_closed_and_j
         store = await nursery.start(_store_for, settings.database.dsn)
         from tracker.live.patrol import RESTARTED
         from tracker.app.service import import_grids, run_service
-        from tests.conftest import DEMO_CITY
 
         await import_grids(store, str(DEMO_CITY), 12)
         cover = dict(await store.grid_cells())

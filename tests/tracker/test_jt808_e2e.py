@@ -12,9 +12,9 @@ import trio
 
 from protocols.jt808.messages import encode_message
 from tests.helpers import wait_for
-from tests.test_jt808_gateway import AUTH_2013, exchange, read_frame
-from tests.test_spine_e2e import _start
 from tracker.storage.store import datetime_to_ms
+from tests.harness import start_service
+from tests.jt808_wire import AUTH_2013, exchange, read_frame
 
 PHONE = "013912345678"
 BEIJING = timezone(timedelta(hours=8))
@@ -34,7 +34,7 @@ async def test_terminal_fixes_and_alarm_edges_flow_through_the_service(settings,
     settings = settings.replace("jt808", auth_codes="any")
     now = datetime.now(timezone.utc).replace(microsecond=0)
     async with trio.open_nursery() as nursery:
-        store, running = await _start(nursery, settings)
+        store, running = await start_service(nursery, settings)
         stream = await trio.open_tcp_stream("127.0.0.1", running.jt808_port)
         buffer = bytearray()
         answer = await exchange(stream, buffer, AUTH_2013)

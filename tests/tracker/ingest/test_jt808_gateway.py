@@ -17,63 +17,11 @@ from protocols.jt808.messages import encode_message
 from protocols.jt808.session import VehicleAlarm
 from tracker.ingest.jt808_gateway import Jt808Gateway, Jt808Settings, serve_jt808
 from protocols.model import Fix
+from tests.fakes import RecordingSink
+from tests.jt808_wire import ANSWER_AUTH_2013, ANSWER_AUTH_2019, ANSWER_HEARTBEAT_2013, ANSWER_LOCATION_2013, ANSWER_LOCATION_2019, ANSWER_REGISTER_2013, ANSWER_REGISTER_2019, AUTH_2013, AUTH_2019, HEARTBEAT_2013, LOCATION_2013, LOCATION_2019, REGISTER_2013, REGISTER_2019, exchange, read_frame
 
 SECRET = b"gridwatch-test-secret"
 RX = 1763864135000
-
-# Terminal 013912345678; fields spelled out in test_jt808_messages.py.
-REGISTER_2013 = (
-    "7e0100002d0139123456780002003e0069475730303147572d5438000000000000000000000000000000543030303030"
-    "3102b8ca4131323334356c7e"
-)
-AUTH_2013 = "7e01020010013912345678000333433244443538433338434432353639287e"
-LOCATION_2013 = (
-    "7e0200002c0139123456780004000000000000000302263fa1063062bf05f001c8005a251123101530"
-    "010400000f9a30011c31010ce1021234487e"
-)
-HEARTBEAT_2013 = "7e000200000139123456780001337e"
-REGISTER_2019 = (
-    "7e0100405401000000000139123456780002003e0069475730303100000000000047572d54380000000000000000"
-    "000000000000000000000000000000000054303030303031000000000000000000000000000000000000000000"
-    "000002b8ca413132333435547e"
-)
-AUTH_2019 = (
-    "7e0102403401000000000139123456780003103343324444353843333843443235363938363132333435363738"
-    "393031323356312e322e330000000000000000000000000000047e"
-)
-LOCATION_2019 = (
-    "7e0200401c01000000000139123456780004000000000000000302263fa1063062bf05f001c8005a251123101530"
-    "7d017e"
-)
-
-ANSWER_REGISTER_2013 = "7e81000013013912345678000000020033433244443538433338434432353639a87e"
-ANSWER_AUTH_2013 = "7e8001000501391234567800010003010200b57e"
-ANSWER_LOCATION_2013 = "7e8001000501391234567800020004020000b07e"
-ANSWER_HEARTBEAT_2013 = "7e8001000501391234567800030001000200b47e"
-ANSWER_REGISTER_2019 = "7e810040130100000000013912345678000000020033433244443538433338434432353639e97e"
-ANSWER_AUTH_2019 = "7e80014005010000000001391234567800010003010200f47e"
-ANSWER_LOCATION_2019 = "7e80014005010000000001391234567800020004020000f17e"
-
-
-class RecordingSink:
-    def __init__(self) -> None:
-        self.got_fixes: list[Fix] = []
-        self.got_alarms: list[VehicleAlarm] = []
-        self.rejects: collections.Counter[str] = collections.Counter()
-        self.hold = None  # an Event: fixes() waits for it, to play a pipeline pushing back
-
-    async def fixes(self, fixes: list[Fix]) -> None:
-        if self.hold is not None:
-            await self.hold.wait()
-        self.got_fixes.extend(fixes)
-
-    async def alarms(self, alarms: list[VehicleAlarm]) -> None:
-        self.got_alarms.extend(alarms)
-
-    def rejected(self, protocol: str, reason: str, raw: bytes, peer: str) -> None:
-        assert protocol == "jt808"
-        self.rejects[reason] += 1
-
 
 def settings(**overrides) -> Jt808Settings:
     return Jt808Settings(auth_secret=SECRET, **overrides)
@@ -82,25 +30,6 @@ def settings(**overrides) -> Jt808Settings:
 def gateway(settings: Jt808Settings, sink: RecordingSink):
     """serve_jt808 for nursery.start, stamping every fix as received at RX."""
     return functools.partial(serve_jt808, settings, sink, now_ms=lambda: RX)
-
-
-async def read_frame(stream: trio.abc.Stream, buffer: bytearray) -> bytes:
-    """The next whole frame the gateway sent, flags included, exactly as on the wire."""
-    while True:
-        end = buffer.find(b"\x7e", 1)
-        if buffer[:1] == b"\x7e" and end > 0:
-            frame = bytes(buffer[:end + 1])
-            del buffer[:end + 1]
-            return frame
-        data = await stream.receive_some(4096)
-        if not data:
-            raise EOFError("gateway closed the connection")
-        buffer += data
-
-
-async def exchange(stream: trio.abc.Stream, buffer: bytearray, wire_hex: str) -> str:
-    await stream.send_all(bytes.fromhex(wire_hex))
-    return (await read_frame(stream, buffer)).hex()
 
 
 def report(serial: int, second: int) -> bytes:

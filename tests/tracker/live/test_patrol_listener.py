@@ -8,12 +8,12 @@ from hypothesis import given, settings, strategies as st
 
 from geofence.coverage import CoverageState
 from alerts.patrol import PatrolState
-from tests.test_coverage import MONDAY, NE, NW, OUTSIDE, RULE, SCHEDULE, SE, TERRITORY, at, cells
 from tracker.metrics import Metrics
 from protocols.model import DeviceClass, Fix
 from geofence.placed import Placed, PlacedSlice
 from tracker.live import patrol as patrol_module
 from tracker.live.patrol import ABSORB_FIXES, Patrol
+from tests.coverage_city import MONDAY, NE, NW, OUTSIDE, RULE, SCHEDULE, SE, TERRITORY, at, cells
 
 T0 = at("2025-09-29 07:58")  # Monday, two minutes before c01's 08:00-10:00 slot
 CELLS = {NW: cells(NW)[0], NE: cells(NE)[-1], SE: cells(SE)[3], None: TERRITORY.cell_of(*OUTSIDE)}

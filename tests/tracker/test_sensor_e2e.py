@@ -13,10 +13,10 @@ from websockets.trio.client import connect as ws_connect
 
 from geofence.index import GridIndex
 from tests.helpers import apublish, wait_for, ws_until
-from tests.test_pipeline_clock import RecordingStore, autojump_clock  # noqa: F401 (fixture)
-from tests.test_spine_e2e import _start, _ws_url
 from tracker import config
 from tracker.ingest.pipeline import Pipeline
+from tests.fakes import RecordingStore
+from tests.harness import start_service, ws_url
 
 COVER = "6201050101000007"
 
@@ -29,8 +29,8 @@ async def test_a_lifted_manhole_cover_is_an_alarm_event_stored_and_streamed(sett
     now = int(time.time() * 1000)
     topic = "gw/v1/620105/sensor/mh-0007/alarm"
     async with trio.open_nursery() as nursery:
-        store, running = await _start(nursery, settings)
-        async with ws_connect(_ws_url(running)) as ws:
+        store, running = await start_service(nursery, settings)
+        async with ws_connect(ws_url(running)) as ws:
             await ws.recv()
             await apublish(broker, [
                 ("gw/v1/620105/sensor/mh-0007/pos", msgpack.packb({"t": now - 10_000, "lat": 36.1050, "lon": 103.7200, "acc": 3.0})),

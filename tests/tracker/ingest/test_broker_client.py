@@ -6,10 +6,10 @@ from __future__ import annotations
 import paho.mqtt.publish as paho_publish
 import trio
 
-from tests.conftest import BROKER_USERS
 from tests.helpers import apublish, wait_for
 from tracker.ingest.broker import BrokerClient, BrokerParams
 from tracker.devcity.starters import start_mosquitto
+from tests.harness import BROKER_USERS
 
 
 def _subscriber(port: int, inbox: list, client_id: str = "t-sub") -> BrokerClient:

@@ -14,27 +14,10 @@ from geofence.index import GridIndex
 from tracker import config
 from tracker.live.fanout import Client
 from tracker.ingest.pipeline import Pipeline
+from tests.fakes import RecordingStore
 
 T0 = 1_795_000_000_000
 TOPIC = "gw/v1/620105/collector/{}/pos"
-
-
-class RecordingStore:
-    """Stands in for the database in timing tests: records what was written and when."""
-
-    def __init__(self) -> None:
-        self.writes: list[tuple[float, int]] = []
-        self.alarm_batches: list[list[tuple]] = []
-        self.dead: list[tuple] = []
-
-    async def write_pings(self, rows, days, devices, filtered=(), alarms=(), components=()) -> None:
-        if rows:
-            self.writes.append((trio.current_time(), len(rows)))
-        if alarms:
-            self.alarm_batches.append(list(alarms))
-
-    async def add_dead_letters(self, rows) -> None:
-        self.dead.extend(rows)
 
 
 def _msg(device: str, i: int) -> tuple[str, bytes, int]:
@@ -47,11 +30,6 @@ def _pipeline(**pipeline) -> tuple[Pipeline, RecordingStore]:
     settings = settings.replace("handset", max_age_s=1e9, max_future_s=1e9)
     store = RecordingStore()
     return Pipeline(settings, store, GridIndex(12), clock_ms=lambda: T0), store
-
-
-@pytest.fixture
-def autojump_clock():
-    return trio.testing.MockClock(autojump_threshold=0)
 
 
 async def test_a_lone_fix_is_persisted_when_the_flush_window_closes(autojump_clock):

@@ -13,38 +13,18 @@ import trio
 from h3.api import basic_int as h3
 from websockets.trio.client import connect as ws_connect
 
-from tests.conftest import DEMO_CITY
 from tests.helpers import apublish, wait_for, ws_until
 from tracker.app.service import import_grids, run_service
 from tracker.storage.store import datetime_to_ms, open_store
+from tests.harness import GRID, LAT, LON, start_service, ws_url
 
 TOPIC = "gw/v1/620105/collector/{}/pos"
-# the middle of grid 620105003003010 (Anning demo city)
-LAT, LON = 36.1050, 103.7200
-GRID = "620105003003010"
-
-
-async def _start(nursery, settings):
-    store = await nursery.start(_store, settings.database.dsn)
-    await import_grids(store, str(DEMO_CITY), settings.grid.h3_resolution)
-    running = await nursery.start(run_service, settings, store)
-    return store, running
-
-
-async def _store(dsn, *, task_status=trio.TASK_STATUS_IGNORED):
-    async with open_store(dsn) as store:
-        task_status.started(store)
-        await trio.sleep_forever()
-
-
-def _ws_url(running) -> str:
-    return running.url.replace("http://", "ws://") + "/ws"
 
 
 async def test_msgpack_ping_reaches_websocket_and_database(settings, broker):
     async with trio.open_nursery() as nursery:
-        store, running = await _start(nursery, settings)
-        async with ws_connect(_ws_url(running)) as ws:
+        store, running = await start_service(nursery, settings)
+        async with ws_connect(ws_url(running)) as ws:
             snapshot = json.loads(await ws.recv())
             assert snapshot == {"type": "snapshot", "devices": []}
             t = int(time.time() * 1000)
@@ -63,7 +43,7 @@ async def test_msgpack_ping_reaches_websocket_and_database(settings, broker):
 
 async def test_json_ping_is_detected_and_stored(settings, broker):
     async with trio.open_nursery() as nursery:
-        store, running = await _start(nursery, settings)
+        store, running = await start_service(nursery, settings)
         t = int(time.time() * 1000)
         await apublish(broker, [(TOPIC.format("c0002"), json.dumps({"t": t, "lat": LAT, "lon": LON, "acc": 4}).encode())])
         await wait_for(lambda: running.pipeline.metrics.get("gridwatch_persisted_total") >= 1)
@@ -74,12 +54,12 @@ async def test_json_ping_is_detected_and_stored(settings, broker):
 
 async def test_batch_of_50_out_of_order_pings_is_stored_in_full_and_newest_shown_live(settings, broker):
     async with trio.open_nursery() as nursery:
-        store, running = await _start(nursery, settings)
+        store, running = await start_service(nursery, settings)
         base = int(time.time() * 1000) - 60_000
         fixes = [{"t": base + i * 1000, "lat": LAT + i * 1e-5, "lon": LON, "acc": 5, "seq": i} for i in range(50)]
         shuffled = fixes[:]
         random.Random(3).shuffle(shuffled)
-        async with ws_connect(_ws_url(running)) as ws:
+        async with ws_connect(ws_url(running)) as ws:
             await ws.recv()  # snapshot
             await apublish(broker, [(TOPIC.format("c0003"), msgpack.packb(shuffled))])
             await wait_for(lambda: running.pipeline.metrics.get("gridwatch_persisted_total") >= 50)

@@ -22,10 +22,9 @@ from shapely.geometry import shape
 
 from geofence.citygen import PROJECTED_CRS, City
 from geofence.importer import cover, parse_features, read_geojson
-from tests.conftest import REPO, TEMPLATE
-from tests.test_spine_e2e import _store
 from tracker.app.service import import_grids, run_service
 from tracker.storage.store import open_store
+from tests.harness import REPO, TEMPLATE, store_task
 
 RES = 12  # the configured default, which the CLI uses without a config file
 GEOD = Geod(ellps="WGS84")
@@ -264,7 +263,7 @@ def test_any_json_in_the_features_gives_a_report_not_an_exception(features, crs)
 # --- GET /api/geocode on the running service --------------------------------------------
 
 async def _serve(nursery, settings, path: Path):
-    store = await nursery.start(_store, settings.database.dsn)
+    store = await nursery.start(store_task, settings.database.dsn)
     report = await import_grids(store, str(path), settings.grid.h3_resolution)
     assert report.ok, report.errors
     running = await nursery.start(run_service, settings, store)

@@ -10,9 +10,8 @@ import httpx
 import paho.mqtt.client as paho
 import trio
 
-from tests.conftest import BROKER_USERS
 from tests.helpers import apublish, wait_for
-from tests.test_spine_e2e import _start
+from tests.harness import BROKER_USERS, start_service
 
 
 async def test_owntracks_location_appears_as_the_mapped_collector(settings, broker):
@@ -22,7 +21,7 @@ async def test_owntracks_location_appears_as_the_mapped_collector(settings, brok
     payload = json.dumps({"_type": "location", "acc": 12, "alt": 1521, "batt": 64, "bs": 1, "conn": "m", "created_at": tst,
                           "lat": 36.1051, "lon": 103.7199, "m": 1, "t": "u", "tid": "ph", "tst": tst, "vac": 3, "vel": 4}).encode()
     async with trio.open_nursery() as nursery:
-        store, running = await _start(nursery, settings)
+        store, running = await start_service(nursery, settings)
         await apublish(broker, [("owntracks/alice/phone", payload)], username="alice")
         await wait_for(lambda: "c0042" in running.pipeline.live.devices)
         async with httpx.AsyncClient(base_url=running.url) as http:
@@ -50,7 +49,7 @@ async def test_report_location_command_reaches_the_phone(settings, broker):
         client.disconnect()
 
     async with trio.open_nursery() as nursery:
-        store, running = await _start(nursery, settings)
+        store, running = await start_service(nursery, settings)
         nursery.start_soon(trio.to_thread.run_sync, phone)
         await trio.to_thread.run_sync(subscribed.wait, 5)
         async with httpx.AsyncClient(base_url=running.url) as http:

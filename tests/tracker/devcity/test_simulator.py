@@ -10,14 +10,13 @@ import random
 
 import trio
 
-from tests.conftest import BROKER_USERS, DEMO_CITY
 from tests.helpers import wait_for
-from tests.test_jt808_gateway import RecordingSink
-from tests.test_spine_e2e import _start
 from tracker.ingest.broker import BrokerParams
 from tracker.ingest.jt808_gateway import Jt808Settings, serve_jt808
 from tracker.devcity.jt808_terminal import Jt808Terminal
 from tracker.devcity.simulator import build_fleet, run_fleet
+from tests.fakes import RecordingSink
+from tests.harness import BROKER_USERS, DEMO_CITY, start_service
 
 COLLECTORS = {"c0001", "c0002", "c0003"}
 VEHICLES = {"jt013901050001", "jt013901050002"}  # a speeding 2013 terminal, a 2019 terminal
@@ -41,7 +40,7 @@ async def test_a_small_simulated_city_reports_over_mqtt_and_jt808_without_a_refu
     lifted_and_put_back = [("sensor", "mh-0001", COVER, "tilt", True), ("sensor", "mh-0001", COVER, "tilt", False)]
     speeding = ("vehicle", "jt013901050001", None, "overspeed", True)
     async with trio.open_nursery() as nursery:
-        store, running = await _start(nursery, settings)
+        store, running = await start_service(nursery, settings)
         live = running.pipeline.live.devices
         # reports every 0.25 s; the first cover is lifted 1 s after the start, for 3 s
         await nursery.start(functools.partial(run_fleet, params, fleet, 0.25, ("127.0.0.1", running.jt808_port), lift=(1.0, 3.0)))

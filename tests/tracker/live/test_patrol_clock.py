@@ -53,11 +53,6 @@ class PlanOnlyStore:
         pass
 
 
-@pytest.fixture
-def autojump_clock():
-    return trio.testing.MockClock(autojump_threshold=0)
-
-
 def _patrol(store) -> Patrol:
     settings = config.load(None, environ={}).replace("patrol", evaluate_s=30.0, not_started_min=15.0, warning_lead_min=0.0)
     cell = h3.latlng_to_cell(LAT, LON, 12)

@@ -14,8 +14,8 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from browser import after_paint, open_browser, save_screenshot, wait_for_js
-from test_map_page_static import DLAT, DLON, GRID_COUNT, LAT0, LON0, FakeService, Page, grid_code, loaded_page
+from tests.browser import after_paint, open_browser, save_screenshot, wait_for_js
+from tests.web.fake_map import DLAT, DLON, GRID_COUNT, LAT0, LON0, FakeService, Page, grid_code, loaded_page
 
 SCREENSHOT = Path("/tmp/gridwatch-patrol.png")
 MINUTE = 60_000

@@ -1,0 +1,50 @@
+"""Stand-ins for the database and the pipeline where a test times or counts what reaches them."""
+
+from __future__ import annotations
+
+import collections
+
+import trio
+
+from protocols.jt808.session import VehicleAlarm
+from protocols.model import Fix
+
+
+class RecordingStore:
+    """Stands in for the database in timing tests: records what was written and when."""
+
+    def __init__(self) -> None:
+        self.writes: list[tuple[float, int]] = []
+        self.alarm_batches: list[list[tuple]] = []
+        self.dead: list[tuple] = []
+
+    async def write_pings(self, rows, days, devices, filtered=(), alarms=(), components=()) -> None:
+        if rows:
+            self.writes.append((trio.current_time(), len(rows)))
+        if alarms:
+            self.alarm_batches.append(list(alarms))
+
+    async def add_dead_letters(self, rows) -> None:
+        self.dead.extend(rows)
+
+
+class RecordingSink:
+    def __init__(self) -> None:
+        self.got_fixes: list[Fix] = []
+        self.got_alarms: list[VehicleAlarm] = []
+        self.rejects: collections.Counter[str] = collections.Counter()
+        self.hold = None  # an Event: fixes() waits for it, to play a pipeline pushing back
+
+    async def fixes(self, fixes: list[Fix]) -> None:
+        if self.hold is not None:
+            await self.hold.wait()
+        self.got_fixes.extend(fixes)
+
+    async def alarms(self, alarms: list[VehicleAlarm]) -> None:
+        self.got_alarms.extend(alarms)
+
+    def rejected(self, protocol: str, reason: str, raw: bytes, peer: str) -> None:
+        assert protocol == "jt808"
+        self.rejects[reason] += 1
+
+

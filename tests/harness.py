@@ -1,0 +1,52 @@
+"""The shared harness: where the repository and the demo city are, the broker accounts of
+the test broker, and starting the service on the test's broker and database.
+
+conftest.py holds the fixtures (broker, database, settings, clocks); test modules import
+what they need from here, never from each other.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import trio
+
+from tracker.app.service import import_grids, run_service
+from tracker.storage.store import open_store
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO_CITY = REPO / "tracker" / "devcity" / "data" / "anning-demo.geojson"
+TEMPLATE = "gridwatch_template"
+
+BROKER_USERS = {
+    "gridwatch": "svc-secret",
+    "simulator": "sim-secret",
+    # a real device account, pinned to its own topics by mosquitto/acl
+    "c9001": "device-secret",
+    # an OwnTracks phone: the broker user is the OwnTracks user
+    "alice": "alice-secret",
+}
+
+
+# the middle of grid 620105003003010 (Anning demo city)
+LAT, LON = 36.1050, 103.7200
+GRID = "620105003003010"
+
+
+async def start_service(nursery, settings, **service):
+    """A store on the test's database with the demo city imported, and the service on it."""
+    store = await nursery.start(store_task, settings.database.dsn)
+    await import_grids(store, str(DEMO_CITY), settings.grid.h3_resolution)
+    running = await nursery.start(lambda task_status: run_service(settings, store, task_status=task_status, **service))
+    return store, running
+
+
+async def store_task(dsn, *, task_status=trio.TASK_STATUS_IGNORED):
+    """An open store for as long as the nursery runs: ``store = await nursery.start(store_task, dsn)``."""
+    async with open_store(dsn) as store:
+        task_status.started(store)
+        await trio.sleep_forever()
+
+
+def ws_url(running) -> str:
+    return running.url.replace("http://", "ws://") + "/ws"
