@@ -34,7 +34,7 @@ def _need_dsn(settings: config_mod.Settings) -> str:
 
 
 def cmd_demo(args, settings) -> int:
-    from tracker.devcity.demo import run_demo
+    from tracker.app.demo import run_demo
 
     if args.port is not None:
         settings = settings.replace("demo", web_port=args.port)

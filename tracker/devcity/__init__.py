@@ -1,1 +1,1 @@
-"""The development city: the demo, its simulated fleet, and starters for private Mosquitto and PostgreSQL instances."""
+"""The development city: the demo city, its simulated fleet, and starters for private Mosquitto and PostgreSQL instances."""
