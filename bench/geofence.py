@@ -42,6 +42,7 @@ from bench.machine import describe
 from geofence.citygen import City
 from geofence.importer import cover, parse_features
 from geofence.index import GridIndex, latlng_to_cell
+from tracker.devcity.credentials import kept_passwords
 from tracker.devcity.starters import start_postgres
 
 REPO = Path(__file__).resolve().parent.parent
@@ -175,11 +176,14 @@ async def _postgis(dsn: str, grids: list, fixes: list[tuple[float, float]]) -> d
 
 def measure_postgis(grids: list, fixes: list[tuple[float, float]]) -> dict:
     state = Path(tempfile.mkdtemp(prefix="gridwatch-bench-geofence-"))
-    pg = start_postgres(state, durable=False, database="geofence")
+    passwords = kept_passwords(state / "secrets", ("postgres", "gridwatch"))
+    pg = start_postgres(state, durable=False, database="geofence",
+                        superuser_password=passwords["postgres"], role_password=passwords["gridwatch"])
     try:
-        return asyncio.run(_postgis(pg.dsn, grids, fixes))
+        # CREATE EXTENSION postgis takes the superuser
+        return asyncio.run(_postgis(pg.admin_dsn("geofence"), grids, fixes))
     finally:
-        pg.stop()
+        pg.discard()
 
 
 # --- memory -------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ import msgpack
 
 from bench.machine import describe
 from bench.mqttload import RawPublisher, blast, publish_packet
+from tracker.devcity.credentials import kept_passwords
 from tracker.devcity.starters import free_port, start_mosquitto, start_postgres
 
 REPO = Path(__file__).resolve().parent.parent
@@ -250,7 +251,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     state = Path(tempfile.mkdtemp(prefix="gridwatch-bench-"))
     broker = start_mosquitto(state / "mosquitto", 0, USERS)
-    pg = start_postgres(state, 0)
+    passwords = kept_passwords(state / "secrets", ("postgres", "gridwatch"))
+    pg = start_postgres(state, 0, superuser_password=passwords["postgres"], role_password=passwords["gridwatch"])
     results: dict = {**describe()}
     try:
         singles = single_packets(args.messages, args.devices)
@@ -264,8 +266,8 @@ def main(argv: list[str] | None = None) -> dict:
         finally:
             service.stop()
     finally:
-        pg.stop()
-        broker.stop()
+        pg.discard()
+        broker.discard()
     ceiling = results["ceiling_bare_subscriber"]["rate_msg_s"]
     single = results["e2e_single"]["rate_fixes_s"]
     results["e2e_single_vs_ceiling"] = single / ceiling if ceiling else float("nan")

@@ -24,7 +24,7 @@ from geofence.citygen import PROJECTED_CRS, City
 from geofence.importer import cover, parse_features, read_geojson
 from tracker.app.service import import_grids, run_service
 from tracker.storage.store import open_store
-from tests.harness import REPO, TEMPLATE, store_task
+from tests.harness import REPO, store_task
 
 RES = 12  # the configured default, which the CLI uses without a config file
 GEOD = Geod(ellps="WGS84")
@@ -66,9 +66,8 @@ class FreshDatabases:
 
     def new(self) -> str:
         name = f"gw_import_{os.getpid()}_{next(_fresh)}"
-        self.postgres.sql(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
         self.names.append(name)
-        return self.postgres.dsn(name)
+        return self.postgres.create_database(name)
 
 
 @pytest.fixture
