@@ -24,10 +24,10 @@ from dataclasses import dataclass, replace
 from typing import Any, NamedTuple, Protocol
 
 from geofence.coverage import CoverageState, GridCoverage
+from geofence.placed import Placed
 from geofence.schedule import Schedule, Slot
 from geofence.territory import CoverageRule, Territory
 from protocols.model import Fix
-from geofence.placed import Placed
 
 _MIN = 60_000
 CHECKPOINT_VERSION = 1

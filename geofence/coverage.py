@@ -17,15 +17,15 @@ from array import array
 from base64 import b64decode, b64encode
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from itertools import islice
 from operator import lt
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from geofence.placed import Placed
 from geofence.schedule import Schedule, Slot
 from geofence.territory import CoverageRule, Territory
 from protocols.model import DeviceClass, Fix
-from geofence.placed import Placed
 
 _MIN = 60_000
 _EARTH_RADIUS_M = 6_371_008.8
@@ -330,7 +330,7 @@ class _Samples:
         if i >= cold:
             self.hot.insert(i - cold, pair)
         else:
-            for column, value in zip(self._columns(), _values(pair)):
+            for column, value in zip(self._columns(), _values(pair), strict=True):
                 column.insert(i, value)
 
     def __setitem__(self, i: int, pair: _Pair) -> None:
@@ -338,7 +338,7 @@ class _Samples:
         if i >= cold:
             self.hot[i - cold] = pair
         else:
-            for column, value in zip(self._columns(), _values(pair)):
+            for column, value in zip(self._columns(), _values(pair), strict=True):
                 column[i] = value
 
     def drop_first(self, n: int) -> None:
@@ -352,7 +352,7 @@ class _Samples:
         """Move the newest samples into the columns; returns how many moved."""
         hot, self.hot = self.hot, []
         for pair in hot:
-            for column, value in zip(self._columns(), _values(pair)):
+            for column, value in zip(self._columns(), _values(pair), strict=True):
                 column.append(value)
         return len(hot)
 
@@ -614,7 +614,7 @@ class CoverageState:
             "version": CHECKPOINT_VERSION,
             "byteorder": sys.byteorder,
             "tracks": {c: {name: b64encode(column.tobytes()).decode("ascii")
-                           for name, column in zip(_COLUMNS, t.columns())}
+                           for name, column in zip(_COLUMNS, t.columns(), strict=True)}
                        for c, t in self._tracks.items()},
             "changed": {c: list(span) for c, span in self._changed.items()},
         }
@@ -633,7 +633,7 @@ class CoverageState:
                     state._add(collector, (fix, int(cell)))
                 continue
             track = state._tracks[collector] = _Track()
-            for name, column in zip(_COLUMNS, track.columns()):
+            for name, column in zip(_COLUMNS, track.columns(), strict=True):
                 column.frombytes(b64decode(saved[name], validate=True))
                 if data.get("byteorder") != sys.byteorder:
                     column.byteswap()

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import date, datetime, time, timedelta
+from datetime import date, time, timedelta
 
 from geofence.coverage import CoverageState
-from geofence.territory import CoverageRules
-from geofence.plan import PatrolPlan
 from geofence.placed import Placed
+from geofence.plan import PatrolPlan
+from geofence.territory import CoverageRules
 
 STEP_MS = 15 * 60_000
 

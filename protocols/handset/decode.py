@@ -17,8 +17,8 @@ import msgspec
 
 from protocols.coords import to_wgs84
 from protocols.errors import DecodeError
-from protocols.payload import each_record, epoch_ms, is_json, load, number
 from protocols.model import Datum, DeviceRef, Fix
+from protocols.payload import each_record, epoch_ms, is_json, load, number
 
 _DATUMS = {d.value: d for d in Datum}
 # Plausibility bounds: beyond them a reading is garbage, not a fast or high device.

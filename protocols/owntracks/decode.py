@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from protocols.errors import DecodeError
-from protocols.payload import number
 from protocols.model import Datum, DeviceRef, Fix
+from protocols.payload import number
 
 TOPIC_ROOT = "owntracks"
 

@@ -12,10 +12,9 @@ import enum
 import re
 from dataclasses import dataclass, field
 
-
 from protocols.errors import DecodeError
-from protocols.payload import each_record, epoch_ms, load, number
 from protocols.model import COMPONENT_CODE, DEVICE_ID, DeviceRef
+from protocols.payload import each_record, epoch_ms, load, number
 
 ALARM_CODE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 PROTOCOL_VERSION = 1
@@ -200,15 +199,3 @@ def decode_sensor(
     """
     readings, rejected = each_record(_load(payload, limits), lambda item: _record(item, ref, rx_ms, limits), limits.max_batch, "records")
     return SensorBatch(readings, rejected)
-    if type(doc) is not list:
-        raise DecodeError("not_a_map", f"payload must be a map or an array of maps, got {type(doc).__name__}")
-    if not doc:
-        raise DecodeError("empty", "empty batch")
-    if len(doc) > limits.max_batch:
-        raise DecodeError("too_large", f"batch of {len(doc)} records exceeds {limits.max_batch}")
-    for item in doc:
-        try:
-            out.readings.append(_record(item, ref, rx_ms, limits))
-        except DecodeError as exc:
-            out.rejected.append(exc)
-    return out

@@ -82,9 +82,9 @@ def cmd_simulate(args, settings) -> int:
     import functools
     from pathlib import Path
 
-    from tracker.ingest.broker import BrokerParams
     from tracker.devcity.city import PATH
     from tracker.devcity.simulator import build_fleet, run_fleet
+    from tracker.ingest.broker import BrokerParams
 
     m = settings.mqtt
     params = BrokerParams(args.host or m.host, args.port or m.port, args.username, args.password, "gridwatch-sim", m.keepalive_s)

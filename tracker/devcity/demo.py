@@ -11,13 +11,13 @@ from pathlib import Path
 
 import trio
 
-from tracker.ingest.broker import BrokerParams
-from tracker.config import Settings
 from geofence.plan import PatrolPlan
-from tracker.devcity.city import PATH as DEMO_CITY, demo_plan
 from tracker.app.service import import_grids, run_service
-from tracker.devcity.starters import start_mosquitto, start_postgres
+from tracker.config import Settings
+from tracker.devcity.city import PATH as DEMO_CITY, demo_plan
 from tracker.devcity.simulator import build_fleet, run_fleet
+from tracker.devcity.starters import start_mosquitto, start_postgres
+from tracker.ingest.broker import BrokerParams
 from tracker.storage.store import open_store
 
 log = logging.getLogger(__name__)

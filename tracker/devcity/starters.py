@@ -225,7 +225,8 @@ def start_postgres(state_dir: Path, port: int = 0, *, durable: bool = True, data
         capture_output=True, text=True,
     )
     if exists.stdout.strip() != "1":
-        made = subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "gridwatch", database], capture_output=True, text=True)
+        made = subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "gridwatch", database],
+                              capture_output=True, text=True)
         if made.returncode != 0:
             pg.stop()
             raise ServiceError(f"createdb failed: {made.stderr.strip()}")

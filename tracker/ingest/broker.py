@@ -16,8 +16,7 @@ from __future__ import annotations
 import logging
 import random
 import socket
-import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import paho.mqtt.client as paho

@@ -15,7 +15,6 @@ surfaces.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -24,8 +23,8 @@ import trio
 
 from protocols.jt808.framing import MAX_FRAME_BYTES, FrameReader
 from protocols.jt808.session import AlarmTracker, AuthCodePolicy, Jt808Session, SessionPolicy, VehicleAlarm
-from tracker.clock import wall_clock_ms
 from protocols.model import DISTRICT_CODE, Fix
+from tracker.clock import wall_clock_ms
 
 PROTOCOL = "jt808"
 

@@ -24,7 +24,6 @@ and stops the service loudly.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -33,18 +32,18 @@ import trio
 from alerts.sensor_rules import ComponentAlarm, SensorRuleParams
 from alerts.sensors import SensorMonitor
 from geofence.index import GridIndex
+from geofence.placed import Placed, PlacedSlice
 from protocols.errors import DecodeError
 from protocols.handset import HandsetLimits
+from protocols.model import DeviceClass, Fix
 from tracker.clock import wall_clock_ms
-from tracker.ingest.broker import BrokerClient, BrokerParams, Message
 from tracker.config import Settings
-from tracker.live.fanout import Hub
+from tracker.ingest.broker import BrokerClient, BrokerParams, Message
 from tracker.ingest.filters import FilterParams, PositionFilter
+from tracker.ingest.routing import Routed, Router, parse_owntracks_map
+from tracker.live.fanout import Hub
 from tracker.live.state import LiveState
 from tracker.metrics import Metrics
-from protocols.model import DeviceClass, Fix
-from geofence.placed import Placed, PlacedSlice
-from tracker.ingest.routing import Routed, Router, parse_owntracks_map
 from tracker.storage.store import DAY_MS, PING_COLUMNS, Store, ms_to_datetime
 
 log = logging.getLogger(__name__)
@@ -59,7 +58,7 @@ DECODE_SLICE_FIXES = 256
 DEVICES_WRITE_S = 2.0
 # A ping row is built as ``fix[:1] + fix[3:] + (cell, grid, late)``: no per-field copying.
 # That holds only while the ping columns follow Fix's fields; say so loudly if they part.
-_FIX_AS_PING = ("device",) + tuple(f.removesuffix("_ms") for f in Fix._fields[3:]) + ("cell", "grid", "late")
+_FIX_AS_PING = ("device", *(f.removesuffix("_ms") for f in Fix._fields[3:]), "cell", "grid", "late")
 if _FIX_AS_PING != PING_COLUMNS:
     raise ImportError(f"PING_COLUMNS {PING_COLUMNS} no longer follow Fix's fields {_FIX_AS_PING}")
 _PING_T, _PING_RX = PING_COLUMNS.index("t"), PING_COLUMNS.index("rx")
@@ -77,7 +76,7 @@ class PersistBatch:
     def __bool__(self) -> bool:
         return bool(self.rows or self.filtered or self.alarms or self.dead_letters or self.components)
 
-    def absorb(self, other: "PersistBatch") -> None:
+    def absorb(self, other: PersistBatch) -> None:
         self.rows.extend(other.rows)
         self.devices.update(other.devices)
         self.filtered.extend(other.filtered)
@@ -268,7 +267,7 @@ class Pipeline:
         kept = fixes
         if any(reasons):
             kept = []
-            for fix, reason in zip(fixes, reasons):
+            for fix, reason in zip(fixes, reasons, strict=True):
                 if reason is None:
                     kept.append(fix)
                     continue
@@ -277,7 +276,7 @@ class Pipeline:
         cells, grids = self.index.locate_all(kept)  # where each fix falls, a column at a time
         new = tuple.__new__
         late_count = 0
-        for fix, cell, grid in zip(kept, cells, grids):  # once per fix: names above are locals on purpose
+        for fix, cell, grid in zip(kept, cells, grids, strict=True):  # once per fix: names above are locals on purpose
             device, t_ms = fix.device, fix.t_ms
             previous = live_get(device)
             late = previous is not None and t_ms < previous.fix.t_ms
@@ -328,7 +327,8 @@ class Pipeline:
         if self._log_gate.allow(error.reason, rx_ms):
             log.warning("rejected %s payload from device %s on %s: %s (%s)", protocol, device or "?", source, error, error.reason)
         if self._dead_gate.allow("*", rx_ms):
-            self._pending.dead_letters.append((ms_to_datetime(rx_ms), protocol, source[:200], device, error.reason, str(error)[:500], bytes(raw[:4096])))
+            self._pending.dead_letters.append((ms_to_datetime(rx_ms), protocol, source[:200], device, error.reason, str(error)[:500],
+                                               bytes(raw[:4096])))
 
     async def _decode_stage(self) -> None:
         async with self._persist_send:

@@ -9,23 +9,22 @@ to ``patrol_alerts`` (the outbox) before they are streamed on /ws.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from operator import itemgetter
 
 import trio
 
-from geofence.coverage import strictly_increasing
-from geofence.territory import CoverageRule, CoverageRules
 from alerts.patrol import Alert, AlertChange, PatrolState, describe, evaluate
+from geofence.coverage import strictly_increasing
+from geofence.placed import Placed, PlacedSlice
 from geofence.plan import PatrolPlan
 from geofence.reports import coverage_report, day_bounds
+from geofence.territory import CoverageRule, CoverageRules
+from protocols.model import DeviceClass, Fix
 from tracker.clock import wall_clock_ms
 from tracker.config import PatrolSettings, Settings
 from tracker.live.fanout import Hub
 from tracker.metrics import Metrics
-from protocols.model import DeviceClass, Fix
-from geofence.placed import Placed, PlacedSlice
 from tracker.storage.store import Store, datetime_to_ms, ms_to_datetime
 
 log = logging.getLogger(__name__)
@@ -184,7 +183,7 @@ class Patrol:
             # no plan, no coverage: grids' last visits alone, one dict for all collectors
             last, seen = self._grid_visits, self._grid_visits.get
             for part in pending:
-                for fix, grid in zip(part.fixes, part.grids):  # once per fix
+                for fix, grid in zip(part.fixes, part.grids, strict=True):  # once per fix
                     if grid is not None and fix.device_class is collector and fix.t_ms > seen(grid, 0):
                         last[grid] = fix.t_ms
             return
@@ -192,7 +191,7 @@ class Patrol:
         group_of = groups.get
         for part in pending:
             fixes = part.fixes
-            for fix, sample in zip(fixes, zip(fixes, part.cells, part.grids)):  # once per fix
+            for fix, sample in zip(fixes, zip(fixes, part.cells, part.grids, strict=True), strict=True):  # once per fix
                 if fix.device_class is not collector:
                     continue
                 run = group_of(fix.device)
@@ -210,10 +209,10 @@ class Patrol:
             times = times_of[who] = [sample[0].t_ms for sample in run]
             if (before is None or before < times[0]) and strictly_increasing(times):
                 # newer than every fix before, in time order: the later visit wins
-                seen.update(zip(map(itemgetter(2), run), times))
+                seen.update(zip(map(itemgetter(2), run), times, strict=True))
                 newest[who] = times[-1]
             else:
-                for sample, t in zip(run, times):
+                for sample, t in zip(run, times, strict=True):
                     if t > seen.get(sample[2], 0):
                         seen[sample[2]] = t
                 newest[who] = max(times) if before is None else max(before, *times)
@@ -260,7 +259,7 @@ class Patrol:
                          a.resolution.value if a.resolution is not None else None, a.detail, describe(a)))
         await self.store.record_patrol_alerts(rows)  # the outbox first, then the stream
         ids = await self.store.patrol_alert_ids([(r[0], r[1], r[2], r[4], r[7]) for r in rows])
-        for change, alert_id in zip(changes, ids):
+        for change, alert_id in zip(changes, ids, strict=True):
             self.metrics.inc("gridwatch_patrol_alerts_total", kind=change.alert.kind.value, change=change.change.value)
             self.hub.publish_event("alert", {"change": change.change.value, "alert": alert_json(change.alert, alert_id)})
 
