@@ -63,7 +63,7 @@ def _bounded(item: dict, key: str, lo: float, hi: float, say: Callable[[float], 
     if value is None:
         return None
     if type(value) is not float:
-        value = number(item, key, False)
+        value = number(item, key, True)  # present (checked above): required only says so to the types
     if not lo <= value <= hi:
         raise DecodeError("bad_value" if math.isfinite(value) else "not_finite", say(value))
     return value

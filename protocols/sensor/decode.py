@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass, field
+from typing import Literal, overload
 
 from protocols.errors import DecodeError
 from protocols.model import COMPONENT_CODE, DEVICE_ID, DeviceRef
@@ -140,6 +141,10 @@ def _integer(record: dict, key: str) -> int | None:
     return value
 
 
+@overload
+def _string(record: dict, key: str, required: Literal[True]) -> str: ...
+@overload
+def _string(record: dict, key: str, required: bool) -> str | None: ...
 def _string(record: dict, key: str, required: bool) -> str | None:
     value = record.get(key)
     if value is None:
