@@ -222,11 +222,11 @@ class City:
             self.seeded.self_intersecting.append(g.code)
         for _ in range(overlaps):
             g = pick(need_west=True)
-            west = self.at(g.row, g.col - 1)
+            west = self._by_place[g.row, g.col - 1]  # pick keeps to grids with all eight neighbours
             r, c = g.row, g.col
             # grow over the east half of the west neighbour, along its own top and bottom edges
-            top_mid = self._edge.get(((r, c - 1), (r, c)))
-            bottom_mid = self._edge.get(((r + 1, c - 1), (r + 1, c)))
+            top_mid = self._edge[(r, c - 1), (r, c)]
+            bottom_mid = self._edge[(r + 1, c - 1), (r + 1, c)]
             nw, sw = (r, c), (r + 1, c)
             ring = [top_mid, *self._side(nw, (r, c + 1)), *self._side((r, c + 1), (r + 1, c + 1)),
                     *self._side((r + 1, c + 1), sw), self._corner[sw], bottom_mid]

@@ -195,7 +195,7 @@ class _Fold:
             self.counted += 1
             place = self.territory.locate(cell)
             inside = place is not None and place[1] in self.area
-            if inside:
+            if inside and place is not None:
                 cell, code = place
                 g = self.grids[code]
                 g.cells.add(cell)
@@ -211,9 +211,11 @@ class _Fold:
                 self._changed.add(code)
                 # Time inside runs between consecutive counted fixes that are both inside,
                 # unless the handset went quiet for longer than the offline limit.
-                step = t - self.last_counted.t_ms if self.last_inside else silence_ms + 1
-                if step <= silence_ms:
-                    self.inside_ms += step
+                last = self.last_counted
+                if self.last_inside and last is not None:
+                    step = t - last.t_ms
+                    if step <= silence_ms:
+                        self.inside_ms += step
                 self.outside_since_ms = None
             elif self.outside_since_ms is None:
                 self.outside_since_ms = t
@@ -430,7 +432,7 @@ class CoverageState:
         ``collector`` defaults to the fix's device id. A ``Placed`` brings its H3 cell; for
         a bare ``Fix`` the cell is computed at the territory's resolution.
         """
-        if type(item) is Placed:
+        if isinstance(item, Placed):
             fix, cell = item.fix, item.cell
         else:
             fix, cell = item, self.territory.cell_of(item.lat, item.lon)

@@ -206,6 +206,8 @@ def read_vector(path: str | Path, crs: str | None = None, progress: Callable[[in
         meta, _fids, wkb, values = pyogrio.raw.read(str(path))
     except (DataSourceError, DataLayerError, OSError) as exc:
         raise ImportError_(f"{path}: not a readable GeoPackage or Shapefile: {exc}") from None
+    if wkb is None:
+        raise ImportError_(f"{path}: the layer has no geometry column")
     names = [_FIELD_ALIASES.get(str(n).lower(), str(n)) for n in meta["fields"]]
     features = []
     for i, blob in enumerate(wkb):
@@ -266,7 +268,7 @@ def parse_features(features: Iterable[dict], crs_name: str, progress: Callable[[
     features = list(features)
     total = len(features)
     shapes: list[_Shape] = []  # every valid polygon, whatever its code: neighbours are checked on all
-    footprints = []  # the outline hull of refused polygons, where holes are theirs, not the file's
+    footprints: list[shapely.Geometry] = []  # the outline hull of refused polygons, where holes are theirs, not the file's
     names: dict[str, dict[str, set[str]]] = {"street": {}, "community": {}}
     for start in range(0, total, CHUNK):
         chunk: list[_Candidate] = []
@@ -296,7 +298,9 @@ def _candidate(n: int, feature, crs_name: str, transformers: dict, seen: dict[st
     if not isinstance(feature, dict) or feature.get("type") not in ("Feature", None):
         report.errors.append(f"feature {n}: not a GeoJSON Feature")
         return None
-    props = feature.get("properties") if isinstance(feature.get("properties"), dict) else {}
+    props = feature.get("properties")
+    if not isinstance(props, dict):
+        props = {}
     raw_code = props.get("code")
     code = str(raw_code).strip() if raw_code is not None else ""
     where = f"feature {n} ({code})" if code else f"feature {n} (no code)"

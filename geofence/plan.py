@@ -110,10 +110,11 @@ class PatrolPlan:
         def hhmm(t: time | None) -> str | None:
             return None if t is None else t.strftime("%H:%M")
 
-        def days(d: frozenset[int]) -> str:
+        def days(d: frozenset[int] | str) -> str:
+            assert not isinstance(d, str)  # Shift turns a spec such as "Mon-Fri" into weekday numbers
             return ",".join(_DAYS[i] for i in sorted(d))
 
-        out_exceptions = []
+        out_exceptions: list[dict[str, Any]] = []
         for e in self.exceptions:
             if isinstance(e, Holiday):
                 out_exceptions.append({"type": "holiday", "day": e.day.isoformat(), "name": e.name})
@@ -198,7 +199,7 @@ def _str(doc: Mapping, key: str, where: str) -> str:
 
 
 def _time(doc: Mapping, key: str, where: str, optional: bool = False) -> time | None:
-    value = doc.get(key)
+    value: Any = doc.get(key)  # anything a plan document holds: fromisoformat's TypeError speaks for non-strings
     if value is None and optional:
         return None
     try:
@@ -208,7 +209,7 @@ def _time(doc: Mapping, key: str, where: str, optional: bool = False) -> time | 
 
 
 def _date(doc: Mapping, key: str, where: str, optional: bool = False) -> date | None:
-    value = doc.get(key)
+    value: Any = doc.get(key)  # as in _time
     if value is None and optional:
         return None
     try:
