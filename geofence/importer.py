@@ -23,6 +23,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import shapely
@@ -477,7 +478,13 @@ def cover(grids: list[GridPolygon], resolution: int) -> tuple[dict[int, str], li
     return owner, problems
 
 
-def to_feature_collection(rows: Iterable[dict], source: bool = False) -> dict:
+class _Row(Protocol):
+    """A row read by column name: a dict, or a database record as the store returns it."""
+
+    def __getitem__(self, column: str, /) -> Any: ...
+
+
+def to_feature_collection(rows: Iterable[_Row], source: bool = False) -> dict:
     """Export grids (as the store returns them) back to GeoJSON.
 
     ``source``: the original geometry, with its CRS named so the file imports again: on
