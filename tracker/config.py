@@ -253,7 +253,7 @@ def load(path: str | os.PathLike | None = None, environ: typing.Mapping[str, str
                 continue
             raise ConfigError(f"{var}: unknown section [{section}]")
         raw.setdefault(section, {})[key] = value
-    built = {}
+    built: dict[str, typing.Any] = {}  # each section built from its own hints, checked at run time
     for name in sections:
         cls = typing.get_type_hints(Settings)[name]
         built[name] = _section(name, cls, raw.get(name, {}))

@@ -381,8 +381,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args, settings) or 0
     except* (StoreError, ServiceError) as group:
         failures.extend(_leaves(group))
-    for exc in failures:
-        print(f"tracker: {exc}", file=sys.stderr)
+    for failure in failures:
+        print(f"tracker: {failure}", file=sys.stderr)
     return 1
 
 

@@ -68,7 +68,7 @@ def build_fleet(grid_file: Path, collectors: int, vehicles: int, sensors: int, s
     rng = random.Random(seed)
     doc = json.loads(Path(grid_file).read_text(encoding="utf-8"))
     by_community: dict[str, list[tuple[str, tuple[float, float]]]] = defaultdict(list)
-    corners = []
+    corners: list[tuple[float, float]] = []
     for f in doc["features"]:
         code = f["properties"]["code"]
         ring = f["geometry"]["coordinates"][0]

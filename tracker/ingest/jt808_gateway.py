@@ -78,6 +78,8 @@ class Jt808Settings:
 
 
 def _peer_name(stream: trio.abc.Stream) -> str:
+    if not isinstance(stream, trio.SocketStream):
+        return "?"
     try:
         host, port = stream.socket.getpeername()[:2]
     except (AttributeError, OSError):
@@ -158,8 +160,11 @@ class Jt808Gateway:
                 await sink.fixes(out.fixes)
             if out.alarms:
                 await sink.alarms(out.alarms)
-            if session.authenticated and self.sessions.get(session.device, (None,))[0] is not session:
-                self.sessions[session.device] = (session, stream, lock)  # a reconnect replaces the old link
+            device = session.device
+            if session.authenticated and device is not None:
+                known = self.sessions.get(device)
+                if known is None or known[0] is not session:
+                    self.sessions[device] = (session, stream, lock)  # a reconnect replaces the old link
             if out.answers:
                 with trio.move_on_after(settings.send_timeout_s) as sending:
                     async with lock:

@@ -24,7 +24,7 @@ and stops the service loudly.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import trio
@@ -194,13 +194,13 @@ class Pipeline:
             nursery.start_soon(self.hub.run)
             nursery.start_soon(self._watchdog)
             if with_broker:
-                self.broker = BrokerClient(self.broker_params(), self.feed, self._clock_ms)
-                await nursery.start(self._run_broker)
+                self.broker = broker = BrokerClient(self.broker_params(), self.feed, self._clock_ms)
+                await nursery.start(self._run_broker, broker)
             task_status.started()
 
-    async def _run_broker(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    async def _run_broker(self, broker: BrokerClient, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         with self._broker_scope:
-            await self.broker.run(task_status=task_status)
+            await broker.run(task_status=task_status)
 
     async def feed(self, batch: list[Message]) -> None:
         """Hand one batch of (topic, payload, rx_ms) to decode; blocks when decode is behind."""
@@ -316,7 +316,7 @@ class Pipeline:
 
     def _record_alarm(self, source: str, device: str, component: str | None, kind: str, raised: bool, t_ms: int,
                       value: float | None, detail: str, lat: float | None, lon: float | None) -> None:
-        grid = self.index.cells.get(self.index.cell(lat, lon)) if lat is not None else None
+        grid = self.index.cells.get(self.index.cell(lat, lon)) if lat is not None and lon is not None else None
         self._pending.alarms.append((source, device, component, kind, raised, ms_to_datetime(t_ms), value, detail, lat, lon, grid))
         self.metrics.inc("gridwatch_alarm_events_total", source=source, kind=kind)
         self.hub.publish_event("alarm", {"source": source, "device": device, "component": component, "kind": kind, "raised": raised,
@@ -336,8 +336,8 @@ class Pipeline:
                 # Decode a big batch in slices, yielding between them: every other task
                 # (a COPY's asyncio hops, an HTTP request, the hub's tick) waits for a
                 # whole scheduler round at each step, so one long slice stalls them all.
-                parts = _slices(items) if kind == "mqtt" else (items[i:i + DECODE_SLICE_FIXES]
-                                                                for i in range(0, len(items), DECODE_SLICE_FIXES))
+                parts: Iterable[list] = _slices(items) if kind == "mqtt" else (items[i:i + DECODE_SLICE_FIXES]
+                                                                                for i in range(0, len(items), DECODE_SLICE_FIXES))
                 for part in parts:
                     out = self.ingest(part) if kind == "mqtt" else self.place(part)
                     if out:

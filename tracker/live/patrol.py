@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from operator import itemgetter
+from typing import Any
 
 import trio
 
@@ -101,12 +102,13 @@ class Patrol:
             log.info("no patrol plan stored: coverage is off until one is imported (tracker patrol import)")
             return
         version, doc = latest
-        self._install(PatrolPlan.from_dict(doc), version)
+        plan = PatrolPlan.from_dict(doc)
+        self._install(plan, version)
         checkpoint = await self.store.load_checkpoint()
         restored = False
         if checkpoint is not None and checkpoint.get("plan_version") == version:
             try:
-                self.state = PatrolState.restore(checkpoint["state"], self.plan.schedule(), self.plan.territory(self.cover))
+                self.state = PatrolState.restore(checkpoint["state"], plan.schedule(), plan.territory(self.cover))
                 restored = True
             except (KeyError, ValueError) as exc:
                 log.warning("patrol checkpoint not usable (%s): rebuilding from the database", exc)
@@ -141,9 +143,11 @@ class Patrol:
         return version
 
     async def _replay(self, since_ms: int) -> None:
-        collectors = {s.collector for s in self.plan.shifts} | {getattr(e, "collector", None) for e in self.plan.exceptions} \
-            | {getattr(e, "taker", None) for e in self.plan.exceptions}
-        collectors.discard(None)
+        plan = self.plan
+        if plan is None:
+            return  # replays follow _install, which sets the plan
+        named = {getattr(e, "collector", None) for e in plan.exceptions} | {getattr(e, "taker", None) for e in plan.exceptions}
+        collectors = {s.collector for s in plan.shifts} | {c for c in named if c is not None}
         if not collectors:
             return
         rows = await self.store.pings_of(sorted(collectors), ms_to_datetime(since_ms), ms_to_datetime(self.clock_ms() + _HOUR))
@@ -181,10 +185,10 @@ class Patrol:
         collector = DeviceClass.COLLECTOR
         if self.state is None:
             # no plan, no coverage: grids' last visits alone, one dict for all collectors
-            last, seen = self._grid_visits, self._grid_visits.get
+            last, last_at = self._grid_visits, self._grid_visits.get
             for part in pending:
                 for fix, grid in zip(part.fixes, part.grids, strict=True):  # once per fix
-                    if grid is not None and fix.device_class is collector and fix.t_ms > seen(grid, 0):
+                    if grid is not None and fix.device_class is collector and fix.t_ms > last_at(grid, 0):
                         last[grid] = fix.t_ms
             return
         groups: dict[str, list[tuple[Fix, int, str | None]]] = {}
@@ -239,7 +243,7 @@ class Patrol:
 
     async def evaluate_now(self) -> list[AlertChange]:
         self.absorb()
-        if self.state is None:
+        if self.state is None or self.rules is None:  # both come with a plan
             return []
         now = self.clock_ms()
         changes = evaluate(self.state, now, self.rules)
@@ -289,7 +293,7 @@ class Patrol:
 
     async def report(self, day) -> dict:
         """Coverage report of one local day, from the database."""
-        if self.plan is None:
+        if self.plan is None or self.rules is None:
             return {"date": day.isoformat(), "collectors": [], "grids": [], "communities": [], "streets": [], "timeline": []}
         return await coverage_report_from_store(self.store, self.plan, self.cover, self.rules, day, self.clock_ms(),
                                                 self.settings.grid.district)
@@ -308,12 +312,12 @@ class Patrol:
         self.absorb()
         now = self.clock_ms()
         last_visit = self.last_visit
-        out = {"now": now, "grids": {code: last_visit.get(code) for code in sorted(set(self.cover.values()))},
+        out: dict[str, Any] = {"now": now, "grids": {code: last_visit.get(code) for code in sorted(set(self.cover.values()))},
                "unvisited": [], "slots": []}
-        if self.state is None:
+        if self.state is None or self.rules is None:
             return out
         schedule = self.state.coverage.schedule
-        unvisited = set()
+        unvisited: set[str] = set()
         for slot in schedule.slots_overlapping(now, now + 1):
             rule = self.rules.for_area(slot.area)
             coverage = self.state.coverage.slot_coverage(slot, rule, now)
