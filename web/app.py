@@ -272,7 +272,8 @@ def create_app(ctx: WebContext) -> Starlette:
             except (RuntimeError, WebSocketDisconnect):
                 pass  # the peer went away first
 
-    async def http_error(request: Request, exc: HTTPException) -> Response:
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)  # the handler is registered for HTTPException alone
         return _error(exc.status_code, exc.detail)
 
     routes = [
