@@ -312,7 +312,8 @@ class Patrol:
         self.absorb()
         now = self.clock_ms()
         last_visit = self.last_visit
-        out: dict[str, Any] = {"now": now, "grids": {code: last_visit.get(code) for code in sorted(set(self.cover.values()))},
+        out: dict[str, Any]
+        out = {"now": now, "grids": {code: last_visit.get(code) for code in sorted(set(self.cover.values()))},
                "unvisited": [], "slots": []}
         if self.state is None or self.rules is None:
             return out
