@@ -11,14 +11,13 @@ import itertools
 import os
 import subprocess
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 import trio
 import trio.testing
 
-from tracker import config
 from tests.harness import BROKER_USERS, PG_PASSWORDS, TEMPLATE
+from tracker import config
 from tracker.devcity.starters import SUPERUSER, Mosquitto, start_mosquitto, start_postgres
 from tracker.storage.store import open_store
 

@@ -14,8 +14,7 @@ import trio
 from geofence.plan import PatrolPlan
 from tracker.app.service import import_grids, run_service
 from tracker.config import Settings
-from tracker.devcity.city import PATH as DEMO_CITY
-from tracker.devcity.city import demo_plan
+from tracker.devcity.city import PATH as DEMO_CITY, demo_plan
 from tracker.devcity.simulator import build_fleet, run_fleet
 from tracker.devcity.starters import (
     SERVICE_ACCOUNT,
