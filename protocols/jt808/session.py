@@ -156,8 +156,11 @@ _NEXT_STATE = {
 class Outcome:
     """What a batch of frames produced: answers to send (whole frames), records,
     ``(reason, sample)`` for everything refused, and ``(reason, sample)`` for what was
-    kept despite a defect (``tolerated``). ``close`` asks the transport to hang up."""
+    kept despite a defect (``tolerated``). ``frames`` counts the frames whose header could
+    be read, whatever came of them: what tells a live terminal from a trickle of bytes.
+    ``close`` asks the transport to hang up."""
 
+    frames: int = 0
     answers: list[bytes] = field(default_factory=list)
     fixes: list[Fix] = field(default_factory=list)
     alarms: list[VehicleAlarm] = field(default_factory=list)
@@ -279,6 +282,7 @@ class Jt808Session:
         except DecodeError as exc:
             self._bad(exc.reason, frame, out)
             return
+        out.frames += 1
         self._bad_in_a_row = 0
         if self.phone is None:
             self.phone = header.phone
