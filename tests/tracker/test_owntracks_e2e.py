@@ -10,8 +10,8 @@ import httpx
 import paho.mqtt.client as paho
 import trio
 
-from tests.helpers import apublish, wait_for
 from tests.harness import BROKER_USERS, start_service
+from tests.helpers import apublish, wait_for
 from tracker.storage.store import datetime_to_ms
 
 

@@ -193,7 +193,8 @@ class Jt808Gateway:
         # a byte now and then, or junk, must not hold a connection open. The
         # authentication deadline runs whenever the session is not authenticated (from
         # the start, or from a logout).
-        last_frame = unauthenticated_since = trio.current_time()
+        last_frame = trio.current_time()
+        unauthenticated_since: float | None = last_frame
         while True:
             idle_at = last_frame + settings.idle_timeout_s
             auth_at = math.inf
