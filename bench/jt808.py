@@ -150,13 +150,16 @@ class CountingSink:
     def rejected(self, protocol: str, reason: str, raw: bytes, peer: str) -> None:
         self.rejects[reason] = self.rejects.get(reason, 0) + 1
 
+    def tolerated(self, protocol: str, reason: str, raw: bytes, peer: str) -> None:
+        pass
+
 
 async def gateway_process_main() -> None:
     """The gateway side: serve, answer "cpu" with CPU seconds, "stop" with the totals."""
     from tracker.ingest.jt808_gateway import Jt808Settings, serve_jt808
 
     sink = CountingSink()
-    settings = Jt808Settings(auth_secret=SECRET, max_connections=100_000)
+    settings = Jt808Settings(auth_secret=SECRET, max_connections=100_000, max_connections_per_address=100_000)
     async with trio.open_nursery() as nursery:
         port = await nursery.start(serve_jt808, settings, sink)
         print(json.dumps({"port": port}), flush=True)

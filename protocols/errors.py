@@ -10,13 +10,16 @@ from __future__ import annotations
 class DecodeError(ValueError):
     """A payload or frame that cannot be turned into records.
 
-    ``reason`` is a short, stable, metric-friendly label (``bad_json``, ``lat_range``...);
+    ``reason`` is a short, stable, metric-friendly label (``bad_value``, ``lat_range``...);
+    ``field`` names the member or field at fault when one is (``acc``, ``alt``...), so a
+    refusal says which value was out of range without turning field names into labels;
     the message says what exactly was wrong, for the log and the dead-letter sample.
     """
 
-    def __init__(self, reason: str, message: str | None = None) -> None:
+    def __init__(self, reason: str, message: str | None = None, field: str | None = None) -> None:
         super().__init__(message or reason)
         self.reason = reason
+        self.field = field
 
-    def __reduce__(self):  # keep reason across pickling (hypothesis, multiprocessing)
-        return (type(self), (self.reason, str(self)))
+    def __reduce__(self):  # keep reason and field across pickling (hypothesis, multiprocessing)
+        return (type(self), (self.reason, str(self), self.field))

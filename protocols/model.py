@@ -13,6 +13,13 @@ COMPONENT_CODE = re.compile(r"^\d{16}$")
 # A device id doubles as its broker user name and a topic level: no wildcards, no slashes.
 DEVICE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
+# Plausibility bounds of a fix's readings, shared by every decoder: beyond them a reading
+# is garbage, not a fast or high device. Each lies far inside what the database's ``real``
+# (float32) columns hold, so a value within them can always be stored.
+MAX_ACCURACY_M = 100_000.0
+MAX_SPEED_MPS = 340.0
+MIN_ALTITUDE_M, MAX_ALTITUDE_M = -1_000.0, 20_000.0
+
 
 class DeviceClass(enum.StrEnum):
     COLLECTOR = "collector"

@@ -70,16 +70,16 @@ def number(doc: dict, key: str, required: bool = False) -> float | None:
     value = doc.get(key)
     if value is None:
         if required:
-            raise DecodeError("missing_field", f"missing {key!r}")
+            raise DecodeError("missing_field", f"missing {key!r}", key)
         return None
     if type(value) is not float and type(value) is not int:
-        raise DecodeError("bad_type", f"{key!r} must be a number, got {type(value).__name__}")
+        raise DecodeError("bad_type", f"{key!r} must be a number, got {type(value).__name__}", key)
     try:
         value = float(value)
     except OverflowError:
-        raise DecodeError("bad_value", f"{key!r} is out of range") from None
+        raise DecodeError("bad_value", f"{key!r} is out of range", key) from None
     if not math.isfinite(value):
-        raise DecodeError("not_finite", f"{key!r} is {value!r}")
+        raise DecodeError("not_finite", f"{key!r} is {value!r}", key)
     return value
 
 
@@ -87,13 +87,13 @@ def epoch_ms(doc: dict, rx_ms: int, max_future_ms: int, max_age_ms: int, noun: s
     """Member ``t``, epoch milliseconds, refused when implausibly far from the receive time."""
     t = doc.get("t")
     if t is None:
-        raise DecodeError("missing_field", "missing 't'")
+        raise DecodeError("missing_field", "missing 't'", "t")
     if type(t) is float and math.isfinite(t):
         t = int(t)
     if type(t) is not int:
-        raise DecodeError("bad_type", f"'t' must be epoch milliseconds, got {type(t).__name__}")
+        raise DecodeError("bad_type", f"'t' must be epoch milliseconds, got {type(t).__name__}", "t")
     if t > rx_ms + max_future_ms:
-        raise DecodeError("future_time", f"{noun} time {t} is {t - rx_ms} ms in the future")
+        raise DecodeError("future_time", f"{noun} time {t} is {t - rx_ms} ms in the future", "t")
     if t < rx_ms - max_age_ms:
-        raise DecodeError("stale_time", f"{noun} time {t} is {rx_ms - t} ms in the past")
+        raise DecodeError("stale_time", f"{noun} time {t} is {rx_ms - t} ms in the past", "t")
     return t

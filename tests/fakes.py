@@ -33,6 +33,7 @@ class RecordingSink:
         self.got_fixes: list[Fix] = []
         self.got_alarms: list[VehicleAlarm] = []
         self.rejects: collections.Counter[str] = collections.Counter()
+        self.tolerated_counts: collections.Counter[str] = collections.Counter()
         self.hold = None  # an Event: fixes() waits for it, to play a pipeline pushing back
 
     async def fixes(self, fixes: list[Fix]) -> None:
@@ -46,5 +47,9 @@ class RecordingSink:
     def rejected(self, protocol: str, reason: str, raw: bytes, peer: str) -> None:
         assert protocol == "jt808"
         self.rejects[reason] += 1
+
+    def tolerated(self, protocol: str, reason: str, raw: bytes, peer: str) -> None:
+        assert protocol == "jt808"
+        self.tolerated_counts[reason] += 1
 
 

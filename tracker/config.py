@@ -111,7 +111,9 @@ class Jt808Config:
     auth_codes: str = "issued"
     auth_secret: str = ""
     idle_timeout_s: float = 300.0
+    auth_timeout_s: float = 60.0
     max_connections: int = 5000
+    max_connections_per_address: int = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +295,8 @@ def _validate(s: Settings) -> None:
     need(0 <= s.jt808.port <= 65535, "[jt808] port", "must be 0..65535")
     need(len(s.jt808.district) == 6 and s.jt808.district.isdigit(), "[jt808] district", "must be a 6-digit admin code")
     need(s.jt808.idle_timeout_s > 0 and s.jt808.max_connections > 0, "[jt808] idle_timeout_s", "and max_connections must be > 0")
+    need(s.jt808.auth_timeout_s > 0, "[jt808] auth_timeout_s", "must be > 0")
+    need(s.jt808.max_connections_per_address > 0, "[jt808] max_connections_per_address", "must be > 0")
     need(s.patrol.evaluate_s > 0 and s.patrol.checkpoint_s > 0, "[patrol] evaluate_s", "and checkpoint_s must be > 0")
     need(0.0 <= s.patrol.min_cell_share <= 1.0, "[patrol] min_cell_share", "must be between 0 and 1")
     need(s.patrol.passes_required >= 0, "[patrol] passes_required", "must be >= 0")

@@ -17,14 +17,18 @@ import msgspec
 
 from protocols.coords import to_wgs84
 from protocols.errors import DecodeError
-from protocols.model import Datum, DeviceRef, Fix
+from protocols.model import (
+    MAX_ACCURACY_M,
+    MAX_ALTITUDE_M,
+    MAX_SPEED_MPS,
+    MIN_ALTITUDE_M,
+    Datum,
+    DeviceRef,
+    Fix,
+)
 from protocols.payload import each_record, epoch_ms, is_json, load, number
 
 _DATUMS = {d.value: d for d in Datum}
-# Plausibility bounds: beyond them a reading is garbage, not a fast or high device.
-MAX_ACCURACY_M = 100_000.0
-MAX_SPEED_MPS = 340.0
-MIN_ALTITUDE_M, MAX_ALTITUDE_M = -1_000.0, 20_000.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +69,7 @@ def _bounded(item: dict, key: str, lo: float, hi: float, say: Callable[[float], 
     if type(value) is not float:
         value = number(item, key, True)  # present (checked above): required only says so to the types
     if not lo <= value <= hi:
-        raise DecodeError("bad_value" if math.isfinite(value) else "not_finite", say(value))
+        raise DecodeError("bad_value" if math.isfinite(value) else "not_finite", say(value), key)
     return value
 
 
@@ -84,13 +88,13 @@ def _fix(item: object, ref: DeviceRef, rx_ms: int, limits: HandsetLimits) -> Fix
         lon = number(item, "lon", True)
         acc = number(item, "acc", True)
     if not -90.0 <= lat <= 90.0:
-        raise DecodeError("lat_range" if math.isfinite(lat) else "not_finite", f"lat {lat} out of range")
+        raise DecodeError("lat_range" if math.isfinite(lat) else "not_finite", f"lat {lat} out of range", "lat")
     if not -180.0 <= lon <= 180.0:
-        raise DecodeError("lon_range" if math.isfinite(lon) else "not_finite", f"lon {lon} out of range")
+        raise DecodeError("lon_range" if math.isfinite(lon) else "not_finite", f"lon {lon} out of range", "lon")
     if lat == 0.0 and lon == 0.0:
         raise DecodeError("zero_position", "lat and lon are both 0 (no fix)")
     if not 0.0 <= acc <= MAX_ACCURACY_M:
-        raise DecodeError("bad_value" if math.isfinite(acc) else "not_finite", f"accuracy {acc} is not a plausible radius")
+        raise DecodeError("bad_value" if math.isfinite(acc) else "not_finite", f"accuracy {acc} is not a plausible radius", "acc")
     spd = _bounded(item, "spd", 0.0, MAX_SPEED_MPS, lambda v: f"speed {v} m/s is not plausible")
     hdg = _bounded(item, "hdg", 0.0, 360.0, lambda v: f"heading {v} out of range")
     if hdg == 360.0:
@@ -100,17 +104,17 @@ def _fix(item: object, ref: DeviceRef, rx_ms: int, limits: HandsetLimits) -> Fix
     crs_name = item.get("crs", "wgs84")
     datum = _DATUMS.get(crs_name) if type(crs_name) is str else None
     if datum is None:
-        raise DecodeError("bad_crs", f"unknown coordinate system {crs_name!r}")
+        raise DecodeError("bad_crs", f"unknown coordinate system {crs_name!r}", "crs")
     if datum is not Datum.WGS84:
         lat, lon = to_wgs84(lat, lon, datum)
         # BD-09's offset applies everywhere: next to the antimeridian or a pole it leaves the globe
         if not -90.0 <= lat <= 90.0:
-            raise DecodeError("lat_range", f"{datum.value} position converts to lat {lat}, off the globe")
+            raise DecodeError("lat_range", f"{datum.value} position converts to lat {lat}, off the globe", "lat")
         if not -180.0 <= lon <= 180.0:
-            raise DecodeError("lon_range", f"{datum.value} position converts to lon {lon}, off the globe")
+            raise DecodeError("lon_range", f"{datum.value} position converts to lon {lon}, off the globe", "lon")
     seq = item.get("seq")
     if seq is not None and (type(seq) is not int or seq < 0 or seq >= 2**63):
-        raise DecodeError("bad_type", f"'seq' must be a non-negative integer, got {seq!r}")
+        raise DecodeError("bad_type", f"'seq' must be a non-negative integer, got {seq!r}", "seq")
     # every field is checked above (lat/lon ranges included), so skip Fix's own check
     return Fix.checked_values((ref.device, ref.device_class, ref.district, t, lat, lon, rx_ms, acc, spd, hdg, alt, bat, datum, seq))
 
@@ -196,14 +200,14 @@ def decode_status(payload: bytes, ref: DeviceRef, rx_ms: int, limits: HandsetLim
     t = epoch_ms(doc, rx_ms, limits.max_future_ms, limits.max_age_ms)
     bat = number(doc, "bat", False)
     if bat is not None and not 0.0 <= bat <= 100.0:
-        raise DecodeError("bad_value", f"battery {bat} out of range")
+        raise DecodeError("bad_value", f"battery {bat} out of range", "bat")
     charging = doc.get("chg")
     if charging is not None and type(charging) is not bool:
-        raise DecodeError("bad_type", "'chg' must be a boolean")
+        raise DecodeError("bad_type", "'chg' must be a boolean", "chg")
     strings = {}
     for key in ("net", "app"):
         value = doc.get(key)
         if value is not None and (type(value) is not str or len(value) > 64):
-            raise DecodeError("bad_type", f"{key!r} must be a short string")
+            raise DecodeError("bad_type", f"{key!r} must be a short string", key)
         strings[key] = value
     return HandsetStatus(ref.device, t, bat, charging, strings["net"], strings["app"])

@@ -6,6 +6,11 @@ unescaped, checksum checked). Every decoder raises only :class:`DecodeError` on 
 Editions: a 2011/2013 header carries a BCD[6] phone; a 2019 header sets attribute bit 14 and
 adds a protocol version byte and a BCD[10] phone. 2011 and 2013 headers are identical; the
 edition shows only in the registration body, whose model field grew from 8 to 20 bytes.
+
+Real terminals bend the standard in two places this module tolerates, as Traccar does: a
+phone field whose nibbles are not all decimal (a device serial in hex) is read as its hex
+digits, and a location whose extras area ends in a damaged item keeps its base fields and
+the items before the damage (``Location.extras_damaged`` says so, for the caller to count).
 """
 
 from __future__ import annotations
@@ -75,6 +80,7 @@ _HEADER_2013 = struct.Struct(">HH6sH")
 _HEADER_2019 = struct.Struct(">HHB10sH")
 _SUBPACKET = struct.Struct(">HH")
 _LOCATION = struct.Struct(">IIIIhHH6s")
+_LOCATION_BYTES = _LOCATION.size
 _TERMINAL_RESPONSE = struct.Struct(">HHB")
 _WORD = struct.Struct(">H")
 _DWORD = struct.Struct(">I")
@@ -132,6 +138,7 @@ class Location(NamedTuple):
     signal: int | None = None
     satellites: int | None = None
     extras: tuple[tuple[int, bytes], ...] = ()
+    extras_damaged: bool = False  # the extras area ended in a cut item, dropped with what followed
 
     @property
     def fixed(self) -> bool:
@@ -184,11 +191,9 @@ def device_id(phone: str) -> str:
     return "jt" + phone
 
 
-def _bcd(raw: bytes) -> str:
-    digits = raw.hex()
-    if not digits.isdigit():
-        raise DecodeError("bad_bcd", f"not BCD: {digits}")
-    return digits
+def phone_is_bcd(phone: str) -> bool:
+    """Whether a header's phone was decimal BCD, as the standard has it, or read as hex."""
+    return phone.isdigit()
 
 
 def split_message(frame: bytes) -> tuple[Header, bytes]:
@@ -220,7 +225,9 @@ def split_message(frame: bytes) -> tuple[Header, bytes]:
     if n - offset != length:
         reason = "truncated" if n - offset < length else "length_mismatch"
         raise DecodeError(reason, f"body attributes say {length} bytes, frame holds {n - offset}")
-    header = Header(msg_id, length, (attrs >> 10) & 7, _bcd(phone), serial, version, count, index)
+    # the phone is the hex of its field: its BCD digits, or hex digits where a terminal
+    # put something else there (see the module doc)
+    header = Header(msg_id, length, (attrs >> 10) & 7, phone.hex(), serial, version, count, index)
     return header, frame[offset:]
 
 
@@ -258,26 +265,27 @@ def _time_ms(raw: bytes) -> int | None:
 
 
 def decode_location(body: bytes) -> Location:
-    """A 0x0200 body (also one 0x0704 item)."""
+    """A 0x0200 body (also one 0x0704 item). The 28 base bytes must all be there; an extra
+    item cut short ends the extras area, and the location is kept with ``extras_damaged``."""
     n = len(body)
-    if n < 28:
-        raise DecodeError("truncated", f"location needs 28 bytes, got {n}")
+    if n < _LOCATION_BYTES:
+        raise DecodeError("truncated", f"location needs {_LOCATION_BYTES} bytes, got {n}")
     alarm, status, lat_e6, lon_e6, alt, speed, direction, t = _LOCATION.unpack_from(body)
     lat = -lat_e6 / 1e6 if status & STATUS_SOUTH else lat_e6 / 1e6
     lon = -lon_e6 / 1e6 if status & STATUS_WEST else lon_e6 / 1e6
     t_ms = _time_ms(t)
-    if n == 28:
+    if n == _LOCATION_BYTES:
         return Location(alarm, status, lat, lon, alt, speed / 10, direction, t_ms)
     mileage = signal = satellites = None
     extras = []
-    pos = 28
+    damaged = False
+    pos = _LOCATION_BYTES
     while pos < n:
-        if pos + 2 > n:
-            raise DecodeError("truncated", "extra item cut after its id")
+        if pos + 2 > n or pos + 2 + body[pos + 1] > n:
+            damaged = True  # an id without its length, or a length past the end
+            break
         tag, size = body[pos], body[pos + 1]
         pos += 2
-        if pos + size > n:
-            raise DecodeError("truncated", f"extra 0x{tag:02x} wants {size} bytes, {n - pos} left")
         value = body[pos:pos + size]
         pos += size
         # a known id with an unexpected length is kept raw rather than guessed at
@@ -289,7 +297,7 @@ def decode_location(body: bytes) -> Location:
             satellites = value[0]
         else:
             extras.append((tag, value))
-    return Location(alarm, status, lat, lon, alt, speed / 10, direction, t_ms, mileage, signal, satellites, tuple(extras))
+    return Location(alarm, status, lat, lon, alt, speed / 10, direction, t_ms, mileage, signal, satellites, tuple(extras), damaged)
 
 
 def decode_batch(body: bytes) -> Batch:
@@ -374,9 +382,13 @@ def decode_authentication(header: Header, body: bytes) -> Authentication:
     return Authentication(code, imei, software)
 
 
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
 @functools.lru_cache(maxsize=16384)
 def _phone_bcd(phone: str, digits: int) -> bytes:
-    if len(phone) > digits or not phone.isdigit():
+    """A phone back into its header field: BCD, or the hex a terminal put there itself."""
+    if len(phone) > digits or not phone or not _HEX_DIGITS.issuperset(phone):
         raise ValueError(f"phone {phone!r} does not fit BCD[{digits // 2}]")
     return bytes.fromhex(phone.zfill(digits))
 

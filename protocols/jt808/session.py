@@ -4,6 +4,11 @@ The session tracks registration and authentication, binds the connection to the 
 phone number it hears, reassembles sub-packets within bounds, turns locations into
 :class:`Fix` records and alarm bits into :class:`VehicleAlarm` edges. It does no I/O and
 reads no clock: every call carries the receive time ``rx_ms``.
+
+What a real terminal gets wrong without spoiling a report is tolerated and told apart in
+``Outcome.tolerated``: a phone field in hex rather than BCD, a location whose extras area
+ends in a damaged item, a speed, altitude or direction no vehicle reports (the reading is
+dropped, the position kept).
 """
 
 from __future__ import annotations
@@ -33,9 +38,19 @@ from protocols.jt808.messages import (
     encode_message,
     encode_platform_response,
     encode_register_response,
+    phone_is_bcd,
     split_message,
 )
-from protocols.model import DEVICE_ID, DISTRICT_CODE, Datum, DeviceClass, Fix
+from protocols.model import (
+    DEVICE_ID,
+    DISTRICT_CODE,
+    MAX_ALTITUDE_M,
+    MAX_SPEED_MPS,
+    MIN_ALTITUDE_M,
+    Datum,
+    DeviceClass,
+    Fix,
+)
 
 ALARM_NAMES = {
     0: "sos",
@@ -54,6 +69,7 @@ ALARM_NAMES = {
 }
 
 _SAMPLE_BYTES = 256
+_MAX_SPEED_KMH = MAX_SPEED_MPS * 3.6
 _VEHICLE = DeviceClass.VEHICLE
 _WGS84 = Datum.WGS84
 
@@ -138,13 +154,18 @@ _NEXT_STATE = {
 
 @dataclass(slots=True)
 class Outcome:
-    """What a batch of frames produced: answers to send (whole frames), records, and
-    ``(reason, sample)`` for everything refused. ``close`` asks the transport to hang up."""
+    """What a batch of frames produced: answers to send (whole frames), records,
+    ``(reason, sample)`` for everything refused, and ``(reason, sample)`` for what was
+    kept despite a defect (``tolerated``). ``frames`` counts the frames whose header could
+    be read, whatever came of them: what tells a live terminal from a trickle of bytes.
+    ``close`` asks the transport to hang up."""
 
+    frames: int = 0
     answers: list[bytes] = field(default_factory=list)
     fixes: list[Fix] = field(default_factory=list)
     alarms: list[VehicleAlarm] = field(default_factory=list)
     rejected: list[tuple[str, bytes]] = field(default_factory=list)
+    tolerated: list[tuple[str, bytes]] = field(default_factory=list)
     close: bool = False
 
 
@@ -261,6 +282,7 @@ class Jt808Session:
         except DecodeError as exc:
             self._bad(exc.reason, frame, out)
             return
+        out.frames += 1
         self._bad_in_a_row = 0
         if self.phone is None:
             self.phone = header.phone
@@ -268,6 +290,8 @@ class Jt808Session:
             self.header_version = header.version  # platform messages to it use its edition
             if header.version is not None:
                 self.edition = "2019"
+            if not phone_is_bcd(header.phone):
+                out.tolerated.append(("phone_not_bcd", frame[:_SAMPLE_BYTES]))
         elif header.phone != self.phone:
             out.rejected.append(("phone_mismatch", frame[:_SAMPLE_BYTES]))
             self._answer(header, Result.FAIL, out)
@@ -418,6 +442,8 @@ class Jt808Session:
         out.alarms.extend(self.alarms.update(device, location.alarm, t_ms, lat, lon))
 
     def _fix(self, loc: Location, seq: int | None, rx_ms: int, frame: bytes, out: Outcome) -> Fix | None:
+        if loc.extras_damaged:
+            out.tolerated.append(("extras_damaged", frame[:_SAMPLE_BYTES]))
         reason = None
         lat, lon, t_ms = loc.lat, loc.lon, loc.t_ms
         if not loc.status & STATUS_FIXED:
@@ -437,12 +463,26 @@ class Jt808Session:
         if reason is not None:
             out.rejected.append((reason, frame[:_SAMPLE_BYTES]))
             return None
-        direction = loc.direction
+        # A WORD of speed and direction and a signed WORD of altitude hold values no
+        # vehicle reports: such a reading is dropped and counted, the position kept.
+        speed, direction, alt = loc.speed_kmh, loc.direction, loc.alt
+        spd = hdg = altitude = None
+        if speed <= _MAX_SPEED_KMH:
+            spd = speed / 3.6
+        else:
+            out.tolerated.append(("speed_range", frame[:_SAMPLE_BYTES]))
+        if direction < 360:
+            hdg = float(direction)
+        else:
+            out.tolerated.append(("direction_range", frame[:_SAMPLE_BYTES]))
+        if MIN_ALTITUDE_M <= alt <= MAX_ALTITUDE_M:
+            altitude = float(alt)
+        else:
+            out.tolerated.append(("altitude_range", frame[:_SAMPLE_BYTES]))
         # positional on purpose: keyword construction of a NamedTuple costs twice as much
         fix = Fix(
             self.device, _VEHICLE, self.policy.district, t_ms, lat, lon, rx_ms,
-            None, loc.speed_kmh / 3.6, float(direction) if direction < 360 else None,
-            float(loc.alt), None, _WGS84, seq,
+            None, spd, hdg, altitude, None, _WGS84, seq,
         )
         out.fixes.append(fix)
         return fix

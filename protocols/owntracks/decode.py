@@ -9,6 +9,11 @@ as :class:`IgnoredMessage` for the caller to count: the app is entitled to send 
 
 Positions come from the phone's own location API (Android ``Location``, iOS Core
 Location), which report WGS-84 even inside China.
+
+Numbers are held to the handset protocol's plausibility bounds (``protocols.model``): a
+value beyond them refuses the record, naming the member in ``DecodeError.field``, so no
+reading reaches storage that its column cannot hold. A negative accuracy, speed, course or
+battery level is the phone saying it has none: the member is read as unknown.
 """
 
 from __future__ import annotations
@@ -21,7 +26,15 @@ from dataclasses import dataclass
 from typing import Literal, overload
 
 from protocols.errors import DecodeError
-from protocols.model import Datum, DeviceRef, Fix
+from protocols.model import (
+    MAX_ACCURACY_M,
+    MAX_ALTITUDE_M,
+    MAX_SPEED_MPS,
+    MIN_ALTITUDE_M,
+    Datum,
+    DeviceRef,
+    Fix,
+)
 from protocols.payload import number
 
 TOPIC_ROOT = "owntracks"
@@ -38,6 +51,7 @@ _MAX_TYPE_CHARS = 64
 _MAX_SHORT = 64  # tid, trigger, connectivity, region id
 _MAX_TEXT = 256  # region names, status values
 _MAX_LIST = 64  # regions in one location, items in one status
+_MAX_VEL_KMH = MAX_SPEED_MPS * 3.6
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +184,7 @@ def _string(doc: dict, key: str, max_chars: int) -> str | None:
     if value is None:
         return None
     if type(value) is not str or len(value) > max_chars:
-        raise DecodeError("bad_type", f"{key!r} must be a string of at most {max_chars} characters")
+        raise DecodeError("bad_type", f"{key!r} must be a string of at most {max_chars} characters", key)
     return value
 
 
@@ -184,16 +198,16 @@ def _epoch_ms(doc: dict, key: str, required: bool = False) -> int | None:
     if seconds is None:
         return None
     if seconds <= 0 or seconds >= 2**37:  # 2**37 s is the year 6325
-        raise DecodeError("bad_value", f"{key!r} {seconds!r} is not an epoch time in seconds")
+        raise DecodeError("bad_value", f"{key!r} {seconds!r} is not an epoch time in seconds", key)
     return round(seconds * 1000)
 
 
 def _event_ms(doc: dict, rx_ms: int, limits: OwnTracksLimits) -> int:
     t = _epoch_ms(doc, "tst", required=True)
     if t > rx_ms + limits.max_future_ms:
-        raise DecodeError("future_time", f"tst is {t - rx_ms} ms in the future")
+        raise DecodeError("future_time", f"tst is {t - rx_ms} ms in the future", "tst")
     if t < rx_ms - limits.max_age_ms:
-        raise DecodeError("stale_time", f"tst is {rx_ms - t} ms in the past")
+        raise DecodeError("stale_time", f"tst is {rx_ms - t} ms in the past", "tst")
     return t
 
 
@@ -207,28 +221,41 @@ def _position(doc: dict, required: bool) -> tuple[float, float] | None:
     if lat is None and lon is None:
         return None
     if lat is None or lon is None:
-        raise DecodeError("missing_field", "'lat' and 'lon' come together")
+        raise DecodeError("missing_field", "'lat' and 'lon' come together", "lon" if lon is None else "lat")
     if not -90.0 <= lat <= 90.0:
-        raise DecodeError("lat_range", f"lat {lat} out of range")
+        raise DecodeError("lat_range", f"lat {lat} out of range", "lat")
     if not -180.0 <= lon <= 180.0:
-        raise DecodeError("lon_range", f"lon {lon} out of range")
+        raise DecodeError("lon_range", f"lon {lon} out of range", "lon")
     if lat == 0.0 and lon == 0.0:
         raise DecodeError("zero_position", "lat and lon are both 0 (no fix)")
     return lat, lon
 
 
-def _accuracy(doc: dict) -> float | None:
-    acc = number(doc, "acc")
-    if acc is not None and acc < 0:
-        # Core Location marks an invalid fix with a negative accuracy
-        raise DecodeError("bad_value", f"accuracy {acc} is negative")
-    return acc
-
-
 def _unknown_if_negative(doc: dict, key: str) -> float | None:
-    # iOS reports an unknown speed, course or battery level as -1 (or -100 %).
+    # iOS reports an unknown accuracy, speed, course or battery level as -1 (or -100 %).
     value = number(doc, key)
     return None if value is None or value < 0 else value
+
+
+def _at_most(doc: dict, key: str, highest: float, what: str) -> float | None:
+    """A member that is unknown when negative, refused above ``highest``."""
+    value = _unknown_if_negative(doc, key)
+    if value is not None and value > highest:
+        raise DecodeError("bad_value", f"{what} {key!r} {value} out of range", key)
+    return value
+
+
+def _accuracy(doc: dict) -> float | None:
+    # a negative radius is an unknown one: the position stands, the accuracy filter and
+    # the patrol rules then treat it as they treat a phone that sends no 'acc' at all
+    return _at_most(doc, "acc", MAX_ACCURACY_M, "accuracy")
+
+
+def _altitude(doc: dict) -> float | None:
+    alt = number(doc, "alt")
+    if alt is not None and not MIN_ALTITUDE_M <= alt <= MAX_ALTITUDE_M:
+        raise DecodeError("bad_value", f"altitude 'alt' {alt} m out of range", "alt")
+    return alt
 
 
 # --- records -----------------------------------------------------------------------------
@@ -237,25 +264,21 @@ def _unknown_if_negative(doc: dict, key: str) -> float | None:
 def _location(doc: dict, ref: DeviceRef, rx_ms: int, limits: OwnTracksLimits) -> OwnTracksLocation:
     t = _event_ms(doc, rx_ms, limits)
     lat, lon = _position(doc, required=True)
-    vel = _unknown_if_negative(doc, "vel")
-    cog = _unknown_if_negative(doc, "cog")
+    vel = _at_most(doc, "vel", _MAX_VEL_KMH, "speed (km/h)")
+    cog = _at_most(doc, "cog", 360.0, "course")
     if cog is not None:
-        if cog > 360.0:
-            raise DecodeError("bad_value", f"course {cog} out of range")
         cog %= 360.0
-    bat = _unknown_if_negative(doc, "batt")
-    if bat is not None and bat > 100.0:
-        raise DecodeError("bad_value", f"battery {bat} out of range")
+    bat = _at_most(doc, "batt", 100.0, "battery")
     regions = doc.get("inregions")
     if regions is not None:
         if type(regions) is not list or len(regions) > _MAX_LIST:
-            raise DecodeError("bad_type", f"'inregions' must be a list of at most {_MAX_LIST} names")
+            raise DecodeError("bad_type", f"'inregions' must be a list of at most {_MAX_LIST} names", "inregions")
         if not all(type(r) is str and len(r) <= _MAX_TEXT for r in regions):
-            raise DecodeError("bad_type", "'inregions' must hold region names")
+            raise DecodeError("bad_type", "'inregions' must hold region names", "inregions")
     # positional on purpose: keyword construction of a NamedTuple costs twice as much
     fix = Fix(
         ref.device, ref.device_class, ref.district, t, lat, lon, rx_ms,
-        _accuracy(doc), None if vel is None else vel / 3.6, cog, number(doc, "alt"), bat,
+        _accuracy(doc), None if vel is None else vel / 3.6, cog, _altitude(doc), bat,
         Datum.WGS84, None,
     )
     return OwnTracksLocation(
@@ -272,9 +295,9 @@ def _transition(doc: dict, ref: DeviceRef, rx_ms: int, limits: OwnTracksLimits) 
     t = _event_ms(doc, rx_ms, limits)
     event = doc.get("event")
     if event is None:
-        raise DecodeError("missing_field", "missing 'event'")
+        raise DecodeError("missing_field", "missing 'event'", "event")
     if event not in ("enter", "leave"):
-        raise DecodeError("bad_value", f"'event' must be enter or leave, got {str(event)[:32]!r}")
+        raise DecodeError("bad_value", f"'event' must be enter or leave, got {str(event)[:32]!r}", "event")
     position = _position(doc, required=False)
     lat, lon = position if position is not None else (None, None)
     return OwnTracksTransition(
@@ -293,7 +316,7 @@ def _last_will(doc: dict, ref: DeviceRef, rx_ms: int, limits: OwnTracksLimits) -
     # later: tst may be old, but never in the future.
     connected = _epoch_ms(doc, "tst", required=True)
     if connected > rx_ms + limits.max_future_ms:
-        raise DecodeError("future_time", f"tst is {connected - rx_ms} ms in the future")
+        raise DecodeError("future_time", f"tst is {connected - rx_ms} ms in the future", "tst")
     return OwnTracksLastWill(ref, connected, rx_ms)
 
 
@@ -303,19 +326,19 @@ def _status(doc: dict, ref: DeviceRef, rx_ms: int, limits: OwnTracksLimits) -> O
         return OwnTracksStatus(ref, rx_ms, None)
     body = doc[platform]
     if type(body) is not dict or len(body) > _MAX_LIST:
-        raise DecodeError("bad_type", f"{platform!r} must be a map of at most {_MAX_LIST} items")
+        raise DecodeError("bad_type", f"{platform!r} must be a map of at most {_MAX_LIST} items", platform)
     items = []
     for key, value in body.items():
         if type(value) is str:
             if len(value) > _MAX_TEXT:
-                raise DecodeError("bad_type", f"status item {key[:32]!r} is too long")
+                raise DecodeError("bad_type", f"status item {key[:32]!r} is too long", platform)
         elif type(value) is float:
             if not math.isfinite(value):
-                raise DecodeError("not_finite", f"status item {key[:32]!r} is {value!r}")
+                raise DecodeError("not_finite", f"status item {key[:32]!r} is {value!r}", platform)
         elif type(value) is not int and type(value) is not bool:
-            raise DecodeError("bad_type", f"status item {key[:32]!r} must be a scalar")
+            raise DecodeError("bad_type", f"status item {key[:32]!r} must be a scalar", platform)
         if len(key) > _MAX_SHORT:
-            raise DecodeError("bad_type", "status item name is too long")
+            raise DecodeError("bad_type", "status item name is too long", platform)
         items.append((key, value))
     return OwnTracksStatus(ref, rx_ms, platform, tuple(sorted(items)))
 
@@ -358,9 +381,9 @@ def decode_payload(
         raise DecodeError("not_a_map", f"payload must be a JSON object, got {type(doc).__name__}")
     kind = doc.get("_type")
     if kind is None:
-        raise DecodeError("missing_type", "no '_type' member")
+        raise DecodeError("missing_type", "no '_type' member", "_type")
     if type(kind) is not str or not kind or len(kind) > _MAX_TYPE_CHARS:
-        raise DecodeError("bad_type", "'_type' must be a short string")
+        raise DecodeError("bad_type", "'_type' must be a short string", "_type")
     decoder = _DECODERS.get(kind)
     if decoder is None:
         return IgnoredMessage(ref, kind, known=kind in _KNOWN_TYPES)

@@ -83,34 +83,34 @@ class SensorReading:
 
     def __post_init__(self) -> None:
         if type(self.device) is not str or not DEVICE_ID.match(self.device):
-            raise DecodeError("bad_device", f"bad device id {str(self.device)[:80]!r}")
+            raise DecodeError("bad_device", f"bad device id {str(self.device)[:80]!r}", "dev")
         if type(self.component) is not str or not COMPONENT_CODE.match(self.component):
-            raise DecodeError("bad_component", f"component code must be 16 digits, got {str(self.component)[:80]!r}")
+            raise DecodeError("bad_component", f"component code must be 16 digits, got {str(self.component)[:80]!r}", "comp")
         if not isinstance(self.kind, MessageKind) or not isinstance(self.sensor, SensorType):
             raise DecodeError("bad_value", "kind and sensor must be a MessageKind and a SensorType")
         if self.kind in (MessageKind.ALARM, MessageKind.RECOVERY):
             if self.alarm is None:
-                raise DecodeError("missing_field", f"a {self.kind} record must name its 'alarm'")
+                raise DecodeError("missing_field", f"a {self.kind} record must name its 'alarm'", "alarm")
             if type(self.alarm) is not str or not ALARM_CODE.match(self.alarm):
-                raise DecodeError("bad_value", f"bad alarm code {str(self.alarm)[:40]!r}")
+                raise DecodeError("bad_value", f"bad alarm code {str(self.alarm)[:40]!r}", "alarm")
         elif self.alarm is not None:
-            raise DecodeError("bad_field", f"a {self.kind} record carries no 'alarm'")
+            raise DecodeError("bad_field", f"a {self.kind} record carries no 'alarm'", "alarm")
         if self.smoke is not None and type(self.smoke) is not bool:
-            raise DecodeError("bad_type", "smoke must be a boolean")
+            raise DecodeError("bad_type", "smoke must be a boolean", "smoke")
         allowed = READINGS_BY_TYPE[self.sensor]
         for name in _READINGS:
             value = getattr(self, name)
             if value is None:
                 continue
             if name not in allowed:
-                raise DecodeError("bad_field", f"a {self.sensor} sensor does not report {name!r}")
+                raise DecodeError("bad_field", f"a {self.sensor} sensor does not report {name!r}", name)
             bounds = READING_RANGES.get(name)
             if bounds is not None and not bounds[0] <= value <= bounds[1]:
-                raise DecodeError("bad_value", f"{name} {value!r} outside {bounds[0]:g}..{bounds[1]:g}")
+                raise DecodeError("bad_value", f"{name} {value!r} outside {bounds[0]:g}..{bounds[1]:g}", name)
         if self.flags is not None and not 0 <= self.flags < 2**32:
-            raise DecodeError("bad_value", f"flags {self.flags!r} is not a 32-bit field")
+            raise DecodeError("bad_value", f"flags {self.flags!r} is not a 32-bit field", "flags")
         if self.seq is not None and not 0 <= self.seq < 2**63:
-            raise DecodeError("bad_value", f"seq {self.seq!r} out of range")
+            raise DecodeError("bad_value", f"seq {self.seq!r} out of range", "seq")
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +137,7 @@ def _load(payload: bytes, limits: SensorLimits) -> object:
 def _integer(record: dict, key: str) -> int | None:
     value = record.get(key)
     if value is not None and type(value) is not int:
-        raise DecodeError("bad_type", f"{key!r} must be an integer, got {type(value).__name__}")
+        raise DecodeError("bad_type", f"{key!r} must be an integer, got {type(value).__name__}", key)
     return value
 
 
@@ -149,10 +149,10 @@ def _string(record: dict, key: str, required: bool) -> str | None:
     value = record.get(key)
     if value is None:
         if required:
-            raise DecodeError("missing_field", f"missing {key!r}")
+            raise DecodeError("missing_field", f"missing {key!r}", key)
         return None
     if type(value) is not str or len(value) > 64:
-        raise DecodeError("bad_type", f"{key!r} must be a short string")
+        raise DecodeError("bad_type", f"{key!r} must be a short string", key)
     return value
 
 
@@ -161,7 +161,7 @@ def _enum(record: dict, key: str, enum_type: type[enum.StrEnum]):
     try:
         return enum_type(value)
     except ValueError:
-        raise DecodeError("bad_value", f"unknown {key} {value!r}") from None
+        raise DecodeError("bad_value", f"unknown {key} {value!r}", key) from None
 
 
 def _record(item: object, ref: DeviceRef | None, rx_ms: int, limits: SensorLimits) -> SensorReading:
@@ -169,10 +169,10 @@ def _record(item: object, ref: DeviceRef | None, rx_ms: int, limits: SensorLimit
         raise DecodeError("not_a_map", f"a record must be a map, got {type(item).__name__}")
     version = item.get("v", PROTOCOL_VERSION)
     if type(version) is not int or version != PROTOCOL_VERSION:
-        raise DecodeError("bad_version", f"unsupported version {str(version)[:20]!r}")
+        raise DecodeError("bad_version", f"unsupported version {str(version)[:20]!r}", "v")
     device = _string(item, "dev", required=True)
     if ref is not None and device != ref.device:
-        raise DecodeError("device_mismatch", f"record of {device!r} sent by {ref.device!r}")
+        raise DecodeError("device_mismatch", f"record of {device!r} sent by {ref.device!r}", "dev")
     return SensorReading(
         device,
         _string(item, "comp", required=True),

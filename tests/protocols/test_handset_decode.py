@@ -16,6 +16,7 @@ from protocols.coords import from_wgs84, wgs84_to_gcj02
 from protocols.errors import DecodeError
 from protocols.handset import HandsetLimits, decode_position, decode_status
 from protocols.model import Datum, DeviceClass, DeviceRef
+from tests.sanity import assert_storable
 
 REF = DeviceRef("c0001", DeviceClass.COLLECTOR, "620105")
 NOW = 1_795_000_000_000  # 2026-11-18T09:46:40Z
@@ -183,11 +184,11 @@ def outcome(decode, payload: bytes, limits: HandsetLimits = LIMITS):
     try:
         batch = decode(payload, REF, NOW, limits)
     except DecodeError as exc:
-        return ("raised", exc.reason, str(exc))
+        return ("raised", exc.reason, str(exc), exc.field)
     except (ValueError, AssertionError) as exc:
         # a converted position out of range, refused by tests/sanity.py: the same in both paths
         return ("failed", type(exc).__name__, str(exc))
-    return ([fix_key(f) for f in batch.fixes], [(e.reason, str(e)) for e in batch.rejected])
+    return ([fix_key(f) for f in batch.fixes], [(e.reason, str(e), e.field) for e in batch.rejected])
 
 
 def assert_same_as_slow(payload: bytes, limits: HandsetLimits = LIMITS):
@@ -451,7 +452,7 @@ def test_what_the_fast_path_refuses_is_told_by_the_python_path(bad, reason):
 def test_json_nan_literal_is_not_finite():
     payload = b'[{"t": %d, "lat": NaN, "lon": 103.7, "acc": 5}, {"t": %d, "lat": 36.1, "lon": 103.7, "acc": 5}]' % (NOW, NOW)
     batch = assert_same_as_slow(payload)
-    assert (len(batch[0]), [reason for reason, _ in batch[1]]) == (1, ["not_finite"])
+    assert (len(batch[0]), [reason for reason, _, _ in batch[1]]) == (1, ["not_finite"])
 
 
 def test_repeated_key_last_one_wins():
@@ -497,3 +498,37 @@ def test_a_bd09_position_that_converts_off_the_globe_is_refused_and_costs_only_i
     assert [e.reason for e in batch.rejected] == ["lon_range", "lat_range"]
     assert len(batch.fixes) == 1
     assert all(-90.0 <= f.lat <= 90.0 and -180.0 <= f.lon <= 180.0 for f in batch.fixes)
+
+
+# --- every number a column can hold, or a refusal that names its member -----------------
+
+NUMERIC_MEMBERS = ("t", "lat", "lon", "acc", "spd", "hdg", "alt", "bat", "seq")
+# msgpack carries integers from -2**63 to 2**64 - 1; JSON any
+any_number = (
+    st.floats() | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.sampled_from([1e308, -1e308, 3.4028235e38, 3.5e38, -3.5e38, 1e-320, 2**63, 2**64 - 1, -1, 0])
+)
+
+
+@settings(max_examples=300)
+@given(st.sampled_from(NUMERIC_MEMBERS), any_number, st.booleans())
+def test_any_number_in_a_numeric_member_is_stored_whole_or_refused_by_name(member, value, as_json):
+    item = {**GOOD, member: value}
+    payload = json.dumps(item).encode() if as_json else msgpack.packb(item)
+    try:
+        fix = one(payload)
+    except DecodeError as exc:
+        assert exc.field == member, exc
+    else:
+        assert_storable(fix)
+
+
+@given(any_number, st.booleans())
+def test_any_battery_level_in_a_status_is_kept_whole_or_refused_by_name(value, as_json):
+    doc = {"t": NOW, "bat": value}
+    try:
+        status = decode_status(json.dumps(doc).encode() if as_json else msgpack.packb(doc), REF, NOW)
+    except DecodeError as exc:
+        assert exc.field == "bat", exc
+    else:
+        assert 0.0 <= status.bat <= 100.0

@@ -81,6 +81,30 @@ BATCH_PART_2 = (
 )
 # 0x0001 terminal response to platform serial 0, message 0x8001, result 0
 TERMINAL_RESPONSE = "7e0001000501391234567800140000800100a17e"
+# LOCATION_2013 whose extras area is damaged at its tail: the satellites item (0x31, length
+# 1) lost its value byte; the 0x0200 body is 39 bytes
+LOCATION_CUT_EXTRAS = (
+    "7e020000270139123456780004000000000000000302263fa1063062bf05f001c8005a251123101530"
+    "010400000f9a30011c31018a7e"
+)
+# the same with an item 0xE1 announcing 5 bytes and carrying 2
+LOCATION_OVERLONG_EXTRA = (
+    "7e020000290139123456780004000000000000000302263fa1063062bf05f001c8005a251123101530"
+    "010400000f9a30011ce1051234767e"
+)
+# the same with one stray 0x00 after the mileage: an item id without its length
+LOCATION_STRAY_BYTE = (
+    "7e020000230139123456780004000000000000000302263fa1063062bf05f001c8005a251123101530"
+    "010400000f9a00937e"
+)
+# 0x0704, normal, one item whose extras end in the cut satellites item
+BATCH_CUT_EXTRAS = (
+    "7e0704002601391234567800120001000021000000000000000302263fa1063062bf05f001c8005a251123101530"
+    "30011c31012c7e"
+)
+# heartbeats from a terminal whose phone field holds hex digits, not BCD: 0a1b2c3d4e5f
+HEARTBEAT_HEX_PHONE = "7e000200000a1b2c3d4e5f0001127e"
+HEARTBEAT_HEX_PHONE_2019 = "7e0002400001000000000a1b2c3d4e5f0001537e"
 
 T_2025_11_23_101530_GMT8 = 1763864130000
 
@@ -136,12 +160,12 @@ def test_2019_authentication_carries_imei_and_software_version():
 
 def test_2013_location_with_extras():
     loc = decode_location(message(LOCATION_2013)[1])
-    assert loc == (0, 3, 36.061089, 103.834303, 1520, 45.6, 90, T_2025_11_23_101530_GMT8, 399.4, 28, 12, ((0xE1, b"\x12\x34"),))
+    assert loc == (0, 3, 36.061089, 103.834303, 1520, 45.6, 90, T_2025_11_23_101530_GMT8, 399.4, 28, 12, ((0xE1, b"\x12\x34"),), False)
 
 
 def test_2019_location_reads_the_same_body():
     loc = decode_location(message(LOCATION_2019)[1])
-    assert loc == (0, 3, 36.061089, 103.834303, 1520, 45.6, 90, T_2025_11_23_101530_GMT8, None, None, None, ())
+    assert loc == (0, 3, 36.061089, 103.834303, 1520, 45.6, 90, T_2025_11_23_101530_GMT8, None, None, None, (), False)
 
 
 def test_south_and_west_status_bits_set_the_sign():
@@ -227,7 +251,6 @@ def location_body(time_hex: str) -> bytes:
         (bytes.fromhex("0002400001000000000139123456"), "truncated"),  # 2019 header cut short
         (bytes.fromhex("00020005013912345678000100"), "truncated"),  # body shorter than announced
         (bytes.fromhex("000200000139123456780001ff"), "length_mismatch"),  # body longer than announced
-        (bytes.fromhex("000200000139123456a80001"), "bad_bcd"),  # phone digit 0xA
         (bytes.fromhex("0002200001391234567800010002"), "truncated"),  # sub-packet fields missing
         (bytes.fromhex("00022000013912345678000100020003"), "bad_subpacket"),  # packet 3 of 2
     ],
@@ -260,10 +283,44 @@ def test_an_all_zero_time_means_no_clock_yet():
     assert decode_location(location_body("000000000000")).t_ms is None
 
 
-def test_an_extra_cut_after_its_length_is_truncated():
-    with pytest.raises(DecodeError) as exc:
-        decode_location(location_body("251123101530") + bytes.fromhex("0104000f"))
-    assert exc.value.reason == "truncated"
+def test_an_extra_cut_after_its_length_keeps_the_base_position_and_says_so():
+    loc = decode_location(location_body("251123101530") + bytes.fromhex("0104000f"))
+    assert (loc.lat, loc.lon, loc.t_ms, loc.mileage_km, loc.extras_damaged) == (
+        36.061089, 103.834303, T_2025_11_23_101530_GMT8, None, True)
+
+
+def test_a_location_whose_last_extra_lost_its_value_keeps_the_items_before_it():
+    loc = decode_location(message(LOCATION_CUT_EXTRAS)[1])
+    assert loc == (0, 3, 36.061089, 103.834303, 1520, 45.6, 90, T_2025_11_23_101530_GMT8, 399.4, 28, None, (), True)
+
+
+def test_a_location_whose_last_extra_announces_more_than_it_carries_keeps_the_items_before_it():
+    loc = decode_location(message(LOCATION_OVERLONG_EXTRA)[1])
+    assert loc == (0, 3, 36.061089, 103.834303, 1520, 45.6, 90, T_2025_11_23_101530_GMT8, 399.4, 28, None, (), True)
+
+
+def test_a_location_ending_in_a_stray_byte_keeps_the_items_before_it():
+    loc = decode_location(message(LOCATION_STRAY_BYTE)[1])
+    assert loc == (0, 3, 36.061089, 103.834303, 1520, 45.6, 90, T_2025_11_23_101530_GMT8, 399.4, None, None, (), True)
+
+
+def test_a_batch_item_with_damaged_extras_is_kept():
+    batch = decode_batch(message(BATCH_CUT_EXTRAS)[1])
+    assert ([(loc.lat, loc.signal, loc.extras_damaged) for loc in batch.locations], batch.rejected) == (
+        [(36.061089, 28, True)], ())
+
+
+def test_a_phone_field_in_hex_is_read_as_its_hex_digits():
+    assert message(HEARTBEAT_HEX_PHONE)[0] == Header(0x0002, 0, 0, "0a1b2c3d4e5f", 1, None, 0, 0)
+
+
+def test_a_2019_phone_field_in_hex_gives_the_same_device_id():
+    assert device_id(message(HEARTBEAT_HEX_PHONE_2019)[0].phone) == device_id(message(HEARTBEAT_HEX_PHONE)[0].phone) == "jt0a1b2c3d4e5f"
+
+
+def test_a_hex_phone_is_answered_in_its_own_digits():
+    header, _ = message(HEARTBEAT_HEX_PHONE)
+    assert encode_platform_response(header, 0, 0).hex() == "7e800100050a1b2c3d4e5f00000001000200967e"
 
 
 def test_a_2019_authentication_shorter_than_its_fields_is_truncated():
@@ -276,6 +333,8 @@ def test_a_2019_authentication_shorter_than_its_fields_is_truncated():
 ALL_FRAMES = [
     HEARTBEAT_2013, HEARTBEAT_2019, REGISTER_2011, REGISTER_2013, REGISTER_2019, AUTH_2013, AUTH_2019,
     LOCATION_2013, LOCATION_2019, LOCATION_SOUTH_WEST, BACKFILL, BATCH_PART_1, BATCH_PART_2, TERMINAL_RESPONSE,
+    LOCATION_CUT_EXTRAS, LOCATION_OVERLONG_EXTRA, LOCATION_STRAY_BYTE, BATCH_CUT_EXTRAS, HEARTBEAT_HEX_PHONE,
+    HEARTBEAT_HEX_PHONE_2019,
 ]
 
 

@@ -18,6 +18,7 @@ from protocols.jt808.session import (
     VehicleAlarm,
 )
 from protocols.model import Datum, DeviceClass, Fix
+from tests.sanity import assert_storable
 
 SECRET = b"gridwatch-test-secret"
 DEVICE = "jt013912345678"
@@ -61,6 +62,30 @@ BACKFILL = (
     "001c000000000000000302263fa1063062bf05f0000000002511220759004a7e"
 )
 UNSUPPORTED_0900 = "7e090000020139123456780013f101d87e"
+# LOCATION_2013 with its extras area damaged at the tail: the satellites item lost its value
+LOCATION_CUT_EXTRAS = (
+    "7e020000270139123456780004000000000000000302263fa1063062bf05f001c8005a251123101530"
+    "010400000f9a30011c31018a7e"
+)
+# 0x0201 answering query serial 7, its extras cut after the satellites id
+POSITION_REPLY_CUT_EXTRAS = (
+    "7e0201002201391234567800080007000000000000000302263fa1063062bf05f001c8005a25112310153030011c31147e"
+)
+# 0x0704, normal, one item whose extras end in the cut satellites item
+BATCH_CUT_EXTRAS = (
+    "7e0704002601391234567800120001000021000000000000000302263fa1063062bf05f001c8005a251123101530"
+    "30011c31012c7e"
+)
+# a fixed position with altitude 30000 m, speed 2000.0 km/h and direction 0xFFFF
+LOCATION_IMPOSSIBLE_READINGS = (
+    "7e0200001c0139123456780004000000000000000302263fa1063062bf75304e20ffff251123101530717e"
+)
+# a terminal whose phone field holds hex digits: 0a1b2c3d4e5f (REGISTER_2013's body)
+REGISTER_HEX_PHONE = (
+    "7e0100002d0a1b2c3d4e5f0002003e0069475730303147572d54380000000000000000000000000000005430303030"
+    "303102b8ca4131323334354d7e"
+)
+LOCATION_HEX_PHONE = "7e0200001c0a1b2c3d4e5f0004000000000000000302263fa1063062bf05f001c8005a2511231015301d7e"
 TERMINAL_RESPONSE = "7e0001000501391234567800140000800100a17e"
 LOGOUT = "7e000300000139123456780015267e"
 
@@ -402,3 +427,80 @@ def test_a_position_reply_becomes_one_fix_and_needs_no_answer():
     out = terminal.session.receive(terminal.reader.feed(encode_message(0x0201, body, "013912345678", 8)), RX)
     assert ([(f.device, f.t_ms, f.lat, f.lon, f.seq) for f in out.fixes], out.answers) == (
         [(DEVICE, 1763864130000, 36.061089, 103.834303, 8)], [])
+
+
+# --- what real terminals get wrong, tolerated and counted --------------------------------
+
+
+def test_a_location_with_a_damaged_extras_tail_is_one_fix_counted_as_damaged():
+    out = logged_in().send(LOCATION_CUT_EXTRAS)
+    assert ([f.lat for f in out.fixes], [r for r, _ in out.tolerated], out.rejected) == (
+        [36.061089], ["extras_damaged"], [])
+
+
+def test_a_location_with_a_damaged_extras_tail_is_acknowledged():
+    assert logged_in().answers(LOCATION_CUT_EXTRAS) == [ANSWER_LOCATION_2013]
+
+
+def test_a_position_reply_with_a_damaged_extras_tail_is_one_fix_counted_as_damaged():
+    out = logged_in().send(POSITION_REPLY_CUT_EXTRAS)
+    assert ([(f.lat, f.seq) for f in out.fixes], [r for r, _ in out.tolerated]) == ([(36.061089, 8)], ["extras_damaged"])
+
+
+def test_a_batch_item_with_a_damaged_extras_tail_is_one_fix_counted_as_damaged():
+    out = logged_in().send(BATCH_CUT_EXTRAS)
+    assert ([f.lat for f in out.fixes], [r for r, _ in out.tolerated], out.rejected) == (
+        [36.061089], ["extras_damaged"], [])
+
+
+def test_readings_no_vehicle_reports_are_dropped_and_counted_and_the_position_kept():
+    out = logged_in().send(LOCATION_IMPOSSIBLE_READINGS)
+    assert ([(f.lat, f.spd, f.hdg, f.alt) for f in out.fixes], [r for r, _ in out.tolerated]) == (
+        [(36.061089, None, None, None)], ["speed_range", "direction_range", "altitude_range"])
+
+
+def test_a_terminal_with_a_hex_phone_registers_authenticates_and_reports():
+    terminal = Terminal()
+    registered = terminal.send(REGISTER_HEX_PHONE)
+    code = registered.answers[0][-2 - 16:-2]  # the issued auth code ends the 0x8100 body
+    auth = encode_message(0x0102, code, "0a1b2c3d4e5f", 3).hex()
+    terminal.send(auth)
+    out = terminal.send(LOCATION_HEX_PHONE)
+    assert ([f.device for f in out.fixes], [a.hex() for a in out.answers]) == (
+        ["jt0a1b2c3d4e5f"], ["7e800100050a1b2c3d4e5f00020004020000917e"])
+
+
+def test_a_hex_phone_is_counted_once_per_connection():
+    terminal = Terminal(policy(require_auth=False))
+    first = terminal.send(LOCATION_HEX_PHONE)
+    second = terminal.send(LOCATION_HEX_PHONE)
+    assert ([r for r, _ in first.tolerated], second.tolerated, len(first.fixes + second.fixes)) == (
+        ["phone_not_bcd"], [], 2)
+
+
+HANDLED = {0x0001, 0x0002, 0x0003, 0x0100, 0x0102, 0x0200, 0x0201, 0x0704}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 0xFFFF).filter(lambda i: i not in HANDLED), st.integers(0, 0xFFFF), st.binary(max_size=40),
+       st.sampled_from([None, 1]), st.booleans())
+def test_every_message_not_handled_is_answered_not_supported(msg_id, serial, body, version, authenticated):
+    terminal = Terminal()
+    if authenticated:
+        terminal.send(*((REGISTER_2013, AUTH_2013) if version is None else (REGISTER_2019, AUTH_2019)))
+    out = terminal.send(encode_message(msg_id, body, "013912345678", serial, version).hex())
+    (answer,) = [FrameReader().feed(a)[0] for a in out.answers]
+    assert (answer[:2], answer[-5:]) == (b"\x80\x01", struct.pack(">HHB", serial, msg_id, 3))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1), st.integers(-(2**15), 2**15 - 1),
+       st.integers(0, 0xFFFF), st.integers(0, 0xFFFF), st.binary(min_size=6, max_size=6) | st.just(bytes.fromhex("251123101530")),
+       st.binary(max_size=24))
+def test_any_value_of_every_location_field_gives_a_storable_fix_or_a_refusal(status, lat_e6, lon_e6, alt, speed, direction,
+                                                                           t_bcd, extras):
+    body = struct.pack(">IIIIhHH", 0, status, lat_e6, lon_e6, alt, speed, direction) + t_bcd + extras
+    out = logged_in().send(encode_message(0x0200, body, "013912345678", 9).hex())
+    for fix in out.fixes:
+        assert_storable(fix)
+    assert len(out.fixes) + len([r for r, _ in out.rejected]) == 1

@@ -30,6 +30,7 @@ from protocols.owntracks import (
     encode_report_location,
     parse_topic,
 )
+from tests.sanity import assert_storable
 
 ZHANG = DeviceRef("ot-zhang-phone", DeviceClass.COLLECTOR, "620105")
 DEVICES = {("zhang", "phone"): ZHANG}
@@ -367,7 +368,12 @@ def test_unused_types_are_ignored_with_their_type(payload, expected_type, known)
         pytest.param('{"_type":"location","lat":36.1,"lon":-181,"tst":1699882482}', "lon_range", id="lon-range"),
         pytest.param('{"_type":"location","lat":NaN,"lon":103.7,"tst":1699882482}', "not_finite", id="nan"),
         pytest.param('{"_type":"location","lat":36.1,"lon":1e999,"tst":1699882482}', "not_finite", id="infinity"),
-        pytest.param('{"_type":"location","lat":36.1,"lon":103.7,"tst":1699882482,"acc":-1}', "bad_value", id="acc"),
+        pytest.param('{"_type":"location","lat":36.1,"lon":103.7,"tst":1699882482,"acc":1e308}', "bad_value", id="acc"),
+        pytest.param('{"_type":"location","lat":36.1,"lon":103.7,"tst":1699882482,"vel":1e308}', "bad_value", id="vel"),
+        pytest.param('{"_type":"location","lat":36.1,"lon":103.7,"tst":1699882482,"alt":1e308}', "bad_value", id="alt"),
+        pytest.param('{"_type":"location","lat":36.1,"lon":103.7,"tst":1699882482,"alt":-1e308}', "bad_value", id="alt-low"),
+        pytest.param('{"_type":"location","lat":36.1,"lon":103.7,"tst":1699882482,"acc":Infinity}', "not_finite", id="acc-inf"),
+        pytest.param('{"_type":"location","lat":36.1,"lon":103.7,"tst":1699882482,"alt":NaN}', "not_finite", id="alt-nan"),
         pytest.param('{"_type":"location","lat":36.1,"lon":103.7,"tst":1699882482,"cog":400}', "bad_value", id="cog"),
         pytest.param('{"_type":"location","lat":36.1,"lon":103.7,"tst":1699882482,"batt":101}', "bad_value", id="batt"),
         pytest.param('{"_type":"location","lat":36.1,"lon":103.7,"tst":true}', "bad_type", id="tst-bool"),
@@ -390,6 +396,47 @@ def test_unused_types_are_ignored_with_their_type(payload, expected_type, known)
 )
 def test_refused_payloads_name_their_reason(payload, expected):
     assert reason(payload, 1699882482) == expected
+
+
+@pytest.mark.parametrize("member, value", [
+    ("acc", 1e308), ("acc", 100_001), ("vel", 1e308), ("vel", 1225), ("alt", 1e308), ("alt", -1e308), ("alt", 20_001),
+    ("cog", 361), ("batt", 1e308), ("lat", 1e308), ("lon", -1e308), ("created_at", 1e308), ("tst", 1e308),
+])
+def test_a_number_out_of_range_is_refused_naming_its_member(member, value):
+    doc = {"_type": "location", "lat": 36.1, "lon": 103.7, "tst": 1699882482, member: value}
+    with pytest.raises(DecodeError) as caught:
+        decode(json.dumps(doc), 1699882482)
+    assert (caught.value.field, member in str(caught.value)) == (member, True)
+
+
+def test_a_negative_accuracy_is_an_unknown_accuracy_not_a_refusal():
+    location = decode('{"_type":"location","lat":36.1,"lon":103.7,"tst":1699882482,"acc":-1}', 1699882482)
+    assert location.fix == fix(1699882482, 36.1, 103.7, acc=None)
+
+
+def test_a_transition_with_a_negative_accuracy_keeps_its_position():
+    transition = decode('{"_type":"transition","tst":1699882482,"event":"enter","lat":36.1,"lon":103.7,"acc":-1}',
+                        1699882482, TOPIC + "/event")
+    assert (transition.lat, transition.lon, transition.acc) == (36.1, 103.7, None)
+
+
+NUMERIC_MEMBERS = ("lat", "lon", "acc", "vel", "cog", "alt", "batt", "tst", "created_at")
+any_number = (
+    st.floats() | st.integers() | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.sampled_from([1e308, -1e308, 3.4028235e38, 3.5e38, -3.5e38, 1e-320, 2**63, 2**64, -1, 0, 10**400])
+)
+
+
+@given(st.sampled_from(NUMERIC_MEMBERS), any_number)
+def test_any_number_in_a_numeric_member_is_stored_whole_or_refused_by_name(member, value):
+    doc = json.loads(IOS_5S)
+    doc[member] = value
+    try:
+        location = decode(json.dumps(doc), 1701263310)
+    except DecodeError as exc:
+        assert exc.field == member, exc
+    else:
+        assert_storable(location.fix)
 
 
 # schema transition-illegal-lat.json

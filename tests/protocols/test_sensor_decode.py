@@ -10,7 +10,14 @@ from hypothesis import given, strategies as st
 
 from protocols.errors import DecodeError
 from protocols.model import DeviceClass, DeviceRef
-from protocols.sensor import MessageKind, SensorLimits, SensorReading, SensorType, decode_sensor
+from protocols.sensor import (
+    MessageKind,
+    SensorLimits,
+    SensorReading,
+    SensorType,
+    decode_sensor,
+)
+from tests.sanity import assert_reading_storable
 
 COVER = DeviceRef("mh-620105-0007", DeviceClass.SENSOR, "620105")
 T = 1_732_327_200_000  # 2024-11-23 10:00 Beijing time
@@ -249,3 +256,26 @@ def test_mutated_records_raise_only_decode_error(record, mutations, as_msgpack, 
 def test_truncated_msgpack_raises_only_decode_error(record, data):
     raw = msgpack.packb(record)
     decodes_or_refuses(raw[: data.draw(st.integers(0, len(raw)))])
+
+
+# --- every number kept whole, or a refusal that names its member ----------------------
+
+NUMERIC_MEMBERS = [("manhole", m) for m in ("tilt", "water", "gas", "bat", "flags", "seq", "t")] + [
+    ("bin", "fill"), ("waterlog", "level")]
+any_number = (
+    st.floats() | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.sampled_from([1e308, -1e308, 3.5e38, 1e-320, 2**32, 2**63, 2**64 - 1, -1, 0])
+)
+
+
+@given(st.sampled_from(NUMERIC_MEMBERS), any_number, st.booleans())
+def test_any_number_in_a_numeric_member_is_kept_whole_or_refused_by_name(where, value, as_json):
+    sensor, member = where
+    record = cover(type=sensor, **{member: value})
+    try:
+        batch = decode(json.dumps(record) if as_json else msgpack.packb(record))
+    except DecodeError as exc:
+        assert exc.field == member, exc
+    else:
+        (reading,) = batch.readings
+        assert_reading_storable(reading)

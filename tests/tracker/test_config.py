@@ -27,9 +27,19 @@ def test_environment_overrides_one_key():
     ("", {"TRACKER_PIPELINE__PERSIST_FLUSH_MS": "soon"}, "[pipeline] persist_flush_ms: expected int"),
     ("", {"TRACKER_NOPE__X": "1"}, "unknown section [nope]"),
     ("[web\n", {}, "config.toml"),
+    ("[jt808]\nauth_timeout_s = 0\n", {}, "[jt808] auth_timeout_s: must be > 0"),
+    ("", {"TRACKER_JT808__MAX_CONNECTIONS_PER_ADDRESS": "0"}, "[jt808] max_connections_per_address: must be > 0"),
 ])
 def test_bad_configuration_names_the_key(tmp_path, text, env, message):
     path = tmp_path / "config.toml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         load(path, environ=env)
+
+
+def test_jt808_connection_limits_reach_the_gateway():
+    from tracker.app.service import jt808_settings
+
+    s = load(REPO / "config.toml", environ={"TRACKER_JT808__AUTH_TIMEOUT_S": "30", "TRACKER_JT808__MAX_CONNECTIONS_PER_ADDRESS": "8"})
+    gateway = jt808_settings(s)
+    assert (gateway.auth_timeout_s, gateway.max_connections_per_address, gateway.idle_timeout_s) == (30.0, 8, 300.0)

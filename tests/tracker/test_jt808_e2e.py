@@ -64,3 +64,26 @@ async def test_terminal_fixes_and_alarm_edges_flow_through_the_service(settings,
     assert [tuple(r) for r in alarms] == [("vehicle", "jt013912345678", "sos", True)]
     assert (asked.status_code, asked.json()["via"], query[2:6]) == (202, "jt808", "8201")
     assert offline.status_code == 503 and "not connected" in offline.json()["error"]
+
+
+async def test_a_report_with_a_damaged_tail_and_an_impossible_speed_is_stored_and_counted(settings, broker):
+    settings = settings.replace("jt808", auth_codes="any")
+    now = datetime.now(UTC).replace(microsecond=0)
+    body = location_body(now)
+    body = body[:18] + struct.pack(">H", 20_000) + body[20:]  # speed 2000.0 km/h
+    body += bytes.fromhex("30011c" "3101")  # signal 28, then satellites cut before its value
+    async with trio.open_nursery() as nursery:
+        store, running = await start_service(nursery, settings)
+        stream = await trio.open_tcp_stream("127.0.0.1", running.jt808_port)
+        buffer = bytearray()
+        await exchange(stream, buffer, AUTH_2013)
+        answer = await exchange(stream, buffer, encode_message(0x0200, body, PHONE, 10).hex())
+        metrics = running.pipeline.metrics
+        await wait_for(lambda: metrics.get("gridwatch_persisted_total") >= 1)
+        await stream.aclose()
+        pings = await store.fetch("SELECT device, t, spd, alt FROM pings")
+        tolerated = {reason: metrics.get("gridwatch_tolerated_total", protocol="jt808", reason=reason)
+                     for reason in ("extras_damaged", "speed_range")}
+        nursery.cancel_scope.cancel()
+    assert (answer[-6:-4], [(r["device"], datetime_to_ms(r["t"]), r["spd"], r["alt"]) for r in pings], tolerated) == (
+        "00", [("jt013912345678", int(now.timestamp() * 1000), None, 1520.0)], {"extras_damaged": 1, "speed_range": 1})

@@ -12,6 +12,7 @@ import trio
 
 from tests.harness import BROKER_USERS, start_service
 from tests.helpers import apublish, wait_for
+from tracker.storage.store import datetime_to_ms
 
 
 async def test_owntracks_location_appears_as_the_mapped_collector(settings, broker):
@@ -30,6 +31,27 @@ async def test_owntracks_location_appears_as_the_mapped_collector(settings, brok
     (c42,) = [d for d in devices if d["id"] == "c0042"]
     assert (c42["class"], c42["t"], c42["grid"], c42["bat"], round(c42["spd"], 3)) == (
         "collector", tst * 1000, "620105003003010", 64.0, round(4 / 3.6, 3))
+
+
+async def test_a_location_whose_numbers_no_column_holds_is_refused_and_the_service_goes_on(settings, broker):
+    settings = settings.replace("owntracks", devices=("alice/phone=c0042",))
+    tst = int(time.time())
+    base = {"_type": "location", "lat": 36.1051, "lon": 103.7199, "tst": tst, "t": "u", "tid": "ph"}
+    messages = [
+        {**base, "tst": tst - 20, "acc": 1e308, "alt": 1e308, "vel": 1e308},  # the driver's "value out of float32 range"
+        {**base, "tst": tst - 10, "acc": -1},  # the phone has no accuracy to give
+        {**base, "acc": 12, "alt": 1521, "vel": 4},
+    ]
+    async with trio.open_nursery() as nursery:
+        store, running = await start_service(nursery, settings)
+        await apublish(broker, [("owntracks/alice/phone", json.dumps(m).encode()) for m in messages], username="alice")
+        metrics = running.pipeline.metrics
+        await wait_for(lambda: metrics.get("gridwatch_persisted_total") >= 2)
+        rows = await store.fetch("SELECT t, acc, alt FROM pings WHERE device = 'c0042' ORDER BY t")
+        refused = metrics.get("gridwatch_rejected_total", protocol="owntracks", reason="bad_value")
+        nursery.cancel_scope.cancel()
+    assert ([(datetime_to_ms(r["t"]), r["acc"], r["alt"]) for r in rows], refused) == (
+        [((tst - 10) * 1000, None, None), (tst * 1000, 12.0, 1521.0)], 1)
 
 
 async def test_report_location_command_reaches_the_phone(settings, broker):

@@ -97,7 +97,8 @@ def jt808_settings(settings: Settings) -> Jt808Settings:
     j = settings.jt808
     return Jt808Settings(host=j.host, port=j.port, district=j.district, require_auth=j.require_auth,
                          auth_codes=AuthCodePolicy(j.auth_codes), auth_secret=j.auth_secret.encode() or None,
-                         idle_timeout_s=j.idle_timeout_s, max_connections=j.max_connections)
+                         idle_timeout_s=j.idle_timeout_s, auth_timeout_s=j.auth_timeout_s, max_connections=j.max_connections,
+                         max_connections_per_address=j.max_connections_per_address)
 
 
 async def serve_web(app, host: str, port: int, *, task_status=trio.TASK_STATUS_IGNORED) -> None:

@@ -6,14 +6,21 @@ Each connection reads what the socket gives, cuts it into frames
 and only then answers the terminal: a report is acknowledged once the pipeline has taken
 it, so a terminal whose answer never came sends it again rather than losing it.
 
-A connection ends on EOF, on a reset, after ``idle_timeout_s`` without a byte, when an
-answer cannot be sent within ``send_timeout_s``, or after ``max_bad_frames`` undecodable
-frames in a row. None of that touches other connections. Anything but those is a bug and
-surfaces.
+A connection ends on EOF, on a reset, after ``idle_timeout_s`` without a whole frame
+(stray bytes do not keep it open), when it has not authenticated within ``auth_timeout_s``
+(if authentication is required), when an answer cannot be sent within ``send_timeout_s``,
+or after ``max_bad_frames`` undecodable frames in a row. Connections are capped in total
+and per client address, so one client holding many idle connections cannot lock the
+terminals out. An exception raised while serving one connection is a bug: it is logged
+with its traceback and counted, and ends that connection only, never the gateway.
 """
 
 from __future__ import annotations
 
+import collections
+import ipaddress
+import logging
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,11 +29,18 @@ from typing import Protocol
 import trio
 
 from protocols.jt808.framing import MAX_FRAME_BYTES, FrameReader
-from protocols.jt808.session import AlarmTracker, AuthCodePolicy, Jt808Session, SessionPolicy, VehicleAlarm
+from protocols.jt808.session import (
+    AlarmTracker,
+    AuthCodePolicy,
+    Jt808Session,
+    SessionPolicy,
+    VehicleAlarm,
+)
 from protocols.model import DISTRICT_CODE, Fix
 from tracker.clock import wall_clock_ms
 
 PROTOCOL = "jt808"
+log = logging.getLogger(__name__)
 
 
 class Jt808Sink(Protocol):
@@ -35,6 +49,9 @@ class Jt808Sink(Protocol):
     async def alarms(self, alarms: list[VehicleAlarm]) -> None: ...
 
     def rejected(self, protocol: str, reason: str, raw: bytes, peer: str) -> None: ...
+
+    def tolerated(self, protocol: str, reason: str, raw: bytes, peer: str) -> None:
+        """A report kept despite a defect (``Outcome.tolerated``): count it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +64,11 @@ class Jt808Settings:
     # Key of the issued auth codes. None: a random key per process, so codes issued
     # before a restart stop working and terminals have to register again.
     auth_secret: bytes | None = None
-    idle_timeout_s: float = 300.0
+    idle_timeout_s: float = 300.0  # without a whole frame
+    auth_timeout_s: float = 60.0  # to authenticate, counted while not authenticated
     send_timeout_s: float = 30.0
     max_connections: int = 5000
+    max_connections_per_address: int = 500  # per IPv4 address or IPv6 /64
     max_frame_bytes: int = MAX_FRAME_BYTES
     max_bad_frames: int = 32
     receive_bytes: int = 16384
@@ -62,7 +81,8 @@ class Jt808Settings:
         AuthCodePolicy(self.auth_codes)  # raises ValueError on an unknown policy
         if self.auth_secret is not None and not self.auth_secret:
             raise ValueError("auth_secret must not be empty; None draws a random one")
-        for name in ("idle_timeout_s", "send_timeout_s", "max_connections", "max_frame_bytes", "receive_bytes"):
+        for name in ("idle_timeout_s", "auth_timeout_s", "send_timeout_s", "max_connections",
+                     "max_connections_per_address", "max_frame_bytes", "receive_bytes"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
 
@@ -77,14 +97,24 @@ class Jt808Settings:
         )
 
 
-def _peer_name(stream: trio.abc.Stream) -> str:
+def _peer(stream: trio.abc.Stream) -> tuple[str, str]:
+    """``(host:port, address)`` of a connection; the address is what the per-address limit
+    counts: the IPv4 address, or the /64 of an IPv6 one (a client gets a whole /64)."""
     if not isinstance(stream, trio.SocketStream):
-        return "?"
+        return "?", "?"  # an in-memory stream (tests): no address to count
     try:
         host, port = stream.socket.getpeername()[:2]
-    except (AttributeError, OSError):
-        return "?"
-    return f"{host}:{port}"
+    except OSError:
+        return "?", "?"
+    try:
+        ip = ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        return f"{host}:{port}", host
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:
+            return f"{host}:{port}", str(ip.ipv4_mapped)
+        return f"[{host}]:{port}", str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return f"{host}:{port}", host
 
 
 class Jt808Gateway:
@@ -97,6 +127,7 @@ class Jt808Gateway:
         self.now_ms = now_ms
         self.alarms = AlarmTracker()
         self.active = 0
+        self.by_address: collections.Counter[str] = collections.Counter()
         # authenticated terminals by device id: what platform-initiated messages go to
         self.sessions: dict[str, tuple[Jt808Session, trio.abc.Stream, trio.Lock]] = {}
 
@@ -115,18 +146,31 @@ class Jt808Gateway:
 
     async def handle(self, stream: trio.abc.Stream) -> None:
         """Serve one connection to its end; always closes the stream."""
-        peer = _peer_name(stream)
+        peer, address = _peer(stream)
+        refusal = None
         if self.active >= self.settings.max_connections:
-            self.sink.rejected(PROTOCOL, "too_many_connections", b"", peer)
+            refusal = "too_many_connections"
+        elif self.by_address[address] >= self.settings.max_connections_per_address:
+            refusal = "too_many_from_address"
+        if refusal is not None:
+            self.sink.rejected(PROTOCOL, refusal, b"", peer)
             await trio.aclose_forcefully(stream)
             return
         self.active += 1
+        self.by_address[address] += 1
         try:
             reason = await self._converse(stream, peer)
         except trio.BrokenResourceError:
             reason = None  # reset by the terminal: nothing to report
+        except Exception:
+            # a bug, in a decoder or the sink: it costs this connection, not the others
+            log.exception("JT/T 808 connection from %s failed", peer)
+            reason = "internal_error"
         finally:
             self.active -= 1
+            self.by_address[address] -= 1
+            if not self.by_address[address]:
+                del self.by_address[address]
             await trio.aclose_forcefully(stream)
         if reason is not None:
             self.sink.rejected(PROTOCOL, reason, b"", peer)
@@ -146,16 +190,34 @@ class Jt808Gateway:
                             lock: trio.Lock) -> str | None:
         settings = self.settings
         sink = self.sink
+        # Deadlines on trio's clock. Only a whole frame (one whose header reads) restarts
+        # the idle one, once it is handled (time the pipeline takes is not the terminal's):
+        # a byte now and then, or junk, must not hold a connection open. The
+        # authentication deadline runs whenever the session is not authenticated (from
+        # the start, or from a logout).
+        last_frame = trio.current_time()
+        unauthenticated_since: float | None = last_frame
         while True:
-            with trio.move_on_after(settings.idle_timeout_s) as idle:
+            idle_at = last_frame + settings.idle_timeout_s
+            auth_at = math.inf
+            if self.policy.require_auth and unauthenticated_since is not None:
+                auth_at = unauthenticated_since + settings.auth_timeout_s
+            data = None
+            with trio.move_on_at(min(idle_at, auth_at)):
                 data = await stream.receive_some(settings.receive_bytes)
-            if idle.cancelled_caught:
-                return "idle_timeout"
+            if data is None:
+                return "auth_timeout" if auth_at <= idle_at else "idle_timeout"
             if not data:
                 return "eof_in_frame" if reader.pending_bytes else None
             out = session.receive(reader.feed(data), self.now_ms())
+            if session.authenticated:
+                unauthenticated_since = None
+            elif unauthenticated_since is None:
+                unauthenticated_since = trio.current_time()
             for reason, raw in out.rejected:
                 sink.rejected(PROTOCOL, reason, raw, peer)
+            for reason, raw in out.tolerated:
+                sink.tolerated(PROTOCOL, reason, raw, peer)
             if out.fixes:
                 await sink.fixes(out.fixes)
             if out.alarms:
@@ -173,6 +235,8 @@ class Jt808Gateway:
                     return "send_timeout"
             if out.close:
                 return "too_many_bad_frames"
+            if out.frames:
+                last_frame = trio.current_time()
 
 
 async def serve_jt808(

@@ -162,6 +162,7 @@ class Pipeline:
         m.describe("gridwatch_fixes_late_total", "Fixes older than the device's newest (stored, not shown live)")
         m.describe("gridwatch_fixes_filtered_total", "Fixes refused by a position filter, by reason")
         m.describe("gridwatch_rejected_total", "Payloads or records refused by a decoder, by protocol and reason")
+        m.describe("gridwatch_tolerated_total", "Reports kept despite a defect (a damaged tail, a reading dropped), by protocol and reason")
         m.describe("gridwatch_persisted_total", "Fixes written to PostgreSQL")
         m.describe("gridwatch_alarm_events_total", "Alarm events raised or cleared, by source and kind")
         m.gauge("gridwatch_inbound_queue_depth", lambda: self._inbound_send.statistics().current_buffer_used, "Batches waiting for decode")
@@ -227,6 +228,11 @@ class Pipeline:
 
     def rejected(self, protocol: str, reason: str, raw: bytes, peer: str, device: str | None = None) -> None:
         self._reject(protocol, DecodeError(reason), peer, device, raw, self._clock_ms())
+
+    def tolerated(self, protocol: str, reason: str, raw: bytes, peer: str) -> None:
+        self.metrics.inc("gridwatch_tolerated_total", protocol=protocol, reason=reason)
+        if self._log_gate.allow(f"tolerated:{reason}", self._clock_ms()):
+            log.info("kept a %s report from %s despite %s: %s", protocol, peer, reason, bytes(raw[:64]).hex())
 
     # --- stage: decode, filter, place -----------------------------------------------
 

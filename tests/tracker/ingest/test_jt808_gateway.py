@@ -13,6 +13,7 @@ import trio.testing
 
 from protocols.jt808.framing import FrameReader
 from protocols.jt808.messages import encode_message
+from protocols.model import Fix
 from tests.fakes import RecordingSink
 from tests.jt808_wire import (
     ANSWER_AUTH_2013,
@@ -22,13 +23,19 @@ from tests.jt808_wire import (
     ANSWER_LOCATION_2019,
     ANSWER_REGISTER_2013,
     ANSWER_REGISTER_2019,
+    ANSWER_UPLINK_0900_UNSUPPORTED,
     AUTH_2013,
     AUTH_2019,
     HEARTBEAT_2013,
     LOCATION_2013,
     LOCATION_2019,
+    LOCATION_CUT_EXTRAS_2013,
+    LOCATION_HEX_PHONE,
+    LOGOUT_2013,
     REGISTER_2013,
     REGISTER_2019,
+    REGISTER_HEX_PHONE,
+    UPLINK_0900_2013,
     exchange,
     read_frame,
 )
@@ -106,12 +113,29 @@ async def test_connections_past_the_limit_are_turned_away(nursery):
         await stream.aclose()
 
 
+async def log_in(client: trio.abc.Stream, buffer: bytearray) -> None:
+    assert [await exchange(client, buffer, f) for f in (REGISTER_2013, AUTH_2013)] == [ANSWER_REGISTER_2013, ANSWER_AUTH_2013]
+
+
+async def beat_until_hung_up(client: trio.abc.Stream, buffer: bytearray, every_s: float, for_s: float = 3600) -> float | None:
+    """Send a heartbeat every ``every_s``; the trio time the gateway hung up, None if it never did."""
+    with trio.move_on_after(for_s):
+        while True:
+            await trio.sleep(every_s)
+            try:
+                await exchange(client, buffer, HEARTBEAT_2013)
+            except (EOFError, trio.BrokenResourceError):
+                return trio.current_time()
+    return None
+
+
 async def test_a_half_frame_then_silence_is_hung_up_after_the_idle_timeout(autojump_clock):
     sink = RecordingSink()
     gateway = Jt808Gateway(settings(idle_timeout_s=300.0), sink, now_ms=lambda: RX)
     client, server = trio.testing.memory_stream_pair()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(gateway.handle, server)
+        await log_in(client, bytearray())
         await client.send_all(bytes.fromhex(LOCATION_2013)[:20])
         started = trio.current_time()
         assert await client.receive_some(100) == b""
@@ -119,18 +143,109 @@ async def test_a_half_frame_then_silence_is_hung_up_after_the_idle_timeout(autoj
     assert (round(elapsed), sink.rejects["idle_timeout"]) == (300, 1)
 
 
-async def test_every_byte_restarts_the_idle_timer(autojump_clock):
+async def test_whole_frames_restart_the_idle_timer(autojump_clock):
     sink = RecordingSink()
     gateway = Jt808Gateway(settings(idle_timeout_s=300.0), sink, now_ms=lambda: RX)
     client, server = trio.testing.memory_stream_pair()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(gateway.handle, server)
         buffer = bytearray()
-        for _ in range(5):
-            await trio.sleep(299)
-            assert await exchange(client, buffer, HEARTBEAT_2013)
+        await log_in(client, buffer)
+        hung_up = await beat_until_hung_up(client, buffer, every_s=299, for_s=5 * 299 + 1)
         await client.aclose()
-    assert sink.rejects["idle_timeout"] == 0
+    assert (hung_up, sink.rejects["idle_timeout"]) == (None, 0)
+
+
+async def test_stray_bytes_do_not_restart_the_idle_timer(autojump_clock):
+    sink = RecordingSink()
+    gateway = Jt808Gateway(settings(idle_timeout_s=300.0), sink, now_ms=lambda: RX)
+    client, server = trio.testing.memory_stream_pair()
+    dribble = bytes.fromhex(LOCATION_2013)  # one byte every 10 s: a whole frame only after 10 minutes
+
+    async def one_byte_at_a_time() -> None:
+        for i in range(len(dribble)):
+            await trio.sleep(10)
+            try:
+                await client.send_all(dribble[i:i + 1])
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(gateway.handle, server)
+        await log_in(client, bytearray())
+        last_frame = trio.current_time()
+        nursery.start_soon(one_byte_at_a_time)
+        assert await client.receive_some(100) == b""
+        elapsed = trio.current_time() - last_frame
+    assert (round(elapsed), sink.rejects["idle_timeout"]) == (300, 1)
+
+
+async def test_time_the_pipeline_takes_is_not_the_terminals_idleness(autojump_clock):
+    sink = RecordingSink()
+    sink.hold = trio.Event()
+    gateway = Jt808Gateway(settings(idle_timeout_s=300.0, require_auth=False), sink, now_ms=lambda: RX)
+    client, server = trio.testing.memory_stream_pair()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(gateway.handle, server)
+        buffer = bytearray()
+        await client.send_all(bytes.fromhex(LOCATION_2013))
+        await trio.sleep(400)  # the pipeline pushes back longer than the idle timeout
+        sink.hold.set()
+        await read_frame(client, buffer)
+        await trio.sleep(299)
+        beat = await exchange(client, buffer, HEARTBEAT_2013)
+        await client.aclose()
+    assert (beat[-6:-4], sink.rejects["idle_timeout"]) == ("00", 0)
+
+
+async def test_a_connection_that_never_authenticates_is_hung_up_at_the_deadline(autojump_clock):
+    sink = RecordingSink()
+    gateway = Jt808Gateway(settings(auth_timeout_s=60.0), sink, now_ms=lambda: RX)
+    client, server = trio.testing.memory_stream_pair()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(gateway.handle, server)
+        started = trio.current_time()
+        hung_up = await beat_until_hung_up(client, bytearray(), every_s=10)
+    assert (round(hung_up - started), sink.rejects["auth_timeout"]) == (60, 1)
+
+
+async def test_an_authenticated_terminal_outlives_the_authentication_deadline(autojump_clock):
+    sink = RecordingSink()
+    gateway = Jt808Gateway(settings(auth_timeout_s=60.0), sink, now_ms=lambda: RX)
+    client, server = trio.testing.memory_stream_pair()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(gateway.handle, server)
+        buffer = bytearray()
+        await log_in(client, buffer)
+        hung_up = await beat_until_hung_up(client, buffer, every_s=50, for_s=600)
+        await client.aclose()
+    assert (hung_up, sink.rejects["auth_timeout"]) == (None, 0)
+
+
+async def test_without_required_authentication_there_is_no_deadline(autojump_clock):
+    sink = RecordingSink()
+    gateway = Jt808Gateway(settings(auth_timeout_s=60.0, require_auth=False), sink, now_ms=lambda: RX)
+    client, server = trio.testing.memory_stream_pair()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(gateway.handle, server)
+        hung_up = await beat_until_hung_up(client, bytearray(), every_s=50, for_s=600)
+        await client.aclose()
+    assert (hung_up, sink.rejects["auth_timeout"]) == (None, 0)
+
+
+async def test_a_logout_starts_the_authentication_deadline_again(autojump_clock):
+    sink = RecordingSink()
+    gateway = Jt808Gateway(settings(auth_timeout_s=60.0), sink, now_ms=lambda: RX)
+    client, server = trio.testing.memory_stream_pair()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(gateway.handle, server)
+        buffer = bytearray()
+        await log_in(client, buffer)
+        await trio.sleep(200)
+        await exchange(client, buffer, LOGOUT_2013)
+        logged_out = trio.current_time()
+        hung_up = await beat_until_hung_up(client, buffer, every_s=10)
+    assert (round(hung_up - logged_out), sink.rejects["auth_timeout"]) == (60, 1)
 
 
 async def test_a_report_is_acknowledged_only_once_the_sink_took_it(autojump_clock):
@@ -165,6 +280,18 @@ async def test_an_alarm_edge_reaches_the_sink_once(autojump_clock):
     assert [(a.device, a.name, a.raised) for a in sink.got_alarms] == [("jt013912345678", "sos", True)]
 
 
+async def test_a_report_with_a_damaged_extras_tail_reaches_the_sink_and_is_counted(autojump_clock):
+    sink = RecordingSink()
+    gateway = Jt808Gateway(settings(require_auth=False), sink, now_ms=lambda: RX)
+    client, server = trio.testing.memory_stream_pair()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(gateway.handle, server)
+        answer = await exchange(client, bytearray(), LOCATION_CUT_EXTRAS_2013)
+        await client.aclose()
+    assert (answer, [f.lat for f in sink.got_fixes], dict(sink.tolerated_counts)) == (
+        "7e8001000501391234567800000004020000b27e", [36.061089], {"extras_damaged": 1})
+
+
 def test_settings_refuse_an_unknown_auth_code_policy():
     with pytest.raises(ValueError):
         Jt808Settings(auth_codes="whatever")
@@ -179,6 +306,92 @@ async def test_an_unauthenticated_terminal_gets_result_1_and_no_fix(nursery):
     assert (answer, sink.got_fixes) == ("7e8001000501391234567800000004020001b37e", [])
 
 
+async def test_a_message_the_gateway_does_not_handle_is_answered_not_supported(nursery):
+    port = await nursery.start(gateway(settings(), RecordingSink()))
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    answer = await exchange(stream, bytearray(), UPLINK_0900_2013)
+    await stream.aclose()
+    assert answer == ANSWER_UPLINK_0900_UNSUPPORTED
+
+
+async def test_a_terminal_whose_phone_is_hex_not_bcd_is_served_under_that_identity(nursery):
+    sink = RecordingSink()
+    port = await nursery.start(gateway(settings(), sink))
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    buffer = bytearray()
+    registered = FrameReader().feed(bytes.fromhex(await exchange(stream, buffer, REGISTER_HEX_PHONE)))[0]
+    code = registered[-16:]  # the issued auth code ends the 0x8100 body
+    await exchange(stream, buffer, encode_message(0x0102, code, "0a1b2c3d4e5f", 3).hex())
+    answer = await exchange(stream, buffer, LOCATION_HEX_PHONE)
+    await stream.aclose()
+    assert (answer, [f.device for f in sink.got_fixes], dict(sink.tolerated_counts)) == (
+        "7e800100050a1b2c3d4e5f00020004020000917e", ["jt0a1b2c3d4e5f"], {"phone_not_bcd": 1})
+
+
+async def test_one_client_holding_many_connections_does_not_lock_out_a_terminal(nursery):
+    sink = RecordingSink()
+    port = await nursery.start(gateway(settings(max_connections=100, max_connections_per_address=10), sink))
+    hog = [await trio.open_tcp_stream("127.0.0.1", port, local_address="127.0.0.1") for _ in range(100)]
+    with trio.fail_after(10):
+        while sink.rejects["too_many_from_address"] < 90:
+            await trio.sleep(0.01)
+    terminal = await trio.open_tcp_stream("127.0.0.1", port, local_address="127.0.0.2")
+    buffer = bytearray()
+    answers = [await exchange(terminal, buffer, f) for f in (REGISTER_2013, AUTH_2013, LOCATION_2013)]
+    for stream in [*hog, terminal]:
+        await stream.aclose()
+    assert (answers, sink.rejects["too_many_from_address"], sink.rejects["too_many_connections"]) == (
+        [ANSWER_REGISTER_2013, ANSWER_AUTH_2013, ANSWER_LOCATION_2013], 90, 0)
+
+
+async def test_a_closed_connection_gives_its_slot_back_to_its_address(nursery):
+    sink = RecordingSink()
+    port = await nursery.start(gateway(settings(max_connections_per_address=1), sink))
+    first = await trio.open_tcp_stream("127.0.0.1", port)
+    assert await exchange(first, bytearray(), HEARTBEAT_2013)
+    await first.aclose()
+    with trio.fail_after(5):
+        while True:  # until the gateway has seen the close
+            second = await trio.open_tcp_stream("127.0.0.1", port)
+            try:
+                answer = await exchange(second, bytearray(), HEARTBEAT_2013)
+                break
+            except (EOFError, trio.BrokenResourceError):
+                await second.aclose()
+                await trio.sleep(0.01)
+    await second.aclose()
+    assert answer == "7e8001000501391234567800000001000200b77e"  # the first answer of a new connection
+
+
+class FailingSink(RecordingSink):
+    """A pipeline with a bug: it raises on fixes north of 40°."""
+
+    async def fixes(self, fixes: list[Fix]) -> None:
+        if any(f.lat > 40.0 for f in fixes):
+            raise RuntimeError("the sink cannot take this fix")
+        await super().fixes(fixes)
+
+
+async def test_an_exception_in_one_connection_ends_that_connection_only(nursery):
+    sink = FailingSink()
+    port = await nursery.start(gateway(settings(require_auth=False), sink))
+    good = await trio.open_tcp_stream("127.0.0.1", port)
+    bad = await trio.open_tcp_stream("127.0.0.1", port)
+    good_buffer = bytearray()
+    first = await exchange(good, good_buffer, report(1, 1).hex())
+    north = struct.pack(">IIIIhHH", 0, 3, 45_000_000, 103834303, 1520, 456, 90) + bytes.fromhex("251123101531")
+    await bad.send_all(encode_message(0x0200, north, "013912345678", 2))
+    with trio.fail_after(5):
+        hung_up = await bad.receive_some(100)
+    second = await exchange(good, good_buffer, report(3, 3).hex())
+    late = await trio.open_tcp_stream("127.0.0.1", port)
+    third = await exchange(late, bytearray(), report(4, 4).hex())
+    for stream in (good, bad, late):
+        await stream.aclose()
+    assert (hung_up, [a[-14:-4] for a in (first, second, third)], [f.seq for f in sink.got_fixes],
+            sink.rejects["internal_error"]) == (b"", ["0001020000", "0003020000", "0004020000"], [1, 3, 4], 1)
+
+
 async def garbage_terminal(port: int, data: bytes, outcome: dict, key: str) -> None:
     stream = await trio.open_tcp_stream("127.0.0.1", port)
     sent = 0
@@ -187,6 +400,7 @@ async def garbage_terminal(port: int, data: bytes, outcome: dict, key: str) -> N
             chunk = data[start:start + 65536]
             await stream.send_all(chunk)
             sent += len(chunk)
+        await stream.send_eof()  # done: the gateway sees the end rather than waiting for idleness
         with trio.fail_after(10):
             while await stream.receive_some(65536):
                 pass
@@ -226,10 +440,14 @@ async def churn(port: int, count: int, outcome: dict) -> None:
             nursery.start_soon(one, i)
 
 
-@pytest.mark.parametrize("max_bad_frames", [32, 10**9], ids=["cut_off", "swallowed"])
-async def test_misbehaving_terminals_never_stop_a_good_one(nursery, max_bad_frames):
+# A stream of junk is not a frame: it no longer keeps a connection open past the idle
+# timeout. The "swallowed" variant gives its 10 MiB of junk the time to be read whole (a
+# long idle timeout), so the half-frame terminal, whose fate is the idle timeout whatever
+# max_bad_frames says, is checked in the "cut_off" variant with its 2 s timeout.
+@pytest.mark.parametrize("max_bad_frames, idle_timeout_s", [(32, 2.0), (10**9, 60.0)], ids=["cut_off", "swallowed"])
+async def test_misbehaving_terminals_never_stop_a_good_one(nursery, max_bad_frames, idle_timeout_s):
     sink = RecordingSink()
-    port = await nursery.start(gateway(settings(idle_timeout_s=2.0, max_bad_frames=max_bad_frames), sink))
+    port = await nursery.start(gateway(settings(idle_timeout_s=idle_timeout_s, max_bad_frames=max_bad_frames), sink))
     good = await trio.open_tcp_stream("127.0.0.1", port)
     buffer = bytearray()
     await exchange(good, buffer, REGISTER_2013)
@@ -242,7 +460,8 @@ async def test_misbehaving_terminals_never_stop_a_good_one(nursery, max_bad_fram
         async with trio.open_nursery() as bad:
             bad.start_soon(garbage_terminal, port, noise.replace(b"\x7e", b"\x00"), outcome, "no_flags")
             bad.start_soon(garbage_terminal, port, noise, outcome, "random")
-            bad.start_soon(half_frame_terminal, port, outcome)
+            if max_bad_frames == 32:
+                bad.start_soon(half_frame_terminal, port, outcome)
             bad.start_soon(churn, port, 1000, outcome)
         done.set()
 
@@ -262,7 +481,7 @@ async def test_misbehaving_terminals_never_stop_a_good_one(nursery, max_bad_fram
     if max_bad_frames == 32:
         assert outcome["no_flags"] < len(noise) and outcome["random"] < len(noise)
         assert sink.rejects["too_many_bad_frames"] == 2
+        assert outcome["half_frame"][0] == b"" and 1.9 < outcome["half_frame"][1] < 10
     else:
         assert outcome["no_flags"] == outcome["random"] == len(noise)
         assert sink.rejects["junk"] >= len(noise) // Jt808Settings().max_frame_bytes
-    assert outcome["half_frame"][0] == b"" and 1.9 < outcome["half_frame"][1] < 10
