@@ -28,8 +28,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from protocols.sensor import MessageKind, SensorReading
 from protocols.model import COMPONENT_CODE, DEVICE_ID
+from protocols.sensor import MessageKind, SensorReading
 
 TILT = "tilt"
 WATER = "water"
@@ -149,7 +149,7 @@ class Condition:
         return cls(
             active=_bool(data["active"]), emitted=_bool(data["emitted"]), value=_number(data["value"]),
             pending_ms=_int(data["pending_ms"]), pending_value=_number(data["pending_value"]),
-            toggles=tuple(_int(t, optional=False) for t in toggles), flapping=_bool(data["flapping"]),
+            toggles=tuple(_int_required(t) for t in toggles), flapping=_bool(data["flapping"]),
         )
 
 
@@ -216,9 +216,11 @@ def _bool(value: object) -> bool:
     return value
 
 
-def _int(value: object, optional: bool = True) -> int | None:
-    if value is None and optional:
-        return None
+def _int(value: object) -> int | None:
+    return None if value is None else _int_required(value)
+
+
+def _int_required(value: object) -> int:
     if type(value) is not int:
         raise ValueError(f"expected an integer, got {value!r}")
     return value
@@ -227,7 +229,7 @@ def _int(value: object, optional: bool = True) -> int | None:
 def _number(value: object) -> float | None:
     if value is None:
         return None
-    if type(value) not in (int, float):
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
         raise ValueError(f"expected a number, got {value!r}")
     return value
 

@@ -141,11 +141,11 @@ class SensorMonitor:
             if raised:
                 open_alarms.setdefault(device, {})[kind] = value
         for device, component in components.items():
-            raised = open_alarms.get(device, {})
+            still_open = open_alarms.get(device, {})
             self.components[device] = component
-            if SILENT in raised:
-                del raised[SILENT]
+            if SILENT in still_open:
+                del still_open[SILENT]
                 self.silent.add(device)
-            self.states[device] = resumed(device, component, raised, None)
+            self.states[device] = resumed(device, component, still_open, None)
             self._changed.add(device)
         return sorted(components)
