@@ -24,10 +24,10 @@ from dataclasses import dataclass, replace
 from typing import Any, NamedTuple, Protocol
 
 from geofence.coverage import CoverageState, GridCoverage
+from geofence.placed import Placed
 from geofence.schedule import Schedule, Slot
 from geofence.territory import CoverageRule, Territory
 from protocols.model import Fix
-from geofence.placed import Placed
 
 _MIN = 60_000
 CHECKPOINT_VERSION = 1
@@ -154,7 +154,7 @@ class PatrolState:
         ``collector_of`` maps a device id to its collector (None: not a collector's device).
         """
         cell_of = self.coverage.territory.cell_of
-        placed = [item if type(item) is Placed else Placed(item, cell_of(item.lat, item.lon), None) for item in batch]
+        placed = [item if isinstance(item, Placed) else Placed(item, cell_of(item.lat, item.lon), None) for item in batch]
         return self.coverage.observe_many(placed, collector_of)
 
     @property
@@ -291,7 +291,7 @@ def _conditions(coverage: CoverageState, slot: Slot, at_ms: int,
     if cov.first_fix_ms is None:
         if as_of - slot.start_ms >= rule.not_started_min * _MIN:
             hold(AlertKind.NOT_STARTED, {"minutes": _minutes(as_of - slot.start_ms)})
-    elif as_of - cov.last_fix_ms > rule.offline_min * _MIN:
+    elif cov.last_fix_ms is not None and as_of - cov.last_fix_ms > rule.offline_min * _MIN:  # set with first_fix_ms
         hold(AlertKind.OFFLINE, {"last_fix_ms": cov.last_fix_ms,
                                  "minutes": _minutes(as_of - cov.last_fix_ms)})
     if cov.last_counted_ms is not None:
@@ -342,6 +342,7 @@ def _resolution_facts(coverage: CoverageState, alert: Alert, now_ms: int,
     slot = alert.slot
     if alert.kind is AlertKind.GRID_NOT_COVERED:
         cov = coverage.slot_coverage(slot, rule, now_ms)
+        assert alert.grid is not None  # a grid's alert names it
         return _grid_detail(cov.grid(alert.grid), rule)
     if alert.kind is AlertKind.OFFLINE:
         after = coverage.samples(slot.collector, alert.detail["last_fix_ms"] + 1, slot.end_ms)

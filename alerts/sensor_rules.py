@@ -313,7 +313,7 @@ class _Step:
         self.events.append(ComponentAlarm(self.device, self.component, kind, t_ms, raised, value, detail))
 
     def change(self, kind: str, c: Condition, active: bool, t_ms: int, value: float | None, detail: str) -> Condition:
-        toggles = tuple(x for x in c.toggles if x > t_ms - self.p.flap_window_ms) + (t_ms,)
+        toggles = (*(x for x in c.toggles if x > t_ms - self.p.flap_window_ms), t_ms)
         c = replace(c, active=active, toggles=toggles)
         if c.flapping:
             return c

@@ -42,6 +42,7 @@ from bench.machine import describe
 from geofence.citygen import City
 from geofence.importer import cover, parse_features
 from geofence.index import GridIndex, latlng_to_cell
+from tracker.devcity.credentials import kept_passwords
 from tracker.devcity.starters import start_postgres
 
 REPO = Path(__file__).resolve().parent.parent
@@ -175,11 +176,14 @@ async def _postgis(dsn: str, grids: list, fixes: list[tuple[float, float]]) -> d
 
 def measure_postgis(grids: list, fixes: list[tuple[float, float]]) -> dict:
     state = Path(tempfile.mkdtemp(prefix="gridwatch-bench-geofence-"))
-    pg = start_postgres(state, durable=False, database="geofence")
+    passwords = kept_passwords(state / "secrets", ("postgres", "gridwatch"))
+    pg = start_postgres(state, durable=False, database="geofence",
+                        superuser_password=passwords["postgres"], role_password=passwords["gridwatch"])
     try:
-        return asyncio.run(_postgis(pg.dsn, grids, fixes))
+        # CREATE EXTENSION postgis takes the superuser
+        return asyncio.run(_postgis(pg.admin_dsn("geofence"), grids, fixes))
     finally:
-        pg.stop()
+        pg.discard()
 
 
 # --- memory -------------------------------------------------------------------------------
@@ -218,9 +222,9 @@ def measure_coverage(grids: list, owner: dict[int, str], n_fixes: int) -> dict |
         from datetime import time as clock
 
         from geofence.coverage import CoverageState
-        from geofence.territory import CoverageRule, Territory
-        from geofence.schedule import Schedule, Shift
         from geofence.placed import Placed
+        from geofence.schedule import Schedule, Shift
+        from geofence.territory import CoverageRule, Territory
         from protocols.model import DeviceClass, Fix
     except ImportError as exc:
         return {"skipped": f"coverage engine not available: {exc}"}
@@ -268,9 +272,9 @@ def measure_coverage(grids: list, owner: dict[int, str], n_fixes: int) -> dict |
     # to the patrol listener (tracker.live.patrol.Patrol: grids' last visits, then the coverage
     # engine, each collector's run in one step once ABSORB_FIXES have come)
     from alerts.patrol import PatrolState
-    from tracker.metrics import Metrics
     from geofence.placed import PlacedSlice
     from tracker.live.patrol import Patrol
+    from tracker.metrics import Metrics
 
     index = GridIndex(RES, owner)
     fixes = [p.fix for p in placed]
@@ -337,11 +341,11 @@ def coverage_memory(schedule, territory, owner: dict[int, str], collectors: list
     after each round (and before, when it still holds the decoded fix, which nothing else
     keeps), and what that comes to over the retention window."""
     from alerts.patrol import PatrolState
-    from tracker.config import load
-    from tracker.metrics import Metrics
     from geofence.placed import PlacedSlice
     from protocols.model import DeviceClass, Fix
+    from tracker.config import load
     from tracker.live.patrol import Patrol
+    from tracker.metrics import Metrics
 
     retention_h = load(REPO / "config.toml", environ={}).patrol.retention_hours
     rng = random.Random(5)
@@ -411,8 +415,8 @@ def main(argv: list[str] | None = None) -> dict:
         answers = pg.pop("answers")
         # the index places by H3 cell, PostGIS by the polygon: they differ only near borders
         results["agreement"] = {
-            "index_vs_postgis": sum(index.locate(lat, lon)[1] == a for (lat, lon), a in zip(sample, answers)) / len(sample),
-            "shapely_vs_postgis": sum(exact(lat, lon) == a for (lat, lon), a in zip(sample, answers)) / len(sample),
+            "index_vs_postgis": sum(index.locate(lat, lon)[1] == a for (lat, lon), a in zip(sample, answers, strict=True)) / len(sample),
+            "shapely_vs_postgis": sum(exact(lat, lon) == a for (lat, lon), a in zip(sample, answers, strict=True)) / len(sample),
         }
         results["postgis"] = pg
         results["speedup_vs_postgis_per_query"] = pg["per_query_us"] / local["grid_index_locate_us"]
@@ -464,8 +468,9 @@ def _print(r: dict) -> None:
             ("agreement with PostGIS", f"{r['agreement']['index_vs_postgis']:.1%}",
              f"index (by H3 cell); shapely {r['agreement']['shapely_vs_postgis']:.1%}; differences lie within a cell of a border"),
         ]
-    for key, mem in r["memory"].items():
-        note = f"{mem['cells']:,} cells, {mem['as_loaded']['bytes_per_cell']:.0f} B/cell; codes shared: {mem['codes_shared']['bytes'] / 2**20:.1f} MiB"
+    for mem in r["memory"].values():
+        note = (f"{mem['cells']:,} cells, {mem['as_loaded']['bytes_per_cell']:.0f} B/cell; "
+                f"codes shared: {mem['codes_shared']['bytes'] / 2**20:.1f} MiB")
         if "grid_index_locate_us" in mem:
             note += f"; locate {mem['grid_index_locate_us']:.2f} µs; import {mem['validate_s']:.1f} s + cover {mem['cover_s']:.1f} s"
         rows.append((f"index memory, {mem['grids']:,} grids", f"{mem['as_loaded']['bytes'] / 2**20:.1f} MiB", note))

@@ -31,6 +31,7 @@ import msgpack
 
 from bench.machine import describe
 from bench.mqttload import RawPublisher, blast, publish_packet
+from tracker.devcity.credentials import kept_passwords
 from tracker.devcity.starters import free_port, start_mosquitto, start_postgres
 
 REPO = Path(__file__).resolve().parent.parent
@@ -133,7 +134,7 @@ class Service:
                    TRACKER_DATABASE__DSN=dsn, TRACKER_WEB__PORT=str(web_port), TRACKER_LOG__LEVEL="WARNING",
                    TRACKER_HANDSET__MAX_BATCH="1000")
         self.url = f"http://127.0.0.1:{web_port}"
-        self.log = open(state / "service.log", "wb")
+        self.log = open(state / "service.log", "wb")  # noqa: SIM115 - open for the child's life, closed in stop()
         subprocess.run([sys.executable, "-m", "tracker", "db", "migrate"], env=env, check=True, capture_output=True)
         subprocess.run([sys.executable, "-m", "tracker", "grids", "import", str(REPO / "tracker/devcity/data/anning-demo.geojson")],
                        env=env, check=True, capture_output=True)
@@ -250,7 +251,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     state = Path(tempfile.mkdtemp(prefix="gridwatch-bench-"))
     broker = start_mosquitto(state / "mosquitto", 0, USERS)
-    pg = start_postgres(state, 0)
+    passwords = kept_passwords(state / "secrets", ("postgres", "gridwatch"))
+    pg = start_postgres(state, 0, superuser_password=passwords["postgres"], role_password=passwords["gridwatch"])
     results: dict = {**describe()}
     try:
         singles = single_packets(args.messages, args.devices)
@@ -264,8 +266,8 @@ def main(argv: list[str] | None = None) -> dict:
         finally:
             service.stop()
     finally:
-        pg.stop()
-        broker.stop()
+        pg.discard()
+        broker.discard()
     ceiling = results["ceiling_bare_subscriber"]["rate_msg_s"]
     single = results["e2e_single"]["rate_fixes_s"]
     results["e2e_single_vs_ceiling"] = single / ceiling if ceiling else float("nan")
@@ -279,10 +281,16 @@ def _print(r: dict) -> None:
     c, s, b, lat = r["ceiling_bare_subscriber"], r["e2e_single"], r["e2e_batch20"], r["latency"]
     print(f"\nIngest benchmark — {r['machine']['cpus']} cores, {r['machine']['cpu']}, Python {r['machine']['python']}")
     print(f"{'measure':<48}{'figure':>16}   note")
-    print(f"{'ceiling: bare paho subscriber, single pings':<48}{c['rate_msg_s']:>12,.0f} /s   {c['received']:,}/{c['messages']:,} received; offered {c['publish_rate_msg_s']:,.0f}/s")
-    print(f"{'service end to end, single pings':<48}{s['rate_fixes_s']:>12,.0f} /s   {r['e2e_single_vs_ceiling']:.0%} of ceiling; {s['persisted']:,.0f}/{s['fixes']:,} persisted")
-    print(f"{'service end to end, batches of 20':<48}{b['rate_fixes_s']:>12,.0f} /s   {b['persisted']:,.0f}/{b['fixes']:,} persisted; {b['messages']:,} messages")
-    print(f"{'publish → WebSocket latency at %d pings/s' % lat['offered_rate']:<48}{'p50 %.0f ms' % lat['p50_ms']:>16}   p95 {lat['p95_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms, max {lat['max_ms']:.0f} ms ({lat['updates_seen']:,} updates)")
+    print(f"{'ceiling: bare paho subscriber, single pings':<48}{c['rate_msg_s']:>12,.0f} /s   "
+          f"{c['received']:,}/{c['messages']:,} received; offered {c['publish_rate_msg_s']:,.0f}/s")
+    print(f"{'service end to end, single pings':<48}{s['rate_fixes_s']:>12,.0f} /s   "
+          f"{r['e2e_single_vs_ceiling']:.0%} of ceiling; {s['persisted']:,.0f}/{s['fixes']:,} persisted")
+    print(f"{'service end to end, batches of 20':<48}{b['rate_fixes_s']:>12,.0f} /s   "
+          f"{b['persisted']:,.0f}/{b['fixes']:,} persisted; {b['messages']:,} messages")
+    latency = f"publish → WebSocket latency at {lat['offered_rate']:d} pings/s"
+    p50 = f"p50 {lat['p50_ms']:.0f} ms"
+    print(f"{latency:<48}{p50:>16}   p95 {lat['p95_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms, max {lat['max_ms']:.0f} ms "
+          f"({lat['updates_seen']:,} updates)")
 
 
 if __name__ == "__main__":

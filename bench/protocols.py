@@ -32,10 +32,10 @@ from bench.jt808 import DISTRICT, location_frame, phone_of
 from protocols.handset import HandsetLimits, decode_position
 from protocols.jt808.framing import FrameReader
 from protocols.jt808.messages import decode_location, split_message
+from protocols.model import Datum, DeviceClass, DeviceRef, Fix
 from protocols.owntracks import OwnTracksLocation, decode_message as decode_owntracks
 from protocols.sensor import decode_sensor
 from tracker.devcity.city import PATH as DEMO_CITY
-from protocols.model import Datum, DeviceClass, DeviceRef, Fix
 from tracker.devcity.simulator import build_fleet
 
 REPO = Path(__file__).resolve().parent.parent

@@ -140,7 +140,7 @@ class City:
     def _ring(self, r: int, c: int) -> list[tuple[float, float]]:
         nw, ne, se, sw = (r, c), (r, c + 1), (r + 1, c + 1), (r + 1, c)
         ring = self._side(nw, ne) + self._side(ne, se) + self._side(se, sw) + self._side(sw, nw)
-        return ring + [ring[0]]
+        return [*ring, ring[0]]
 
     def at(self, row: int, col: int) -> Grid | None:
         return self._by_place.get((row, col))
@@ -163,10 +163,10 @@ class City:
             xs = [x for ring in rings for x, _ in ring]
             ys = [y for ring in rings for _, y in ring]
             lons, lats = self.to_wgs84.transform(xs, ys)
-            points = iter(zip(lons, lats))
-            rings = [[(round(lon, 9), round(lat, 9)) for _, (lon, lat) in zip(ring, points)] for ring in rings]
+            points = iter(zip(lons, lats, strict=True))
+            rings = [[(round(lon, 9), round(lat, 9)) for _, (lon, lat) in zip(ring, points, strict=False)] for ring in rings]
         features = []
-        for g, ring in zip(self.grids, rings):
+        for g, ring in zip(self.grids, rings, strict=True):
             features.append({
                 "type": "Feature",
                 "properties": {"code": g.code, "name": g.name, "street_name": g.street_name, "community_name": g.community_name},
@@ -222,15 +222,15 @@ class City:
             self.seeded.self_intersecting.append(g.code)
         for _ in range(overlaps):
             g = pick(need_west=True)
-            west = self.at(g.row, g.col - 1)
+            west = self._by_place[g.row, g.col - 1]  # pick keeps to grids with all eight neighbours
             r, c = g.row, g.col
             # grow over the east half of the west neighbour, along its own top and bottom edges
-            top_mid = self._edge.get(((r, c - 1), (r, c)))
-            bottom_mid = self._edge.get(((r + 1, c - 1), (r + 1, c)))
+            top_mid = self._edge[(r, c - 1), (r, c)]
+            bottom_mid = self._edge[(r + 1, c - 1), (r + 1, c)]
             nw, sw = (r, c), (r + 1, c)
-            ring = ([top_mid] + self._side(nw, (r, c + 1)) + self._side((r, c + 1), (r + 1, c + 1))
-                    + self._side((r + 1, c + 1), sw) + [self._corner[sw], bottom_mid])
-            g.ring = ring + [ring[0]]
+            ring = [top_mid, *self._side(nw, (r, c + 1)), *self._side((r, c + 1), (r + 1, c + 1)),
+                    *self._side((r + 1, c + 1), sw), self._corner[sw], bottom_mid]
+            g.ring = [*ring, ring[0]]
             self.seeded.overlaps.append((g.code, west.code))
         for _ in range(holes):
             g = pick()

@@ -17,15 +17,15 @@ from array import array
 from base64 import b64decode, b64encode
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from itertools import islice
 from operator import lt
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from geofence.placed import Placed
 from geofence.schedule import Schedule, Slot
 from geofence.territory import CoverageRule, Territory
 from protocols.model import DeviceClass, Fix
-from geofence.placed import Placed
 
 _MIN = 60_000
 _EARTH_RADIUS_M = 6_371_008.8
@@ -195,7 +195,7 @@ class _Fold:
             self.counted += 1
             place = self.territory.locate(cell)
             inside = place is not None and place[1] in self.area
-            if inside:
+            if inside and place is not None:
                 cell, code = place
                 g = self.grids[code]
                 g.cells.add(cell)
@@ -211,9 +211,11 @@ class _Fold:
                 self._changed.add(code)
                 # Time inside runs between consecutive counted fixes that are both inside,
                 # unless the handset went quiet for longer than the offline limit.
-                step = t - self.last_counted.t_ms if self.last_inside else silence_ms + 1
-                if step <= silence_ms:
-                    self.inside_ms += step
+                last = self.last_counted
+                if self.last_inside and last is not None:
+                    step = t - last.t_ms
+                    if step <= silence_ms:
+                        self.inside_ms += step
                 self.outside_since_ms = None
             elif self.outside_since_ms is None:
                 self.outside_since_ms = t
@@ -330,7 +332,7 @@ class _Samples:
         if i >= cold:
             self.hot.insert(i - cold, pair)
         else:
-            for column, value in zip(self._columns(), _values(pair)):
+            for column, value in zip(self._columns(), _values(pair), strict=True):
                 column.insert(i, value)
 
     def __setitem__(self, i: int, pair: _Pair) -> None:
@@ -338,7 +340,7 @@ class _Samples:
         if i >= cold:
             self.hot[i - cold] = pair
         else:
-            for column, value in zip(self._columns(), _values(pair)):
+            for column, value in zip(self._columns(), _values(pair), strict=True):
                 column[i] = value
 
     def drop_first(self, n: int) -> None:
@@ -352,7 +354,7 @@ class _Samples:
         """Move the newest samples into the columns; returns how many moved."""
         hot, self.hot = self.hot, []
         for pair in hot:
-            for column, value in zip(self._columns(), _values(pair)):
+            for column, value in zip(self._columns(), _values(pair), strict=True):
                 column.append(value)
         return len(hot)
 
@@ -430,7 +432,7 @@ class CoverageState:
         ``collector`` defaults to the fix's device id. A ``Placed`` brings its H3 cell; for
         a bare ``Fix`` the cell is computed at the territory's resolution.
         """
-        if type(item) is Placed:
+        if isinstance(item, Placed):
             fix, cell = item.fix, item.cell
         else:
             fix, cell = item, self.territory.cell_of(item.lat, item.lon)
@@ -614,7 +616,7 @@ class CoverageState:
             "version": CHECKPOINT_VERSION,
             "byteorder": sys.byteorder,
             "tracks": {c: {name: b64encode(column.tobytes()).decode("ascii")
-                           for name, column in zip(_COLUMNS, t.columns())}
+                           for name, column in zip(_COLUMNS, t.columns(), strict=True)}
                        for c, t in self._tracks.items()},
             "changed": {c: list(span) for c, span in self._changed.items()},
         }
@@ -633,7 +635,7 @@ class CoverageState:
                     state._add(collector, (fix, int(cell)))
                 continue
             track = state._tracks[collector] = _Track()
-            for name, column in zip(_COLUMNS, track.columns()):
+            for name, column in zip(_COLUMNS, track.columns(), strict=True):
                 column.frombytes(b64decode(saved[name], validate=True))
                 if data.get("byteorder") != sys.byteorder:
                     column.byteswap()

@@ -23,6 +23,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import shapely
@@ -36,7 +37,8 @@ from protocols.coords import bd09_to_gcj02, gcj02_to_wgs84
 
 GRID_CODE = re.compile(r"^\d{15}$")
 # First two digits of a GB/T 2260 admin code: the province-level divisions.
-PROVINCES = frozenset("11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 61 62 63 64 65 71 81 82".split())
+# (SIM905 waived: the codes stay one string, as the standard prints its table)
+PROVINCES = frozenset("11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 61 62 63 64 65 71 81 82".split())  # noqa: SIM905
 _GEOD = Geod(ellps="WGS84")
 WGS84_NAMES = {"EPSG:4326", "WGS84", "WGS-84", "CRS84", "OGC:CRS84", "URN:OGC:DEF:CRS:OGC:1.3:CRS84", "URN:OGC:DEF:CRS:EPSG::4326"}
 # CGCS2000 and WGS-84 differ by centimetres: pyproj treats it as an ordinary EPSG CRS.
@@ -137,7 +139,7 @@ def _transformer(crs_name: str) -> PointsTransform:
 
         def datum(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             lon, lat = np.empty_like(x), np.empty_like(y)
-            for i, (a, b) in enumerate(zip(x.tolist(), y.tolist())):
+            for i, (a, b) in enumerate(zip(x.tolist(), y.tolist(), strict=True)):
                 la, lo = bd09_to_gcj02(b, a) if baidu else (b, a)
                 lat[i], lon[i] = gcj02_to_wgs84(la, lo)
             return lon, lat
@@ -199,12 +201,14 @@ def read_vector(path: str | Path, crs: str | None = None, progress: Callable[[in
     GeoJSON form (code, name, street_name, community_name); its CRS comes from the file
     unless ``crs`` overrides it."""
     import pyogrio.raw
-    from pyogrio.errors import DataSourceError, DataLayerError
+    from pyogrio.errors import DataLayerError, DataSourceError
 
     try:
         meta, _fids, wkb, values = pyogrio.raw.read(str(path))
     except (DataSourceError, DataLayerError, OSError) as exc:
         raise ImportError_(f"{path}: not a readable GeoPackage or Shapefile: {exc}") from None
+    if wkb is None:
+        raise ImportError_(f"{path}: the layer has no geometry column")
     names = [_FIELD_ALIASES.get(str(n).lower(), str(n)) for n in meta["fields"]]
     features = []
     for i, blob in enumerate(wkb):
@@ -265,7 +269,7 @@ def parse_features(features: Iterable[dict], crs_name: str, progress: Callable[[
     features = list(features)
     total = len(features)
     shapes: list[_Shape] = []  # every valid polygon, whatever its code: neighbours are checked on all
-    footprints = []  # the outline hull of refused polygons, where holes are theirs, not the file's
+    footprints: list[shapely.Geometry] = []  # the outline hull of refused polygons, where holes are theirs, not the file's
     names: dict[str, dict[str, set[str]]] = {"street": {}, "community": {}}
     for start in range(0, total, CHUNK):
         chunk: list[_Candidate] = []
@@ -295,7 +299,9 @@ def _candidate(n: int, feature, crs_name: str, transformers: dict, seen: dict[st
     if not isinstance(feature, dict) or feature.get("type") not in ("Feature", None):
         report.errors.append(f"feature {n}: not a GeoJSON Feature")
         return None
-    props = feature.get("properties") if isinstance(feature.get("properties"), dict) else {}
+    props = feature.get("properties")
+    if not isinstance(props, dict):
+        props = {}
     raw_code = props.get("code")
     code = str(raw_code).strip() if raw_code is not None else ""
     where = f"feature {n} ({code})" if code else f"feature {n} (no code)"
@@ -419,7 +425,7 @@ def _check_neighbours(report: ImportReport, shapes: list[_Shape], footprints: li
         keep = left < right
         left, right = left[keep], right[keep]
         inner = shapely.relate_pattern(geoms[left], geoms[right], "T********")
-        for i, j in zip(left[inner], right[inner]):
+        for i, j in zip(left[inner], right[inner], strict=True):
             a, b = shapes[i], shapes[j]
             overlap = shapely.intersection(a.geom, b.geom)
             area = _geodesic_area(overlap)
@@ -472,7 +478,13 @@ def cover(grids: list[GridPolygon], resolution: int) -> tuple[dict[int, str], li
     return owner, problems
 
 
-def to_feature_collection(rows: Iterable[dict], source: bool = False) -> dict:
+class _Row(Protocol):
+    """A row read by column name: a dict, or a database record as the store returns it."""
+
+    def __getitem__(self, column: str, /) -> Any: ...
+
+
+def to_feature_collection(rows: Iterable[_Row], source: bool = False) -> dict:
     """Export grids (as the store returns them) back to GeoJSON.
 
     ``source``: the original geometry, with its CRS named so the file imports again: on

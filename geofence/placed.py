@@ -27,6 +27,6 @@ class PlacedSlice(NamedTuple):
     late: int = 0
 
     @classmethod
-    def of(cls, placed: list[Placed]) -> "PlacedSlice":
+    def of(cls, placed: list[Placed]) -> PlacedSlice:
         return cls([p.fix for p in placed], [p.cell for p in placed], [p.grid for p in placed],
                    sum(p.late for p in placed))

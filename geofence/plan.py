@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from datetime import date, time
 from typing import Any
 
-from geofence.territory import CoverageRule, CoverageRules, Territory
 from geofence.schedule import ExtraDuty, Holiday, Leave, MakeupDay, Reassignment, Schedule, Shift, Swap
+from geofence.territory import CoverageRule, CoverageRules, Territory
 
 GRID = re.compile(r"^\d{15}$")
 _EXCEPTIONS = {"holiday", "makeup", "leave", "swap", "reassign", "extra"}
@@ -70,7 +70,7 @@ class PatrolPlan:
     # --- JSON ------------------------------------------------------------------------
 
     @classmethod
-    def from_dict(cls, doc: Mapping[str, Any]) -> "PatrolPlan":
+    def from_dict(cls, doc: Mapping[str, Any]) -> PatrolPlan:
         if not isinstance(doc, Mapping):
             raise PlanError("a patrol plan is a JSON object")
         unknown = set(doc) - {"zone", "areas", "shifts", "exceptions", "rules"}
@@ -110,10 +110,11 @@ class PatrolPlan:
         def hhmm(t: time | None) -> str | None:
             return None if t is None else t.strftime("%H:%M")
 
-        def days(d: frozenset[int]) -> str:
+        def days(d: frozenset[int] | str) -> str:
+            assert not isinstance(d, str)  # Shift turns a spec such as "Mon-Fri" into weekday numbers
             return ",".join(_DAYS[i] for i in sorted(d))
 
-        out_exceptions = []
+        out_exceptions: list[dict[str, Any]] = []
         for e in self.exceptions:
             if isinstance(e, Holiday):
                 out_exceptions.append({"type": "holiday", "day": e.day.isoformat(), "name": e.name})
@@ -124,7 +125,8 @@ class PatrolPlan:
             elif isinstance(e, Swap):
                 out_exceptions.append({"type": "swap", "day": e.day.isoformat(), "giver": e.giver, "taker": e.taker, "start": hhmm(e.start)})
             elif isinstance(e, Reassignment):
-                out_exceptions.append({"type": "reassign", "collector": e.collector, "day": e.day.isoformat(), "area": e.area, "start": hhmm(e.start)})
+                out_exceptions.append({"type": "reassign", "collector": e.collector, "day": e.day.isoformat(), "area": e.area,
+                                       "start": hhmm(e.start)})
             elif isinstance(e, ExtraDuty):
                 out_exceptions.append({"type": "extra", "collector": e.collector, "area": e.area, "day": e.day.isoformat(),
                                        "start": hhmm(e.start), "end": hhmm(e.end)})
@@ -138,7 +140,7 @@ class PatrolPlan:
             "rules": {"areas": {a: dict(r) for a, r in self.area_rules.items()}},
         }
 
-    def with_exception(self, item: Mapping[str, Any]) -> "PatrolPlan":
+    def with_exception(self, item: Mapping[str, Any]) -> PatrolPlan:
         doc = self.to_dict()
         doc["exceptions"].append(dict(item))
         return PatrolPlan.from_dict(doc)
@@ -197,7 +199,7 @@ def _str(doc: Mapping, key: str, where: str) -> str:
 
 
 def _time(doc: Mapping, key: str, where: str, optional: bool = False) -> time | None:
-    value = doc.get(key)
+    value: Any = doc.get(key)  # anything a plan document holds: fromisoformat's TypeError speaks for non-strings
     if value is None and optional:
         return None
     try:
@@ -207,7 +209,7 @@ def _time(doc: Mapping, key: str, where: str, optional: bool = False) -> time | 
 
 
 def _date(doc: Mapping, key: str, where: str, optional: bool = False) -> date | None:
-    value = doc.get(key)
+    value: Any = doc.get(key)  # as in _time
     if value is None and optional:
         return None
     try:

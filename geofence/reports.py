@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import date, datetime, time, timedelta
+from datetime import date, time, timedelta
 
 from geofence.coverage import CoverageState
-from geofence.territory import CoverageRules
-from geofence.plan import PatrolPlan
 from geofence.placed import Placed
+from geofence.plan import PatrolPlan
+from geofence.territory import CoverageRules
 
 STEP_MS = 15 * 60_000
 
@@ -35,7 +35,8 @@ def coverage_report(plan: PatrolPlan, cover: dict[int, str], rules: CoverageRule
         if p.grid is not None and p.fix.t_ms > last_visit.get(p.grid, 0):
             last_visit[p.grid] = p.fix.t_ms
     slots = schedule.slots_on(day)
-    collectors, per_grid = [], defaultdict(lambda: {"slots": 0, "covered": 0, "passes": 0, "visits": 0})
+    collectors: list[dict] = []
+    per_grid: defaultdict[str, dict[str, int]] = defaultdict(lambda: {"slots": 0, "covered": 0, "passes": 0, "visits": 0})
     finished = {}
     for slot in slots:
         rule = rules.for_area(slot.area)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import h3.api.basic_int as h3
 
@@ -51,7 +52,7 @@ class CoverageRule:
         return self
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, object], base: CoverageRule | None = None
+    def from_dict(cls, data: Mapping[str, Any], base: CoverageRule | None = None
                   ) -> CoverageRule:
         """Build from config (e.g. a TOML table); keys not given keep ``base``'s values."""
         names = {f.name for f in dataclasses.fields(cls)}
@@ -139,7 +140,7 @@ class Territory:
         grids: dict[str, set[int]] = {}
         for cell, code in cover.items():
             grids.setdefault(code, set()).add(cell)
-        return cls(grids, {name: frozenset(codes) for name, codes in areas.items()})
+        return cls({code: frozenset(cells) for code, cells in grids.items()}, {name: frozenset(codes) for name, codes in areas.items()})
 
     def cell_of(self, lat: float, lon: float) -> int:
         return h3.latlng_to_cell(lat, lon, self.res)

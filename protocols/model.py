@@ -75,7 +75,7 @@ class Fix(_FixFields):
     __slots__ = ()
 
     @classmethod
-    def checked_values(cls, values: tuple) -> "Fix":
+    def checked_values(cls, values: tuple) -> Fix:
         """Build from a full tuple of field values that the caller has already validated
         to this class's rules (the handset decoder checks every field, and more): skips
         the second check on the hot path. Any other caller uses the constructor."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Literal, TypeVar, overload
 
 import msgpack
 
@@ -61,6 +61,10 @@ def each_record(doc: object, build: Callable[[object], T], max_batch: int, noun:
     return good, bad
 
 
+@overload
+def number(doc: dict, key: str, required: Literal[True]) -> float: ...
+@overload
+def number(doc: dict, key: str, required: bool = False) -> float | None: ...
 def number(doc: dict, key: str, required: bool = False) -> float | None:
     """A finite number member as float; None when absent and not required."""
     value = doc.get(key)

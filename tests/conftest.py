@@ -10,16 +10,15 @@ from __future__ import annotations
 import itertools
 import os
 import subprocess
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import pytest
 import trio
 import trio.testing
 
+from tests.harness import BROKER_USERS, PG_PASSWORDS, TEMPLATE
 from tracker import config
-from tests.harness import BROKER_USERS, TEMPLATE
-from tracker.devcity.starters import Mosquitto, start_mosquitto, start_postgres
+from tracker.devcity.starters import SUPERUSER, Mosquitto, start_mosquitto, start_postgres
 from tracker.storage.store import open_store
 
 DECODER_MODULES = ("protocols.handset.decode", "protocols.owntracks.decode", "protocols.jt808.session")
@@ -44,22 +43,33 @@ def autojump_clock():
 
 @dataclass
 class Postgres:
-    admin_dsn: str  # a DSN to the server's maintenance database
+    admin_dsn: str  # the server's maintenance database, as a role that may create databases
+    app_dsn: str  # a database of the application's role; other databases: the same, renamed
+    owner: str | None  # the application's role, owner of each test database (None: the admin's)
     psql: str
+    admin_password: str | None = field(default=None, repr=False)
 
     def dsn(self, database: str) -> str:
-        head, _, _ = self.admin_dsn.rpartition("/")
+        head, _, _ = self.app_dsn.rpartition("/")
         return f"{head}/{database}"
 
     def sql(self, statement: str) -> None:
-        subprocess.run([self.psql, self.admin_dsn, "-v", "ON_ERROR_STOP=1", "-qc", statement], check=True, capture_output=True)
+        env = dict(os.environ, PGPASSWORD=self.admin_password) if self.admin_password else None
+        subprocess.run([self.psql, "-X", self.admin_dsn, "-v", "ON_ERROR_STOP=1", "-q"], input=statement, text=True,
+                       env=env, check=True, capture_output=True)
+
+    def create_database(self, name: str, template: str = TEMPLATE) -> str:
+        """A new database cloned from ``template``, owned by the application's role; its DSN."""
+        owner = f" OWNER {self.owner}" if self.owner else ""
+        self.sql(f"CREATE DATABASE {name} TEMPLATE {template}{owner}")
+        return self.dsn(name)
 
 
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory) -> Mosquitto:
     m = start_mosquitto(tmp_path_factory.mktemp("mosquitto"), 0, BROKER_USERS)
     yield m
-    m.stop()
+    m.discard()
 
 
 @pytest.fixture(scope="session")
@@ -68,15 +78,15 @@ def postgres(tmp_path_factory) -> Postgres:
     cluster = None
     if external:
         head, _, _ = external.rpartition("/")
-        admin = f"{head}/postgres"
-        psql = "psql"
+        pg = Postgres(f"{head}/postgres", external, None, "psql")
     else:
-        cluster = start_postgres(tmp_path_factory.mktemp("pg"), durable=False, database="postgres")
-        admin = cluster.dsn
-        psql = str(cluster.bindir / "psql")
-    pg = Postgres(admin, psql)
+        cluster = start_postgres(tmp_path_factory.mktemp("pg"), durable=False, database=TEMPLATE, **PG_PASSWORDS)
+        # the admin's DSN carries no password: psql gets it from the environment
+        pg = Postgres(f"postgresql://{SUPERUSER}@127.0.0.1:{cluster.port}/postgres", cluster.dsn, cluster.role,
+                      str(cluster.bindir / "psql"), cluster.superuser_password)
     pg.sql(f"DROP DATABASE IF EXISTS {TEMPLATE}")
-    pg.sql(f"CREATE DATABASE {TEMPLATE}")
+    owner = f" OWNER {pg.owner}" if pg.owner else ""
+    pg.sql(f"CREATE DATABASE {TEMPLATE}{owner}")
 
     async def migrate() -> None:
         async with open_store(pg.dsn(TEMPLATE)) as store:
@@ -85,7 +95,7 @@ def postgres(tmp_path_factory) -> Postgres:
     trio.run(migrate)
     yield pg
     if cluster is not None:
-        cluster.stop()
+        cluster.discard()
 
 
 _counter = itertools.count()
@@ -95,8 +105,7 @@ _counter = itertools.count()
 def database(postgres) -> str:
     """A fresh, migrated database for one test; returns its DSN."""
     name = f"gw_test_{os.getpid()}_{next(_counter)}"
-    postgres.sql(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
-    yield postgres.dsn(name)
+    yield postgres.create_database(name)
     postgres.sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 

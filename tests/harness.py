@@ -1,5 +1,6 @@
 """The shared harness: where the repository and the demo city are, the broker accounts of
-the test broker, and starting the service on the test's broker and database.
+the test broker and the test cluster's passwords (fixed: both are throwaway), and starting
+the service on the test's broker and database.
 
 conftest.py holds the fixtures (broker, database, settings, clocks); test modules import
 what they need from here, never from each other.
@@ -26,6 +27,8 @@ BROKER_USERS = {
     # an OwnTracks phone: the broker user is the OwnTracks user
     "alice": "alice-secret",
 }
+# the test cluster's superuser and application role (start_postgres keyword arguments)
+PG_PASSWORDS = {"superuser_password": "pg-admin-secret", "role_password": "pg-app-secret"}
 
 
 # the middle of grid 620105003003010 (Anning demo city)

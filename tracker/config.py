@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,7 +179,7 @@ class Settings:
     demo: DemoSettings = field(default_factory=DemoSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
-    def replace(self, section: str, **values) -> "Settings":
+    def replace(self, section: str, **values) -> Settings:
         """A copy with some keys of one section changed (used by `demo` and tests)."""
         return dataclasses.replace(self, **{section: dataclasses.replace(getattr(self, section), **values)})
 
@@ -254,8 +253,8 @@ def load(path: str | os.PathLike | None = None, environ: typing.Mapping[str, str
                 continue
             raise ConfigError(f"{var}: unknown section [{section}]")
         raw.setdefault(section, {})[key] = value
-    built = {}
-    for name, f in sections.items():
+    built: dict[str, typing.Any] = {}  # each section built from its own hints, checked at run time
+    for name in sections:
         cls = typing.get_type_hints(Settings)[name]
         built[name] = _section(name, cls, raw.get(name, {}))
     settings = Settings(**built)

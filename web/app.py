@@ -12,8 +12,8 @@ import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import trio
 from h3.api import basic_int as h3
@@ -169,7 +169,7 @@ def create_app(ctx: WebContext) -> Starlette:
         """Sensors bound to city components ("one manhole, one number"), by code prefix:
         admin code, then major and minor class (e.g. 6201050101 = water-supply covers)."""
         prefix = request.query_params.get("code", "")
-        if not prefix.isdigit() and prefix != "" or len(prefix) > 16:
+        if (not prefix.isdigit() and prefix != "") or len(prefix) > 16:
             return _error(400, f"'code' must be up to 16 digits, got {prefix!r}")
         rows = await ctx.store.components(prefix, 5000)
         return JSONResponse({"components": [
@@ -214,7 +214,8 @@ def create_app(ctx: WebContext) -> Starlette:
         patrol = _patrol()
         raw = request.query_params.get("date")
         try:
-            day = date.fromisoformat(raw) if raw else datetime.now(UTC).astimezone(ZoneInfo(patrol.plan.zone if patrol.plan else "Asia/Shanghai")).date()
+            zone = ZoneInfo(patrol.plan.zone if patrol.plan else "Asia/Shanghai")
+            day = date.fromisoformat(raw) if raw else datetime.now(UTC).astimezone(zone).date()
         except ValueError:
             return _error(400, f"'date' must be YYYY-MM-DD, got {raw!r}")
         return JSONResponse(await patrol.report(day))
@@ -240,7 +241,8 @@ def create_app(ctx: WebContext) -> Starlette:
             return _error(404, "no patrol plan has been loaded")
         item = await _json_body(request)
         try:
-            version = await patrol.replace_plan(patrol.plan.with_exception(item).to_dict(), note=f"exception {item.get('type') if isinstance(item, dict) else '?'}")
+            note = f"exception {item.get('type') if isinstance(item, dict) else '?'}"
+            version = await patrol.replace_plan(patrol.plan.with_exception(item).to_dict(), note=note)
         except (PlanError, AttributeError) as exc:
             return _error(422, str(exc))
         return JSONResponse({"version": version}, status_code=201)
@@ -270,7 +272,8 @@ def create_app(ctx: WebContext) -> Starlette:
             except (RuntimeError, WebSocketDisconnect):
                 pass  # the peer went away first
 
-    async def http_error(request: Request, exc: HTTPException) -> Response:
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)  # the handler is registered for HTTPException alone
         return _error(exc.status_code, exc.detail)
 
     routes = [

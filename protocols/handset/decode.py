@@ -17,8 +17,8 @@ import msgspec
 
 from protocols.coords import to_wgs84
 from protocols.errors import DecodeError
-from protocols.payload import each_record, epoch_ms, is_json, load, number
 from protocols.model import Datum, DeviceRef, Fix
+from protocols.payload import each_record, epoch_ms, is_json, load, number
 
 _DATUMS = {d.value: d for d in Datum}
 # Plausibility bounds: beyond them a reading is garbage, not a fast or high device.
@@ -63,7 +63,7 @@ def _bounded(item: dict, key: str, lo: float, hi: float, say: Callable[[float], 
     if value is None:
         return None
     if type(value) is not float:
-        value = number(item, key, False)
+        value = number(item, key, True)  # present (checked above): required only says so to the types
     if not lo <= value <= hi:
         raise DecodeError("bad_value" if math.isfinite(value) else "not_finite", say(value))
     return value

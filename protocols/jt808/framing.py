@@ -125,7 +125,7 @@ class FrameReader:
         """Bytes of an unfinished frame held until its closing flag arrives."""
         return len(self._buf)
 
-    def feed(self, data: bytes) -> list[bytes | FramingError]:
+    def feed(self, data: bytes | bytearray) -> list[bytes | FramingError]:
         if type(data) is not bytes:
             data = bytes(data)
         out: list[bytes | FramingError] = []

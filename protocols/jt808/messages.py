@@ -339,7 +339,7 @@ def decode_registration(header: Header, body: bytes) -> Registration:
     """A 0x0100 body. Without a 2019 header, a body long enough for the 2013 layout is
     read as 2013 (the plate, a GBK string, always takes a few bytes), a shorter one as 2011.
     """
-    if header.version is not None:
+    if header.version is not None:  # noqa: SIM108 - as one expression it would be a nested conditional
         edition = "2019"
     else:
         edition = "2013" if len(body) >= _REGISTER_FIXED_2013 else "2011"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from protocols.errors import DecodeError
@@ -253,7 +253,7 @@ class Jt808Session:
         self._bad_in_a_row = 0
         self._position = (0.0, 0.0)  # of the last fix, for alarms raised without one
         self._reassemblies: dict[tuple[int, int, int], _Reassembly] = {}
-        self._dispatch = {
+        self._dispatch: dict[int, Callable[[Header, bytes, bytes, int, Outcome], None]] = {
             MsgId.TERMINAL_RESPONSE: self._on_terminal_response,
             MsgId.HEARTBEAT: self._on_heartbeat,
             MsgId.LOGOUT: self._on_logout,
@@ -274,7 +274,7 @@ class Jt808Session:
         if self._reassemblies:
             self._expire(rx_ms, out)
         for item in items:
-            if type(item) is bytes:
+            if isinstance(item, bytes):
                 self._frame(item, rx_ms, out)
             else:
                 self._framing_error(item, out)
@@ -334,9 +334,10 @@ class Jt808Session:
             self._answer(header, Result.UNSUPPORTED, out)
             return
         if header.packet_count:
-            body = self._reassemble(header, body, frame, rx_ms, out)
-            if body is None:
+            whole = self._reassemble(header, body, frame, rx_ms, out)
+            if whole is None:
                 return
+            body = whole
         try:
             handler(header, body, frame, rx_ms, out)
         except DecodeError as exc:
@@ -461,6 +462,7 @@ class Jt808Session:
         if fix is not None:
             self._position = (fix.lat, fix.lon)
         device = self.device
+        assert device is not None  # named by the session's first frame, before any handler runs
         if not location.alarm and not self.alarms.bits(device):
             return
         t_ms = location.t_ms if location.t_ms is not None else rx_ms

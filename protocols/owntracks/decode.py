@@ -16,12 +16,13 @@ from __future__ import annotations
 import enum
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Literal, overload
 
 from protocols.errors import DecodeError
-from protocols.payload import number
 from protocols.model import Datum, DeviceRef, Fix
+from protocols.payload import number
 
 TOPIC_ROOT = "owntracks"
 
@@ -173,6 +174,10 @@ def _string(doc: dict, key: str, max_chars: int) -> str | None:
     return value
 
 
+@overload
+def _epoch_ms(doc: dict, key: str, required: Literal[True]) -> int: ...
+@overload
+def _epoch_ms(doc: dict, key: str, required: bool = False) -> int | None: ...
 def _epoch_ms(doc: dict, key: str, required: bool = False) -> int | None:
     """An epoch-seconds member as milliseconds; no judgement on how old it may be."""
     seconds = number(doc, key, required)
@@ -192,6 +197,10 @@ def _event_ms(doc: dict, rx_ms: int, limits: OwnTracksLimits) -> int:
     return t
 
 
+@overload
+def _position(doc: dict, required: Literal[True]) -> tuple[float, float]: ...
+@overload
+def _position(doc: dict, required: bool) -> tuple[float, float] | None: ...
 def _position(doc: dict, required: bool) -> tuple[float, float] | None:
     lat = number(doc, "lat", required)
     lon = number(doc, "lon", required)
@@ -311,7 +320,7 @@ def _status(doc: dict, ref: DeviceRef, rx_ms: int, limits: OwnTracksLimits) -> O
     return OwnTracksStatus(ref, rx_ms, platform, tuple(sorted(items)))
 
 
-_DECODERS = {
+_DECODERS: dict[str, Callable[[dict, DeviceRef, int, OwnTracksLimits], OwnTracksMessage]] = {
     "location": _location,
     "transition": _transition,
     "lwt": _last_will,

@@ -14,8 +14,8 @@ from protocols.sensor.decode import (
 
 __all__ = [
     "ALARM_CODE",
-    "READING_RANGES",
     "READINGS_BY_TYPE",
+    "READING_RANGES",
     "MessageKind",
     "SensorBatch",
     "SensorLimits",

@@ -11,11 +11,11 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass, field
-
+from typing import Literal, overload
 
 from protocols.errors import DecodeError
-from protocols.payload import each_record, epoch_ms, load, number
 from protocols.model import COMPONENT_CODE, DEVICE_ID, DeviceRef
+from protocols.payload import each_record, epoch_ms, load, number
 
 ALARM_CODE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 PROTOCOL_VERSION = 1
@@ -141,6 +141,10 @@ def _integer(record: dict, key: str) -> int | None:
     return value
 
 
+@overload
+def _string(record: dict, key: str, required: Literal[True]) -> str: ...
+@overload
+def _string(record: dict, key: str, required: bool) -> str | None: ...
 def _string(record: dict, key: str, required: bool) -> str | None:
     value = record.get(key)
     if value is None:
@@ -200,15 +204,3 @@ def decode_sensor(
     """
     readings, rejected = each_record(_load(payload, limits), lambda item: _record(item, ref, rx_ms, limits), limits.max_batch, "records")
     return SensorBatch(readings, rejected)
-    if type(doc) is not list:
-        raise DecodeError("not_a_map", f"payload must be a map or an array of maps, got {type(doc).__name__}")
-    if not doc:
-        raise DecodeError("empty", "empty batch")
-    if len(doc) > limits.max_batch:
-        raise DecodeError("too_large", f"batch of {len(doc)} records exceeds {limits.max_batch}")
-    for item in doc:
-        try:
-            out.readings.append(_record(item, ref, rx_ms, limits))
-        except DecodeError as exc:
-            out.rejected.append(exc)
-    return out

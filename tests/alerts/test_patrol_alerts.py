@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 
 import h3.api.basic_int as h3
 
-from geofence.territory import CoverageRule, CoverageRules, Territory
 from alerts.patrol import (
     Alert,
     AlertChange,
@@ -27,9 +26,10 @@ from alerts.patrol import (
     describe,
     evaluate,
 )
-from geofence.schedule import Holiday, Leave, Schedule, Shift
-from protocols.model import DeviceClass, Fix
 from geofence.placed import Placed
+from geofence.schedule import Holiday, Leave, Schedule, Shift
+from geofence.territory import CoverageRule, CoverageRules, Territory
+from protocols.model import DeviceClass, Fix
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NW, NE, SW, SE = (f"62010500100100{i}" for i in range(1, 5))

@@ -13,20 +13,18 @@ import base64
 import json
 import sys
 from array import array
-from datetime import date, datetime, time
-from zoneinfo import ZoneInfo
+from datetime import time
 
 import h3.api.basic_int as h3
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from geofence.coverage import CoverageState
-from geofence.territory import CoverageRule, CoverageRules, Territory
-from geofence.schedule import Reassignment, Schedule, Shift
-from protocols.model import DeviceClass, Fix
 from geofence.placed import Placed
+from geofence.schedule import Reassignment, Schedule, Shift
+from geofence.territory import CoverageRule, CoverageRules, Territory
 from tests.coverage_city import MONDAY, NE, NW, OUTSIDE, RULE, SCHEDULE, SE, SW, TERRITORY, at, cells, fix, monday_slot, walk
+
 
 def test_the_grids_are_about_ten_thousand_square_metres_of_res_12_cells():
     assert TERRITORY.res == 12
@@ -145,7 +143,7 @@ def test_the_latest_battery_reading_by_fix_time_wins():
 
 def test_checkpoint_survives_json_and_restores_the_same_coverage():
     state = CoverageState(SCHEDULE, TERRITORY)
-    for f in walk(cells(NE) + [TERRITORY.cell_of(*OUTSIDE)], at("2025-09-29 08:00")):
+    for f in walk([*cells(NE), TERRITORY.cell_of(*OUTSIDE)], at("2025-09-29 08:00")):
         state.observe(f)
     state.observe(fix(at("2025-09-29 09:00"), *OUTSIDE, acc=None, bat=None))
     saved = json.loads(json.dumps(state.checkpoint()))
@@ -310,13 +308,13 @@ def test_any_arrival_order_gives_the_same_coverage(fixes, data):
     placed = [Placed(f, TERRITORY.cell_of(f.lat, f.lon), None) for f in repeated]
     cuts = sorted(data.draw(st.lists(st.integers(0, len(placed)), max_size=4)))
     on_duty = 0
-    for lo, hi in zip([0, *cuts], [*cuts, len(placed)]):
+    for lo, hi in zip([0, *cuts], [*cuts, len(placed)], strict=True):
         on_duty += in_slices.observe_many(placed[lo:hi])
     assert on_duty == sum(slot.start_ms <= f.t_ms < slot.end_ms for f in repeated)
     # a handset reporting as it walks: runs in time order, each recorded in one step
     in_runs = CoverageState(SCHEDULE, TERRITORY)
     walked = sorted(placed, key=lambda p: p.fix.t_ms)
-    for lo, hi in zip([0, *cuts], [*cuts, len(walked)]):
+    for lo, hi in zip([0, *cuts], [*cuts, len(walked)], strict=True):
         in_runs.observe_groups({"c01": [(p.fix, p.cell) for p in walked[lo:hi]]})
         if data.draw(st.booleans()):
             in_runs.slot_coverage(slot, rule)  # folded, then compacted under the fold

@@ -58,9 +58,9 @@ def test_every_cell_of_a_city_belongs_to_exactly_one_grid_and_every_grid_has_cel
     centres = [Point(lon, lat) for lat, lon in (h3.cell_to_latlng(c) for c in owner)]
     inside = tree.query(centres, predicate="intersects")
     holders: dict[int, list[str]] = {}
-    for point_index, polygon_index in zip(*inside):
+    for point_index, polygon_index in zip(*inside, strict=True):
         holders.setdefault(int(point_index), []).append(str(codes[polygon_index]))
-    for i, (cell, code) in enumerate(owner.items()):
+    for i, code in enumerate(owner.values()):
         # its centre lies in its grid, and (off the borders themselves) in no other
         assert code in holders[i]
         assert len(holders[i]) == 1 or polygons[list(codes).index(code)].boundary.distance(centres[i]) < 1e-9
@@ -80,7 +80,7 @@ def test_place_agrees_with_point_in_polygon_except_within_a_cell_of_a_border(cit
     for fx, fy in spots:
         lon, lat = west + fx * (east - west), south + fy * (north - south)
         here = Point(lon, lat)
-        truth = [g for g, p in zip(grids, polygons) if p.covers(here)]
+        truth = [g for g, p in zip(grids, polygons, strict=True) if p.covers(here)]
         place = index.place(lat, lon)
         if borders.distance(metric(here)) <= EDGE_M:
             continue  # the fix's cell may have its centre in the neighbour
@@ -120,4 +120,4 @@ def test_placing_a_slice_a_column_at_a_time_agrees_with_one_fix_at_a_time(city, 
     fixes = [Fix("c01", DeviceClass.COLLECTOR, "620105", 0, south + fy * (north - south), west + fx * (east - west), 0)
              for fx, fy in spots]
     cells, codes = index.locate_all(fixes)
-    assert list(zip(cells, codes)) == [index.locate(f.lat, f.lon) for f in fixes]
+    assert list(zip(cells, codes, strict=True)) == [index.locate(f.lat, f.lon) for f in fixes]

@@ -22,9 +22,9 @@ from shapely.geometry import shape
 
 from geofence.citygen import PROJECTED_CRS, City
 from geofence.importer import cover, parse_features, read_geojson
+from tests.harness import REPO, store_task
 from tracker.app.service import import_grids, run_service
 from tracker.storage.store import open_store
-from tests.harness import REPO, TEMPLATE, store_task
 
 RES = 12  # the configured default, which the CLI uses without a config file
 GEOD = Geod(ellps="WGS84")
@@ -66,9 +66,8 @@ class FreshDatabases:
 
     def new(self) -> str:
         name = f"gw_import_{os.getpid()}_{next(_fresh)}"
-        self.postgres.sql(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
         self.names.append(name)
-        return self.postgres.dsn(name)
+        return self.postgres.create_database(name)
 
 
 @pytest.fixture
@@ -121,7 +120,7 @@ async def test_a_file_with_errors_is_refused_with_each_error_named_and_nothing_i
     (grown, neighbour) = seeded.overlaps[0]
     one(rf"overlap: grids ({grown} and {neighbour}|{neighbour} and {grown}) overlap by", errors)
     assert len(errors) == 3 + 1 + 1 + 1, errors
-    (removed, (lat, lon)), = seeded.holes
+    (_removed, (lat, lon)), = seeded.holes
     hole = one(r"hole of [\d.]+ m² at", warnings)
     at = re.search(r"at ([\d.]+), ([\d.]+) enclosed by grids ([\d, ]+):", hole)
     assert GEOD.inv(lon, lat, float(at.group(2)), float(at.group(1)))[2] < 60  # inside the missing 100 m grid
@@ -342,7 +341,7 @@ async def test_geopackage_and_shapefile_import_like_the_same_city_in_geojson(tmp
     names = {}
     for path in (gpkg, shp):
         dsn = fresh_databases.new()
-        code, out, err = await tracker(dsn, "grids", "import", str(path), cwd=tmp_path)
+        code, _out, _err = await tracker(dsn, "grids", "import", str(path), cwd=tmp_path)
         async with open_store(dsn) as store:
             rows = await store.grids()
             results[path.suffix] = (code, await cells_by_grid(store), {r["code"]: r["source_crs"] for r in rows})

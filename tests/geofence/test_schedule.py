@@ -99,7 +99,7 @@ def test_a_night_slot_crossing_midnight_belongs_to_the_day_it_starts():
 
 def test_a_holiday_cancels_slots_starting_that_day_for_everyone():
     schedule = Schedule(
-        OFFICE_HOURS + (Shift("c07", "anning-south", "Mon-Sun", time(22), time(2)),),
+        (*OFFICE_HOURS, Shift("c07", "anning-south", "Mon-Sun", time(22), time(2))),
         (Holiday(date(2025, 10, 1), "National Day"),))
     assert schedule.slots_on(date(2025, 10, 1)) == []
     assert schedule.slot_at("c01", at("2025-10-01 08:00")) is None

@@ -100,7 +100,8 @@ def test_status_payload():
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats() | st.text(max_size=8) | st.binary(max_size=8),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(["t", "lat", "lon", "acc", "spd", "hdg", "alt", "bat", "crs", "seq", "x"]), inner, max_size=8),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.sampled_from(["t", "lat", "lon", "acc", "spd", "hdg", "alt", "bat", "crs", "seq", "x"]), inner, max_size=8),
     max_leaves=20,
 )
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import random
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from protocols.jt808.framing import (
     MAX_FRAME_BYTES,
@@ -182,7 +181,7 @@ def test_any_cut_of_a_stream_of_frames_gives_the_same_frames(contents, data):
     reader = FrameReader()
     out = []
     start = 0
-    for cut in cuts + [len(stream)]:
+    for cut in [*cuts, len(stream)]:
         out += reader.feed(stream[start:cut])
         start = cut
     assert out == contents

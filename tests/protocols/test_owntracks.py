@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from protocols.errors import DecodeError
+from protocols.model import Datum, DeviceClass, DeviceRef, Fix
 from protocols.owntracks import (
     Downlink,
     IgnoredMessage,
@@ -30,7 +30,6 @@ from protocols.owntracks import (
     encode_report_location,
     parse_topic,
 )
-from protocols.model import Datum, DeviceClass, DeviceRef, Fix
 
 ZHANG = DeviceRef("ot-zhang-phone", DeviceClass.COLLECTOR, "620105")
 DEVICES = {("zhang", "phone"): ZHANG}

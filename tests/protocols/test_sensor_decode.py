@@ -6,12 +6,11 @@ import json
 
 import msgpack
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from protocols.errors import DecodeError
-from protocols.sensor import MessageKind, SensorLimits, SensorReading, SensorType, decode_sensor
 from protocols.model import DeviceClass, DeviceRef
+from protocols.sensor import MessageKind, SensorLimits, SensorReading, SensorType, decode_sensor
 
 COVER = DeviceRef("mh-620105-0007", DeviceClass.SENSOR, "620105")
 T = 1_732_327_200_000  # 2024-11-23 10:00 Beijing time

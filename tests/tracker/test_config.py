@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tracker.config import ConfigError, load
 from tests.harness import REPO
+from tracker.config import ConfigError, load
 
 
 def test_shipped_config_loads_with_documented_defaults():

@@ -5,17 +5,16 @@ also across a crash of the service."""
 from __future__ import annotations
 
 import struct
-import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import httpx
 import trio
 
 from protocols.jt808.messages import encode_message
-from tests.helpers import wait_for
-from tracker.storage.store import datetime_to_ms
 from tests.harness import start_service
+from tests.helpers import wait_for
 from tests.jt808_wire import AUTH_2013, exchange, read_frame
+from tracker.storage.store import datetime_to_ms
 
 PHONE = "013912345678"
 BEIJING = timezone(timedelta(hours=8))
@@ -33,7 +32,7 @@ def location(serial: int, t: datetime, alarm: int = 0, north_m: float = 0.0) -> 
 
 async def test_terminal_fixes_and_alarm_edges_flow_through_the_service(settings, broker):
     settings = settings.replace("jt808", auth_codes="any")
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     async with trio.open_nursery() as nursery:
         store, running = await start_service(nursery, settings)
         stream = await trio.open_tcp_stream("127.0.0.1", running.jt808_port)

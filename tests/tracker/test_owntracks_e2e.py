@@ -10,8 +10,8 @@ import httpx
 import paho.mqtt.client as paho
 import trio
 
-from tests.helpers import apublish, wait_for
 from tests.harness import BROKER_USERS, start_service
+from tests.helpers import apublish, wait_for
 
 
 async def test_owntracks_location_appears_as_the_mapped_collector(settings, broker):
@@ -21,14 +21,15 @@ async def test_owntracks_location_appears_as_the_mapped_collector(settings, brok
     payload = json.dumps({"_type": "location", "acc": 12, "alt": 1521, "batt": 64, "bs": 1, "conn": "m", "created_at": tst,
                           "lat": 36.1051, "lon": 103.7199, "m": 1, "t": "u", "tid": "ph", "tst": tst, "vac": 3, "vel": 4}).encode()
     async with trio.open_nursery() as nursery:
-        store, running = await start_service(nursery, settings)
+        _store, running = await start_service(nursery, settings)
         await apublish(broker, [("owntracks/alice/phone", payload)], username="alice")
         await wait_for(lambda: "c0042" in running.pipeline.live.devices)
         async with httpx.AsyncClient(base_url=running.url) as http:
             devices = (await http.get("/api/devices")).json()["devices"]
         nursery.cancel_scope.cancel()
     (c42,) = [d for d in devices if d["id"] == "c0042"]
-    assert (c42["class"], c42["t"], c42["grid"], c42["bat"], round(c42["spd"], 3)) == ("collector", tst * 1000, "620105003003010", 64.0, round(4 / 3.6, 3))
+    assert (c42["class"], c42["t"], c42["grid"], c42["bat"], round(c42["spd"], 3)) == (
+        "collector", tst * 1000, "620105003003010", 64.0, round(4 / 3.6, 3))
 
 
 async def test_report_location_command_reaches_the_phone(settings, broker):
@@ -49,7 +50,7 @@ async def test_report_location_command_reaches_the_phone(settings, broker):
         client.disconnect()
 
     async with trio.open_nursery() as nursery:
-        store, running = await start_service(nursery, settings)
+        _store, running = await start_service(nursery, settings)
         nursery.start_soon(trio.to_thread.run_sync, phone)
         await trio.to_thread.run_sync(subscribed.wait, 5)
         async with httpx.AsyncClient(base_url=running.url) as http:

@@ -24,12 +24,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import pytest
 import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
-from selenium.webdriver.common.action_chains import ActionChains
-from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -38,7 +35,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from tests.browser import after_paint, browser_errors, open_browser, save_screenshot, wait_for_js, wait_until_still
+from tests.browser import browser_errors, wait_for_js
 
 STATIC = Path(__file__).resolve().parents[2] / "web" / "static"
 SCREENSHOT = Path("/tmp/gridwatch-map.png")

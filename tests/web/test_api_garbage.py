@@ -9,8 +9,8 @@ from urllib.parse import quote
 import httpx
 import trio
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
-from tests.harness import start_service
 
+from tests.harness import start_service
 
 GET_ROUTES = ["/api/config", "/api/grids", "/api/devices", "/api/devices/{x}", "/api/devices/{x}/track", "/api/geocode",
               "/api/dead-letters", "/api/alarms", "/api/components", "/api/alerts", "/api/coverage/live", "/api/reports/coverage",
@@ -29,7 +29,7 @@ bodies = st.one_of(st.binary(max_size=200), st.just(b"{}"), st.just(b'{"areas": 
 async def test_no_route_answers_garbage_with_a_server_error(settings, broker):
     settings = settings.replace("jt808", enabled=False)
     async with trio.open_nursery() as nursery:
-        store, running = await start_service(nursery, settings)
+        _store, running = await start_service(nursery, settings)
         async with httpx.AsyncClient(base_url=running.url, timeout=10) as http:
             statuses: list[tuple[str, int]] = []
 

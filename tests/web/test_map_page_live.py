@@ -9,8 +9,8 @@ import msgpack
 import trio
 
 from tests.browser import browser_errors, open_browser, save_screenshot, wait_for_js
-from tests.helpers import apublish
 from tests.harness import start_service
+from tests.helpers import apublish
 
 WALKERS = {"c0301": (36.1050, 103.7150), "c0302": (36.1080, 103.7250), "v0301": (36.1010, 103.7100)}
 
@@ -37,7 +37,7 @@ def _marker_centres(driver) -> dict[str, tuple[float, float]]:
 
 async def test_map_draws_grids_and_moving_markers(settings, broker):
     async with trio.open_nursery() as nursery:
-        store, running = await start_service(nursery, settings)
+        _store, running = await start_service(nursery, settings)
         await apublish(broker, _positions(0))
 
         def in_browser() -> tuple[int, dict, dict, list]:
@@ -74,7 +74,7 @@ async def test_with_gcj02_tiles_markers_and_grids_shift_together(settings, broke
     settings = settings.replace("web", map_datum="gcj02")
     lat, lon, grid = 36.1050, 103.7200, "620105003003010"  # the middle of that grid
     async with trio.open_nursery() as nursery:
-        store, running = await start_service(nursery, settings)
+        _store, running = await start_service(nursery, settings)
         fix = {"t": int(time.time() * 1000), "lat": lat, "lon": lon, "acc": 5.0}
         await apublish(broker, [("gw/v1/620105/collector/c0310/pos", msgpack.packb(fix))])
 

@@ -4,6 +4,7 @@ the coverage layer from /api/coverage/live, and the chart of today's coverage re
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
@@ -306,8 +307,8 @@ def test_the_chart_draws_todays_coverage_one_point_per_timeline_entry(page: Page
     points = page.js("return [...document.querySelectorAll('#gw-coverage-chart svg circle.gw-chart-point')]"
                      ".map(c => [Number(c.dataset.t), Number(c.getAttribute('cx')), Number(c.getAttribute('cy'))])")
     assert [t for t, _, _ in points] == [p["t"] for p in timeline]
-    assert all(a[1] < b[1] for a, b in zip(points, points[1:], strict=False))
-    assert all(a[2] >= b[2] for a, b in zip(points, points[1:], strict=False))
+    assert all(a[1] < b[1] for a, b in itertools.pairwise(points))
+    assert all(a[2] >= b[2] for a, b in itertools.pairwise(points))
     assert page.driver.find_element(By.ID, "gw-chart-latest").text == "83%"
 
     page.driver.find_element(By.CSS_SELECTOR, "#gw-chart-panel summary").click()

@@ -11,18 +11,13 @@ and passes on any frame a test pushes.
 from __future__ import annotations
 
 import time
-from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.common.by import By
+
 from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+
 from tests.browser import after_paint, save_screenshot, wait_for_js, wait_until_still
-from tests.web.fake_map import DELTA_STEPS
-from tests.web.fake_map import FakeService
-from tests.web.fake_map import GRID_COUNT
-from tests.web.fake_map import Page
-from tests.web.fake_map import SCREENSHOT
-from tests.web.fake_map import device
-from tests.web.fake_map import grid_code
-from tests.web.fake_map import loaded_page
+from tests.web.fake_map import DELTA_STEPS, GRID_COUNT, SCREENSHOT, FakeService, Page, device, grid_code, loaded_page
 
 
 def test_every_unit_grid_is_drawn_as_an_outlined_polygon_carrying_its_code(page: Page) -> None:

@@ -82,9 +82,9 @@ def cmd_simulate(args, settings) -> int:
     import functools
     from pathlib import Path
 
-    from tracker.ingest.broker import BrokerParams
     from tracker.devcity.city import PATH
     from tracker.devcity.simulator import build_fleet, run_fleet
+    from tracker.ingest.broker import BrokerParams
 
     m = settings.mqtt
     params = BrokerParams(args.host or m.host, args.port or m.port, args.username, args.password, "gridwatch-sim", m.keepalive_s)
@@ -381,8 +381,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args, settings) or 0
     except* (StoreError, ServiceError) as group:
         failures.extend(_leaves(group))
-    for exc in failures:
-        print(f"tracker: {exc}", file=sys.stderr)
+    for failure in failures:
+        print(f"tracker: {failure}", file=sys.stderr)
     return 1
 
 

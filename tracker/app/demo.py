@@ -11,43 +11,41 @@ from pathlib import Path
 
 import trio
 
-from tracker.ingest.broker import BrokerParams
-from tracker.config import Settings
 from geofence.plan import PatrolPlan
-from tracker.devcity.city import PATH as DEMO_CITY, demo_plan
 from tracker.app.service import import_grids, run_service
-from tracker.devcity.starters import start_mosquitto, start_postgres
+from tracker.config import Settings
+from tracker.devcity.city import PATH as DEMO_CITY, demo_plan
 from tracker.devcity.simulator import build_fleet, run_fleet
+from tracker.devcity.starters import (
+    SERVICE_ACCOUNT,
+    SIMULATOR_ACCOUNT,
+    start_private_services,
+)
+from tracker.ingest.broker import BrokerParams
 from tracker.storage.store import open_store
 
 log = logging.getLogger(__name__)
-
-SERVICE_PASSWORD = "gridwatch-demo"
-SIMULATOR_PASSWORD = "simulator-demo"
 
 
 def run_demo(settings: Settings) -> None:
     state = Path(settings.demo.state_dir).resolve()
     print(f"gridwatch demo: state in {state}", flush=True)
-    broker = start_mosquitto(state / "mosquitto", settings.demo.mqtt_port,
-                             {"gridwatch": SERVICE_PASSWORD, "simulator": SIMULATOR_PASSWORD})
+    services = start_private_services(state, settings.demo.mqtt_port, settings.demo.pg_port)
     try:
-        database = start_postgres(state, settings.demo.pg_port)
-        try:
-            settings = settings.replace("mqtt", host="127.0.0.1", port=broker.port, username="gridwatch", password=SERVICE_PASSWORD)
-            settings = settings.replace("database", dsn=database.dsn)
-            settings = settings.replace("web", port=settings.demo.web_port)
-            print(f"  broker   mqtt://127.0.0.1:{broker.port} (mosquitto, pid {broker.proc.pid})", flush=True)
-            print(f"  database {database.dsn}", flush=True)
-            trio.run(_main, settings, broker.port)
-        finally:
-            database.stop()
+        broker, database = services.broker, services.database
+        settings = settings.replace("mqtt", host="127.0.0.1", port=broker.port, username=SERVICE_ACCOUNT, password=services.service_password)
+        settings = settings.replace("database", dsn=database.dsn)
+        settings = settings.replace("web", port=settings.demo.web_port)
+        print(f"  broker   mqtt://127.0.0.1:{broker.port} (mosquitto, pid {broker.proc.pid})", flush=True)
+        print(f"  database {database.shown_dsn}", flush=True)
+        print(f"  passwords in {services.secrets_file}", flush=True)
+        trio.run(_main, settings, broker.port, services.simulator_password)
     finally:
-        broker.stop()
+        services.stop()
     print("gridwatch demo: stopped", flush=True)
 
 
-async def _main(settings: Settings, broker_port: int) -> None:
+async def _main(settings: Settings, broker_port: int, simulator_password: str) -> None:
     async with open_store(settings.database.dsn, settings.database.pool_min, settings.database.pool_max) as store:
         applied = await store.migrate()
         if applied:
@@ -62,7 +60,7 @@ async def _main(settings: Settings, broker_port: int) -> None:
         async with trio.open_nursery() as nursery:
             running = await nursery.start(functools.partial(run_service, settings, store, tune=True))
             fleet = build_fleet(DEMO_CITY, settings.demo.collectors, settings.demo.vehicles, settings.demo.sensors)
-            params = BrokerParams("127.0.0.1", broker_port, "simulator", SIMULATOR_PASSWORD, "gridwatch-sim")
+            params = BrokerParams("127.0.0.1", broker_port, SIMULATOR_ACCOUNT, simulator_password, "gridwatch-sim")
             await nursery.start(run_fleet, params, fleet, settings.demo.interval_s,
                                 (settings.jt808.host, running.jt808_port) if running.jt808_port else None)
             print(f"  simulating {len(fleet)} devices", flush=True)

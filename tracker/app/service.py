@@ -14,17 +14,17 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from geofence.importer import ImportReport, cover, read_grids
 from geofence.index import GridIndex
-from protocols.owntracks import encode_report_location
+from geofence.placed import Placed
 from protocols.jt808.session import AuthCodePolicy
+from protocols.model import DeviceClass, Fix
+from protocols.owntracks import encode_report_location
 from tracker.clock import wall_clock_ms
 from tracker.config import Settings
 from tracker.ingest.jt808_gateway import Jt808Gateway, Jt808Settings, serve_jt808
+from tracker.ingest.pipeline import Pipeline
+from tracker.live.patrol import Patrol
 from tracker.live.state import LiveState
 from tracker.metrics import Metrics
-from protocols.model import DeviceClass, Fix
-from geofence.placed import Placed
-from tracker.live.patrol import Patrol
-from tracker.ingest.pipeline import Pipeline
 from tracker.storage.store import Store, datetime_to_ms
 from web.app import WebContext, create_app
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgpack
 
@@ -69,6 +70,7 @@ class Walker:
     def fix(self, t_ms: int, rng: random.Random) -> dict:
         lat, lon = self.measured(rng)
         self.seq += 1
+        doc: dict[str, Any]  # a handset payload: numbers, and a string once the datum is named
         doc = {"t": t_ms, "lat": round(lat, 7), "lon": round(lon, 7), "acc": round(abs(rng.gauss(self.noise_m, 2)) + 3, 1),
                "spd": round(0.0 if self.parked(t_ms / 1000) else self.speed, 2), "bat": round(self.battery, 1), "seq": self.seq}
         if self.gcj:

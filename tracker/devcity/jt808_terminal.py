@@ -161,10 +161,12 @@ class Jt808Terminal:
                 + bytes((v.plate_color,)) + v.plate.encode("gbk"))
 
     def _authentication(self) -> bytes:
+        code = self.auth_code
+        assert code is not None  # the registration answer carried it
         if self.version is None:
-            return self.auth_code
+            return code
         imei = f"86{self.vehicle.phone[-13:]:0>13}"
-        return bytes((len(self.auth_code),)) + self.auth_code + imei.encode() + b"GWSIM 2.1".ljust(20, b"\0")
+        return bytes((len(code),)) + code + imei.encode() + b"GWSIM 2.1".ljust(20, b"\0")
 
     def _next_location(self, now: float) -> tuple[bytes, bool]:
         """Drive on to ``now``; the 0x0200 body of where the vehicle is, and whether it is parked."""

@@ -37,7 +37,6 @@ from pathlib import Path
 import msgpack
 import trio
 
-from tracker.ingest.broker import BrokerClient, BrokerParams
 from tracker.devcity.devices import (
     M_PER_DEG_LAT,
     SENSOR_PERIOD_S,
@@ -50,6 +49,7 @@ from tracker.devcity.devices import (
     centroid,
 )
 from tracker.devcity.jt808_terminal import Jt808Terminal
+from tracker.ingest.broker import BrokerClient, BrokerParams
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def build_fleet(grid_file: Path, collectors: int, vehicles: int, sensors: int, s
     rng = random.Random(seed)
     doc = json.loads(Path(grid_file).read_text(encoding="utf-8"))
     by_community: dict[str, list[tuple[str, tuple[float, float]]]] = defaultdict(list)
-    corners = []
+    corners: list[tuple[float, float]] = []
     for f in doc["features"]:
         code = f["properties"]["code"]
         ring = f["geometry"]["coordinates"][0]
@@ -85,7 +85,7 @@ def build_fleet(grid_file: Path, collectors: int, vehicles: int, sensors: int, s
         behaviour = behaviours[i % len(behaviours)]
         if behaviour == "stray":
             other = by_community[communities[(i + 5) % len(communities)]]
-            route = route + [other[len(other) // 2][1]]
+            route = [*route, other[len(other) // 2][1]]
         people.append(Walker(f"c{i + 1:04d}", "collector", community[:6], route, rng.uniform(1.1, 1.5), rng.uniform(3, 8),
                              behaviour, gcj=(i % 4 == 1)))
     south, north = min(p[0] for p in corners), max(p[0] for p in corners)
@@ -171,7 +171,7 @@ async def run_fleet(params: BrokerParams, fleet: Fleet, interval_s: float, jt808
                         w.backlog.append(fix)
                         continue
                     if w.backlog:
-                        batch, w.backlog = w.backlog + [fix], []
+                        batch, w.backlog = [*w.backlog, fix], []
                         _publish(client, w.topic, msgpack.packb(batch), qos=1)
                         continue
                     if rng.random() < 0.004:

@@ -16,8 +16,7 @@ from __future__ import annotations
 import logging
 import random
 import socket
-import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import paho.mqtt.client as paho
@@ -180,7 +179,7 @@ class BrokerClient:
         self.subscribed = True
 
     def _on_message(self, client, userdata, msg: paho.MQTTMessage) -> None:
-        self._inbox.append((msg.topic, msg.payload, self._rx_ms))
+        self._inbox.append((msg.topic, bytes(msg.payload), self._rx_ms))  # no copy when it is bytes already
 
     def _on_socket_close(self, client, userdata, sock) -> None:
         try:
@@ -252,6 +251,7 @@ class BrokerClient:
                 pair.close()
         client._sockpairR = client._sockpairW = None
         sock = client.socket()
+        assert isinstance(sock, socket.socket)  # plain TCP: no TLS or WebSocket transport is ever set up
         client._sock = _BufferedSocket(sock)  # see module docstring
         self._want_write = trio.Event()
         client.on_socket_register_write = self._on_register_write
@@ -280,7 +280,8 @@ class BrokerClient:
 
     async def _reader(self, cancel_scope: trio.CancelScope) -> None:
         client = self._client
-        wrapped: _BufferedSocket = client._sock
+        wrapped = client._sock
+        assert isinstance(wrapped, _BufferedSocket)  # put there by _connect
         fd = wrapped.fileno()
         while True:
             if not wrapped.buffered():

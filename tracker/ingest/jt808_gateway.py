@@ -15,7 +15,6 @@ surfaces.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -24,8 +23,8 @@ import trio
 
 from protocols.jt808.framing import MAX_FRAME_BYTES, FrameReader
 from protocols.jt808.session import AlarmTracker, AuthCodePolicy, Jt808Session, SessionPolicy, VehicleAlarm
-from tracker.clock import wall_clock_ms
 from protocols.model import DISTRICT_CODE, Fix
+from tracker.clock import wall_clock_ms
 
 PROTOCOL = "jt808"
 
@@ -79,6 +78,8 @@ class Jt808Settings:
 
 
 def _peer_name(stream: trio.abc.Stream) -> str:
+    if not isinstance(stream, trio.SocketStream):
+        return "?"
     try:
         host, port = stream.socket.getpeername()[:2]
     except (AttributeError, OSError):
@@ -160,8 +161,11 @@ class Jt808Gateway:
                 await sink.fixes(out.fixes)
             if out.alarms:
                 await sink.alarms(out.alarms)
-            if session.authenticated and self.sessions.get(session.device, (None,))[0] is not session:
-                self.sessions[session.device] = (session, stream, lock)  # a reconnect replaces the old link
+            device = session.device
+            if session.authenticated and device is not None:
+                known = self.sessions.get(device)
+                if known is None or known[0] is not session:
+                    self.sessions[device] = (session, stream, lock)  # a reconnect replaces the old link
             if out.answers:
                 with trio.move_on_after(settings.send_timeout_s) as sending:
                     async with lock:

@@ -31,8 +31,7 @@ rebuilt from the events themselves (see protocols.jt808.session.AlarmTracker).
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import trio
@@ -40,19 +39,19 @@ import trio
 from alerts.sensor_rules import ComponentAlarm, SensorRuleParams, SensorState
 from alerts.sensors import SensorMonitor, SensorRecord
 from geofence.index import GridIndex
+from geofence.placed import Placed, PlacedSlice
 from protocols.errors import DecodeError
 from protocols.handset import HandsetLimits
 from protocols.jt808.session import AlarmTracker
+from protocols.model import DeviceClass, Fix
 from tracker.clock import wall_clock_ms
-from tracker.ingest.broker import BrokerClient, BrokerParams, Message
 from tracker.config import Settings
-from tracker.live.fanout import Hub
+from tracker.ingest.broker import BrokerClient, BrokerParams, Message
 from tracker.ingest.filters import FilterParams, PositionFilter
+from tracker.ingest.routing import Routed, Router, parse_owntracks_map
+from tracker.live.fanout import Hub
 from tracker.live.state import LiveState
 from tracker.metrics import Metrics
-from protocols.model import DeviceClass, Fix
-from geofence.placed import Placed, PlacedSlice
-from tracker.ingest.routing import Routed, Router, parse_owntracks_map
 from tracker.storage.store import DAY_MS, PING_COLUMNS, Store, datetime_to_ms, ms_to_datetime
 
 log = logging.getLogger(__name__)
@@ -67,7 +66,7 @@ DECODE_SLICE_FIXES = 256
 DEVICES_WRITE_S = 2.0
 # A ping row is built as ``fix[:1] + fix[3:] + (cell, grid, late)``: no per-field copying.
 # That holds only while the ping columns follow Fix's fields; say so loudly if they part.
-_FIX_AS_PING = ("device",) + tuple(f.removesuffix("_ms") for f in Fix._fields[3:]) + ("cell", "grid", "late")
+_FIX_AS_PING = ("device", *(f.removesuffix("_ms") for f in Fix._fields[3:]), "cell", "grid", "late")
 if _FIX_AS_PING != PING_COLUMNS:
     raise ImportError(f"PING_COLUMNS {PING_COLUMNS} no longer follow Fix's fields {_FIX_AS_PING}")
 _PING_T, _PING_RX = PING_COLUMNS.index("t"), PING_COLUMNS.index("rx")
@@ -86,7 +85,7 @@ class PersistBatch:
     def __bool__(self) -> bool:
         return bool(self.rows or self.filtered or self.alarms or self.dead_letters or self.components or self.sensors)
 
-    def absorb(self, other: "PersistBatch") -> None:
+    def absorb(self, other: PersistBatch) -> None:
         self.rows.extend(other.rows)
         self.devices.update(other.devices)
         self.filtered.extend(other.filtered)
@@ -207,13 +206,13 @@ class Pipeline:
             nursery.start_soon(self.hub.run)
             nursery.start_soon(self._watchdog, self._persist_send.clone())
             if with_broker:
-                self.broker = BrokerClient(self.broker_params(), self.feed, self._clock_ms)
-                await nursery.start(self._run_broker)
+                self.broker = broker = BrokerClient(self.broker_params(), self.feed, self._clock_ms)
+                await nursery.start(self._run_broker, broker)
             task_status.started()
 
-    async def _run_broker(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    async def _run_broker(self, broker: BrokerClient, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         with self._broker_scope:
-            await self.broker.run(task_status=task_status)
+            await broker.run(task_status=task_status)
 
     async def feed(self, batch: list[Message]) -> None:
         """Hand one batch of (topic, payload, rx_ms) to decode; blocks when decode is behind."""
@@ -318,7 +317,7 @@ class Pipeline:
         kept = fixes
         if any(reasons):
             kept = []
-            for fix, reason in zip(fixes, reasons):
+            for fix, reason in zip(fixes, reasons, strict=True):
                 if reason is None:
                     kept.append(fix)
                     continue
@@ -327,7 +326,7 @@ class Pipeline:
         cells, grids = self.index.locate_all(kept)  # where each fix falls, a column at a time
         new = tuple.__new__
         late_count = 0
-        for fix, cell, grid in zip(kept, cells, grids):  # once per fix: names above are locals on purpose
+        for fix, cell, grid in zip(kept, cells, grids, strict=True):  # once per fix: names above are locals on purpose
             device, t_ms = fix.device, fix.t_ms
             previous = live_get(device)
             late = previous is not None and t_ms < previous.fix.t_ms
@@ -372,7 +371,7 @@ class Pipeline:
 
     def _record_alarm(self, source: str, device: str, component: str | None, kind: str, raised: bool, t_ms: int,
                       value: float | None, detail: str, lat: float | None, lon: float | None) -> None:
-        grid = self.index.cells.get(self.index.cell(lat, lon)) if lat is not None else None
+        grid = self.index.cells.get(self.index.cell(lat, lon)) if lat is not None and lon is not None else None
         self._pending.alarms.append((source, device, component, kind, raised, ms_to_datetime(t_ms), value, detail, lat, lon, grid))
         self.metrics.inc("gridwatch_alarm_events_total", source=source, kind=kind)
         self.hub.publish_event("alarm", {"source": source, "device": device, "component": component, "kind": kind, "raised": raised,
@@ -383,7 +382,8 @@ class Pipeline:
         if self._log_gate.allow(error.reason, rx_ms):
             log.warning("rejected %s payload from device %s on %s: %s (%s)", protocol, device or "?", source, error, error.reason)
         if self._dead_gate.allow("*", rx_ms):
-            self._pending.dead_letters.append((ms_to_datetime(rx_ms), protocol, source[:200], device, error.reason, str(error)[:500], bytes(raw[:4096])))
+            self._pending.dead_letters.append((ms_to_datetime(rx_ms), protocol, source[:200], device, error.reason, str(error)[:500],
+                                               bytes(raw[:4096])))
 
     async def _decode_stage(self) -> None:
         async with self._persist_send:
@@ -391,8 +391,8 @@ class Pipeline:
                 # Decode a big batch in slices, yielding between them: every other task
                 # (a COPY's asyncio hops, an HTTP request, the hub's tick) waits for a
                 # whole scheduler round at each step, so one long slice stalls them all.
-                parts = _slices(items) if kind == "mqtt" else (items[i:i + DECODE_SLICE_FIXES]
-                                                                for i in range(0, len(items), DECODE_SLICE_FIXES))
+                parts: Iterable[list] = _slices(items) if kind == "mqtt" else (items[i:i + DECODE_SLICE_FIXES]
+                                                                                for i in range(0, len(items), DECODE_SLICE_FIXES))
                 for part in parts:
                     out = self.ingest(part) if kind == "mqtt" else self.place(part)
                     if out:

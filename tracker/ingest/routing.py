@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from protocols.errors import DecodeError
 from protocols.handset import HandsetLimits, HandsetStatus, decode_position, decode_status
+from protocols.model import DeviceClass, DeviceRef, Fix
 from protocols.owntracks import (
     IgnoredMessage,
     OwnTracksLastWill,
@@ -24,7 +25,6 @@ from protocols.owntracks import (
     decode_message as decode_owntracks,
 )
 from protocols.sensor import SensorReading, decode_sensor
-from protocols.model import DeviceClass, DeviceRef, Fix
 
 _CLASSES = {c.value: c for c in DeviceClass}
 _KINDS = ("pos", "alarm", "status")

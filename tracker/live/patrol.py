@@ -9,23 +9,23 @@ to ``patrol_alerts`` (the outbox) before they are streamed on /ws.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from operator import itemgetter
+from typing import Any
 
 import trio
 
-from geofence.coverage import strictly_increasing
-from geofence.territory import CoverageRule, CoverageRules
 from alerts.patrol import Alert, AlertChange, PatrolState, describe, evaluate
+from geofence.coverage import strictly_increasing
+from geofence.placed import Placed, PlacedSlice
 from geofence.plan import PatrolPlan
 from geofence.reports import coverage_report, day_bounds
+from geofence.territory import CoverageRule, CoverageRules
+from protocols.model import DeviceClass, Fix
 from tracker.clock import wall_clock_ms
 from tracker.config import PatrolSettings, Settings
 from tracker.live.fanout import Hub
 from tracker.metrics import Metrics
-from protocols.model import DeviceClass, Fix
-from geofence.placed import Placed, PlacedSlice
 from tracker.storage.store import Store, datetime_to_ms, ms_to_datetime
 
 log = logging.getLogger(__name__)
@@ -102,12 +102,13 @@ class Patrol:
             log.info("no patrol plan stored: coverage is off until one is imported (tracker patrol import)")
             return
         version, doc = latest
-        self._install(PatrolPlan.from_dict(doc), version)
+        plan = PatrolPlan.from_dict(doc)
+        self._install(plan, version)
         checkpoint = await self.store.load_checkpoint()
         restored = False
         if checkpoint is not None and checkpoint.get("plan_version") == version:
             try:
-                self.state = PatrolState.restore(checkpoint["state"], self.plan.schedule(), self.plan.territory(self.cover))
+                self.state = PatrolState.restore(checkpoint["state"], plan.schedule(), plan.territory(self.cover))
                 restored = True
             except (KeyError, ValueError) as exc:
                 log.warning("patrol checkpoint not usable (%s): rebuilding from the database", exc)
@@ -142,9 +143,11 @@ class Patrol:
         return version
 
     async def _replay(self, since_ms: int) -> None:
-        collectors = {s.collector for s in self.plan.shifts} | {getattr(e, "collector", None) for e in self.plan.exceptions} \
-            | {getattr(e, "taker", None) for e in self.plan.exceptions}
-        collectors.discard(None)
+        plan = self.plan
+        if plan is None:
+            return  # replays follow _install, which sets the plan
+        named = {getattr(e, "collector", None) for e in plan.exceptions} | {getattr(e, "taker", None) for e in plan.exceptions}
+        collectors = {s.collector for s in plan.shifts} | {c for c in named if c is not None}
         if not collectors:
             return
         rows = await self.store.pings_of(sorted(collectors), ms_to_datetime(since_ms), ms_to_datetime(self.clock_ms() + _HOUR))
@@ -182,17 +185,17 @@ class Patrol:
         collector = DeviceClass.COLLECTOR
         if self.state is None:
             # no plan, no coverage: grids' last visits alone, one dict for all collectors
-            last, seen = self._grid_visits, self._grid_visits.get
+            last, last_at = self._grid_visits, self._grid_visits.get
             for part in pending:
-                for fix, grid in zip(part.fixes, part.grids):  # once per fix
-                    if grid is not None and fix.device_class is collector and fix.t_ms > seen(grid, 0):
+                for fix, grid in zip(part.fixes, part.grids, strict=True):  # once per fix
+                    if grid is not None and fix.device_class is collector and fix.t_ms > last_at(grid, 0):
                         last[grid] = fix.t_ms
             return
         groups: dict[str, list[tuple[Fix, int, str | None]]] = {}
         group_of = groups.get
         for part in pending:
             fixes = part.fixes
-            for fix, sample in zip(fixes, zip(fixes, part.cells, part.grids)):  # once per fix
+            for fix, sample in zip(fixes, zip(fixes, part.cells, part.grids, strict=True), strict=True):  # once per fix
                 if fix.device_class is not collector:
                     continue
                 run = group_of(fix.device)
@@ -210,10 +213,10 @@ class Patrol:
             times = times_of[who] = [sample[0].t_ms for sample in run]
             if (before is None or before < times[0]) and strictly_increasing(times):
                 # newer than every fix before, in time order: the later visit wins
-                seen.update(zip(map(itemgetter(2), run), times))
+                seen.update(zip(map(itemgetter(2), run), times, strict=True))
                 newest[who] = times[-1]
             else:
-                for sample, t in zip(run, times):
+                for sample, t in zip(run, times, strict=True):
                     if t > seen.get(sample[2], 0):
                         seen[sample[2]] = t
                 newest[who] = max(times) if before is None else max(before, *times)
@@ -240,7 +243,7 @@ class Patrol:
 
     async def evaluate_now(self) -> list[AlertChange]:
         self.absorb()
-        if self.state is None:
+        if self.state is None or self.rules is None:  # both come with a plan
             return []
         now = self.clock_ms()
         changes = evaluate(self.state, now, self.rules)
@@ -260,7 +263,7 @@ class Patrol:
                          a.resolution.value if a.resolution is not None else None, a.detail, describe(a)))
         await self.store.record_patrol_alerts(rows)  # the outbox first, then the stream
         ids = await self.store.patrol_alert_ids([(r[0], r[1], r[2], r[4], r[7]) for r in rows])
-        for change, alert_id in zip(changes, ids):
+        for change, alert_id in zip(changes, ids, strict=True):
             self.metrics.inc("gridwatch_patrol_alerts_total", kind=change.alert.kind.value, change=change.change.value)
             self.hub.publish_event("alert", {"change": change.change.value, "alert": alert_json(change.alert, alert_id)})
 
@@ -290,7 +293,7 @@ class Patrol:
 
     async def report(self, day) -> dict:
         """Coverage report of one local day, from the database."""
-        if self.plan is None:
+        if self.plan is None or self.rules is None:
             return {"date": day.isoformat(), "collectors": [], "grids": [], "communities": [], "streets": [], "timeline": []}
         return await coverage_report_from_store(self.store, self.plan, self.cover, self.rules, day, self.clock_ms(),
                                                 self.settings.grid.district)
@@ -309,12 +312,13 @@ class Patrol:
         self.absorb()
         now = self.clock_ms()
         last_visit = self.last_visit
+        out: dict[str, Any]
         out = {"now": now, "grids": {code: last_visit.get(code) for code in sorted(set(self.cover.values()))},
                "unvisited": [], "slots": []}
-        if self.state is None:
+        if self.state is None or self.rules is None:
             return out
         schedule = self.state.coverage.schedule
-        unvisited = set()
+        unvisited: set[str] = set()
         for slot in schedule.slots_overlapping(now, now + 1):
             rule = self.rules.for_area(slot.area)
             coverage = self.state.coverage.slot_coverage(slot, rule, now)

@@ -46,9 +46,9 @@ class LiveState:
     def take_dirty(self) -> list[dict]:
         if not self.dirty:
             return []
-        views = [self.view(d) for d in self.dirty]
+        views = [device_view(self.devices[d], self.battery.get(d)) for d in self.dirty]  # only live devices turn dirty
         self.dirty = set()
         return views
 
     def snapshot(self) -> list[dict]:
-        return [self.view(d) for d in self.devices]
+        return [device_view(placed, self.battery.get(d)) for d, placed in self.devices.items()]

@@ -168,7 +168,7 @@ class Store:
                     if rows:
                         await con.copy_records_to_table("pings", records=rows, columns=PING_COLUMNS)
                     if devices:
-                        await con.execute(_UPSERT_DEVICES, *(list(column) for column in zip(*devices)))
+                        await con.execute(_UPSERT_DEVICES, *(list(column) for column in zip(*devices, strict=True)))
                     if filtered:
                         await con.copy_records_to_table("filtered_fixes", records=filtered, columns=FILTERED_COLUMNS)
                     if alarms:

@@ -10,13 +10,13 @@ import random
 
 import trio
 
-from tests.helpers import wait_for
-from tracker.ingest.broker import BrokerParams
-from tracker.ingest.jt808_gateway import Jt808Settings, serve_jt808
-from tracker.devcity.jt808_terminal import Jt808Terminal
-from tracker.devcity.simulator import build_fleet, run_fleet
 from tests.fakes import RecordingSink
 from tests.harness import BROKER_USERS, DEMO_CITY, start_service
+from tests.helpers import wait_for
+from tracker.devcity.jt808_terminal import Jt808Terminal
+from tracker.devcity.simulator import build_fleet, run_fleet
+from tracker.ingest.broker import BrokerParams
+from tracker.ingest.jt808_gateway import Jt808Settings, serve_jt808
 
 COLLECTORS = {"c0001", "c0002", "c0003"}
 VEHICLES = {"jt013901050001", "jt013901050002"}  # a speeding 2013 terminal, a 2019 terminal
@@ -44,7 +44,7 @@ async def test_a_small_simulated_city_reports_over_mqtt_and_jt808_without_a_refu
         live = running.pipeline.live.devices
         # reports every 0.25 s; the first cover is lifted 1 s after the start, for 3 s
         await nursery.start(functools.partial(run_fleet, params, fleet, 0.25, ("127.0.0.1", running.jt808_port), lift=(1.0, 3.0)))
-        await wait_for(lambda: COLLECTORS | VEHICLES | SENSORS <= live.keys())
+        await wait_for(lambda: live.keys() >= COLLECTORS | VEHICLES | SENSORS)
         alarms = await _alarm_rows(store, lambda rows: speeding in rows and all(a in rows for a in lifted_and_put_back))
         await wait_for(lambda: all(live[v].fix.seq >= 10 for v in VEHICLES))
         placed = {device: (live[device].fix.device_class.value, live[device].grid) for device in COLLECTORS | VEHICLES | SENSORS}

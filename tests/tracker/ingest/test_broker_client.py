@@ -6,10 +6,10 @@ from __future__ import annotations
 import paho.mqtt.publish as paho_publish
 import trio
 
-from tests.helpers import apublish, wait_for
-from tracker.ingest.broker import BrokerClient, BrokerParams
-from tracker.devcity.starters import start_mosquitto
 from tests.harness import BROKER_USERS
+from tests.helpers import apublish, wait_for
+from tracker.devcity.starters import start_mosquitto
+from tracker.ingest.broker import BrokerClient, BrokerParams
 
 
 def _subscriber(port: int, inbox: list, client_id: str = "t-sub") -> BrokerClient:
@@ -31,7 +31,7 @@ async def test_qos0_and_qos1_messages_arrive_intact_and_qos1_is_acknowledged(bro
                                                             auth={"username": "simulator", "password": BROKER_USERS["simulator"]}))
         await wait_for(lambda: len(inbox) == len(payloads) + 1)
         nursery.cancel_scope.cancel()
-    assert [(t, p) for t, p, _ in inbox] == payloads + [("gw/v1/620105/sensor/s1/alarm", b"\x81\xa1t\x01")]
+    assert [(t, p) for t, p, _ in inbox] == [*payloads, ("gw/v1/620105/sensor/s1/alarm", b"\x81\xa1t\x01")]
     assert all(isinstance(p, bytes) and rx > 0 for _, p, rx in inbox)
 
 

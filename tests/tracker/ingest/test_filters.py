@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from hypothesis import given, strategies as st
 
-from tracker.ingest.filters import FilterParams, PositionFilter, distance_m
 from protocols.model import DeviceClass, Fix
+from tracker.ingest.filters import FilterParams, PositionFilter, distance_m
 
 T0 = 1_795_000_000_000
 LAT, LON = 36.1050, 103.7200
@@ -16,7 +16,10 @@ def fix(t_s: float, north_m: float = 0.0, *, cls=DeviceClass.COLLECTOR, acc=5.0,
     return Fix(device, cls, "620105", T0 + int(t_s * 1000), LAT + north_m * M, LON, T0, acc, None, None, None, None, seq=seq)
 
 
-def screen_all(fixes, params=FilterParams()):
+DEFAULT_PARAMS = FilterParams()
+
+
+def screen_all(fixes, params=DEFAULT_PARAMS):
     f = PositionFilter(params)
     return [f.screen(x) for x in fixes]
 

@@ -11,8 +11,8 @@ import httpx
 import msgpack
 import trio
 
-from tests.helpers import apublish, wait_for
 from tests.harness import LAT, LON, start_service
+from tests.helpers import apublish, wait_for
 
 
 def _metric(text: str, name: str, **labels: str) -> float:
@@ -40,7 +40,7 @@ async def test_bad_payloads_are_counted_logged_and_do_not_stop_ingest(settings, 
     mixed_batch = msgpack.packb([{**good, "seq": 1}, {**good, "lat": 91.0}, {**good, "seq": 3, "t": now + 1}])
     async with trio.open_nursery() as nursery:
         store, running = await start_service(nursery, settings)
-        await apublish(broker, bad + [(topic.format("c0199"), mixed_batch), (topic.format("c0200"), msgpack.packb(good))])
+        await apublish(broker, [*bad, (topic.format("c0199"), mixed_batch), (topic.format("c0200"), msgpack.packb(good))])
         await wait_for(lambda: running.pipeline.metrics.get("gridwatch_persisted_total") >= 3)
         async with httpx.AsyncClient(base_url=running.url) as http:
             text = (await http.get("/metrics")).text

@@ -3,7 +3,6 @@ MockClock where a test needs minutes to pass in no time."""
 
 from __future__ import annotations
 
-import collections
 import functools
 import random
 import struct
@@ -14,11 +13,26 @@ import trio.testing
 
 from protocols.jt808.framing import FrameReader
 from protocols.jt808.messages import encode_message
-from protocols.jt808.session import VehicleAlarm
-from tracker.ingest.jt808_gateway import Jt808Gateway, Jt808Settings, serve_jt808
-from protocols.model import Fix
 from tests.fakes import RecordingSink
-from tests.jt808_wire import ANSWER_AUTH_2013, ANSWER_AUTH_2019, ANSWER_HEARTBEAT_2013, ANSWER_LOCATION_2013, ANSWER_LOCATION_2019, ANSWER_REGISTER_2013, ANSWER_REGISTER_2019, AUTH_2013, AUTH_2019, HEARTBEAT_2013, LOCATION_2013, LOCATION_2019, REGISTER_2013, REGISTER_2019, exchange, read_frame
+from tests.jt808_wire import (
+    ANSWER_AUTH_2013,
+    ANSWER_AUTH_2019,
+    ANSWER_HEARTBEAT_2013,
+    ANSWER_LOCATION_2013,
+    ANSWER_LOCATION_2019,
+    ANSWER_REGISTER_2013,
+    ANSWER_REGISTER_2019,
+    AUTH_2013,
+    AUTH_2019,
+    HEARTBEAT_2013,
+    LOCATION_2013,
+    LOCATION_2019,
+    REGISTER_2013,
+    REGISTER_2019,
+    exchange,
+    read_frame,
+)
+from tracker.ingest.jt808_gateway import Jt808Gateway, Jt808Settings, serve_jt808
 
 SECRET = b"gridwatch-test-secret"
 RX = 1763864135000
@@ -88,7 +102,7 @@ async def test_connections_past_the_limit_are_turned_away(nursery):
     with trio.fail_after(5):
         assert await extra.receive_some(100) == b""
     assert sink.rejects["too_many_connections"] == 1
-    for stream in held + [extra]:
+    for stream in [*held, extra]:
         await stream.aclose()
 
 

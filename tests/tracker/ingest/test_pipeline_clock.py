@@ -6,15 +6,14 @@ from __future__ import annotations
 import json
 
 import msgpack
-import pytest
 import trio
 import trio.testing
 
 from geofence.index import GridIndex
-from tracker import config
-from tracker.live.fanout import Client
-from tracker.ingest.pipeline import Pipeline
 from tests.fakes import RecordingStore
+from tracker import config
+from tracker.ingest.pipeline import Pipeline
+from tracker.live.fanout import Client
 
 T0 = 1_795_000_000_000
 TOPIC = "gw/v1/620105/collector/{}/pos"

@@ -6,18 +6,17 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-import pytest
 import trio
 import trio.testing
 from h3.api import basic_int as h3
 
+from geofence.placed import Placed
+from protocols.model import DeviceClass, Fix
 from tracker import config
 from tracker.live.fanout import Hub
+from tracker.live.patrol import Patrol
 from tracker.live.state import LiveState
 from tracker.metrics import Metrics
-from protocols.model import DeviceClass, Fix
-from geofence.placed import Placed
-from tracker.live.patrol import Patrol
 
 T0 = int(datetime(2026, 11, 23, 8, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp() * 1000)  # Monday 08:00
 GRID = "620105003003010"

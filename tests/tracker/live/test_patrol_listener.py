@@ -6,14 +6,14 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from geofence.coverage import CoverageState
 from alerts.patrol import PatrolState
-from tracker.metrics import Metrics
-from protocols.model import DeviceClass, Fix
+from geofence.coverage import CoverageState
 from geofence.placed import Placed, PlacedSlice
+from protocols.model import DeviceClass, Fix
+from tests.coverage_city import MONDAY, NE, NW, OUTSIDE, RULE, SCHEDULE, SE, TERRITORY, at, cells
 from tracker.live import patrol as patrol_module
 from tracker.live.patrol import ABSORB_FIXES, Patrol
-from tests.coverage_city import MONDAY, NE, NW, OUTSIDE, RULE, SCHEDULE, SE, TERRITORY, at, cells
+from tracker.metrics import Metrics
 
 T0 = at("2025-09-29 07:58")  # Monday, two minutes before c01's 08:00-10:00 slot
 CELLS = {NW: cells(NW)[0], NE: cells(NE)[-1], SE: cells(SE)[3], None: TERRITORY.cell_of(*OUTSIDE)}
@@ -54,7 +54,7 @@ def test_what_the_listener_records_does_not_depend_on_slicing_or_order(with_plan
     ordered = sorted(placed, key=lambda p: p.fix.t_ms)  # the way a handset reports as it walks
     for fixes in (placed, ordered):
         patrol = listener(with_plan)
-        for lo, hi in zip([0, *cuts], [*cuts, len(fixes)]):
+        for lo, hi in zip([0, *cuts], [*cuts, len(fixes)], strict=True):
             patrol.observe_slice(PlacedSlice.of(fixes[lo:hi]))
             if data.draw(st.booleans()):
                 patrol.absorb()  # the watchdog reading coverage between slices
@@ -79,7 +79,10 @@ def test_at_a_high_rate_coverage_compacts_without_waiting_for_the_watchdog(monke
     monkeypatch.setattr(patrol_module, "COMPACT_FIXES", 50)
     monkeypatch.setattr(patrol_module, "ABSORB_FIXES", 10)
     patrol = listener(with_plan=True)
-    track = lambda: patrol.state.coverage._tracks["c01"].samples
+
+    def track():
+        return patrol.state.coverage._tracks["c01"].samples
+
     walk = [Placed(Fix("c01", DeviceClass.COLLECTOR, "620105", T0 + 120_000 + i * 1000, 36.1, 103.72, T0), CELLS[NW], NW)
             for i in range(60)]
     for i in range(0, 40, 10):

@@ -15,8 +15,8 @@ import trio
 from h3.api import basic_int as h3
 from websockets.trio.client import connect as ws_connect
 
-from tests.helpers import apublish, wait_for
 from tests.harness import DEMO_CITY, ws_url
+from tests.helpers import apublish, wait_for
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 AREA = "620105003003"  # a community of the demo city: 12 unit grids
@@ -168,8 +168,8 @@ async def test_after_a_crash_without_checkpoint_orphaned_alerts_are_closed_and_j
     settings = settings.replace("patrol", offline_min=15.0, warning_lead_min=0.0, checkpoint_s=3600.0)
     async with trio.open_nursery() as nursery:
         store = await nursery.start(_store_for, settings.database.dsn)
-        from tracker.live.patrol import RESTARTED
         from tracker.app.service import import_grids, run_service
+        from tracker.live.patrol import RESTARTED
 
         await import_grids(store, str(DEMO_CITY), 12)
         cover = dict(await store.grid_cells())

@@ -40,7 +40,7 @@ async def test_the_writer_still_takes_aware_datetimes_and_refuses_naive_ones(dat
         (row,) = await store.fetch("SELECT t FROM alarm_events")
         assert row["t"] == aware
         with pytest.raises(TypeError, match="aware datetime"):
-            await store.write_pings([], set(), [], alarms=[alarm[:5] + (datetime(2025, 11, 24, 16),) + alarm[6:]])
+            await store.write_pings([], set(), [], alarms=[(*alarm[:5], datetime(2025, 11, 24, 16), *alarm[6:])])
 
 
 def event(kind: str, raised: bool, t: datetime, device: str = "mh-0007", source: str = "sensor") -> tuple:
