@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from alerts.sensor_rules import SensorRuleParams, SensorState
 from alerts.sensors import SensorMonitor, SensorRecord

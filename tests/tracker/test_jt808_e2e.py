@@ -69,7 +69,7 @@ async def test_terminal_fixes_and_alarm_edges_flow_through_the_service(settings,
 
 async def test_an_alarm_still_set_after_a_crash_is_not_raised_again_and_clears_once(settings, broker):
     settings = settings.replace("jt808", auth_codes="any")
-    t0 = datetime(2026, 11, 19, 9, 46, 40, tzinfo=timezone.utc)
+    t0 = datetime(2026, 11, 19, 9, 46, 40, tzinfo=UTC)
     now_ms = int(t0.timestamp() * 1000) + 60_000
     overspeed = 1 << 1
 
