@@ -15,12 +15,18 @@ Flapping: a condition that changes state ``flap_toggles`` times within ``flap_wi
 raises one ``flapping`` alarm for the sensor and is not reported again until it has been
 quiet for ``flap_quiet_ms``; then its settled state is reported if it differs from what
 consumers last saw, and ``flapping`` clears when no condition of the sensor flaps.
+
+Restarts: :meth:`SensorState.to_dict` and :meth:`SensorState.from_dict` turn a state into
+JSON and back, exactly (a restored state is equal to the one saved, and the same records
+give the same events). :func:`resumed` rebuilds a state from what consumers were told
+alone (the alarm outbox), for a sensor whose saved state is missing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from protocols.model import COMPONENT_CODE, DEVICE_ID
 from protocols.sensor import MessageKind, SensorReading
@@ -35,6 +41,7 @@ LOW_BATTERY = "low_battery"
 FLAPPING = "flapping"
 # Conditions a rule here judges from a reading; other codes are taken as the sensor says.
 _RULED = frozenset({TILT, WATER, GAS, SMOKE, FULL, WATERLOG, LOW_BATTERY})
+STATE_VERSION = 1  # of SensorState.to_dict(); from_dict refuses any other
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +135,23 @@ class Condition:
     toggles: tuple[int, ...] = ()  # recent changes of ``active``, event time
     flapping: bool = False
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "active": self.active, "emitted": self.emitted, "value": self.value, "pending_ms": self.pending_ms,
+            "pending_value": self.pending_value, "toggles": list(self.toggles), "flapping": self.flapping,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Condition:
+        toggles = data["toggles"]
+        if not isinstance(toggles, list):
+            raise ValueError("toggles must be a list")
+        return cls(
+            active=_bool(data["active"]), emitted=_bool(data["emitted"]), value=_number(data["value"]),
+            pending_ms=_int(data["pending_ms"]), pending_value=_number(data["pending_value"]),
+            toggles=tuple(_int_required(t) for t in toggles), flapping=_bool(data["flapping"]),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class SensorState:
@@ -138,6 +162,76 @@ class SensorState:
     last_t_ms: int | None = None
     conditions: Mapping[str, Condition] = field(default_factory=dict)
     flapping_raised: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The state as JSON-able data; :meth:`from_dict` rebuilds an equal state.
+
+        Conditions are a list of pairs, not an object: their order decides the order of
+        events of equal time, and a JSON object's key order does not survive every store
+        (PostgreSQL's ``jsonb`` sorts keys).
+        """
+        return {
+            "version": STATE_VERSION, "device": self.device, "component": self.component, "last_t_ms": self.last_t_ms,
+            "conditions": [[kind, c.to_dict()] for kind, c in self.conditions.items()],
+            "flapping_raised": self.flapping_raised,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SensorState:
+        """Raises ``ValueError`` on data :meth:`to_dict` of this version would not give."""
+        if not isinstance(data, Mapping) or data.get("version") != STATE_VERSION:
+            raise ValueError(f"unsupported sensor state: {str(data)[:80]}")
+        try:
+            conditions = {}
+            for kind, c in data["conditions"]:
+                if not isinstance(kind, str) or not kind:
+                    raise ValueError(f"bad condition {kind!r}")
+                conditions[kind] = Condition.from_dict(c)
+            device, component = data["device"], data["component"]
+            if device is not None and not (isinstance(device, str) and DEVICE_ID.match(device)):
+                raise ValueError(f"bad device id {device!r}")
+            if component is not None and not (isinstance(component, str) and COMPONENT_CODE.match(component)):
+                raise ValueError(f"bad component code {component!r}")
+            return cls(device, component, _int(data["last_t_ms"]), conditions, _bool(data["flapping_raised"]))
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"malformed sensor state: {exc!r}") from exc
+
+
+def resumed(device: str, component: str, open_alarms: Mapping[str, float | None], last_t_ms: int | None) -> SensorState:
+    """The state of a sensor known only by what consumers were told: ``open_alarms`` maps
+    each kind raised and not cleared to the value it was raised with.
+
+    Each is active and emitted, so the sensor's next recovery clears it; ``flapping``
+    open means the sensor was flapping, and it clears once the watchdog sees no condition
+    flap. What the outbox does not hold (a tilt being debounced, recent toggles) starts
+    afresh.
+    """
+    conditions = {kind: Condition(active=True, emitted=True, value=value) for kind, value in open_alarms.items() if kind != FLAPPING}
+    return SensorState(device, component, last_t_ms, conditions, FLAPPING in open_alarms)
+
+
+def _bool(value: object) -> bool:
+    if type(value) is not bool:
+        raise ValueError(f"expected a boolean, got {value!r}")
+    return value
+
+
+def _int(value: object) -> int | None:
+    return None if value is None else _int_required(value)
+
+
+def _int_required(value: object) -> int:
+    if type(value) is not int:
+        raise ValueError(f"expected an integer, got {value!r}")
+    return value
+
+
+def _number(value: object) -> float | None:
+    if value is None:
+        return None
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise ValueError(f"expected a number, got {value!r}")
+    return value
 
 
 def _band(alarm: bool, clear: bool) -> bool | None:

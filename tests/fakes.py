@@ -16,6 +16,7 @@ class RecordingStore:
     def __init__(self) -> None:
         self.writes: list[tuple[float, int]] = []
         self.alarm_batches: list[list[tuple]] = []
+        self.sensor_states: dict[str, tuple] = {}  # device → its latest saved row
         self.dead: list[tuple] = []
 
     async def write_pings(self, rows, days, devices, filtered=(), alarms=(), components=()) -> None:
@@ -23,6 +24,11 @@ class RecordingStore:
             self.writes.append((trio.current_time(), len(rows)))
         if alarms:
             self.alarm_batches.append(list(alarms))
+
+    async def record_alarms(self, alarms, sensors=()) -> None:
+        if alarms:
+            self.alarm_batches.append(list(alarms))
+        self.sensor_states.update((row[0], row) for row in sensors)
 
     async def add_dead_letters(self, rows) -> None:
         self.dead.extend(rows)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from protocols.errors import DecodeError
@@ -74,8 +74,21 @@ _VEHICLE = DeviceClass.VEHICLE
 _WGS84 = Datum.WGS84
 
 
+_ALARM_BITS = {name: bit for bit, name in ALARM_NAMES.items()}
+
+
 def alarm_name(bit: int) -> str:
     return ALARM_NAMES.get(bit, f"bit_{bit}")
+
+
+def alarm_bit(name: str) -> int | None:
+    """The bit :func:`alarm_name` gives ``name`` to; None for a name it never gives."""
+    bit = _ALARM_BITS.get(name)
+    if bit is None and name.startswith("bit_") and name[4:].isdigit():
+        bit = int(name[4:])
+        if bit >= 32 or bit in ALARM_NAMES or name != f"bit_{bit}":
+            return None
+    return bit
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,16 +185,55 @@ class Outcome:
 class AlarmTracker:
     """Last alarm DWORD per terminal, shared by its successive connections so a reconnect
     does not raise again an alarm that never cleared. A report older than the last one
-    seen (resent after a lost answer) does not move the edges."""
+    seen (resent after a lost answer) does not move the edges.
+
+    Across a restart its state is the edges it produced, which the service keeps anyway
+    (the alarm outbox): :meth:`from_edges` rebuilds it from them, so there is no second
+    copy that could disagree with what consumers were told.
+    """
 
     __slots__ = ("_last",)
 
     def __init__(self) -> None:
         self._last: dict[str, tuple[int, int]] = {}
 
+    @classmethod
+    def from_edges(cls, edges: Iterable[tuple[str, str, bool, int]], newest_ms: Mapping[str, int] | None = None) -> AlarmTracker:
+        """The tracker the edges ``(device, name, raised, t_ms)`` leave behind, later ones
+        winning (all of a terminal's edges in order, or only the newest of each alarm).
+
+        A terminal's alarms are those whose newest edge raised them; reports older than
+        its newest edge, or than ``newest_ms[device]`` (the newest report the platform
+        has of it, when later), do not move its edges. Names :func:`alarm_name` does not
+        give are ignored.
+
+        Rebuilt so, it judges reports that come in time order exactly as the tracker
+        that produced the edges would have. A report older than that tracker's newest
+        but newer than both bounds here (out of order, and across the restart) may
+        move an edge the old tracker would have held.
+        """
+        tracker = cls()
+        last = tracker._last
+        for device, name, raised, t_ms in edges:
+            bit = alarm_bit(name)
+            if bit is None:
+                continue
+            bits, t = last.get(device, (0, t_ms))
+            bits = bits | 1 << bit if raised else bits & ~(1 << bit)
+            last[device] = (bits, max(t, t_ms))
+        for device, (bits, t) in last.items():
+            newest = (newest_ms or {}).get(device)
+            if newest is not None and newest > t:
+                last[device] = (bits, newest)
+        return tracker
+
     def bits(self, device: str) -> int:
         last = self._last.get(device)
         return last[0] if last is not None else 0
+
+    def state(self, device: str) -> tuple[int, int] | None:
+        """(alarm DWORD, time of the newest report judged) of a terminal, None if never seen."""
+        return self._last.get(device)
 
     def update(self, device: str, bits: int, t_ms: int, lat: float, lon: float) -> list[VehicleAlarm]:
         old_bits, old_t = self._last.get(device, (0, t_ms))

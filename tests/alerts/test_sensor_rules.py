@@ -6,7 +6,10 @@ scenarios start at 10:00:00 Beijing time on 23 November 2024.
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from alerts.sensor_rules import (
     FLAPPING,
@@ -14,6 +17,7 @@ from alerts.sensor_rules import (
     SensorRuleParams,
     SensorState,
     advance,
+    resumed,
     silent_sensors,
     update,
 )
@@ -335,3 +339,126 @@ def test_sensor_silent_for_exactly_the_timeout_is_not_yet_silent():
 def test_silence_timeout_must_be_positive():
     with pytest.raises(ValueError):
         silent_sensors({}, at(0), 0)
+
+
+# --- surviving a restart -------------------------------------------------------------------
+
+
+def through_the_database(state: SensorState) -> SensorState:
+    """Saved and read back as PostgreSQL's jsonb would give it: object keys reordered."""
+    return SensorState.from_dict(json.loads(json.dumps(state.to_dict(), sort_keys=True)))
+
+
+def test_a_tilt_raised_before_a_restart_is_cleared_by_the_recovery_after_it():
+    state, raised = feed(record(at(0), "alarm", alarm="tilt", tilt=40.0), record(at(3), tilt=40.0))
+    _, after = feed(record(at(600), "recovery", alarm="tilt", tilt=0.5), state=through_the_database(state))
+    assert (raised, after) == (
+        [alarm("tilt", at(0), True, 40.0, tilt_detail(40.0))],
+        [alarm("tilt", at(600), False, 0.5, tilt_detail(0.5))],
+    )
+
+
+def test_a_tilt_being_debounced_across_a_restart_is_raised_once_dated_from_its_onset():
+    state, before = feed(record(at(0), "alarm", alarm="tilt", tilt=61.0), at(1))
+    restored = through_the_database(state)
+    _, after = feed(at(2), at(3), record(at(4), tilt=61.0), state=restored)
+    assert (before, after) == ([], [alarm("tilt", at(0), True, 61.0, tilt_detail(61.0))])
+
+
+def test_a_passing_truck_across_a_restart_is_still_passing_traffic():
+    state, _ = feed(record(at(0), "alarm", alarm="tilt", tilt=24.0))
+    assert feed(record(at(0.8), "recovery", alarm="tilt", tilt=0.5), at(10), state=through_the_database(state))[1] == []
+
+
+def test_flapping_across_a_restart_settles_fifteen_minutes_after_the_last_change():
+    state, _ = feed(*lift_and_replace(0), *lift_and_replace(60), *lift_and_replace(120))
+    quiet = at(130) + 15 * MINUTE
+    assert [(e.kind, e.t_ms, e.raised) for e in feed(quiet - 1, quiet, state=through_the_database(state))[1]] == [
+        ("tilt", quiet, False), (FLAPPING, quiet, False)
+    ]
+
+
+def test_conditions_keep_their_order_through_a_store_that_sorts_keys():
+    state, _ = feed(record(at(0), sensor="bin", fill=95.0, bat=10.0), record(at(1), "alarm", sensor="bin", alarm="lamp_fault"))
+    assert list(through_the_database(state).conditions) == list(state.conditions) == ["full", "low_battery", "lamp_fault"]
+
+
+@pytest.mark.parametrize("broken", [
+    {},
+    {"version": 2, "device": DEVICE, "component": COMPONENT, "last_t_ms": None, "conditions": [], "flapping_raised": False},
+    {"version": 1, "device": DEVICE, "component": COMPONENT, "last_t_ms": "10:00", "conditions": [], "flapping_raised": False},
+    {"version": 1, "device": DEVICE, "component": "62010501", "last_t_ms": None, "conditions": [], "flapping_raised": False},
+    {"version": 1, "device": DEVICE, "component": COMPONENT, "last_t_ms": None, "conditions": [["tilt", {}]], "flapping_raised": False},
+    {"version": 1, "device": DEVICE, "component": COMPONENT, "last_t_ms": None, "conditions": {"tilt": {}}, "flapping_raised": False},
+    {"version": 1, "device": DEVICE, "component": COMPONENT, "last_t_ms": None, "conditions": []},
+    [1, 2],
+])
+def test_a_saved_state_this_code_would_not_write_is_refused(broken):
+    with pytest.raises(ValueError):
+        SensorState.from_dict(broken)
+
+
+def test_a_state_resumed_from_the_outbox_clears_on_the_next_recovery():
+    state = resumed(DEVICE, COMPONENT, {"tilt": 40.0, "lamp_fault": None}, None)
+    _, events = feed(
+        record(at(600), "recovery", alarm="tilt", tilt=0.5),
+        record(at(660), "recovery", sensor="generic", alarm="lamp_fault"),
+        state=state,
+    )
+    assert [(e.kind, e.t_ms, e.raised) for e in events] == [("tilt", at(600), False), ("lamp_fault", at(660), False)]
+
+
+def test_flapping_resumed_from_the_outbox_is_cleared_by_the_next_tick():
+    state = resumed(DEVICE, COMPONENT, {FLAPPING: 6.0}, None)
+    assert [(e.kind, e.t_ms, e.raised) for e in advance(state, at(0), DEFAULTS)[1]] == [(FLAPPING, at(0), False)]
+
+
+# Records of one cover over a day, with ticks between them: any mix of kinds and readings
+# the decoder accepts, now and then one older than the last.
+_PARAMS = st.sampled_from([
+    DEFAULTS,
+    SensorRuleParams(flap_toggles=3, flap_window_ms=2 * MINUTE, flap_quiet_ms=3 * MINUTE, water_alarm_cm=150.0,
+                     water_clear_cm=120.0, gas_alarm_ppm=1000.0),
+    SensorRuleParams(tilt_debounce_ms=0, flap_toggles=2, flap_window_ms=MINUTE, flap_quiet_ms=MINUTE),
+])
+_KINDS = [("status", None), ("alarm", "tilt"), ("recovery", "tilt"), ("alarm", "gas"), ("recovery", "gas"),
+          ("alarm", "lamp_fault"), ("recovery", "lamp_fault"), ("low_battery", None)]
+
+
+@st.composite
+def _cover_day(draw) -> list:
+    t = T0
+    steps: list = []
+    for _ in range(draw(st.integers(0, 30))):
+        t += draw(st.sampled_from([0, 500, 1_000, 1_999, 2_000, 3 * SECOND, MINUTE, 16 * MINUTE]))
+        if draw(st.booleans()):
+            steps.append(t)
+            continue
+        kind, code = draw(st.sampled_from(_KINDS))
+        readings = {}
+        if draw(st.booleans()):
+            readings["tilt"] = draw(st.sampled_from([0.0, 9.5, 10.5, 35.0, 95.0]))
+        if draw(st.booleans()):
+            readings["gas"] = draw(st.sampled_from([0.0, 999.0, 1500.0]))
+        if draw(st.booleans()):
+            readings["water"] = draw(st.sampled_from([10.0, 130.0, 160.0]))
+        if draw(st.booleans()):
+            readings["bat"] = draw(st.sampled_from([5.0, 25.0, 80.0]))
+        late = draw(st.sampled_from([0, 0, 0, 30 * SECOND]))
+        steps.append(record(t - late, kind, alarm=code, **readings))
+    return steps
+
+
+@settings(max_examples=300, deadline=None)
+@given(_cover_day(), _PARAMS)
+def test_restoring_a_saved_state_anywhere_gives_the_same_events_as_never_stopping(steps, params):
+    never_stopped, expected = feed(*steps, params=params)
+    state, said = SensorState(), []
+    for cut in range(len(steps) + 1):
+        restored = through_the_database(state)
+        assert restored == state
+        final, rest = feed(*steps[cut:], params=params, state=restored)
+        assert (said + rest, final) == (expected, never_stopped)
+        if cut < len(steps):
+            state, new = feed(steps[cut], params=params, state=state)
+            said += new

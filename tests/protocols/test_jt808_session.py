@@ -16,6 +16,8 @@ from protocols.jt808.session import (
     SessionPolicy,
     SessionState,
     VehicleAlarm,
+    alarm_bit,
+    alarm_name,
 )
 from protocols.model import Datum, DeviceClass, Fix
 from tests.sanity import assert_storable
@@ -374,6 +376,74 @@ def test_a_report_resent_late_does_not_move_the_edges():
     terminal.send(location(10, 0b1, t_bcd="251123101540"))
     out = terminal.send(location(9, 0b0, t_bcd="251123101530"))
     assert (len(out.fixes), out.alarms) == (1, [])
+
+
+def edges(alarms: list[VehicleAlarm]) -> list[tuple[str, str, bool, int]]:
+    """The alarm outbox's rows of these events: (device, kind, raised, t)."""
+    return [(a.device, a.name, a.raised, a.t_ms) for a in alarms]
+
+
+def test_after_a_restart_an_alarm_still_set_is_not_raised_again_and_clears_once():
+    before = logged_in().send(location(10, 1 << 1, t_bcd="251123101530")).alarms
+    restarted = logged_in(Terminal(alarms=AlarmTracker.from_edges(edges(before))))
+    still_set = restarted.send(location(1, 1 << 1, t_bcd="251123101630")).alarms
+    cleared = restarted.send(location(2, 0, t_bcd="251123101700")).alarms
+    assert ([(a.name, a.raised) for a in before], still_set, [(a.name, a.t_ms, a.raised) for a in cleared]) == (
+        [("overspeed", True)], [], [("overspeed", 1763864220000, False)])
+
+
+def test_after_a_restart_the_later_edge_of_an_alarm_decides():
+    tracker = AlarmTracker.from_edges([(DEVICE, "sos", True, 1763864100000), (DEVICE, "sos", False, 1763864110000)])
+    assert tracker.state(DEVICE) == (0, 1763864110000)
+
+
+def test_after_a_restart_the_newest_edges_in_the_outbox_order_give_the_alarms_and_the_newest_time():
+    tracker = AlarmTracker.from_edges([  # the newest of each alarm, by name
+        (DEVICE, "bit_3", True, 1763864120000), (DEVICE, "collision", True, 1763864125000), (DEVICE, "sos", False, 1763864110000),
+    ])
+    assert tracker.state(DEVICE) == ((1 << 29) | (1 << 3), 1763864125000)
+
+
+def test_after_a_restart_a_report_older_than_the_newest_fix_does_not_move_the_edges():
+    before = logged_in().send(location(10, 1, t_bcd="251123101530")).alarms
+    newest_fix = 1763864160000  # 10:16:00, alarm still set
+    restarted = logged_in(Terminal(alarms=AlarmTracker.from_edges(edges(before), {DEVICE: newest_fix})))
+    resent = restarted.send(location(11, 0, t_bcd="251123101540"))  # 10:15:40, its answer lost in the crash
+    assert (len(resent.fixes), resent.alarms) == (1, [])
+
+
+def test_edges_of_names_no_bit_has_are_ignored_on_restart():
+    tracker = AlarmTracker.from_edges([(DEVICE, "speeding", True, 1), (DEVICE, "bit_0", True, 1), (DEVICE, "bit_05", True, 1)])
+    assert tracker.state(DEVICE) is None
+
+
+def test_every_bit_is_found_again_by_its_name():
+    assert [alarm_bit(alarm_name(bit)) for bit in range(32)] == list(range(32))
+
+
+_BITS = st.sampled_from([0, 1, 2, 3, 1 << 29, (1 << 29) | 1, 1 << 31])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([DEVICE, "jt013912345679"]), _BITS, st.sampled_from([0, 0, 1_000, 30_000])),
+                max_size=30))
+def test_rebuilding_from_the_edges_anywhere_gives_the_same_edges_as_never_stopping(reports):
+    """Reports in time order (a terminal's realtime reports): restarting after any one of
+    them, with its edges and the newest report time, changes no edge to come."""
+    timed, t = [], 1763864130000
+    for device, bits, step in reports:
+        t += step
+        timed.append((device, bits, t))
+    never_stopped = AlarmTracker()
+    expected = [a for device, bits, t in timed for a in never_stopped.update(device, bits, t, 36.06, 103.83)]
+    for cut in range(len(timed) + 1):
+        tracker, said = AlarmTracker(), []
+        for device, bits, t in timed[:cut]:
+            said += tracker.update(device, bits, t, 36.06, 103.83)
+        newest = {device: t for device, _, t in timed[:cut]}
+        restarted = AlarmTracker.from_edges(edges(said), newest)
+        rest = [a for device, bits, t in timed[cut:] for a in restarted.update(device, bits, t, 36.06, 103.83)]
+        assert said + rest == expected
 
 
 @pytest.mark.parametrize("bit", [-1, 32])

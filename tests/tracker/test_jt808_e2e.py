@@ -1,5 +1,6 @@
 """A JT/T 808 vehicle terminal reports to the running service over TCP: its fixes reach the
-database and the live map like any handset's, and an alarm bit's 0→1 edge is one event."""
+database and the live map like any handset's, and an alarm bit's 0→1 edge is one event,
+also across a crash of the service."""
 
 from __future__ import annotations
 
@@ -87,3 +88,41 @@ async def test_a_report_with_a_damaged_tail_and_an_impossible_speed_is_stored_an
         nursery.cancel_scope.cancel()
     assert (answer[-6:-4], [(r["device"], datetime_to_ms(r["t"]), r["spd"], r["alt"]) for r in pings], tolerated) == (
         "00", [("jt013912345678", int(now.timestamp() * 1000), None, 1520.0)], {"extras_damaged": 1, "speed_range": 1})
+
+
+async def test_an_alarm_still_set_after_a_crash_is_not_raised_again_and_clears_once(settings, broker):
+    settings = settings.replace("jt808", auth_codes="any")
+    t0 = datetime(2026, 11, 19, 9, 46, 40, tzinfo=UTC)
+    now_ms = int(t0.timestamp() * 1000) + 60_000
+    overspeed = 1 << 1
+
+    async def report(running, *reports: tuple[int, datetime, int]) -> None:
+        stream = await trio.open_tcp_stream("127.0.0.1", running.jt808_port)
+        buffer = bytearray()
+        await exchange(stream, buffer, AUTH_2013)
+        for serial, t, alarm in reports:
+            await exchange(stream, buffer, location(serial, t, alarm).hex())
+        await stream.aclose()
+
+    async def events(store) -> list[tuple]:
+        rows = await store.fetch("SELECT kind, raised, t FROM alarm_events ORDER BY id")
+        return [(r["kind"], r["raised"], r["t"]) for r in rows]
+
+    async with trio.open_nursery() as before:
+        store, running = await start_service(before, settings, clock_ms=lambda: now_ms)
+        await report(running, (10, t0, 0), (11, t0 + timedelta(seconds=10), overspeed), (12, t0 + timedelta(seconds=20), overspeed))
+        await wait_for(lambda: running.pipeline.metrics.get("gridwatch_persisted_total") >= 3)
+        with trio.fail_after(10):
+            while not await events(store):
+                await trio.sleep(0.05)
+        before.cancel_scope.cancel()  # a crash
+
+    async with trio.open_nursery() as after:
+        store, running = await start_service(after, settings, clock_ms=lambda: now_ms)
+        # the terminal reconnects still speeding, resends a report whose answer the crash lost, then slows down
+        await report(running, (13, t0 + timedelta(seconds=30), overspeed), (12, t0 + timedelta(seconds=20), overspeed),
+                     (14, t0 + timedelta(seconds=40), 0))
+        await running.stop()
+        stored = await events(store)
+        after.cancel_scope.cancel()
+    assert stored == [("overspeed", True, t0 + timedelta(seconds=10)), ("overspeed", False, t0 + timedelta(seconds=40))]

@@ -1,5 +1,6 @@
 """Component sensors: an alarm published over MQTT becomes a stored alarm event and a
-live-stream event; a sensor that stops reporting raises "sensor silent" on trio's clock."""
+live-stream event; a sensor that stops reporting raises "sensor silent" on trio's clock;
+what the rules know of each sensor survives a crash or a stop of the service."""
 
 from __future__ import annotations
 
@@ -7,16 +8,18 @@ import json
 import time
 
 import msgpack
+import pytest
 import trio
 import trio.testing
 from websockets.trio.client import connect as ws_connect
 
 from geofence.index import GridIndex
 from tests.fakes import RecordingStore
-from tests.harness import start_service, ws_url
+from tests.harness import start_service, store_task, ws_url
 from tests.helpers import apublish, wait_for, ws_until
 from tracker import config
 from tracker.ingest.pipeline import Pipeline
+from tracker.storage.store import datetime_to_ms, ms_to_datetime
 
 COVER = "6201050101000007"
 
@@ -73,3 +76,109 @@ async def test_a_sensor_that_stops_reporting_is_declared_silent_once(autojump_cl
 
 def _alarms(store: RecordingStore) -> list[tuple]:
     return [a for batch in store.alarm_batches for a in batch]
+
+
+# --- restarts ------------------------------------------------------------------------------
+
+T0 = 1_795_000_000_000  # 2026-11-19 09:46:40 UTC, the injected clock's start
+TOPIC = "gw/v1/620105/sensor/mh-0007"
+
+
+class Clock:
+    """The service's clock, moved by the test (epoch ms)."""
+
+    def __init__(self, now_ms: int) -> None:
+        self.now_ms = now_ms
+
+    def __call__(self) -> int:
+        return self.now_ms
+
+
+async def _events(store) -> list[tuple]:
+    return [(r["kind"], r["raised"], datetime_to_ms(r["t"]))
+            for r in await store.fetch("SELECT kind, raised, t FROM alarm_events WHERE device = 'mh-0007' ORDER BY id")]
+
+
+async def _until_events(store, count: int) -> list[tuple]:
+    with trio.fail_after(10):
+        while len(events := await _events(store)) < count:
+            await trio.sleep(0.05)
+    return events
+
+
+async def _until_saved(store) -> dict:
+    with trio.fail_after(10):
+        while not (states := await store.sensor_states()):
+            await trio.sleep(0.05)
+    return states[0]
+
+
+async def _settle_and_stop(store, running) -> tuple[list[tuple], list, dict]:
+    """Let the watchdog tick a few times, stop cleanly; what is stored then."""
+    await trio.sleep(2.5)
+    await running.stop()
+    latest = await store.latest_alarm_events("sensor")
+    return await _events(store), [(r["kind"], r["raised"]) for r in latest if r["raised"]], (await store.sensor_states())[0]
+
+
+@pytest.mark.parametrize("stop", ["crash", "clean stop"])
+async def test_a_recovery_after_a_restart_clears_the_tilt_raised_before_it(settings, broker, stop):
+    clock = Clock(T0)
+    async with trio.open_nursery() as before:
+        store, running = await start_service(before, settings, clock_ms=clock)
+        await apublish(broker, [
+            (f"{TOPIC}/pos", msgpack.packb({"t": T0 - 10_000, "lat": 36.1050, "lon": 103.7200, "acc": 3.0})),
+            (f"{TOPIC}/alarm", msgpack.packb(_record(T0, kind="alarm", alarm="tilt", tilt=35.5, bat=87))),
+        ])
+        clock.now_ms = T0 + 3_000  # past the debounce: the watchdog raises the tilt
+        raised = await _until_events(store, 1)
+        if stop == "clean stop":
+            await running.stop()
+        before.cancel_scope.cancel()  # a crash: the service and its database connections go at once
+
+    clock.now_ms = T0 + 600_000
+    async with trio.open_nursery() as after:
+        store, running = await start_service(after, settings, clock_ms=clock)
+        await apublish(broker, [(f"{TOPIC}/alarm", msgpack.packb(_record(T0 + 600_000, kind="recovery", alarm="tilt", tilt=0.4, bat=87)))])
+        await _until_events(store, 2)
+        events, still_raised, saved = await _settle_and_stop(store, running)
+        after.cancel_scope.cancel()
+    assert raised == [("tilt", True, T0)]
+    assert events == [("tilt", True, T0), ("tilt", False, T0 + 600_000)]  # one recovery for the episode
+    assert still_raised == []
+    assert (saved["device"], saved["silent"], dict(saved["rules"]["conditions"])["tilt"]["emitted"]) == ("mh-0007", False, False)
+
+
+async def test_a_cover_lifted_just_before_a_crash_is_raised_once_after_it_and_falls_silent_on_time(settings, broker):
+    clock = Clock(T0)
+    async with trio.open_nursery() as before:
+        store, running = await start_service(before, settings, clock_ms=clock)
+        await apublish(broker, [(f"{TOPIC}/alarm", msgpack.packb(_record(T0, kind="alarm", alarm="tilt", tilt=61.0, bat=87)))])
+        pending = await _until_saved(store)  # saved with the reading: a tilt being debounced
+        before.cancel_scope.cancel()
+
+    clock.now_ms = T0 + 5_000
+    async with trio.open_nursery() as after:
+        store, running = await start_service(after, settings, clock_ms=clock)
+        await _until_events(store, 1)  # the debounce matured while the service was down
+        clock.now_ms = T0 + 31 * 60_000  # heard last at T0: silent after 30 minutes, restart or not
+        await _until_events(store, 2)
+        events, still_raised, _ = await _settle_and_stop(store, running)
+        after.cancel_scope.cancel()
+    assert dict(pending["rules"]["conditions"])["tilt"]["pending_ms"] == T0
+    assert events == [("tilt", True, T0), ("silent", True, T0 + 31 * 60_000)]
+    assert sorted(still_raised) == [("silent", True), ("tilt", True)]
+
+
+async def test_an_alarm_left_raised_by_a_run_that_saved_no_state_is_cleared_by_the_next_recovery(settings, broker):
+    clock = Clock(T0 + 600_000)
+    async with trio.open_nursery() as nursery:
+        store = await nursery.start(store_task, settings.database.dsn)
+        # what a crash left before sensor states were saved: a raised tilt, nothing else
+        await store.record_alarms([("sensor", "mh-0007", COVER, "tilt", True, ms_to_datetime(T0), 35.5, "", None, None, None)])
+        store, running = await start_service(nursery, settings, clock_ms=clock)
+        await apublish(broker, [(f"{TOPIC}/alarm", msgpack.packb(_record(T0 + 600_000, kind="recovery", alarm="tilt", tilt=0.4)))])
+        await _until_events(store, 2)
+        events, still_raised, _ = await _settle_and_stop(store, running)
+        nursery.cancel_scope.cancel()
+    assert (events, still_raised) == ([("tilt", True, T0), ("tilt", False, T0 + 600_000)], [])

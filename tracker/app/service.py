@@ -135,6 +135,7 @@ async def run_service(settings: Settings, store: Store, *, clock_ms=None, tune: 
         log.warning("no unit grids loaded: every position will be off-grid (import with `tracker grids import FILE`)")
     pipeline = Pipeline(settings, store, index, metrics, clock_ms=clock_ms)
     await _warm_start(store, pipeline.live)
+    await pipeline.resume()  # alarm state: a recovery after a restart clears what was raised before it
     patrol = None
     if settings.patrol.enabled:
         patrol = Patrol(settings, store, index.cells, pipeline.hub, metrics, clock_ms)
@@ -147,7 +148,7 @@ async def run_service(settings: Settings, store: Store, *, clock_ms=None, tune: 
             return False, "not connected to the MQTT broker"
         return True, "ok"
 
-    gateway = Jt808Gateway(jt808_settings(settings), pipeline, clock_ms) if settings.jt808.enabled else None
+    gateway = Jt808Gateway(jt808_settings(settings), pipeline, clock_ms, pipeline.vehicle_alarms) if settings.jt808.enabled else None
     owntracks_by_device = {ref.device: (user, phone) for (user, phone), ref in pipeline.router.owntracks_devices.items()}
 
     def downlink(device: str, placed) -> tuple[str, bytes] | None:

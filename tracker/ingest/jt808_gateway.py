@@ -120,12 +120,13 @@ def _peer(stream: trio.abc.Stream) -> tuple[str, str]:
 class Jt808Gateway:
     """The connections of one gateway: their count, the shared alarm state, the sink."""
 
-    def __init__(self, settings: Jt808Settings, sink: Jt808Sink, now_ms: Callable[[], int] = wall_clock_ms) -> None:
+    def __init__(self, settings: Jt808Settings, sink: Jt808Sink, now_ms: Callable[[], int] = wall_clock_ms,
+                 alarms: AlarmTracker | None = None) -> None:
         self.settings = settings
         self.policy = settings.session_policy()
         self.sink = sink
         self.now_ms = now_ms
-        self.alarms = AlarmTracker()
+        self.alarms = alarms if alarms is not None else AlarmTracker()  # a restart passes the edges resumed
         self.active = 0
         self.by_address: collections.Counter[str] = collections.Counter()
         # authenticated terminals by device id: what platform-initiated messages go to

@@ -1,9 +1,11 @@
 """The ingest pipeline, in one place.
 
     broker ─msgs─▶ ┐                                   ┌─▶ persist (one transaction:
-    JT/T 808 ─fixes─▶ route+decode ▶ filter ▶ place ─┤     pings COPY, filtered fixes,
-                    [push back]      (H3 cell,       │     alarm events)  [push back]
-                                      unit grid)     ├─▶ live state ─tick─▶ hub ─▶ /ws
+    JT/T 808 ─fixes─▶ route+decode ▶ filter ▶ place ─┤     pings COPY, filtered fixes;
+                    [push back]      (H3 cell,       │     another: alarm events and the
+                                      unit grid)     │     sensor states behind them)
+                                                     │     [push back]
+                                                     ├─▶ live state ─tick─▶ hub ─▶ /ws
     sensor records ─▶ sensor rules ─▶ alarm events ──┘     [latest position per device wins]
     watchdog (trio clock) ─▶ debounce maturity, silent sensors ─▶ alarm events
 
@@ -19,6 +21,11 @@ Stages are tasks in one nursery joined by bounded channels:
 Decoding is pure; a ``DecodeError`` is counted by protocol and reason, logged with the
 device id, sampled into dead letters, and ingest moves on. Any other exception is a bug
 and stops the service loudly.
+
+Alarm state survives restarts (``resume``, before anything is received): each sensor's
+record goes to the database with the alarm events its change produced, in one
+transaction (see alerts.sensors for why); the JT/T 808 terminals' alarm edges are
+rebuilt from the events themselves (see protocols.jt808.session.AlarmTracker).
 """
 
 from __future__ import annotations
@@ -29,12 +36,13 @@ from dataclasses import dataclass, field
 
 import trio
 
-from alerts.sensor_rules import ComponentAlarm, SensorRuleParams
-from alerts.sensors import SensorMonitor
+from alerts.sensor_rules import ComponentAlarm, SensorRuleParams, SensorState
+from alerts.sensors import SensorMonitor, SensorRecord
 from geofence.index import GridIndex
 from geofence.placed import Placed, PlacedSlice
 from protocols.errors import DecodeError
 from protocols.handset import HandsetLimits
+from protocols.jt808.session import AlarmTracker
 from protocols.model import DeviceClass, Fix
 from tracker.clock import wall_clock_ms
 from tracker.config import Settings
@@ -44,7 +52,7 @@ from tracker.ingest.routing import Routed, Router, parse_owntracks_map
 from tracker.live.fanout import Hub
 from tracker.live.state import LiveState
 from tracker.metrics import Metrics
-from tracker.storage.store import DAY_MS, PING_COLUMNS, Store, ms_to_datetime
+from tracker.storage.store import DAY_MS, PING_COLUMNS, Store, datetime_to_ms, ms_to_datetime
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +80,10 @@ class PersistBatch:
     alarms: list[tuple] = field(default_factory=list)
     dead_letters: list[tuple] = field(default_factory=list)
     components: dict[str, tuple] = field(default_factory=dict)  # component code → binding row
+    sensors: dict[str, tuple] = field(default_factory=dict)  # device → its state as the alarms above leave it
 
     def __bool__(self) -> bool:
-        return bool(self.rows or self.filtered or self.alarms or self.dead_letters or self.components)
+        return bool(self.rows or self.filtered or self.alarms or self.dead_letters or self.components or self.sensors)
 
     def absorb(self, other: PersistBatch) -> None:
         self.rows.extend(other.rows)
@@ -83,6 +92,7 @@ class PersistBatch:
         self.alarms.extend(other.alarms)
         self.dead_letters.extend(other.dead_letters)
         self.components.update(other.components)
+        self.sensors.update(other.sensors)  # batches come in order: the later state wins
 
 
 class _RateLimitedLog:
@@ -142,6 +152,7 @@ class Pipeline:
         self.router = Router(limits, owntracks)
         self.filter = PositionFilter(filter_params(settings))
         self.sensors = SensorMonitor(sensor_params(settings), int(settings.sensors.silent_after_s * 1000))
+        self.vehicle_alarms = AlarmTracker()  # the JT/T 808 gateway's, restored by resume()
         self.fix_listeners: list[FixListener] = []  # e.g. patrol coverage: every placed fix, late ones too
         self._log_gate = _RateLimitedLog(5)
         self._dead_gate = _RateLimitedLog(settings.pipeline.dead_letter_sample_per_min)
@@ -153,6 +164,7 @@ class Pipeline:
         self._pending = PersistBatch()  # alarms and dead letters raised outside decode
         self._oldest_unpersisted_rx: int | None = None
         self._drained = trio.Event()  # set when persistence has written everything received
+        self._stopping = trio.Event()
         self._devices_due: dict[str, Placed] = {}
         self._devices_next = 0.0
         self._bindings: dict[str, tuple] = {}
@@ -193,7 +205,7 @@ class Pipeline:
             nursery.start_soon(self._persist_stage)
             nursery.start_soon(self._decode_stage)
             nursery.start_soon(self.hub.run)
-            nursery.start_soon(self._watchdog)
+            nursery.start_soon(self._watchdog, self._persist_send.clone())
             if with_broker:
                 self.broker = broker = BrokerClient(self.broker_params(), self.feed, self._clock_ms)
                 await nursery.start(self._run_broker, broker)
@@ -210,10 +222,47 @@ class Pipeline:
     async def stop(self) -> None:
         """Stop reading the broker, let decode and persistence drain, then stop the rest."""
         self._broker_scope.cancel()
+        self._stopping.set()
         await self._inbound_send.aclose()
         with trio.move_on_after(15):
             await self._drained.wait()
         self._nursery.cancel_scope.cancel()
+
+    # --- state that outlives the process ----------------------------------------------
+
+    async def resume(self) -> None:
+        """Alarm state as the last run left it; call before anything is received, after
+        the live state's warm start (a terminal's newest known fix bounds which of its
+        reports can still move its edges).
+
+        Sensors resume from their saved records. Should any have none (a database from
+        before they were saved) or one this code cannot read, the open episodes of the
+        alarm outbox stand in for the sensors not restored, and their records are saved
+        at once. JT/T 808 terminals resume from their alarm edges in the outbox.
+        """
+        records, unusable = [], 0
+        for row in await self.store.sensor_states():
+            try:
+                rules = SensorState.from_dict(row["rules"])
+                if rules.device not in (None, row["device"]):
+                    raise ValueError(f"state of {rules.device!r} saved for {row['device']!r}")
+            except ValueError as exc:
+                unusable += 1
+                log.warning("saved state of sensor %s not usable (%s): resuming it from the alarm outbox", row["device"], exc)
+                continue
+            last_seen = None if row["last_seen"] is None else datetime_to_ms(row["last_seen"])
+            records.append(SensorRecord(row["device"], row["component"], last_seen, row["silent"], rules))
+        self.sensors.restore(records)
+        if unusable or not records:
+            latest = await self.store.latest_alarm_events("sensor")
+            resumed = self.sensors.resume_open((r["device"], r["component"], r["kind"], r["raised"], r["value"]) for r in latest)
+            if resumed:
+                log.info("resumed %d sensor(s) from the open episodes of the alarm outbox", len(resumed))
+                await self.store.record_alarms([], [_sensor_row(rec) for rec in self.sensors.take_changes()])
+        edges = await self.store.latest_alarm_events("vehicle")
+        newest = {device: placed.fix.t_ms for device, placed in self.live.devices.items()}
+        self.vehicle_alarms = AlarmTracker.from_edges(
+            ((r["device"], r["kind"], r["raised"], datetime_to_ms(r["t"])) for r in edges), newest)
 
     # --- the JT/T 808 gateway's sink ----------------------------------------------------
 
@@ -256,6 +305,7 @@ class Pipeline:
             self._bind_components(routed.readings)
             for alarm in self.sensors.observe(routed.readings):
                 self._component_alarm(alarm)
+            self._save_sensor_changes()
         for event in routed.events:
             self.hub.publish_event(event.pop("type"), event)
         out.absorb(self._pending)
@@ -315,6 +365,11 @@ class Pipeline:
                 self._bindings[r.component] = binding
                 self._pending.components[r.component] = binding
 
+    def _save_sensor_changes(self) -> None:
+        """Sensor states changed since the last call go with the alarm events they produced."""
+        for record in self.sensors.take_changes():
+            self._pending.sensors[record.device] = _sensor_row(record)
+
     def _component_alarm(self, alarm: ComponentAlarm) -> None:
         placed = self.live.devices.get(alarm.device)
         lat, lon = (placed.fix.lat, placed.fix.lon) if placed else (None, None)
@@ -352,18 +407,33 @@ class Pipeline:
                         await self._persist_send.send(out)
                     else:
                         await trio.lowlevel.checkpoint()
-
-    async def _watchdog(self) -> None:
-        """Conditions that mature with time alone: debounced tilts, silent sensors."""
-        while True:
-            await trio.sleep(self.settings.sensors.watchdog_s)
-            alarms = self.sensors.tick(self._clock_ms())
-            for alarm in alarms:
-                self._component_alarm(alarm)
-            if alarms:
-                # nothing else may come through decode for a while: push them out now
+            if self._pending:  # raised outside decode since its last slice
                 out, self._pending = self._pending, PersistBatch()
                 await self._persist_send.send(out)
+
+    async def _watchdog(self, send: trio.MemorySendChannel[PersistBatch]) -> None:
+        """Conditions that mature with time alone: debounced tilts, silent sensors.
+
+        Runs until ``stop``, then hands over what is left and closes its end of the
+        persist channel (persistence drains once decode has closed its end too).
+        """
+        async with send:
+            while True:
+                with trio.move_on_after(self.settings.sensors.watchdog_s):
+                    await self._stopping.wait()
+                if self._stopping.is_set():
+                    if self._pending:
+                        out, self._pending = self._pending, PersistBatch()
+                        await send.send(out)
+                    return
+                alarms = self.sensors.tick(self._clock_ms())
+                for alarm in alarms:
+                    self._component_alarm(alarm)
+                self._save_sensor_changes()
+                if self._pending.alarms:
+                    # nothing else may come through decode for a while: push them out now
+                    out, self._pending = self._pending, PersistBatch()
+                    await send.send(out)
 
     # --- stage: persist -------------------------------------------------------------
 
@@ -408,13 +478,21 @@ class Pipeline:
             ]
             self._devices_due = {}
             self._devices_next = trio.current_time() + DEVICES_WRITE_S
-        if rows or batch.filtered or batch.alarms or devices or batch.components:
-            await self.store.write_pings(rows, _days(rows), devices, batch.filtered, batch.alarms, list(batch.components.values()))
+        if rows or batch.filtered or devices or batch.components:
+            await self.store.write_pings(rows, _days(rows), devices, batch.filtered, (), list(batch.components.values()))
             self.metrics.inc("gridwatch_persisted_total", len(rows))
             self._oldest_unpersisted_rx = None
+        if batch.alarms or batch.sensors:
+            await self.store.record_alarms(batch.alarms, list(batch.sensors.values()))
         if batch.dead_letters:
             await self.store.add_dead_letters(batch.dead_letters)
             self.metrics.inc("gridwatch_dead_letters_total", len(batch.dead_letters))
+
+
+def _sensor_row(record: SensorRecord) -> tuple:
+    """A sensor_states row: device, component, last_seen, silent, rules."""
+    last_seen = None if record.last_seen_ms is None else ms_to_datetime(record.last_seen_ms)
+    return (record.device, record.component, last_seen, record.silent, record.rules.to_dict())
 
 
 def _slices(batch: list[Message]) -> list[list[Message]]:

@@ -393,6 +393,50 @@ class Store:
 
         return await self._run(op)
 
+    # --- alarm state ----------------------------------------------------------------
+
+    async def record_alarms(self, alarms: Sequence[tuple], sensors: Sequence[tuple] = ()) -> None:
+        """In one transaction: insert alarm events (ALARM_COLUMNS) and upsert the state of
+        the sensors whose changes produced them, so that the outbox and the state a
+        restart resumes from never disagree. ``sensors`` rows are (device, component,
+        last_seen, silent, rules): ``rules`` a JSON-able dict."""
+
+        async def op() -> None:
+            async with self._pool.acquire() as con:
+                async with con.transaction():
+                    if alarms:
+                        await con.copy_records_to_table("alarm_events", records=alarms, columns=ALARM_COLUMNS)
+                    if sensors:
+                        await con.executemany(
+                            "INSERT INTO sensor_states (device, component, last_seen, silent, rules) VALUES ($1, $2, $3, $4, $5::jsonb) "
+                            "ON CONFLICT (device) DO UPDATE SET component = excluded.component, last_seen = excluded.last_seen, "
+                            "silent = excluded.silent, rules = excluded.rules, saved_at = now()",
+                            [(*r[:4], json.dumps(r[4])) for r in sensors])
+
+        await self._run(op)
+
+    async def sensor_states(self) -> list[dict]:
+        """Every saved sensor state: device, component, last_seen, silent, rules (a dict)."""
+
+        async def op():
+            async with self._pool.acquire() as con:
+                return await con.fetch("SELECT device, component, last_seen, silent, rules::text AS rules FROM sensor_states ORDER BY device")
+
+        rows = await self._run(op)
+        return [dict(r, rules=json.loads(r["rules"])) for r in rows]
+
+    async def latest_alarm_events(self, source: str) -> list[asyncpg.Record]:
+        """The newest event of each (device, kind) from ``source``: device, component,
+        kind, raised, t, value. Raised ones are the episodes still open."""
+
+        async def op():
+            async with self._pool.acquire() as con:
+                return await con.fetch(
+                    "SELECT DISTINCT ON (device, kind) device, component, kind, raised, t, value FROM alarm_events "
+                    "WHERE source = $1 ORDER BY device, kind, id DESC", source)
+
+        return await self._run(op)
+
 
 # One statement for a whole batch of devices: arrays in, a set-based upsert server-side.
 _UPSERT_DEVICES = (

@@ -1,9 +1,11 @@
-"""The store's ping writer, on a real PostgreSQL: fix times go in as epoch milliseconds."""
+"""The store on a real PostgreSQL: the ping writer takes fix times as epoch milliseconds;
+alarm events are saved with the sensor states behind them, in one transaction."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import asyncpg
 import pytest
 
 from tracker.storage.store import DAY_MS, datetime_to_ms, open_store
@@ -39,3 +41,46 @@ async def test_the_writer_still_takes_aware_datetimes_and_refuses_naive_ones(dat
         assert row["t"] == aware
         with pytest.raises(TypeError, match="aware datetime"):
             await store.write_pings([], set(), [], alarms=[(*alarm[:5], datetime(2025, 11, 24, 16), *alarm[6:])])
+
+
+def event(kind: str, raised: bool, t: datetime, device: str = "mh-0007", source: str = "sensor") -> tuple:
+    # ALARM_COLUMNS: source, device, component, kind, raised, t, value, detail, lat, lon, grid
+    component = "6201050101000007" if source == "sensor" else None
+    return (source, device, component, kind, raised, t, 35.0 if raised else 0.5, "", 36.1, 103.7, GRID)
+
+
+def sensor_state(device: str = "mh-0007", component: str = "6201050101000007", silent: bool = False) -> tuple:
+    rules = {"version": 1, "device": device, "conditions": [["tilt", {"active": True, "toggles": [1, 2]}]], "flapping_raised": False}
+    return (device, component, datetime(2025, 11, 24, 16, tzinfo=UTC), silent, rules)
+
+
+async def test_alarm_events_and_the_sensor_states_behind_them_are_saved_together(database):
+    async with open_store(database) as store:
+        await store.record_alarms([event("tilt", True, datetime(2025, 11, 24, 16, tzinfo=UTC))], [sensor_state()])
+        await store.record_alarms([], [sensor_state(silent=True)])
+        events = await store.fetch("SELECT device, kind, raised FROM alarm_events")
+        states = await store.sensor_states()
+    assert [tuple(r) for r in events] == [("mh-0007", "tilt", True)]
+    assert [tuple(r.values()) for r in states] == [sensor_state(silent=True)]
+
+
+async def test_a_sensor_state_the_database_refuses_takes_its_alarm_events_with_it(database):
+    async with open_store(database) as store:
+        with pytest.raises(asyncpg.CheckViolationError):
+            await store.record_alarms([event("tilt", True, datetime(2025, 11, 24, 16, tzinfo=UTC))], [sensor_state(component="62010501")])
+        events = await store.fetch("SELECT id FROM alarm_events")
+        states = await store.sensor_states()
+    assert (events, states) == ([], [])
+
+
+async def test_the_newest_event_of_each_alarm_is_the_one_recorded_last(database):
+    at = [datetime(2025, 11, 24, 16, 0, s, tzinfo=UTC) for s in range(4)]
+    async with open_store(database) as store:
+        await store.record_alarms([event("tilt", True, at[0]), event("tilt", False, at[2]), event("low_battery", True, at[1])])
+        # a debounced tilt is dated from its onset: recorded after the recovery above, dated before it
+        await store.record_alarms([event("tilt", True, at[1]), event("overspeed", True, at[3], "jt013912345678", "vehicle")])
+        sensors = await store.latest_alarm_events("sensor")
+        vehicles = await store.latest_alarm_events("vehicle")
+    assert [(r["device"], r["kind"], r["raised"], r["t"]) for r in sensors] == [
+        ("mh-0007", "low_battery", True, at[1]), ("mh-0007", "tilt", True, at[1])]
+    assert [(r["device"], r["kind"], r["raised"], r["t"]) for r in vehicles] == [("jt013912345678", "overspeed", True, at[3])]
