@@ -41,7 +41,7 @@ from tracker.config import Settings
 from tracker.live.fanout import Hub
 from tracker.ingest.filters import FilterParams, PositionFilter
 from tracker.live.state import LiveState
-from tracker.metrics import Metrics
+from tracker.metrics import Metrics, spread
 from protocols.model import DeviceClass, Fix
 from geofence.placed import Placed, PlacedSlice
 from tracker.ingest.routing import Routed, Router, parse_owntracks_map
@@ -136,7 +136,7 @@ class Pipeline:
         self.index = index
         self.metrics = metrics or Metrics()
         self.live = LiveState()
-        self.hub = Hub(self.live, self.metrics, settings.pipeline.broadcast_tick_ms, settings.pipeline.client_queue_devices)
+        self.hub = Hub(self.live, self.metrics, settings.pipeline.broadcast_tick_ms, settings.pipeline.client_queue_devices, clock_ms)
         h = settings.handset
         limits = HandsetLimits(h.max_payload_bytes, h.max_batch, int(h.max_future_s * 1000), int(h.max_age_s * 1000))
         owntracks = parse_owntracks_map(settings.owntracks.devices, settings.grid.district) if settings.owntracks.enabled else {}
@@ -165,6 +165,7 @@ class Pipeline:
         m.describe("gridwatch_rejected_total", "Payloads or records refused by a decoder, by protocol and reason")
         m.describe("gridwatch_persisted_total", "Fixes written to PostgreSQL")
         m.describe("gridwatch_alarm_events_total", "Alarm events raised or cleared, by source and kind")
+        self._persist_latency = m.histogram("gridwatch_persist_latency_seconds", "Receive to committed in PostgreSQL, per fix (sampled)")
         m.gauge("gridwatch_inbound_queue_depth", lambda: self._inbound_send.statistics().current_buffer_used, "Batches waiting for decode")
         m.gauge("gridwatch_persist_queue_depth", lambda: self._persist_send.statistics().current_buffer_used, "Batches waiting for the database")
         m.gauge("gridwatch_devices_live", lambda: len(self.live.devices), "Devices with a known position")
@@ -293,6 +294,7 @@ class Pipeline:
         self.metrics.inc("gridwatch_fixes_ingested_total", len(kept))
         if late_count:
             self.metrics.inc("gridwatch_fixes_late_total", late_count)
+        self.hub.placed(kept, len(kept) - late_count)
         if kept and self.fix_listeners:
             part = PlacedSlice(kept, cells, grids, late_count)
             for listener in self.fix_listeners:
@@ -405,6 +407,7 @@ class Pipeline:
         if rows or batch.filtered or batch.alarms or devices or batch.components:
             await self.store.write_pings(rows, _days(rows), devices, batch.filtered, batch.alarms, list(batch.components.values()))
             self.metrics.inc("gridwatch_persisted_total", len(rows))
+            self._persist_latency.observe_since(self._clock_ms(), [row[_PING_RX] for row in spread(rows)], len(rows))
             self._oldest_unpersisted_rx = None
         if batch.dead_letters:
             await self.store.add_dead_letters(batch.dead_letters)
