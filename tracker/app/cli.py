@@ -111,16 +111,21 @@ def cmd_simulate(args, settings) -> int:
 
 
 def cmd_grids_import(args, settings) -> int:
+    from tqdm import tqdm
+
     from tracker.app.service import import_grids
     from tracker.storage.store import open_store
 
     dsn = _need_dsn(settings)
+    bars: list[tqdm] = []
 
     def progress(done: int, total: int) -> None:
-        if done == total or done % 100 == 0:
-            width = 40
-            filled = width * done // total
-            print(f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+        # called once per chunk of features checked (from the worker thread): draw each one
+        if not bars:
+            bars.append(tqdm(total=total, desc="checking grids", unit=" grids", file=sys.stderr, mininterval=0))
+        bars[0].update(done - bars[0].n)
+        if done >= total:
+            bars[0].close()  # the checks are done; the database import follows
 
     from geofence.importer import ImportError_
 
@@ -131,6 +136,9 @@ def cmd_grids_import(args, settings) -> int:
             except ImportError_ as exc:
                 print(f"refused: {exc}")
                 return 1
+            finally:
+                for bar in bars:
+                    bar.close()
         for line in report.errors:
             print(f"error: {line}")
         for line in report.warnings:
