@@ -5,7 +5,8 @@ batch from a few sampled ones."""
 from __future__ import annotations
 
 import prometheus_client
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from tracker.metrics import LATENCY_BUCKETS, Metrics, spread

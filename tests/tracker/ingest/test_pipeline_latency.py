@@ -7,10 +7,10 @@ import msgpack
 import trio
 
 from geofence.index import GridIndex
+from tests.fakes import RecordingStore
 from tracker import config
 from tracker.ingest.pipeline import Pipeline
 from tracker.metrics import LATENCY_SAMPLES, LatencyHistogram
-from tests.fakes import RecordingStore
 
 T0 = 1_795_000_000_000
 TOPIC = "gw/v1/620105/collector/{}/pos"
