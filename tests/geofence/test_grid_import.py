@@ -83,9 +83,14 @@ async def test_a_5000_grid_city_imports_through_the_cli_with_a_progress_bar(data
     path = city.write(tmp_path / "city.geojson")
     code, out, err = await tracker(database, "grids", "import", str(path), cwd=tmp_path)
     assert code == 0, out + err
-    # the bar moves along as features are checked, and ends full
-    assert "] 500/5000" in err and "] 2500/5000" in err
-    assert f"[{'#' * 40}] 5000/5000\n" in err
+    # the bar moves along as features are checked (a chunk of 500 at a time), and ends full
+    frames = [re.fullmatch(r"checking grids: +(\d+)%\|(.*)\| (\d+)/5000 \[.*\] *\n?", f) for f in err.split("\r") if f]
+    assert frames and all(frames), err
+    counts = [int(f.group(3)) for f in frames]
+    assert {500, 2500} <= set(counts) and counts == sorted(counts), counts
+    *_, last = frames
+    assert (last.group(1), last.group(3)) == ("100", "5000") and re.fullmatch("█+|#+", last.group(2)), last.group(0)
+    assert err.endswith(last.group(0)) and err.endswith("\n")
     imported = re.search(r"imported 5000 grids, (\d+) H3 cells at resolution 12", out)
     assert imported, out
     counts = await table_counts(database)

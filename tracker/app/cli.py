@@ -1,4 +1,11 @@
-"""The `tracker` command line (also `python -m tracker`)."""
+"""The `tracker` command line (also `python -m tracker`).
+
+A failure the user can cause and fix (configuration, arguments, an unreachable or
+refusing broker or database, a database at another schema version, a file that cannot
+be read or written) ends the command with one line on stderr, ``tracker: error: ...``,
+and exit status 2 for usage and configuration, 1 otherwise. Anything else is a bug and
+keeps its traceback.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +14,35 @@ import functools
 import logging
 import os
 import signal
+import socket
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import date
+from typing import TYPE_CHECKING, NoReturn
 
 import trio
 
 from tracker import config as config_mod
 
+if TYPE_CHECKING:
+    from tracker.storage.store import Store
+
 log = logging.getLogger("tracker")
+
+
+class CommandError(Exception):
+    """A command cannot go on for a reason the user can fix; the message says which."""
 
 
 def _settings(args) -> config_mod.Settings:
     path = args.config or os.environ.get("TRACKER_CONFIG")
     if path is None and os.path.exists("config.toml"):
         path = "config.toml"
-    return config_mod.load(path)
+    try:
+        return config_mod.load(path)
+    except OSError as exc:
+        raise config_mod.ConfigError(f"{path}: {exc.strerror or exc}") from None
 
 
 def _logging(level: str) -> None:
@@ -29,8 +51,29 @@ def _logging(level: str) -> None:
 
 def _need_dsn(settings: config_mod.Settings) -> str:
     if not settings.database.dsn:
-        raise SystemExit("tracker: no database: set [database] dsn in config.toml or TRACKER_DATABASE__DSN")
+        raise config_mod.ConfigError("no database: set [database] dsn in config.toml or TRACKER_DATABASE__DSN")
     return settings.database.dsn
+
+
+@asynccontextmanager
+async def _store(settings: config_mod.Settings) -> AsyncIterator[Store]:
+    """The configured database, checked to be at this code's schema version."""
+    from tracker.storage.schema import check_schema
+    from tracker.storage.store import open_store
+
+    async with open_store(_need_dsn(settings)) as store:
+        await check_schema(store)
+        yield store
+
+
+async def _reach_broker(mqtt: config_mod.MqttSettings) -> None:
+    """Fail now, not in a reconnect loop, when the broker does not even accept a connection.
+    Once the service runs, a lost broker is waited for (see tracker.ingest.broker)."""
+    try:
+        conn = await trio.to_thread.run_sync(functools.partial(socket.create_connection, (mqtt.host, mqtt.port), timeout=10))
+    except OSError as exc:
+        raise CommandError(f"cannot reach the MQTT broker at {mqtt.host}:{mqtt.port}: {exc.strerror or exc}") from exc
+    conn.close()
 
 
 def cmd_demo(args, settings) -> int:
@@ -50,6 +93,7 @@ def cmd_serve(args, settings) -> int:
 
     async def main() -> None:
         async with open_store(dsn, settings.database.pool_min, settings.database.pool_max) as store:
+            await _reach_broker(settings.mqtt)
             async with trio.open_nursery() as nursery:
                 running = await nursery.start(functools.partial(run_service, settings, store, tune=True))
                 print(f"serving {running.url}/", flush=True)
@@ -89,18 +133,12 @@ def cmd_simulate(args, settings) -> int:
     m = settings.mqtt
     params = BrokerParams(args.host or m.host, args.port or m.port, args.username, args.password, "gridwatch-sim", m.keepalive_s)
     fleet = build_fleet(Path(args.grids or PATH), args.collectors, args.vehicles, args.sensors)
-    jt808 = None
-    if args.jt808:
-        host, _, port = args.jt808.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            print(f"tracker simulate: --jt808 wants HOST:PORT, got {args.jt808!r}", file=sys.stderr)
-            return 2
-        jt808 = (host, int(port))
+    jt808 = args.jt808
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(functools.partial(run_fleet, params, fleet, args.interval, jt808, connections=args.connections))
-            vehicles = f"vehicles on JT/T 808 at {args.jt808}" if jt808 else "vehicles on MQTT"
+            vehicles = f"vehicles on JT/T 808 at {jt808[0]}:{jt808[1]}" if jt808 else "vehicles on MQTT"
             print(f"simulating {len(fleet)} devices against {params.host}:{params.port} ({vehicles})", flush=True)
 
     try:
@@ -111,26 +149,31 @@ def cmd_simulate(args, settings) -> int:
 
 
 def cmd_grids_import(args, settings) -> int:
-    from tracker.app.service import import_grids
-    from tracker.storage.store import open_store
+    from tqdm import tqdm
 
-    dsn = _need_dsn(settings)
+    from tracker.app.service import import_grids
+
+    bars: list[tqdm] = []
 
     def progress(done: int, total: int) -> None:
-        if done == total or done % 100 == 0:
-            width = 40
-            filled = width * done // total
-            print(f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+        # called once per chunk of features checked (from the worker thread): draw each one
+        if not bars:
+            bars.append(tqdm(total=total, desc="checking grids", unit=" grids", file=sys.stderr, mininterval=0))
+        bars[0].update(done - bars[0].n)
+        if done >= total:
+            bars[0].close()  # the checks are done; the database import follows
 
     from geofence.importer import ImportError_
 
     async def main() -> int:
-        async with open_store(dsn) as store:
+        async with _store(settings) as store:
             try:
                 report = await import_grids(store, args.file, settings.grid.h3_resolution, args.crs, progress)
-            except ImportError_ as exc:
-                print(f"refused: {exc}")
-                return 1
+            except ImportError_ as exc:  # not a grid file at all; a file's bad grids are listed below
+                raise CommandError(str(exc)) from None
+            finally:
+                for bar in bars:
+                    bar.close()
         for line in report.errors:
             print(f"error: {line}")
         for line in report.warnings:
@@ -148,12 +191,9 @@ def cmd_grids_export(args, settings) -> int:
     import json
 
     from geofence.importer import to_feature_collection
-    from tracker.storage.store import open_store
-
-    dsn = _need_dsn(settings)
 
     async def main() -> None:
-        async with open_store(dsn) as store:
+        async with _store(settings) as store:
             doc = to_feature_collection(await store.grids(), source=args.source)
         with open(args.file, "w", encoding="utf-8") as out:
             json.dump(doc, out, ensure_ascii=False)
@@ -164,12 +204,8 @@ def cmd_grids_export(args, settings) -> int:
 
 
 def cmd_dead_letters(args, settings) -> int:
-    from tracker.storage.store import open_store
-
-    dsn = _need_dsn(settings)
-
     async def main() -> None:
-        async with open_store(dsn) as store:
+        async with _store(settings) as store:
             rows = await store.dead_letters(args.limit)
         for r in rows:
             print(f"{r['at']:%Y-%m-%d %H:%M:%S} {r['protocol']:<9} {r['reason']:<16} {r['device'] or '-':<16} {r['source']}  {r['error']}")
@@ -182,30 +218,21 @@ def cmd_dead_letters(args, settings) -> int:
 
 def cmd_patrol(args, settings) -> int:
     import json
-    from datetime import date
 
     from geofence.plan import PatrolPlan, PlanError
-    from tracker.storage.store import open_store
-
-    dsn = _need_dsn(settings)
 
     async def main() -> int:
-        async with open_store(dsn) as store:
+        async with _store(settings) as store:
             latest = await store.latest_plan()
             if args.patrol_command == "export":
-                if latest is None:
-                    print("no patrol plan stored")
-                    return 1
+                version, doc = _stored_plan(latest)
                 with open(args.file, "w", encoding="utf-8") as out:
-                    json.dump(latest[1], out, ensure_ascii=False, indent=1)
-                print(f"exported plan version {latest[0]} to {args.file}")
+                    json.dump(doc, out, ensure_ascii=False, indent=1)
+                print(f"exported plan version {version} to {args.file}")
                 return 0
             if args.patrol_command == "slots":
-                if latest is None:
-                    print("no patrol plan stored")
-                    return 1
-                plan = PatrolPlan.from_dict(latest[1])
-                day = date.fromisoformat(args.date) if args.date else date.today()
+                plan = PatrolPlan.from_dict(_stored_plan(latest)[1])
+                day = args.date or date.today()
                 schedule = plan.schedule()
                 for slot in schedule.slots_on(day):
                     start = ms_local(slot.start_ms, plan.zone)
@@ -218,20 +245,22 @@ def cmd_patrol(args, settings) -> int:
                     with open(args.file, encoding="utf-8") as f:
                         plan = PatrolPlan.from_dict(json.load(f))
                 else:  # exception
-                    if latest is None:
-                        print("no patrol plan stored: import one first")
-                        return 1
-                    plan = PatrolPlan.from_dict(latest[1]).with_exception(json.loads(args.json))
+                    plan = PatrolPlan.from_dict(_stored_plan(latest)[1]).with_exception(json.loads(args.json))
                 plan.territory(cover)
-            except (OSError, ValueError, PlanError) as exc:
-                print(f"refused: {exc}")
-                return 1
+            except (ValueError, PlanError) as exc:  # a file that cannot be read is an OSError: main reports it
+                raise CommandError(f"patrol plan refused: {exc}") from None
             version = await store.save_plan(plan.to_dict(), args.note or args.patrol_command)
             print(f"patrol plan version {version}: {len(plan.areas)} responsibility grids, {len(plan.shifts)} shifts, "
                   f"{len(plan.exceptions)} exceptions (a running service picks it up within [patrol] evaluate_s)")
             return 0
 
     return trio.run(main)
+
+
+def _stored_plan(latest: tuple[int, dict] | None) -> tuple[int, dict]:
+    if latest is None:
+        raise CommandError("no patrol plan stored: import one with `tracker patrol import FILE`")
+    return latest
 
 
 def ms_local(ms: int, zone: str) -> str:
@@ -243,23 +272,15 @@ def ms_local(ms: int, zone: str) -> str:
 
 def cmd_report_coverage(args, settings) -> int:
     import csv
-    from datetime import date
 
     from geofence.plan import PatrolPlan
     from tracker.live.patrol import coverage_report_from_store, default_rule
-    from tracker.storage.store import open_store
-
-    dsn = _need_dsn(settings)
 
     async def main() -> int:
-        async with open_store(dsn) as store:
-            latest = await store.latest_plan()
-            if latest is None:
-                print("no patrol plan stored")
-                return 1
-            plan = PatrolPlan.from_dict(latest[1])
+        async with _store(settings) as store:
+            plan = PatrolPlan.from_dict(_stored_plan(await store.latest_plan())[1])
             cover = dict(await store.grid_cells())
-            day = date.fromisoformat(args.date) if args.date else date.today()
+            day = args.date or date.today()
             import time as _time
 
             report = await coverage_report_from_store(store, plan, cover, plan.rules(default_rule(settings.patrol)), day,
@@ -287,8 +308,29 @@ def cmd_report_coverage(args, settings) -> int:
     return trio.run(main)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line like every other error (and names the help)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"tracker: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"wants HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"wants a date as YYYY-MM-DD, got {text!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tracker", description="Gridwatch: real-time tracking and patrol alerting for grid-based city management")
+    parser = _Parser(prog="tracker", description="Gridwatch: real-time tracking and patrol alerting for grid-based city management")
     parser.add_argument("--config", help="config file (default: $TRACKER_CONFIG, else ./config.toml if present)")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -315,7 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sensors", type=int, default=12)
     p.add_argument("--interval", type=float, default=2.0, help="seconds between a device's reports")
     p.add_argument("--connections", type=int, default=0, help="MQTT connections shared by the fleet (0: one per device)")
-    p.add_argument("--jt808", metavar="HOST:PORT", help="JT/T 808 gateway for the vehicles' terminals (default: vehicles publish over MQTT)")
+    p.add_argument("--jt808", metavar="HOST:PORT", type=_host_port,
+                   help="JT/T 808 gateway for the vehicles' terminals (default: vehicles publish over MQTT)")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("grids", help="unit grid polygons")
@@ -343,13 +386,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--note", default="")
     g.set_defaults(func=cmd_patrol)
     g = psub.add_parser("slots", help="the slots of a day")
-    g.add_argument("--date", help="YYYY-MM-DD (default today)")
+    g.add_argument("--date", type=_day, help="YYYY-MM-DD (default today)")
     g.set_defaults(func=cmd_patrol)
 
     p = sub.add_parser("report", help="reports")
     rsub = p.add_subparsers(dest="report_command", required=True)
     g = rsub.add_parser("coverage", help="patrol coverage per collector and slot, community and street; writes CSV")
-    g.add_argument("--date", help="YYYY-MM-DD, local (default today)")
+    g.add_argument("--date", type=_day, help="YYYY-MM-DD, local (default today)")
     g.add_argument("--csv", help="CSV file (default coverage-DATE.csv)")
     g.set_defaults(func=cmd_report_coverage)
 
@@ -365,25 +408,38 @@ def _leaves(error: BaseException) -> list[BaseException]:
     return [error]
 
 
+def _one_line(error: BaseException) -> str:
+    if isinstance(error, config_mod.ConfigError):
+        text = f"configuration: {error}"
+    elif isinstance(error, OSError) and error.filename is not None and error.strerror:
+        text = f"{error.filename}: {error.strerror}"
+    else:
+        text = str(error) or type(error).__name__
+    return " ".join(text.split())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = _settings(args)
     except config_mod.ConfigError as exc:
-        print(f"tracker: configuration error: {exc}", file=sys.stderr)
+        print(f"tracker: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     _logging(settings.log.level)
     from tracker.devcity.starters import ServiceError
+    from tracker.ingest.broker import BrokerError
+    from tracker.storage.schema import SchemaError
     from tracker.storage.store import StoreError
 
     failures: list[BaseException] = []
     try:
         return args.func(args, settings) or 0
-    except* (StoreError, ServiceError) as group:
+    except* (config_mod.ConfigError, CommandError, BrokerError, SchemaError, StoreError, ServiceError, OSError) as group:
         failures.extend(_leaves(group))
     for failure in failures:
-        print(f"tracker: {failure}", file=sys.stderr)
-    return 1
+        log.debug("%s", type(failure).__name__, exc_info=failure)  # the traceback, when [log] level is DEBUG
+        print(f"tracker: error: {_one_line(failure)}", file=sys.stderr)
+    return 2 if all(isinstance(failure, config_mod.ConfigError) for failure in failures) else 1
 
 
 if __name__ == "__main__":

@@ -25,14 +25,11 @@ from tracker.ingest.pipeline import Pipeline
 from tracker.live.patrol import Patrol
 from tracker.live.state import LiveState
 from tracker.metrics import Metrics
+from tracker.storage.schema import check_schema
 from tracker.storage.store import Store, datetime_to_ms
 from web.app import WebContext, create_app
 
 log = logging.getLogger(__name__)
-
-
-class SchemaError(RuntimeError):
-    """The database schema is older than this code: run `tracker db migrate`."""
 
 
 @dataclass
@@ -121,12 +118,7 @@ async def run_service(settings: Settings, store: Store, *, clock_ms=None, tune: 
     ``tune`` adjusts the process's garbage collector for ingest (``tune_gc``): for the
     process that is the service, not for one that merely embeds it.
     """
-    version = await store.schema_version() if await _has_schema(store) else 0
-    from tracker.storage.store import migrations
-
-    latest = migrations()[-1][0]
-    if version < latest:
-        raise SchemaError(f"database schema is at version {version}, this code needs {latest}: run `tracker db migrate`")
+    await check_schema(store)
     if clock_ms is None:
         clock_ms = wall_clock_ms
     metrics = Metrics()
@@ -202,8 +194,3 @@ async def run_service(settings: Settings, store: Store, *, clock_ms=None, tune: 
 async def _in_scope(scope: trio.CancelScope, fn, *args, task_status=trio.TASK_STATUS_IGNORED) -> None:
     with scope:
         await fn(*args, task_status=task_status)
-
-
-async def _has_schema(store: Store) -> bool:
-    rows = await store.fetch("SELECT to_regclass('schema_version') IS NOT NULL AS present")
-    return bool(rows[0]["present"])

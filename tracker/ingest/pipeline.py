@@ -51,7 +51,7 @@ from tracker.ingest.filters import FilterParams, PositionFilter
 from tracker.ingest.routing import Routed, Router, parse_owntracks_map
 from tracker.live.fanout import Hub
 from tracker.live.state import LiveState
-from tracker.metrics import Metrics
+from tracker.metrics import Metrics, spread
 from tracker.storage.store import DAY_MS, PING_COLUMNS, Store, datetime_to_ms, ms_to_datetime
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ class Pipeline:
         self.index = index
         self.metrics = metrics or Metrics()
         self.live = LiveState()
-        self.hub = Hub(self.live, self.metrics, settings.pipeline.broadcast_tick_ms, settings.pipeline.client_queue_devices)
+        self.hub = Hub(self.live, self.metrics, settings.pipeline.broadcast_tick_ms, settings.pipeline.client_queue_devices, clock_ms)
         h = settings.handset
         limits = HandsetLimits(h.max_payload_bytes, h.max_batch, int(h.max_future_s * 1000), int(h.max_age_s * 1000))
         owntracks = parse_owntracks_map(settings.owntracks.devices, settings.grid.district) if settings.owntracks.enabled else {}
@@ -177,6 +177,7 @@ class Pipeline:
         m.describe("gridwatch_tolerated_total", "Reports kept despite a defect (a damaged tail, a reading dropped), by protocol and reason")
         m.describe("gridwatch_persisted_total", "Fixes written to PostgreSQL")
         m.describe("gridwatch_alarm_events_total", "Alarm events raised or cleared, by source and kind")
+        self._persist_latency = m.histogram("gridwatch_persist_latency_seconds", "Receive to committed in PostgreSQL, per fix (sampled)")
         m.gauge("gridwatch_inbound_queue_depth", lambda: self._inbound_send.statistics().current_buffer_used, "Batches waiting for decode")
         m.gauge("gridwatch_persist_queue_depth", lambda: self._persist_send.statistics().current_buffer_used, "Batches waiting for the database")
         m.gauge("gridwatch_devices_live", lambda: len(self.live.devices), "Devices with a known position")
@@ -348,6 +349,7 @@ class Pipeline:
         self.metrics.inc("gridwatch_fixes_ingested_total", len(kept))
         if late_count:
             self.metrics.inc("gridwatch_fixes_late_total", late_count)
+        self.hub.placed(kept, len(kept) - late_count)
         if kept and self.fix_listeners:
             part = PlacedSlice(kept, cells, grids, late_count)
             for listener in self.fix_listeners:
@@ -481,6 +483,7 @@ class Pipeline:
         if rows or batch.filtered or devices or batch.components:
             await self.store.write_pings(rows, _days(rows), devices, batch.filtered, (), list(batch.components.values()))
             self.metrics.inc("gridwatch_persisted_total", len(rows))
+            self._persist_latency.observe_since(self._clock_ms(), [row[_PING_RX] for row in spread(rows)], len(rows))
             self._oldest_unpersisted_rx = None
         if batch.alarms or batch.sensors:
             await self.store.record_alarms(batch.alarms, list(batch.sensors.values()))

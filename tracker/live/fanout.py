@@ -6,6 +6,11 @@ delta merged into its pending updates instead (latest position per device wins),
 slow client costs bounded memory and receives fewer, fuller frames. Events that must not
 be coalesced (alerts, incidents) go to a bounded per-client queue; a client that lets it
 overflow is disconnected and recovers from a fresh snapshot on reconnect.
+
+Latency (receive → delta sent) is observed when a client takes a delta to send: the
+pipeline hands the hub a few receive times sampled from each slice of fixes it placed
+(``Hub.placed``), they ride along with the delta, and each stands for its share of the
+fixes that delta shows. The count is per fix and client.
 """
 
 from __future__ import annotations
@@ -13,11 +18,14 @@ from __future__ import annotations
 import json
 import logging
 from collections import deque
+from collections.abc import Callable, Sequence
 
 import trio
 
+from protocols.model import Fix
+from tracker.clock import wall_clock_ms
 from tracker.live.state import LiveState
-from tracker.metrics import Metrics
+from tracker.metrics import LATENCY_SAMPLES, Metrics, spread
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +35,13 @@ class ClientTooSlow(Exception):
 
 
 class Client:
-    def __init__(self, max_pending_devices: int, max_events: int = 1000) -> None:
+    def __init__(self, max_pending_devices: int, max_events: int = 1000,
+                 sent: Callable[[list[int], int], None] | None = None) -> None:
         self.pending: dict[str, dict] = {}
         self.shared: str | None = None  # the hub's encoded delta, while pending is exactly it
+        self.received: list[int] = []  # receive times sampled from the fixes pending shows
+        self.received_of = 0  # how many fixes those samples stand for
+        self.sent = sent  # told of them when the delta is taken to be sent
         self.events: deque[str] = deque()
         self.max_events = max_events
         self.max_pending_devices = max_pending_devices
@@ -37,7 +49,7 @@ class Client:
         self.overflowed = False
         self.wake = trio.Event()
 
-    def offer_delta(self, delta: dict[str, dict], encoded: str) -> None:
+    def offer_delta(self, delta: dict[str, dict], encoded: str, received: Sequence[int] = (), of: int = 0) -> None:
         if not self.pending:
             self.pending, self.shared = delta, encoded
         else:
@@ -46,6 +58,11 @@ class Client:
             self.pending.update(delta)
             if len(self.pending) > self.max_pending_devices:
                 self.pending, self.needs_snapshot = {}, True
+        if not self.needs_snapshot:
+            self.received.extend(received)
+            self.received_of += of
+            if len(self.received) > 4 * LATENCY_SAMPLES:  # a slow client merging many ticks
+                self.received = list(spread(self.received))
         self.wake.set()
 
     def offer_event(self, encoded: str) -> None:
@@ -71,7 +88,10 @@ class Client:
                 frames.append(self.shared)
             else:
                 frames.append(encode_devices("delta", list(self.pending.values())))
+            if self.sent is not None and self.received:
+                self.sent(self.received, self.received_of)
         self.pending, self.shared = {}, None
+        self.received, self.received_of = [], 0
         return frames
 
 
@@ -80,22 +100,37 @@ def encode_devices(kind: str, devices: list[dict]) -> str:
 
 
 class Hub:
-    def __init__(self, live: LiveState, metrics: Metrics, tick_ms: int, max_pending_devices: int) -> None:
+    def __init__(self, live: LiveState, metrics: Metrics, tick_ms: int, max_pending_devices: int,
+                 clock_ms: Callable[[], int] | None = None) -> None:
         self.live = live
         self.metrics = metrics
         self.tick_s = tick_ms / 1000
         self.max_pending_devices = max_pending_devices
         self.clients: set[Client] = set()
+        self._clock_ms = clock_ms or wall_clock_ms
+        self._received: list[int] = []
+        self._received_of = 0
         metrics.gauge("gridwatch_ws_clients", lambda: len(self.clients), "WebSocket clients connected")
+        self._latency = metrics.histogram("gridwatch_ws_delta_latency_seconds",
+                                          "Receive to sent to a live-map client in a delta, per fix and client (sampled)")
 
     def connect(self) -> tuple[Client, str]:
         """Register a client; return it and its snapshot frame."""
-        client = Client(self.max_pending_devices)
+        client = Client(self.max_pending_devices, sent=self._sent)
         self.clients.add(client)
         return client, encode_devices("snapshot", self.live.snapshot())
 
     def disconnect(self, client: Client) -> None:
         self.clients.discard(client)
+
+    def placed(self, fixes: Sequence[Fix], shown: int) -> None:
+        """Fixes just placed in live state, ``shown`` of them newer than their device's last."""
+        if shown and self.clients:
+            self._received.extend([fix.rx_ms for fix in spread(fixes)])
+            self._received_of += shown
+
+    def _sent(self, received: list[int], of: int) -> None:
+        self._latency.observe_since(self._clock_ms(), received, of)
 
     def publish_event(self, kind: str, payload: dict) -> None:
         encoded = json.dumps({"type": kind, **payload}, separators=(",", ":"), default=str)
@@ -104,6 +139,8 @@ class Hub:
 
     def tick(self) -> int:
         """Hand the devices that moved since the last tick to every client."""
+        received, of = self._received, self._received_of
+        self._received, self._received_of = [], 0
         if not self.clients:
             self.live.dirty = set()  # nobody to tell; a client that connects gets a snapshot
             return 0
@@ -114,7 +151,7 @@ class Hub:
             delta = {v["id"]: v for v in views}
             encoded = encode_devices("delta", views)
             for client in self.clients:
-                client.offer_delta(delta, encoded)
+                client.offer_delta(delta, encoded, received, of)
         self.metrics.inc("gridwatch_broadcast_updates_total", len(views))
         return len(views)
 

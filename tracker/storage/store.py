@@ -457,7 +457,9 @@ async def open_store(dsn: str, pool_min: int = 1, pool_max: int = 4) -> AsyncIte
     async with trio_asyncio.open_loop() as loop:
         try:
             pool = await trio_asyncio.aio_as_trio(asyncpg.create_pool)(dsn, min_size=pool_min, max_size=pool_max, command_timeout=60)
-        except (OSError, asyncpg.PostgresError) as exc:
+        except ValueError as exc:  # asyncpg's ClientConfigurationError among them; the DSN is not echoed
+            raise StoreError(f"invalid PostgreSQL DSN: {exc}") from exc
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StoreError(f"cannot connect to PostgreSQL at {_redact(dsn)}: {exc}") from exc
         try:
             writer = await trio_asyncio.aio_as_trio(asyncpg.create_pool)(dsn, min_size=1, max_size=1, command_timeout=60,
