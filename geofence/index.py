@@ -11,15 +11,7 @@ from dataclasses import dataclass
 from itertools import repeat
 from operator import attrgetter
 
-from h3.api import basic_int as h3
-
-try:
-    # h3's int API wraps the compiled function in a Python one that returns its int as it
-    # is; calling the compiled one saves a quarter of the cost on the per-fix path
-    # (tests/geofence/test_geocode.py checks they agree)
-    from h3._cy import latlng_to_cell
-except ImportError:  # another h3 build: the public function
-    latlng_to_cell = h3.latlng_to_cell
+from geofence._h3 import latlng_to_cell
 
 _LAT, _LON = attrgetter("lat"), attrgetter("lon")
 

@@ -13,7 +13,7 @@ from shapely.geometry import Point, shape
 
 from geofence.citygen import PROJECTED_CRS, City
 from geofence.importer import cover, parse_features
-from geofence.index import GridIndex, latlng_to_cell
+from geofence.index import GridIndex
 from protocols.model import DeviceClass, Fix
 
 RES = 12
@@ -102,13 +102,6 @@ def test_the_border_allowance_is_one_cell_around_lanzhou():
         centre = metric(Point(c_lon, c_lat))
         reach = max(metric(Point(b_lon, b_lat)).distance(centre) for b_lat, b_lon in h3.cell_to_boundary(cell))
         assert reach <= EDGE_M
-
-
-@settings(max_examples=300, deadline=None)
-@given(lat=st.floats(-90, 90), lon=st.floats(-180, 180), res=st.integers(0, 15))
-def test_the_index_cell_function_is_h3s_own(lat, lon, res):
-    # the index calls h3's compiled function past its Python wrapper: same cells
-    assert latlng_to_cell(lat, lon, res) == h3.latlng_to_cell(lat, lon, res)
 
 
 @settings(max_examples=20, deadline=None)

@@ -6,16 +6,14 @@ backoff. Incoming messages are handed over in batches (everything one socket rea
 yielded), so the consumer pays per read, not per message, and a full consumer pushes
 back: the reader stops reading and the broker queues.
 
-paho reads a packet with three or more ``recv`` calls (command byte, length, body). Its
-socket is wrapped in a read buffer so one ``recv`` syscall serves many packets; that is
-most of paho's per-message cost under load.
+paho's private members (the lean PUBLISH path, the buffered socket) are all in
+``tracker.ingest.paho_adapter``; this module uses paho's public API and that adapter's.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -23,10 +21,10 @@ import paho.mqtt.client as paho
 import trio
 
 from tracker.clock import wall_clock_ms
+from tracker.ingest.paho_adapter import BufferedSocket, Inbox, IngestClient, Message
 
 log = logging.getLogger(__name__)
 
-Message = tuple[str, bytes, int]  # topic, payload, receive time (epoch ms)
 MAX_BATCH_MESSAGES = 512
 
 
@@ -48,87 +46,6 @@ class BrokerParams:
     reconnect_max_s: float = 30.0
 
 
-class _BufferedSocket:
-    """Serves paho's small reads from one large ``recv``; everything else passes through."""
-
-    __slots__ = ("sock", "buf", "pos", "starved")
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.buf = b""
-        self.pos = 0
-        self.starved = False  # the last real recv found nothing: the drain is complete
-
-    def recv(self, n: int) -> bytes:
-        buf, pos = self.buf, self.pos
-        if pos >= len(buf):
-            try:
-                buf = self.sock.recv(262144)
-            except BlockingIOError:
-                self.starved = True
-                raise
-            if not buf:
-                return b""
-            pos = 0
-        chunk = buf[pos : pos + n]
-        self.buf, self.pos = buf, pos + len(chunk)
-        return chunk
-
-    def buffered(self) -> int:
-        return len(self.buf) - self.pos
-
-    def send(self, data) -> int:
-        return self.sock.send(data)
-
-    def fileno(self) -> int:
-        return self.sock.fileno()
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def setblocking(self, flag: bool) -> None:
-        self.sock.setblocking(flag)
-
-
-class _IngestClient(paho.Client):
-    """paho's client with a lean path for incoming PUBLISH packets.
-
-    For every message paho builds an ``MQTTMessage``, formats a debug log line, decodes
-    the topic twice and walks its per-topic callback matcher: over half of a subscriber's
-    CPU at ingest rates (measured with py-spy under bench.ingest). For MQTT 3.1.1 QoS 0
-    and 1 this does the same wire work (decode, PUBACK for QoS 1) and appends
-    (topic, payload, rx_ms) straight to the owner's inbox; QoS 2 and MQTT 5 take paho's
-    own path. The override is of a private method of the pinned paho version, covered
-    by tests/tracker/ingest/test_broker_client.py.
-    """
-
-    def _handle_publish(self) -> paho.MQTTErrorCode:
-        owner = self._userdata
-        header = self._in_packet["command"]
-        qos = (header & 0x06) >> 1
-        if qos > 1 or self._protocol == paho.MQTTv5 or owner is None:
-            return super()._handle_publish()
-        packet = self._in_packet["packet"]
-        if len(packet) < 2 + 2 * qos:
-            return paho.MQTTErrorCode.MQTT_ERR_PROTOCOL
-        slen = (packet[0] << 8) | packet[1]
-        start = 2 + slen
-        if slen == 0 or len(packet) < start + 2 * qos:
-            return paho.MQTTErrorCode.MQTT_ERR_PROTOCOL
-        try:
-            topic = packet[2:start].decode("utf-8")
-        except UnicodeDecodeError:
-            topic = None
-        if qos:
-            mid = (packet[start] << 8) | packet[start + 1]
-            start += 2
-        if topic is not None:
-            owner._inbox.append((topic, bytes(packet[start:]), owner._rx_ms))
-        else:
-            owner.bad_topics += 1  # MQTT requires UTF-8 topics; the broker should have refused it
-        return self._send_puback(mid) if qos else paho.MQTTErrorCode.MQTT_ERR_SUCCESS
-
-
 class BrokerClient:
     """A long-lived MQTT 3.1.1 connection for trio code.
 
@@ -143,16 +60,9 @@ class BrokerClient:
         # receive times come from the service's clock, so a test can run the service "on"
         # any day (a fix is judged stale or future against its receive time)
         self._clock_ms = clock_ms or wall_clock_ms
-        self._inbox: list[Message] = []
-        self._client = _IngestClient(
-            paho.CallbackAPIVersion.VERSION2,
-            client_id=params.client_id,
-            protocol=paho.MQTTv311,
-            clean_session=True,
-            userdata=self,
-        )
-        self.bad_topics = 0
-        self._rx_ms = 0
+        self._inbox = Inbox()
+        self._client = IngestClient(self._inbox, client_id=params.client_id, protocol=paho.MQTTv311, clean_session=True)
+        self._conn: BufferedSocket | None = None  # the connection's socket while paho has it open
         self._client.username_pw_set(params.username, params.password)
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
@@ -165,6 +75,11 @@ class BrokerClient:
         self.connected = False
         self.subscribed = False  # the broker acknowledged this connection's subscriptions
         self.connects = 0
+
+    @property
+    def bad_topics(self) -> int:
+        """PUBLISH packets dropped because their topic was not UTF-8."""
+        return self._inbox.bad_topics
 
     # --- paho callbacks (run synchronously inside loop_read/loop_write) -------------
 
@@ -179,9 +94,10 @@ class BrokerClient:
         self.subscribed = True
 
     def _on_message(self, client, userdata, msg: paho.MQTTMessage) -> None:
-        self._inbox.append((msg.topic, bytes(msg.payload), self._rx_ms))  # no copy when it is bytes already
+        self._inbox.messages.append((msg.topic, bytes(msg.payload), self._inbox.rx_ms))  # no copy when it is bytes already
 
     def _on_socket_close(self, client, userdata, sock) -> None:
+        self._conn = None
         try:
             trio.lowlevel.notify_closing(sock.fileno())
         except RuntimeError:
@@ -229,7 +145,7 @@ class BrokerClient:
                             task_status.started()
                 finally:
                     self.connected = self.subscribed = False
-                    self._client._sock_close()
+                    self._client.close_socket()
                 log.warning("MQTT connection to %s:%d lost; reconnecting", self.params.host, self.params.port)
             await trio.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, self.params.reconnect_max_s)
@@ -244,44 +160,38 @@ class BrokerClient:
         # unset so paho writes CONNECT itself instead of signalling a trio Event from there
         client.on_socket_register_write = client.on_socket_unregister_write = None
         await trio.to_thread.run_sync(client.connect, self.params.host, self.params.port, self.params.keepalive_s)
-        # paho keeps a socketpair to wake its own threaded loop and writes a byte to it on
-        # every publish; with an external loop nobody reads it: drop it
-        for pair in (client._sockpairR, client._sockpairW):
-            if pair is not None:
-                pair.close()
-        client._sockpairR = client._sockpairW = None
-        sock = client.socket()
-        assert isinstance(sock, socket.socket)  # plain TCP: no TLS or WebSocket transport is ever set up
-        client._sock = _BufferedSocket(sock)  # see module docstring
+        sock = self._conn = client.take_socket()
         self._want_write = trio.Event()
         client.on_socket_register_write = self._on_register_write
         client.on_socket_unregister_write = self._on_unregister_write
         while client.want_write():
-            await trio.lowlevel.wait_writable(sock)
+            await trio.lowlevel.wait_writable(sock.fileno())
             client.loop_write()
         with trio.move_on_after(10):
             while self._connack is None:
-                await trio.lowlevel.wait_readable(sock)
-                self._rx_ms = self._clock_ms()
+                await trio.lowlevel.wait_readable(sock.fileno())
+                self._inbox.rx_ms = self._clock_ms()
                 if client.loop_read() != paho.MQTT_ERR_SUCCESS:
                     break
         if self._connack is None:
-            client._sock_close()
+            client.close_socket()
             raise ConnectionError("no CONNACK from the broker")
         ok, reason = self._connack
         if not ok:
-            client._sock_close()
+            client.close_socket()
             if "not authori" in reason.lower() or "bad user" in reason.lower():
                 raise BrokerError(f"broker refused {self.params.username!r}: {reason}")
             raise ConnectionError(f"broker refused the connection: {reason}")
         while client.want_write():
-            await trio.lowlevel.wait_writable(sock)
+            await trio.lowlevel.wait_writable(sock.fileno())
             client.loop_write()
 
     async def _reader(self, cancel_scope: trio.CancelScope) -> None:
-        client = self._client
-        wrapped = client._sock
-        assert isinstance(wrapped, _BufferedSocket)  # put there by _connect
+        client, inbox = self._client, self._inbox
+        wrapped = self._conn
+        if wrapped is None:  # closed while connecting
+            cancel_scope.cancel()
+            return
         fd = wrapped.fileno()
         while True:
             if not wrapped.buffered():
@@ -289,22 +199,22 @@ class BrokerClient:
                     await trio.lowlevel.wait_readable(fd)
                 except trio.ClosedResourceError:
                     break
-            self._rx_ms = self._clock_ms()
+            inbox.rx_ms = self._clock_ms()
             wrapped.starved = False
             rc = paho.MQTT_ERR_SUCCESS
             # drain until the socket is empty, but yield after a bounded batch so a
             # broker that never pauses cannot starve the other tasks
-            while len(self._inbox) < MAX_BATCH_MESSAGES:
+            while len(inbox.messages) < MAX_BATCH_MESSAGES:
                 rc = client.loop_read()
-                if rc != paho.MQTT_ERR_SUCCESS or client._sock is None:
+                if rc != paho.MQTT_ERR_SUCCESS or self._conn is None:
                     break
                 if wrapped.starved and not wrapped.buffered():
                     break
-            if self._inbox:
-                batch, self._inbox = self._inbox, []
+            if inbox.messages:
+                batch, inbox.messages = inbox.messages, []
                 if self._deliver is not None:
                     await self._deliver(batch)
-            if rc != paho.MQTT_ERR_SUCCESS or client._sock is None:
+            if rc != paho.MQTT_ERR_SUCCESS or self._conn is None:
                 break
             await trio.lowlevel.checkpoint()
         cancel_scope.cancel()
@@ -313,7 +223,7 @@ class BrokerClient:
         client = self._client
         while True:
             await self._want_write.wait()
-            sock = client._sock
+            sock = self._conn
             if sock is None:
                 return
             await trio.lowlevel.wait_writable(sock.fileno())
@@ -324,6 +234,6 @@ class BrokerClient:
     async def _housekeeping(self, cancel_scope: trio.CancelScope) -> None:
         while True:
             await trio.sleep(1)
-            if self._client.loop_misc() != paho.MQTT_ERR_SUCCESS or self._client._sock is None:
+            if self._client.loop_misc() != paho.MQTT_ERR_SUCCESS or self._conn is None:
                 cancel_scope.cancel()
                 return
