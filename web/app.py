@@ -32,7 +32,8 @@ from tracker.config import Settings
 from tracker.live.fanout import ClientTooSlow, Hub
 from tracker.live.state import LiveState
 from tracker.metrics import Metrics
-from tracker.storage.store import Store, datetime_to_ms
+from protocols.epoch import datetime_to_ms
+from tracker.storage.store import Store
 
 log = logging.getLogger(__name__)
 

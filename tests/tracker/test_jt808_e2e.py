@@ -10,9 +10,9 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import trio
 
+from protocols.epoch import datetime_to_ms
 from protocols.jt808.messages import encode_message
 from tests.helpers import wait_for
-from tracker.storage.store import datetime_to_ms
 from tests.harness import start_service
 from tests.jt808_wire import AUTH_2013, exchange, read_frame
 

@@ -15,6 +15,7 @@ from hypercorn.trio import serve as hypercorn_serve
 from geofence.importer import ImportReport, cover, read_grids
 from geofence.index import GridIndex
 from protocols.owntracks import encode_report_location
+from protocols.epoch import datetime_to_ms
 from protocols.jt808.session import AuthCodePolicy
 from tracker.clock import wall_clock_ms
 from tracker.config import Settings
@@ -25,7 +26,7 @@ from protocols.model import DeviceClass, Fix
 from geofence.placed import Placed
 from tracker.live.patrol import Patrol
 from tracker.ingest.pipeline import Pipeline
-from tracker.storage.store import Store, datetime_to_ms
+from tracker.storage.store import Store
 from web.app import WebContext, create_app
 
 log = logging.getLogger(__name__)

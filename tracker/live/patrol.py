@@ -26,7 +26,8 @@ from tracker.live.fanout import Hub
 from tracker.metrics import Metrics
 from protocols.model import DeviceClass, Fix
 from geofence.placed import Placed, PlacedSlice
-from tracker.storage.store import Store, datetime_to_ms, ms_to_datetime
+from protocols.epoch import datetime_to_ms, ms_to_datetime
+from tracker.storage.store import Store
 
 log = logging.getLogger(__name__)
 _HOUR = 3_600_000
