@@ -12,7 +12,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
-from geofence.importer import ImportReport, cover, read_grids
+from geofence.importer import ImportReport, cover, read_grids, to_feature_collection
 from geofence.index import GridIndex
 from protocols.owntracks import encode_report_location
 from protocols.epoch import datetime_to_ms
@@ -27,7 +27,9 @@ from geofence.placed import Placed
 from tracker.live.patrol import Patrol
 from tracker.ingest.pipeline import Pipeline
 from tracker.storage.store import Store
-from web.app import WebContext, create_app
+from tracker.app.web_edge import web_context
+from web.app import create_app
+from web.context import WebContext
 
 log = logging.getLogger(__name__)
 
@@ -164,8 +166,9 @@ async def run_service(settings: Settings, store: Store, *, clock_ms=None, tune: 
             raise trio.BrokenResourceError("no broker")
         pipeline.broker.publish(topic, payload, qos=1)
 
-    async def locate(device: str, placed) -> dict | None:
+    async def locate(device: str) -> dict | None:
         """Ask a device for its position now, by whatever link it has; None: unknown."""
+        placed = pipeline.live.devices.get(device)
         if gateway is not None and await gateway.query_position(device):
             return {"device": device, "via": "jt808", "message": "0x8201"}
         if placed is not None and placed.fix.device_class is DeviceClass.VEHICLE and device.startswith("jt"):
@@ -176,10 +179,11 @@ async def run_service(settings: Settings, store: Store, *, clock_ms=None, tune: 
         publish(*target)
         return {"device": device, "via": "mqtt", "topic": target[0]}
 
-    web = WebContext(settings, store, index, pipeline.live, pipeline.hub, metrics, healthy=healthy, locate=locate, patrol=patrol)
     if tune:
         tune_gc()
-    await web.reload_grids()
+    web = web_context(settings, clock_ms=clock_ms, store=store, index=index, live=pipeline.live, hub=pipeline.hub,
+                      metrics=metrics, grids=to_feature_collection(await store.grids()), healthy=healthy, locate=locate,
+                      patrol=patrol)
     app = create_app(web)
     with trio.CancelScope() as scope:
         async with trio.open_nursery() as nursery:

@@ -189,6 +189,13 @@ class Store:
 
         return await self._run(op)
 
+    async def has_device(self, device: str) -> bool:
+        async def op() -> bool:
+            async with self._pool.acquire() as con:
+                return await con.fetchval("SELECT EXISTS (SELECT 1 FROM devices WHERE id = $1)", device)
+
+        return await self._run(op)
+
     async def devices(self) -> list[asyncpg.Record]:
         async def op():
             async with self._pool.acquire() as con:
