@@ -30,9 +30,12 @@ def time_param(request: Request, name: str, default: datetime) -> datetime:
                 raise ValueError
             return datetime.fromtimestamp(ms / 1000, UTC)
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        parsed.astimezone(UTC)  # refuse a time whose UTC instant a datetime cannot hold
     except (ValueError, OverflowError, OSError):
         raise HTTPException(400, f"{name!r} must be an ISO 8601 time or epoch milliseconds, got {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parsed
 
 
 def float_param(request: Request, name: str, low: float, high: float) -> float:

@@ -3,17 +3,19 @@ sensors are bound to."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import trio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from protocols.epoch import datetime_to_ms, ms_to_datetime
-from web.context import context
+from protocols.model import DEVICE_ID
+from web.context import WebContext, context
 from web.params import error, time_param
 
 TRACK_DEFAULT = timedelta(minutes=30)
+EARLIEST = datetime.min.replace(tzinfo=UTC)
 MAX_COMPONENTS = 5000
 
 
@@ -34,10 +36,10 @@ async def track(request: Request) -> Response:
     ctx = context(request)
     device_id = request.path_params["device"]
     end = time_param(request, "to", ms_to_datetime(ctx.clock_ms()))
-    start = time_param(request, "from", end - TRACK_DEFAULT)
+    start = time_param(request, "from", max(end, EARLIEST + TRACK_DEFAULT) - TRACK_DEFAULT)
     if start > end:
         return error(400, "'from' is after 'to'")
-    if ctx.live.view(device_id) is None and not await ctx.records.has_device(device_id):
+    if not await _known(ctx, device_id):
         return error(404, f"unknown device {device_id!r}")
     rows = await ctx.records.track(device_id, start, end, ctx.settings.track_max_points)
     return JSONResponse({
@@ -46,6 +48,13 @@ async def track(request: Request) -> Response:
         "properties": {"device": device_id, "from": start.isoformat(), "to": end.isoformat(),
                        "times": [datetime_to_ms(r["t"]) for r in rows]},
     })
+
+
+async def _known(ctx: WebContext, device_id: str) -> bool:
+    """Live now, or ever seen; an id no device can have is not looked up."""
+    if not DEVICE_ID.fullmatch(device_id):
+        return False
+    return ctx.live.view(device_id) is not None or await ctx.records.has_device(device_id)
 
 
 async def locate(request: Request) -> Response:
