@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta, timezone
 import httpx
 import trio
 
+from protocols.epoch import datetime_to_ms
 from protocols.jt808.messages import encode_message
 from tests.harness import start_service
 from tests.helpers import wait_for
 from tests.jt808_wire import AUTH_2013, exchange, read_frame
-from tracker.storage.store import datetime_to_ms
 
 PHONE = "013912345678"
 BEIJING = timezone(timedelta(hours=8))

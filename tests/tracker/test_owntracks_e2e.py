@@ -10,9 +10,9 @@ import httpx
 import paho.mqtt.client as paho
 import trio
 
+from protocols.epoch import datetime_to_ms
 from tests.harness import BROKER_USERS, start_service
 from tests.helpers import apublish, wait_for
-from tracker.storage.store import datetime_to_ms
 
 
 async def test_owntracks_location_appears_as_the_mapped_collector(settings, broker):

@@ -14,12 +14,12 @@ import trio.testing
 from websockets.trio.client import connect as ws_connect
 
 from geofence.index import GridIndex
+from protocols.epoch import datetime_to_ms, ms_to_datetime
 from tests.fakes import RecordingStore
 from tests.harness import start_service, store_task, ws_url
 from tests.helpers import apublish, wait_for, ws_until
 from tracker import config
 from tracker.ingest.pipeline import Pipeline
-from tracker.storage.store import datetime_to_ms, ms_to_datetime
 
 COVER = "6201050101000007"
 

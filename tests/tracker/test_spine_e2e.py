@@ -13,9 +13,9 @@ import trio
 from h3.api import basic_int as h3
 from websockets.trio.client import connect as ws_connect
 
+from protocols.epoch import datetime_to_ms
 from tests.harness import GRID, LAT, LON, start_service, ws_url
 from tests.helpers import apublish, wait_for, ws_until
-from tracker.storage.store import datetime_to_ms
 
 TOPIC = "gw/v1/620105/collector/{}/pos"
 

@@ -53,3 +53,30 @@ async def _request(http: httpx.AsyncClient, method: str, url: str, params: dict,
     if method == "GET":
         return (await http.get(url, params=params)).status_code
     return (await http.request(method, url, params=params, content=body)).status_code
+
+
+async def test_inputs_at_the_edges_of_the_calendar_and_impossible_ids_are_client_errors(settings, broker):
+    settings = settings.replace("jt808", enabled=False)
+    async with trio.open_nursery() as nursery:
+        _store, running = await start_service(nursery, settings)
+        async with httpx.AsyncClient(base_url=running.url, timeout=10) as http:
+            assert (await http.put("/api/patrol/plan", content=b"{}")).status_code == 200  # a plan: reports are computed
+            answers = {url: (await http.get(url)).status_code for url in [
+                "/api/devices/c%000001/track",
+                "/api/devices/c0001%0A/track",
+                "/api/devices/nobody/track?to=0001-01-01T00:10:00Z",
+                "/api/devices/nobody/track?to=0001-01-01T00:00:00%2B01:00",
+                "/api/reports/coverage?date=0001-01-01",
+                "/api/reports/coverage?date=9999-12-31",
+            ]}
+            exception = await http.post("/api/patrol/exceptions", content=b"5")
+        nursery.cancel_scope.cancel()
+    assert answers == {
+        "/api/devices/c%000001/track": 404,
+        "/api/devices/c0001%0A/track": 404,
+        "/api/devices/nobody/track?to=0001-01-01T00:10:00Z": 404,
+        "/api/devices/nobody/track?to=0001-01-01T00:00:00%2B01:00": 400,
+        "/api/reports/coverage?date=0001-01-01": 400,
+        "/api/reports/coverage?date=9999-12-31": 400,
+    }
+    assert (exception.status_code, exception.json()) == (422, {"error": "a plan exception is a JSON object"})

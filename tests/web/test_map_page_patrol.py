@@ -17,6 +17,19 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from tests.browser import after_paint, open_browser, save_screenshot, wait_for_js
 from tests.web.fake_map import DLAT, DLON, GRID_COUNT, LAT0, LON0, FakeService, Page, grid_code, loaded_page
+from tests.web.legibility import (
+    READABLE,
+    box,
+    boxes,
+    contrast,
+    covered,
+    displayed_text,
+    distance,
+    rgb,
+    screen_colours,
+    style,
+    text_contrast,
+)
 
 SCREENSHOT = Path("/tmp/gridwatch-patrol.png")
 MINUTE = 60_000
@@ -316,6 +329,12 @@ def test_the_chart_draws_todays_coverage_one_point_per_timeline_entry(page: Page
     page.assert_no_console_errors()
 
 
+LEVEL_COLOURS = {"critical": (255, 45, 85), "high": (248, 113, 113), "warn": (245, 158, 11), "muted": (139, 151, 166)}
+ALARM_CORE_COLOURS = {"critical": (255, 45, 85), "high": (220, 38, 38)}
+BADGE_RED = (220, 38, 38)
+CHART_GREEN = (34, 197, 94)
+
+
 def test_the_patrol_view_renders_legibly(page: Page) -> None:
     page.service.push({"type": "alarm"} | alarm(None, "vehicle", "v0001", "sos", True, int(time.time() * 1000), at=(2, 3)))
     show_alerts(page)
@@ -324,6 +343,78 @@ def test_the_patrol_view_renders_legibly(page: Page) -> None:
     wait_for_js(page.driver, "document.querySelectorAll('#gw-coverage-chart circle.gw-chart-point').length > 0")
     wait_for_js(page.driver, "window.gridwatch.alarms.has('v0001/sos')")
     after_paint(page.driver)
-    shot = save_screenshot(page.driver, SCREENSHOT)
-    assert shot.stat().st_size > 20_000
+    save_screenshot(page.driver, SCREENSHOT)  # for a person to look at; what follows reads the page
+
+    # The alerts tab: its badge counts three open alarms and four alerts in white on red.
+    badge = style(page, "#gw-alert-count", "background-color", "color")
+    assert displayed_text(page, "#gw-alert-count") == ["7"]
+    assert rgb(badge["background-color"]) == BADGE_RED
+    assert contrast(rgb(badge["color"]), BADGE_RED) >= READABLE
+
+    # Alarms above alerts, newest first, each row whole inside the panel, its kind in the colour of its level.
+    panel = box(page, "#gw-panel-alerts")
+    rows = page.js("return [...document.querySelectorAll('.gw-row')].map(r => [r.dataset.alarmKey || r.dataset.alertId,"
+                   " r.dataset.level, r.querySelector('.gw-row-kind').innerText])")
+    assert rows == [
+        ["v0001/sos", "critical", "紧急报警"], ["mh-0007/tilt", "high", "井盖倾斜"], ["bin-0003/full", "warn", "满溢"],
+        ["21", "high", "网格未巡查"], ["19", "warn", "即将超时"], ["17", "muted", "离线"], ["12", "warn", "电量低"],
+    ]
+    assert all(panel.contains(row) for row in boxes(page, ".gw-row"))
+    for key, level, _kind in rows:
+        row = f".gw-row[data-alarm-key='{key}']" if "/" in key else f".gw-row[data-alert-id='{key}']"
+        kind = style(page, f"{row} .gw-row-kind", "background-color", "color")
+        assert rgb(kind["background-color"]) == LEVEL_COLOURS[level], key
+        assert contrast(rgb(kind["color"]), LEVEL_COLOURS[level]) >= READABLE, key
+        assert text_contrast(page, f"{row} .gw-row-text") >= READABLE, key
+
+    # Coverage: each grid tinted by its last visit, the same colours as the legend's swatches, the unvisited
+    # dashed in red; the legend sits on the map and its status line says how the slots are doing.
+    map_box = box(page, "#gw-map")
+    shading = page.js("return [...document.querySelectorAll('path.gw-grid')].map(p => [p.dataset.coverage,"
+                      " p.classList.contains('gw-unvisited'), p.getAttribute('fill'), p.getAttribute('stroke'),"
+                      " p.getAttribute('stroke-dasharray')])")
+    fills = {bucket: {rgb(fill) for b, _u, fill, _s, _d in shading if b == bucket}
+             for bucket in ("fresh", "recent", "stale", "never")}
+    assert all(len(colours) == 1 for colours in fills.values())
+    assert len(set.union(*fills.values())) == 4
+    unvisited = {(rgb(stroke), dashes) for _b, u, _f, stroke, dashes in shading if u}
+    assert unvisited == {((255, 59, 59), "6 4")}
+    assert all(dashes is None for _b, u, _f, _s, dashes in shading if not u)
+    legend = box(page, ".gw-legend")
+    assert map_box.contains(legend) and not legend.overlaps(box(page, ".leaflet-control-zoom"))
+    for bucket, colours in fills.items():
+        swatch = style(page, f".gw-swatch[data-coverage='{bucket}']", "background-color")
+        assert {rgb(swatch["background-color"])} == colours, bucket
+    assert style(page, ".gw-swatch--unvisited", "border-top-style", "border-top-color") == {
+        "border-top-style": "dashed", "border-top-color": "rgb(255, 59, 59)"}
+    assert displayed_text(page, ".gw-legend-status")[0].startswith("进行中班次 2，已覆盖 50%")
+    assert text_contrast(page, ".gw-legend-status") >= READABLE
+
+    # Alarm markers are drawn over everything at their place, in red by level, with a pulsing ring; the
+    # vehicle's own marker lies under its SOS and every other device shows (unless under a map control).
+    assert covered(page, ".gw-alarm-marker", "data-alarm-key") == {"mh-0007/tilt": None, "v0001/sos": None}
+    alarm_markers = {"v0001/sos": "critical", "mh-0007/tilt": "high"}
+    cores = [box(page, f".gw-alarm-marker[data-alarm-key='{key}'] .gw-alarm-core") for key in alarm_markers]
+    # the screen a little left of the white "!" in the core's middle
+    beside_mark = [(core.centre[0] - core.width / 4, core.centre[1]) for core in cores]
+    for (key, level), on_screen in zip(alarm_markers.items(), screen_colours(page, beside_mark), strict=True):
+        core = f".gw-alarm-marker[data-alarm-key='{key}'] .gw-alarm-core"
+        assert rgb(style(page, core, "background-color")["background-color"]) == ALARM_CORE_COLOURS[level], key
+        assert map_box.contains(box(page, core)), key
+        assert style(page, f".gw-alarm-marker[data-alarm-key='{key}'] .gw-alarm-ring", "animation-name") == {
+            "animation-name": "gw-alarm-pulse"}
+        assert distance(on_screen, ALARM_CORE_COLOURS[level]) <= 3, key
+    hidden = {device: cover for device, cover in covered(page, ".gw-marker", "data-device").items()
+              if cover is not None and "leaflet-control" not in cover}
+    assert list(hidden) == ["v0001"] and "gw-alarm-marker--critical" in hidden["v0001"]
+
+    # Today's chart: one point per quarter hour left to right inside the chart, the green line, 83% at the end.
+    chart = box(page, "#gw-coverage-chart svg")
+    assert box(page, ".gw-side").contains(chart)
+    points = boxes(page, "#gw-coverage-chart circle.gw-chart-point")
+    assert len(points) == len(page.service.timeline)
+    assert all(chart.contains(p) for p in points)
+    assert rgb(style(page, ".gw-chart-line", "stroke")["stroke"]) == CHART_GREEN
+    assert displayed_text(page, "#gw-chart-latest") == ["83%"]
+    assert text_contrast(page, "#gw-chart-panel summary") >= READABLE
     page.assert_no_console_errors()

@@ -17,7 +17,20 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from tests.browser import after_paint, save_screenshot, wait_for_js, wait_until_still
-from tests.web.fake_map import DELTA_STEPS, GRID_COUNT, SCREENSHOT, FakeService, Page, device, grid_code, loaded_page
+from tests.web.fake_map import DELTA_STEPS, GRID_COUNT, SCREENSHOT, STREETS, FakeService, Page, device, grid_code, loaded_page
+from tests.web.legibility import (
+    READABLE,
+    box,
+    boxes,
+    covered,
+    displayed_text,
+    distance,
+    extent,
+    rgb,
+    screen_colours,
+    style,
+    text_contrast,
+)
 
 
 def test_every_unit_grid_is_drawn_as_an_outlined_polygon_carrying_its_code(page: Page) -> None:
@@ -128,15 +141,88 @@ def test_the_filter_box_narrows_the_list_to_matching_devices(page: Page) -> None
     page.assert_no_console_errors()
 
 
+CLASS_COLOURS = {"collector": (34, 197, 94), "vehicle": (245, 158, 11), "sensor": (192, 132, 252)}
+STALE_COLOUR = (139, 151, 166)
+TRACK_COLOUR = (250, 204, 21)
+WHITE = (255, 255, 255)
+
+
+def marker_colour(page: Page, id_: str) -> tuple[int, int, int]:
+    """The colour a marker is painted in: a vehicle's arrow fill, else its glyph's background."""
+    marker = f".gw-marker[data-device='{id_}']"
+    if page.js("return document.querySelector(arguments[0] + ' path') !== null", marker):
+        return rgb(style(page, f"{marker} path", "fill")["fill"])
+    return rgb(style(page, f"{marker} .gw-glyph", "background-color")["background-color"])
+
+
 def test_the_command_map_renders_legibly(page: Page) -> None:
     page.driver.find_element(By.CSS_SELECTOR, ".gw-device-row[data-device='v0001']").click()
     wait_for_js(page.driver, "document.querySelector(\".gw-track[data-device='v0001']\")")
-    target = page.driver.find_element(By.CSS_SELECTOR, f"path.gw-grid[data-code='{grid_code(4, 6)}']")
+    hovered = grid_code(4, 6)
+    target = page.driver.find_element(By.CSS_SELECTOR, f"path.gw-grid[data-code='{hovered}']")
     ActionChains(page.driver).move_to_element(target).perform()
-    wait_for_js(page.driver, f"document.getElementById('gw-hover-grid').dataset.code === '{grid_code(4, 6)}'")
+    wait_for_js(page.driver, f"document.getElementById('gw-hover-grid').dataset.code === '{hovered}'")
     after_paint(page.driver)
-    shot = save_screenshot(page.driver, SCREENSHOT)
-    assert shot.stat().st_size > 20_000
+    save_screenshot(page.driver, SCREENSHOT)  # for a person to look at; what follows reads the page
+
+    # The whole district fills the map, beside the side panel and not under it.
+    map_box, side = box(page, "#gw-map"), box(page, ".gw-side")
+    assert map_box.right <= side.left
+    lattice = extent(page, "path.gw-grid")
+    assert map_box.contains(lattice)
+    assert lattice.width > map_box.width * 0.6 and lattice.height > map_box.height * 0.6
+    outlines = page.js("return [...document.querySelectorAll('path.gw-grid')]"
+                       ".map(p => [p.getAttribute('stroke'), Number(p.getAttribute('fill-opacity'))])")
+    assert all(stroke not in (None, "none") and fill_opacity > 0 for stroke, fill_opacity in outlines)
+
+    # Near in: the six community names, apart from each other and readable; street names wait for zooming out.
+    communities = [name for _street, (_name, names) in STREETS.items() for name in names.values()]
+    assert sorted(displayed_text(page, ".gw-label")) == sorted(communities)
+    labels = boxes(page, ".gw-label--community span")
+    assert all(map_box.contains(label) for label in labels)
+    assert not any(a.overlaps(b) for i, a in enumerate(labels) for b in labels[i + 1:])
+    assert float(style(page, ".gw-label--community span", "font-size")["font-size"].removesuffix("px")) >= 12
+    assert text_contrast(page, ".gw-label--community span") >= READABLE
+
+    # Every device is on the map in the colour of its class (grey when stale), painted over grids and labels:
+    # the screen shows that colour at its centre (a stale marker is a little see-through, but still grey).
+    assert covered(page, ".gw-marker", "data-device") == {d["id"]: None for d in page.service.devices}
+    ids = [d["id"] for d in page.service.devices]
+    markers = [box(page, f".gw-marker[data-device='{id_}']") for id_ in ids]
+    on_screen = dict(zip(ids, screen_colours(page, [m.centre for m in markers]), strict=True))
+    for d, marker in zip(page.service.devices, markers, strict=True):
+        assert map_box.contains(marker) and marker.width >= 14, d["id"]
+        if d["id"] == "c0003":
+            assert marker_colour(page, d["id"]) == STALE_COLOUR
+            nearest = min([STALE_COLOUR, *CLASS_COLOURS.values()], key=lambda c: distance(c, on_screen[d["id"]]))
+            assert nearest == STALE_COLOUR and distance(STALE_COLOUR, on_screen[d["id"]]) < 45
+        else:
+            assert marker_colour(page, d["id"]) == CLASS_COLOURS[d["class"]], d["id"]
+            assert distance(on_screen[d["id"]], CLASS_COLOURS[d["class"]]) <= 3, d["id"]
+
+    # The selected vehicle's track: a bold yellow line that ends at the vehicle (it came east, then north).
+    track = box(page, ".gw-track[data-device='v0001']")
+    line = style(page, ".gw-track[data-device='v0001']", "stroke", "stroke-width")
+    assert rgb(line["stroke"]) == TRACK_COLOUR and float(line["stroke-width"].removesuffix("px")) >= 3
+    vehicle_x, vehicle_y = box(page, ".gw-marker[data-device='v0001']").centre
+    assert abs(track.right - vehicle_x) < 3 and abs(track.top - vehicle_y) < 3
+
+    # The grid under the pointer is outlined in white, and the header names it.
+    assert rgb(style(page, f"path.gw-grid[data-code='{hovered}']", "stroke")["stroke"]) == WHITE
+    assert rgb(style(page, f"path.gw-grid[data-code='{grid_code(5, 6)}']", "stroke")["stroke"]) != WHITE
+    assert displayed_text(page, "#gw-hover-grid") == [f"{hovered} 桃林社区"]
+    assert text_contrast(page, "#gw-hover-grid") >= READABLE
+
+    # The vehicle's details above the list, and every list row, in full and readable.
+    details = box(page, "#gw-details")
+    assert side.contains(details) and details.height > 100
+    assert displayed_text(page, "#gw-details-title .gw-details-id") == ["v0001"]
+    assert text_contrast(page, "#gw-details-body dd") >= READABLE
+    assert text_contrast(page, "#gw-details-body dt") >= READABLE
+    table = box(page, ".gw-devices")
+    assert all(table.contains(row) for row in boxes(page, ".gw-device-row"))
+    assert text_contrast(page, ".gw-device-row[data-device='c0001']") >= READABLE
+    assert text_contrast(page, ".gw-device-row[data-device='c0003']") >= READABLE  # stale, greyed yet legible
     page.assert_no_console_errors()
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import gc
-import json
 import logging
 from dataclasses import dataclass
 
@@ -12,13 +11,15 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
-from geofence.importer import ImportReport, cover, read_grids
+from geofence.importer import ImportReport, cover, read_grids, to_feature_collection
 from geofence.index import GridIndex
 from geofence.placed import Placed
+from protocols.epoch import datetime_to_ms
 from protocols.jt808.session import AuthCodePolicy
 from protocols.model import DeviceClass, Fix
-from protocols.owntracks import encode_report_location
-from tracker.clock import wall_clock_ms
+from tracker.app.commands import DeviceCommands, broker_health
+from tracker.app.web_edge import web_context
+from tracker.clock import Clock, wall_clock_ms
 from tracker.config import Settings
 from tracker.ingest.jt808_gateway import Jt808Gateway, Jt808Settings, serve_jt808
 from tracker.ingest.pipeline import Pipeline
@@ -26,8 +27,9 @@ from tracker.live.patrol import Patrol
 from tracker.live.state import LiveState
 from tracker.metrics import Metrics
 from tracker.storage.schema import check_schema
-from tracker.storage.store import Store, datetime_to_ms
-from web.app import WebContext, create_app
+from tracker.storage.store import Store
+from web.app import create_app
+from web.context import WebContext
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +110,7 @@ async def serve_web(app, host: str, port: int, *, task_status=trio.TASK_STATUS_I
     await hypercorn_serve(app, config, task_status=task_status)
 
 
-async def run_service(settings: Settings, store: Store, *, clock_ms=None, tune: bool = False,
+async def run_service(settings: Settings, store: Store, *, clock_ms: Clock | None = None, tune: bool = False,
                       task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Run until cancelled. ``task_status.started(Running)`` once it is serving.
 
@@ -119,60 +121,22 @@ async def run_service(settings: Settings, store: Store, *, clock_ms=None, tune: 
     process that is the service, not for one that merely embeds it.
     """
     await check_schema(store)
-    if clock_ms is None:
-        clock_ms = wall_clock_ms
+    clock_ms = clock_ms or wall_clock_ms
     metrics = Metrics()
     index = GridIndex(settings.grid.h3_resolution, await store.grid_cells())
     if not index.cells:
         log.warning("no unit grids loaded: every position will be off-grid (import with `tracker grids import FILE`)")
     pipeline = Pipeline(settings, store, index, metrics, clock_ms=clock_ms)
     await _warm_start(store, pipeline.live)
+    patrol = await _patrol(settings, store, index, pipeline, metrics, clock_ms) if settings.patrol.enabled else None
     await pipeline.resume()  # alarm state: a recovery after a restart clears what was raised before it
-    patrol = None
-    if settings.patrol.enabled:
-        patrol = Patrol(settings, store, index.cells, pipeline.hub, metrics, clock_ms)
-        await patrol.load()
-        pipeline.fix_listeners.append(patrol.observe_slice)
-
-    def healthy() -> tuple[bool, str]:
-        broker = pipeline.broker
-        if broker is None or not broker.connected:
-            return False, "not connected to the MQTT broker"
-        return True, "ok"
-
     gateway = Jt808Gateway(jt808_settings(settings), pipeline, clock_ms, pipeline.vehicle_alarms) if settings.jt808.enabled else None
-    owntracks_by_device = {ref.device: (user, phone) for (user, phone), ref in pipeline.router.owntracks_devices.items()}
-
-    def downlink(device: str, placed) -> tuple[str, bytes] | None:
-        if device in owntracks_by_device:
-            command = encode_report_location(*owntracks_by_device[device])
-            return command.topic, command.payload
-        if placed is None:
-            return None
-        fix = placed.fix
-        return f"gw/v1/{fix.district}/{fix.device_class.value}/{device}/cmd", json.dumps({"cmd": "reportLocation"}).encode()
-
-    def publish(topic: str, payload: bytes) -> None:
-        if pipeline.broker is None:
-            raise trio.BrokenResourceError("no broker")
-        pipeline.broker.publish(topic, payload, qos=1)
-
-    async def locate(device: str, placed) -> dict | None:
-        """Ask a device for its position now, by whatever link it has; None: unknown."""
-        if gateway is not None and await gateway.query_position(device):
-            return {"device": device, "via": "jt808", "message": "0x8201"}
-        if placed is not None and placed.fix.device_class is DeviceClass.VEHICLE and device.startswith("jt"):
-            raise trio.BrokenResourceError(f"terminal {device} is not connected to the JT/T 808 gateway")
-        target = downlink(device, placed)
-        if target is None:
-            return None
-        publish(*target)
-        return {"device": device, "via": "mqtt", "topic": target[0]}
-
-    web = WebContext(settings, store, index, pipeline.live, pipeline.hub, metrics, healthy=healthy, locate=locate, patrol=patrol)
+    commands = DeviceCommands(pipeline, gateway)
     if tune:
         tune_gc()
-    await web.reload_grids()
+    web = web_context(settings, clock_ms=clock_ms, store=store, index=index, live=pipeline.live, hub=pipeline.hub,
+                      metrics=metrics, grids=to_feature_collection(await store.grids()),
+                      healthy=functools.partial(broker_health, pipeline), locate=commands.locate, patrol=patrol)
     app = create_app(web)
     with trio.CancelScope() as scope:
         async with trio.open_nursery() as nursery:
@@ -189,6 +153,15 @@ async def run_service(settings: Settings, store: Store, *, clock_ms=None, tune: 
             url = bound[0] if bound else f"http://{settings.web.host}:{settings.web.port}"
             log.info("serving the command map at %s", url)
             task_status.started(Running(pipeline, web, url, scope, jt808_port, gateway_scope, patrol, gateway))
+
+
+async def _patrol(settings: Settings, store: Store, index: GridIndex, pipeline: Pipeline, metrics: Metrics,
+                  clock_ms: Clock) -> Patrol:
+    """The patrol engine, its plan loaded and recent fixes replayed, fed by the pipeline."""
+    patrol = Patrol(settings, store, index.cells, pipeline.hub, metrics, clock_ms)
+    await patrol.load()
+    pipeline.fix_listeners.append(patrol.observe_slice)
+    return patrol
 
 
 async def _in_scope(scope: trio.CancelScope, fn, *args, task_status=trio.TASK_STATUS_IGNORED) -> None:

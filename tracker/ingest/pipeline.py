@@ -40,6 +40,7 @@ from alerts.sensor_rules import ComponentAlarm, SensorRuleParams, SensorState
 from alerts.sensors import SensorMonitor, SensorRecord
 from geofence.index import GridIndex
 from geofence.placed import Placed, PlacedSlice
+from protocols.epoch import datetime_to_ms, ms_to_datetime
 from protocols.errors import DecodeError
 from protocols.handset import HandsetLimits
 from protocols.jt808.session import AlarmTracker
@@ -52,7 +53,7 @@ from tracker.ingest.routing import Routed, Router, parse_owntracks_map
 from tracker.live.fanout import Hub
 from tracker.live.state import LiveState
 from tracker.metrics import Metrics, spread
-from tracker.storage.store import DAY_MS, PING_COLUMNS, Store, datetime_to_ms, ms_to_datetime
+from tracker.storage.store import DAY_MS, PING_COLUMNS, Store
 
 log = logging.getLogger(__name__)
 

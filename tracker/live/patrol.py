@@ -21,12 +21,13 @@ from geofence.placed import Placed, PlacedSlice
 from geofence.plan import PatrolPlan
 from geofence.reports import coverage_report, day_bounds
 from geofence.territory import CoverageRule, CoverageRules
+from protocols.epoch import datetime_to_ms, ms_to_datetime
 from protocols.model import DeviceClass, Fix
 from tracker.clock import wall_clock_ms
 from tracker.config import PatrolSettings, Settings
 from tracker.live.fanout import Hub
 from tracker.metrics import Metrics
-from tracker.storage.store import Store, datetime_to_ms, ms_to_datetime
+from tracker.storage.store import Store
 
 log = logging.getLogger(__name__)
 _HOUR = 3_600_000

@@ -18,10 +18,11 @@ import asyncpg
 import trio
 import trio_asyncio
 
+from protocols.epoch import ms_to_datetime
+
 log = logging.getLogger(__name__)
 
 DAY_MS = 86_400_000
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # PostgreSQL counts timestamps from here
 _PG_EPOCH_MS = 946_684_800_000
 
@@ -54,14 +55,6 @@ async def _writer_codecs(con: asyncpg.Connection) -> None:
 
 class StoreError(RuntimeError):
     """The database refused an operation the service relies on."""
-
-
-def ms_to_datetime(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
-
-
-def datetime_to_ms(value: datetime) -> int:
-    return (value - EPOCH) // timedelta(milliseconds=1)
 
 
 def migrations() -> list[tuple[int, str, str]]:
@@ -193,6 +186,13 @@ class Store:
                     "SELECT t, lat, lon FROM pings WHERE device = $1 AND t >= $2 AND t <= $3 ORDER BY t LIMIT $4",
                     device, start, end, limit,
                 )
+
+        return await self._run(op)
+
+    async def has_device(self, device: str) -> bool:
+        async def op() -> bool:
+            async with self._pool.acquire() as con:
+                return await con.fetchval("SELECT EXISTS (SELECT 1 FROM devices WHERE id = $1)", device)
 
         return await self._run(op)
 

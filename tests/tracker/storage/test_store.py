@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
-from tracker.storage.store import DAY_MS, datetime_to_ms, open_store
+from protocols.epoch import datetime_to_ms
+from tracker.storage.store import DAY_MS, open_store
 
 T = 1_764_000_000_123  # 2025-11-24 16:00:00.123 UTC
 GRID = "620105001001001"

@@ -1,0 +1,58 @@
+"""What the web edge gets from the service: the ``WebContext`` built from the service's
+parts, and the live feed over the fan-out hub."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from geofence.index import GridIndex
+from tracker.config import Settings
+from tracker.live.fanout import Client, ClientTooSlow, Hub
+from tracker.live.patrol import Patrol
+from tracker.live.state import LiveState
+from tracker.metrics import Metrics
+from tracker.storage.store import Store
+from web.context import FeedTooSlow, Locate, MapSettings, WebContext
+
+
+class HubSubscription:
+    """One WebSocket client of the hub."""
+
+    def __init__(self, hub: Hub, live: LiveState) -> None:
+        self._hub = hub
+        self._live = live
+        self._client: Client
+        self._client, self.snapshot = hub.connect()
+
+    async def next_frames(self) -> list[str]:
+        try:
+            return await self._client.next_frames(self._live)
+        except ClientTooSlow:
+            raise FeedTooSlow from None
+
+    def close(self) -> None:
+        self._hub.disconnect(self._client)
+
+
+class HubFeed:
+    def __init__(self, hub: Hub, live: LiveState) -> None:
+        self._hub = hub
+        self._live = live
+
+    def subscribe(self) -> HubSubscription:
+        return HubSubscription(self._hub, self._live)
+
+
+def map_settings(settings: Settings) -> MapSettings:
+    web = settings.web
+    lat, lon = web.center
+    return MapSettings(tile_url=web.tile_url, map_datum=web.map_datum, center=(lat, lon), zoom=web.zoom,
+                       district=settings.grid.district, track_max_points=web.track_max_points)
+
+
+def web_context(settings: Settings, *, clock_ms: Callable[[], int], store: Store, index: GridIndex, live: LiveState,
+                hub: Hub, metrics: Metrics, grids: dict[str, Any], healthy: Callable[[], tuple[bool, str]],
+                locate: Locate, patrol: Patrol | None) -> WebContext:
+    return WebContext(map_settings(settings), clock_ms, store, index, live, HubFeed(hub, live), metrics, grids,
+                      healthy=healthy, locate=locate, patrol=patrol)

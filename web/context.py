@@ -1,0 +1,149 @@
+"""What the web edge needs from the service, declared here and handed in by the service.
+
+The web layer knows no service module: the composition root builds a ``WebContext`` from
+its store, live state, fan-out hub, metrics and patrol engine, and ``create_app`` puts it
+on the Starlette application's state, where every endpoint reads it (``context(request)``).
+Rows from the store are read by column name only, so any mapping-like record will do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Protocol, cast
+
+from starlette.requests import HTTPConnection
+
+from geofence.index import GridIndex
+from geofence.plan import PatrolPlan
+
+DEFAULT_ZONE = "Asia/Shanghai"  # the zone of "today" while no patrol plan names one
+
+
+class Row(Protocol):
+    """One record from the store, read by column name."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+class Records(Protocol):
+    """The store's read side, as the API uses it."""
+
+    async def has_device(self, device: str) -> bool: ...
+
+    async def track(self, device: str, start: datetime, end: datetime, limit: int) -> Sequence[Row]: ...
+
+    async def dead_letters(self, limit: int) -> Sequence[Row]: ...
+
+    async def components(self, code_prefix: str, limit: int) -> Sequence[Row]: ...
+
+    async def alarm_events(self, limit: int) -> Sequence[Row]: ...
+
+    async def patrol_alerts(self, open_only: bool, limit: int) -> Sequence[Row]: ...
+
+
+class LiveView(Protocol):
+    """The newest position of every device, in the JSON shape of the map."""
+
+    def view(self, device: str) -> dict[str, Any] | None: ...
+
+    def snapshot(self) -> list[dict[str, Any]]: ...
+
+
+class FeedTooSlow(Exception):
+    """A subscriber let its queue of undroppable events overflow: it must reconnect."""
+
+
+class Subscription(Protocol):
+    """One client's share of the live feed."""
+
+    @property
+    def snapshot(self) -> str:
+        """The encoded snapshot frame to send first."""
+        ...
+
+    async def next_frames(self) -> list[str]:
+        """Wait for something to send; the frames to send now, in order. Raises
+        ``FeedTooSlow`` when the client fell too far behind."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Feed(Protocol):
+    """The live fan-out of device moves, alerts and alarms."""
+
+    def subscribe(self) -> Subscription: ...
+
+
+class Counters(Protocol):
+    def inc(self, name: str, by: int = 1, **labels: str) -> None: ...
+
+    def render(self) -> str:
+        """All metrics in the Prometheus text format."""
+        ...
+
+
+class PatrolEngine(Protocol):
+    """Patrol coverage: the plan in effect, live coverage and the day's report."""
+
+    @property
+    def plan(self) -> PatrolPlan | None: ...
+
+    @property
+    def plan_version(self) -> int: ...
+
+    def live(self) -> dict[str, Any]: ...
+
+    async def report(self, day: date) -> dict[str, Any]: ...
+
+    async def replace_plan(self, doc: dict[str, Any], note: str = "") -> int:
+        """Validate, store and apply a plan; raises ``PlanError``."""
+        ...
+
+
+# The device's id → how the "report now" request went out, or None for an unknown device.
+# Raises trio.BrokenResourceError when the device's link is down.
+Locate = Callable[[str], Awaitable[dict[str, Any] | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class MapSettings:
+    """The map page's configuration (``GET /api/config``) and the API's limits."""
+
+    tile_url: str
+    map_datum: str
+    center: tuple[float, float]
+    zoom: int
+    district: str
+    track_max_points: int
+
+
+def _all_healthy() -> tuple[bool, str]:
+    return True, "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class WebContext:
+    settings: MapSettings
+    clock_ms: Callable[[], int]  # the service's one clock: every default "now" and "today"
+    records: Records
+    index: GridIndex
+    live: LiveView
+    feed: Feed
+    metrics: Counters
+    grids: dict[str, Any]  # the unit grids as a GeoJSON FeatureCollection
+    healthy: Callable[[], tuple[bool, str]] = _all_healthy
+    locate: Locate | None = None  # None: this service has no downlink
+    patrol: PatrolEngine | None = None  # None: patrol coverage is switched off
+
+    def zone(self) -> str:
+        """The time zone of "today": the patrol plan's."""
+        plan = self.patrol.plan if self.patrol is not None else None
+        return plan.zone if plan is not None else DEFAULT_ZONE
+
+
+def context(connection: HTTPConnection) -> WebContext:
+    """The context of the application serving this request or WebSocket."""
+    return cast(WebContext, connection.app.state.context)

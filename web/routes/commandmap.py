@@ -1,0 +1,42 @@
+"""The command map: its page, its configuration, the unit grids and the geocoder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from h3.api import basic_int as h3
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+
+from web.context import context
+from web.params import float_param
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+
+
+async def index(request: Request) -> Response:
+    return FileResponse(STATIC / "index.html")
+
+
+async def config(request: Request) -> Response:
+    ctx = context(request)
+    s = ctx.settings
+    return JSONResponse({"tile_url": s.tile_url, "map_datum": s.map_datum, "center": list(s.center), "zoom": s.zoom,
+                         "district": s.district, "zone": ctx.zone()})
+
+
+async def grids(request: Request) -> Response:
+    return JSONResponse(context(request).grids)
+
+
+async def geocode(request: Request) -> Response:
+    """The H3 cell and the unit grid (with its community, street and district) of a point."""
+    index = context(request).index
+    lat = float_param(request, "lat", -90, 90)
+    lon = float_param(request, "lon", -180, 180)
+    place = index.place(lat, lon)
+    body = {"lat": lat, "lon": lon, "cell": h3.int_to_str(index.cell(lat, lon)),
+            "grid": None, "community": None, "street": None, "district": None}
+    if place is not None:
+        body.update(grid=place.grid, community=place.community, street=place.street, district=place.district)
+    return JSONResponse(body)

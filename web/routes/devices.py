@@ -1,0 +1,85 @@
+"""Devices: where they are, where they went, "report now", and the city components that
+sensors are bound to."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import trio
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from protocols.epoch import datetime_to_ms, ms_to_datetime
+from protocols.model import DEVICE_ID
+from web.context import WebContext, context
+from web.params import error, time_param
+
+TRACK_DEFAULT = timedelta(minutes=30)
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+MAX_COMPONENTS = 5000
+
+
+async def devices(request: Request) -> Response:
+    return JSONResponse({"devices": context(request).live.snapshot()})
+
+
+async def device(request: Request) -> Response:
+    device_id = request.path_params["device"]
+    view = context(request).live.view(device_id)
+    if view is None:
+        return error(404, f"unknown device {device_id!r}")
+    return JSONResponse(view)
+
+
+async def track(request: Request) -> Response:
+    """The device's fixes between ``from`` and ``to`` (default: the last 30 minutes)."""
+    ctx = context(request)
+    device_id = request.path_params["device"]
+    end = time_param(request, "to", ms_to_datetime(ctx.clock_ms()))
+    start = time_param(request, "from", max(end, EARLIEST + TRACK_DEFAULT) - TRACK_DEFAULT)
+    if start > end:
+        return error(400, "'from' is after 'to'")
+    if not await _known(ctx, device_id):
+        return error(404, f"unknown device {device_id!r}")
+    rows = await ctx.records.track(device_id, start, end, ctx.settings.track_max_points)
+    return JSONResponse({
+        "type": "Feature",
+        "geometry": {"type": "LineString", "coordinates": [[r["lon"], r["lat"]] for r in rows]},
+        "properties": {"device": device_id, "from": start.isoformat(), "to": end.isoformat(),
+                       "times": [datetime_to_ms(r["t"]) for r in rows]},
+    })
+
+
+async def _known(ctx: WebContext, device_id: str) -> bool:
+    """Live now, or ever seen; an id no device can have is not looked up."""
+    if not DEVICE_ID.fullmatch(device_id):
+        return False
+    return ctx.live.view(device_id) is not None or await ctx.records.has_device(device_id)
+
+
+async def locate(request: Request) -> Response:
+    """Ask a device to report its position now (OwnTracks ``reportLocation``, the handset
+    command of the same name, or JT/T 808's position query)."""
+    ctx = context(request)
+    device_id = request.path_params["device"]
+    if ctx.locate is None:
+        return error(503, "no downlink in this service")
+    try:
+        sent = await ctx.locate(device_id)
+    except trio.BrokenResourceError as exc:
+        return error(503, str(exc) or "the device's link is down")
+    if sent is None:
+        return error(404, f"unknown device {device_id!r}")
+    return JSONResponse(sent | {"sent": True}, status_code=202)
+
+
+async def components(request: Request) -> Response:
+    """Sensors bound to city components ("one manhole, one number"), by code prefix:
+    admin code, then major and minor class (e.g. 6201050101 = water-supply covers)."""
+    prefix = request.query_params.get("code", "")
+    if (not prefix.isdigit() and prefix != "") or len(prefix) > 16:
+        return error(400, f"'code' must be up to 16 digits, got {prefix!r}")
+    rows = await context(request).records.components(prefix, MAX_COMPONENTS)
+    return JSONResponse({"components": [
+        {"code": r["code"], "device": r["device"], "lat": r["lat"], "lon": r["lon"], "grid": r["grid"],
+         "updated_at": datetime_to_ms(r["updated_at"])} for r in rows]})

@@ -1,0 +1,59 @@
+"""Patrol coverage: the plan and its exceptions, and live coverage. All answer 404 while
+patrol coverage is switched off."""
+
+from __future__ import annotations
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from geofence.plan import PlanError
+from web.context import PatrolEngine, context
+from web.params import error, json_body
+
+
+def patrol_engine(request: Request) -> PatrolEngine:
+    patrol = context(request).patrol
+    if patrol is None:
+        raise HTTPException(404, "patrol coverage is switched off ([patrol] enabled)")
+    return patrol
+
+
+async def coverage_live(request: Request) -> Response:
+    """Last visit of every grid and the progress of the slots in progress."""
+    return JSONResponse(patrol_engine(request).live())
+
+
+async def plan_get(request: Request) -> Response:
+    patrol = patrol_engine(request)
+    if patrol.plan is None:
+        return error(404, "no patrol plan has been loaded")
+    return JSONResponse({"version": patrol.plan_version, "plan": patrol.plan.to_dict()})
+
+
+async def plan_put(request: Request) -> Response:
+    """Replace the whole plan; 422 names what is wrong with it."""
+    patrol = patrol_engine(request)
+    doc = await json_body(request)
+    if not isinstance(doc, dict):
+        return error(422, "a patrol plan is a JSON object")
+    try:
+        version = await patrol.replace_plan(doc, note="PUT /api/patrol/plan")
+    except PlanError as exc:
+        return error(422, str(exc))
+    return JSONResponse({"version": version}, status_code=200)
+
+
+async def plan_exception(request: Request) -> Response:
+    """Add one exception (holiday, leave, swap, ...) to the plan in effect."""
+    patrol = patrol_engine(request)
+    if patrol.plan is None:
+        return error(404, "no patrol plan has been loaded")
+    item = await json_body(request)
+    if not isinstance(item, dict):
+        return error(422, "a plan exception is a JSON object")
+    try:
+        version = await patrol.replace_plan(patrol.plan.with_exception(item).to_dict(), note=f"exception {item.get('type')}")
+    except PlanError as exc:
+        return error(422, str(exc))
+    return JSONResponse({"version": version}, status_code=201)
