@@ -1,6 +1,6 @@
 """Patrol alerts on real H3 cells in Anning, Lanzhou, with a watchdog evaluating every minute.
 
-Four unit grids of about 100 m x 100 m, numbered west to east, north to south:
+The four unit grids of tests/coverage_city.py, numbered west to east, north to south:
 
     620105001001001 | 620105001001002
     ----------------+----------------
@@ -11,12 +11,10 @@ Four unit grids of about 100 m x 100 m, numbered west to east, north to south:
 
 import json
 from collections import deque
-from datetime import date, datetime, time
-from zoneinfo import ZoneInfo
+from datetime import date, time
 
 import h3.api.basic_int as h3
 
-from geofence.territory import CoverageRule, CoverageRules, Territory
 from alerts.patrol import (
     Alert,
     AlertChange,
@@ -27,36 +25,13 @@ from alerts.patrol import (
     describe,
     evaluate,
 )
-from geofence.schedule import Holiday, Leave, Schedule, Shift
-from protocols.model import DeviceClass, Fix
 from geofence.placed import Placed
+from geofence.schedule import Holiday, Leave, Schedule, Shift
+from geofence.territory import CoverageRule, CoverageRules
+from protocols.model import DeviceClass, Fix
+from tests.coverage_city import DLAT, NE, NORTH_LAT, NW, OUTSIDE, SE, SW, TERRITORY, at, cells
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
-NW, NE, SW, SE = (f"62010500100100{i}" for i in range(1, 5))
-NORTH_LAT, WEST_LON = 36.1050, 103.7185
-DLAT, DLON = 0.0009, 0.00111
-OUTSIDE = (36.1100, 103.7300)
-
-
-def at(text: str) -> int:
-    return int(datetime.fromisoformat(text).replace(tzinfo=SHANGHAI).timestamp() * 1000)
-
-
-def unit_grid(row: int, col: int) -> list[tuple[float, float]]:
-    n, w = NORTH_LAT - row * DLAT, WEST_LON + col * DLON
-    return [(n, w), (n, w + DLON), (n - DLAT, w + DLON), (n - DLAT, w)]
-
-
-TERRITORY = Territory.from_polygons(
-    {NW: unit_grid(0, 0), NE: unit_grid(0, 1), SW: unit_grid(1, 0), SE: unit_grid(1, 1)},
-    {"anning-01": [NW, NE, SW, SE], "anning-north": [NW, NE], "anning-south": [SW, SE]})
 RULE = CoverageRule(warning_lead_min=30)
-
-
-def cells(grid: str) -> list[int]:
-    """A unit grid's cells in walking order: north to south, west to east."""
-    return sorted(TERRITORY.grids[grid], key=lambda c: (-h3.cell_to_latlng(c)[0],
-                                                        h3.cell_to_latlng(c)[1]))
 
 
 def fix(t_ms: int, lat: float, lon: float, *, device: str = "c01", rx_ms: int | None = None,
