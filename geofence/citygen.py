@@ -13,7 +13,7 @@ duplicate codes, self-intersecting rings, overlapping neighbours, holes) can be 
 at known places. A city can also be sketched straight on the WGS-84 map, with straight
 edges and an unnudged outline, as the demo city is (tracker.devcity.city).
 
-    python -m geofence.citygen 4137 chengguan.geojson [--crs EPSG:4544] [--seed 7]
+    python -m geofence.citygen 4137 chengguan.geojson [--crs EPSG:4544] [--seed 7] [--damage]
 """
 
 from __future__ import annotations
@@ -334,10 +334,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crs", default="EPSG:4326", help=f"EPSG:4326 or {PROJECTED_CRS} (CGCS2000 Gauss-Kruger)")
     parser.add_argument("--district", default=DISTRICT)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--damage", action="store_true",
+                        help="seed one of each error a real file brings (to try an import's validation report on)")
     args = parser.parse_args(argv)
     city = City(args.grids, district=args.district, seed=args.seed)
+    if args.damage:
+        seeded = city.seed_errors(bad_codes=1, duplicates=1, self_intersections=1, overlaps=1, holes=1, seed=args.seed)
     city.write(args.file, args.crs)
     print(f"wrote {len(city.grids)} unit grids to {args.file} ({args.crs})")
+    if args.damage:
+        print(f"  bad code {seeded.bad_codes[0]}; duplicate code {seeded.duplicate_codes[0]}; "
+              f"self-intersecting {seeded.self_intersecting[0]}; {seeded.overlaps[0][0]} overlaps {seeded.overlaps[0][1]}; "
+              f"hole where {seeded.holes[0][0]} was, at {seeded.holes[0][1][0]:.6f}, {seeded.holes[0][1][1]:.6f}")
     return 0
 
 

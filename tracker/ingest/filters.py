@@ -60,12 +60,9 @@ class PositionFilter:
             memory.seqs, memory.max_seq, memory.last = previous.seqs, previous.max_seq, previous.last
         return memory
 
-    def screen(self, fix: Fix) -> str | None:
-        """None when the fix is a track point, else the reason it is not."""
-        return self.screen_all((fix,))[0]
-
     def screen_all(self, fixes: Iterable[Fix]) -> list[str | None]:
-        """``screen`` for each fix in turn (the pipeline's path: one call per batch)."""
+        """For each fix in turn, None when it is a track point, else the reason it is not
+        (the pipeline calls it once per batch)."""
         memories = self._memory
         dedupe, max_acc, speed, drift = self._dedupe, self._accuracy, self._speed, self._drift
         drift_m = self.params.drift_m

@@ -138,9 +138,6 @@ class Store:
         """Read-only ad-hoc query (reports, tests)."""
         return await self._on_connection(lambda con: con.fetch(query, *args))
 
-    async def execute(self, query: str, *args) -> str:
-        return await self._on_connection(lambda con: con.execute(query, *args))
-
     # --- positions ------------------------------------------------------------------
 
     async def write_pings(self, rows: Sequence[tuple], days: Iterable[int], devices: Sequence[tuple],

@@ -18,8 +18,7 @@ def fix(t_s: float, north_m: float = 0.0, *, cls=DeviceClass.COLLECTOR, acc=5.0,
 
 
 def screen_all(fixes, params=FilterParams()):
-    f = PositionFilter(params)
-    return [f.screen(x) for x in fixes]
+    return PositionFilter(params).screen_all(fixes)
 
 
 def test_a_walk_passes_every_filter():
