@@ -200,15 +200,3 @@ def decode_sensor(
     """
     readings, rejected = each_record(_load(payload, limits), lambda item: _record(item, ref, rx_ms, limits), limits.max_batch, "records")
     return SensorBatch(readings, rejected)
-    if type(doc) is not list:
-        raise DecodeError("not_a_map", f"payload must be a map or an array of maps, got {type(doc).__name__}")
-    if not doc:
-        raise DecodeError("empty", "empty batch")
-    if len(doc) > limits.max_batch:
-        raise DecodeError("too_large", f"batch of {len(doc)} records exceeds {limits.max_batch}")
-    for item in doc:
-        try:
-            out.readings.append(_record(item, ref, rx_ms, limits))
-        except DecodeError as exc:
-            out.rejected.append(exc)
-    return out

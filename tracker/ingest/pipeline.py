@@ -24,7 +24,6 @@ and stops the service loudly.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 

@@ -9,7 +9,6 @@ to ``patrol_alerts`` (the outbox) before they are streamed on /ws.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from operator import itemgetter
 
