@@ -15,10 +15,9 @@ from hypercorn.trio import serve as hypercorn_serve
 from geofence.importer import ImportReport, cover, read_grids
 from geofence.index import GridIndex
 from protocols.owntracks import encode_report_location
-from protocols.jt808.session import AuthCodePolicy
 from tracker.clock import wall_clock_ms
 from tracker.config import Settings
-from tracker.ingest.jt808_gateway import Jt808Gateway, Jt808Settings, serve_jt808
+from tracker.ingest.jt808_gateway import Jt808Gateway, serve_jt808
 from tracker.live.state import LiveState
 from tracker.metrics import Metrics
 from protocols.model import DeviceClass, Fix
@@ -93,13 +92,6 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-def jt808_settings(settings: Settings) -> Jt808Settings:
-    j = settings.jt808
-    return Jt808Settings(host=j.host, port=j.port, district=j.district, require_auth=j.require_auth,
-                         auth_codes=AuthCodePolicy(j.auth_codes), auth_secret=j.auth_secret.encode() or None,
-                         idle_timeout_s=j.idle_timeout_s, max_connections=j.max_connections)
-
-
 async def serve_web(app, host: str, port: int, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
     config = HypercornConfig()
     config.bind = [f"{host}:{port}"]
@@ -146,7 +138,7 @@ async def run_service(settings: Settings, store: Store, *, clock_ms=None, tune: 
             return False, "not connected to the MQTT broker"
         return True, "ok"
 
-    gateway = Jt808Gateway(jt808_settings(settings), pipeline, clock_ms) if settings.jt808.enabled else None
+    gateway = Jt808Gateway(settings.jt808, pipeline, clock_ms) if settings.jt808.enabled else None
     owntracks_by_device = {ref.device: (user, phone) for (user, phone), ref in pipeline.router.owntracks_devices.items()}
 
     def downlink(device: str, placed) -> tuple[str, bytes] | None:
