@@ -25,10 +25,10 @@ from typing import NamedTuple
 from geofence.placed import Placed
 from geofence.schedule import Schedule, Slot
 from geofence.territory import CoverageRule, Territory
+from protocols.coords import distance_m
 from protocols.model import DeviceClass, Fix
 
 _MIN = 60_000
-_EARTH_RADIUS_M = 6_371_008.8
 CHECKPOINT_VERSION = 2  # 1: a list per fix; 2: base64 columns
 _COLUMNS = ("t", "cell", "lat", "lon", "acc", "bat")
 
@@ -379,14 +379,6 @@ class _Track:
     def columns(self) -> tuple[array, ...]:
         """Fix times, then the compacted columns, in the order of _COLUMNS."""
         return (self.times, *self.samples._columns())
-
-
-def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance in metres."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * _EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
 
 
 class CoverageState:
