@@ -6,6 +6,10 @@ lands where it belongs in time, and any permutation of the same fixes yields the
 coverage. How the facts are judged (accuracy cut-off, pass gap, ...) comes from a
 ``CoverageRule`` given at query time, so a changed rule re-judges the past as well.
 What coverage is judged against (grids, areas, rules) is in ``geofence.territory``.
+
+Longer than the house's ~500 lines on purpose: the compact sample columns, their
+checkpoint form and the queries over them are one data structure whose invariants (sorted
+by fix time, late fixes landing in place, compaction) hold only if they change together.
 """
 
 from __future__ import annotations
