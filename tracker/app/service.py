@@ -26,6 +26,7 @@ from tracker.ingest.pipeline import Pipeline
 from tracker.live.patrol import Patrol
 from tracker.live.state import LiveState
 from tracker.metrics import Metrics
+from tracker.storage.retention import run_retention
 from tracker.storage.schema import check_schema
 from tracker.storage.store import Store
 from web.app import create_app
@@ -141,6 +142,7 @@ async def run_service(settings: Settings, store: Store, *, clock_ms: Clock | Non
     with trio.CancelScope() as scope:
         async with trio.open_nursery() as nursery:
             await nursery.start(pipeline.run)
+            await nursery.start(run_retention, store, settings.retention, clock_ms, metrics)
             if patrol is not None:
                 await nursery.start(patrol.run)
             jt808_port = None
