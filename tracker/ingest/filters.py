@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from protocols.model import DeviceClass, Fix
+from tracker.bounds import evict_least_recent
 
 FILTERS = ("duplicate", "accuracy", "speed", "drift")
 _M_PER_DEG = 111_195.0
@@ -127,3 +128,19 @@ class PositionFilter:
                 memory.last_cos = cos(radians(fix.lat))
             verdict(reason)
         return reasons
+
+    @property
+    def remembered(self) -> int:
+        """Devices whose memory is held."""
+        return len(self._memory)
+
+    def bound(self, cap: int) -> int:
+        """Memory of at most ``cap`` devices: those whose newest accepted fix is oldest
+        (or that have none) are forgotten; returns how many went. A forgotten device's
+        next fix is judged as its first."""
+        memories = self._memory
+        return len(evict_least_recent(memories, cap, lambda d: _heard(memories[d])))
+
+
+def _heard(memory: _DeviceMemory) -> int:
+    return -1 if memory.last is None else memory.last.rx_ms

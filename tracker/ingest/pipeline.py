@@ -45,6 +45,7 @@ from protocols.errors import DecodeError
 from protocols.handset import HandsetLimits
 from protocols.jt808.session import AlarmTracker
 from protocols.model import DeviceClass, Fix
+from tracker.bounds import evict_oldest, excess, least_recent
 from tracker.clock import wall_clock_ms
 from tracker.config import Settings
 from tracker.ingest.broker import BrokerClient, BrokerParams, Message
@@ -150,7 +151,8 @@ class Pipeline:
         h = settings.handset
         limits = HandsetLimits(h.max_payload_bytes, h.max_batch, int(h.max_future_s * 1000), int(h.max_age_s * 1000))
         owntracks = parse_owntracks_map(settings.owntracks.devices, settings.grid.district) if settings.owntracks.enabled else {}
-        self.router = Router(limits, owntracks)
+        self.max_devices = settings.pipeline.max_devices
+        self.router = Router(limits, owntracks, max_routes=3 * self.max_devices)  # a topic per message kind
         self.filter = PositionFilter(filter_params(settings))
         self.sensors = SensorMonitor(sensor_params(settings), int(settings.sensors.silent_after_s * 1000))
         self.vehicle_alarms = AlarmTracker()  # the JT/T 808 gateway's, restored by resume()
@@ -178,6 +180,8 @@ class Pipeline:
         m.describe("gridwatch_tolerated_total", "Reports kept despite a defect (a damaged tail, a reading dropped), by protocol and reason")
         m.describe("gridwatch_persisted_total", "Fixes written to PostgreSQL")
         m.describe("gridwatch_alarm_events_total", "Alarm events raised or cleared, by source and kind")
+        m.describe("gridwatch_devices_evicted_total", "Devices forgotten from an in-memory table at its [pipeline] max_devices, by table")
+        m.gauge("gridwatch_devices_remembered", self._devices_remembered, "Most devices held by any per-device table in memory")
         self._persist_latency = m.histogram("gridwatch_persist_latency_seconds", "Receive to committed in PostgreSQL, per fix (sampled)")
         m.gauge("gridwatch_inbound_queue_depth", lambda: self._inbound_send.statistics().current_buffer_used, "Batches waiting for decode")
         m.gauge("gridwatch_persist_queue_depth", lambda: self._persist_send.statistics().current_buffer_used, "Batches waiting for the database")
@@ -310,6 +314,7 @@ class Pipeline:
             self._save_sensor_changes()
         for event in routed.events:
             self.hub.publish_event(event.pop("type"), event)
+        self._bound_devices()
         out.absorb(self._pending)
         self._pending = PersistBatch()
         return out
@@ -355,7 +360,37 @@ class Pipeline:
             part = PlacedSlice(kept, cells, grids, late_count)
             for listener in self.fix_listeners:
                 listener(part)
+        cap = self.max_devices
+        if len(live_devices) > cap or self.filter.remembered > cap:
+            self._evicted("live", self.live.bound(cap))
+            self._evicted("filters", self.filter.bound(cap))
         return out
+
+    # --- ceilings on what made-up device ids can make us remember ---------------------
+
+    def _bound_devices(self) -> None:
+        """Per batch: sensors, component bindings, batteries and topic routes within their
+        ceilings (live positions and the filters' memory are checked in ``place``)."""
+        cap, sensors, router = self.max_devices, self.sensors, self.router
+        n = excess(len(sensors.components), cap)
+        if n:
+            seen = sensors.last_seen
+            self._evicted("sensors", sensors.forget(least_recent(sensors.components, n, lambda d: seen.get(d, -1))))
+        if len(self._bindings) > cap:
+            self._evicted("component_bindings", len(evict_oldest(self._bindings, cap)))
+        if len(self.live.battery) > cap:
+            self._evicted("live", self.live.bound(cap))
+        if router.routes_dropped:
+            self._evicted("topic_routes", router.routes_dropped)
+            router.routes_dropped = 0
+
+    def _evicted(self, table: str, n: int) -> None:
+        if n:
+            self.metrics.inc("gridwatch_devices_evicted_total", n, table=table)
+
+    def _devices_remembered(self) -> float:
+        return max(len(self.live.devices), len(self.live.battery), self.filter.remembered, len(self.sensors.components),
+                   len(self._bindings))
 
     def _bind_components(self, readings) -> None:
         """"One manhole, one number": each sensor is bound to the component it reports
@@ -365,6 +400,7 @@ class Pipeline:
             where = (placed.fix.lat, placed.fix.lon, placed.grid) if placed else (None, None, None)
             binding = (r.component, r.device, *where)
             if self._bindings.get(r.component) != binding:
+                self._bindings.pop(r.component, None)  # re-inserted: the table's order is its recency
                 self._bindings[r.component] = binding
                 self._pending.components[r.component] = binding
 
