@@ -49,6 +49,7 @@ from tracker.bounds import evict_oldest, excess, least_recent
 from tracker.clock import wall_clock_ms
 from tracker.config import Settings
 from tracker.ingest.broker import BrokerClient, BrokerParams, Message
+from tracker.ingest.broker_stats import BrokerStats
 from tracker.ingest.filters import FilterParams, PositionFilter
 from tracker.ingest.routing import Routed, Router, parse_owntracks_map
 from tracker.live.fanout import Hub
@@ -163,6 +164,7 @@ class Pipeline:
         self._inbound_send, self._inbound_recv = trio.open_memory_channel[tuple[str, list]](settings.pipeline.inbound_queue)
         self._persist_send, self._persist_recv = trio.open_memory_channel[PersistBatch](settings.pipeline.persist_queue)
         self.broker: BrokerClient | None = None
+        self.broker_stats = BrokerStats(self.metrics)  # what the broker dropped or holds, on a connection of its own
         self._broker_scope = trio.CancelScope()
         self._pending = PersistBatch()  # alarms and dead letters raised outside decode
         self._oldest_unpersisted_rx: int | None = None
@@ -215,6 +217,7 @@ class Pipeline:
             if with_broker:
                 self.broker = broker = BrokerClient(self.broker_params(), self.feed, self._clock_ms)
                 await nursery.start(self._run_broker, broker)
+                nursery.start_soon(self.broker_stats.run, self.broker_params())
             task_status.started()
 
     async def _run_broker(self, broker: BrokerClient, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
