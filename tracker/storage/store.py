@@ -497,6 +497,16 @@ class Store:
                 return total
             await trio.lowlevel.checkpoint()
 
+    async def recently_heard_devices(self, limit: int) -> list[asyncpg.Record]:
+        """Like ``devices``, only the ``limit`` heard from last (the live state's warm
+        start, which holds at most [pipeline] max_devices)."""
+
+        async def op():
+            async with self._pool.acquire() as con:
+                return await con.fetch("SELECT * FROM devices ORDER BY last_rx DESC NULLS LAST, id LIMIT $1", limit)
+
+        return await self._run(op)
+
 
 # Tables kept for a configured number of days: table → (the time a row ages from, its key).
 # Refused fixes age from their receipt (their own time may be days older: a backlog).
