@@ -52,6 +52,7 @@ class GridSettings:
 @dataclass(frozen=True, slots=True)
 class PipelineSettings:
     inbound_queue: int = 256
+    inbound_max_bytes: int = 32 * 1024 * 1024
     persist_queue: int = 1024
     persist_batch_rows: int = 20000
     persist_flush_ms: int = 200
@@ -287,8 +288,8 @@ def _validate(s: Settings) -> None:
     need(1 <= s.database.pool_min <= s.database.pool_max, "[database] pool_min", "must be >= 1 and <= pool_max")
     need(0 <= s.grid.h3_resolution <= 15, "[grid] h3_resolution", "must be 0..15")
     need(len(s.grid.district) == 6 and s.grid.district.isdigit(), "[grid] district", "must be a 6-digit admin code")
-    for key in ("inbound_queue", "persist_queue", "persist_batch_rows", "persist_flush_ms", "broadcast_tick_ms", "client_queue_devices",
-                "max_devices"):
+    for key in ("inbound_queue", "inbound_max_bytes", "persist_queue", "persist_batch_rows", "persist_flush_ms", "broadcast_tick_ms",
+                "client_queue_devices", "max_devices"):
         need(getattr(s.pipeline, key) > 0, f"[pipeline] {key}", "must be > 0")
     need(s.handset.max_payload_bytes > 0, "[handset] max_payload_bytes", "must be > 0")
     need(s.handset.max_batch > 0, "[handset] max_batch", "must be > 0")

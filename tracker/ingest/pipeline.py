@@ -10,7 +10,8 @@
     watchdog (trio clock) ─▶ debounce maturity, silent sensors ─▶ alarm events
 
 Stages are tasks in one nursery joined by bounded channels:
-- ``inbound`` (sources → decode): batches of raw MQTT messages or decoded fixes. Never
+- ``inbound`` (sources → decode): batches of raw MQTT messages or decoded fixes, at most
+  ``inbound_queue`` batches and ``inbound_max_bytes`` of MQTT payload. Never
   drops: when full, the broker reader stops reading (Mosquitto queues for us, see
   ``max_queued_messages``) and the JT/T 808 sessions stop reading their sockets.
 - ``persist`` (decode → database): rows, refused fixes and alarm events. Never drops:
@@ -161,7 +162,11 @@ class Pipeline:
         self._log_gate = _RateLimitedLog(5)
         self._dead_gate = _RateLimitedLog(settings.pipeline.dead_letter_sample_per_min)
         self._clock_ms = clock_ms or wall_clock_ms
-        self._inbound_send, self._inbound_recv = trio.open_memory_channel[tuple[str, list]](settings.pipeline.inbound_queue)
+        self._inbound_send, self._inbound_recv = trio.open_memory_channel[tuple[str, list, int]](settings.pipeline.inbound_queue)
+        # payload bytes waiting for decode: a batch count alone bounds nothing when each
+        # message may carry a batch of fixes
+        self._inbound_bytes = 0
+        self._inbound_room = trio.Event()
         self._persist_send, self._persist_recv = trio.open_memory_channel[PersistBatch](settings.pipeline.persist_queue)
         self.broker: BrokerClient | None = None
         self.broker_stats = BrokerStats(self.metrics)  # what the broker dropped or holds, on a connection of its own
@@ -186,6 +191,7 @@ class Pipeline:
         m.gauge("gridwatch_devices_remembered", self._devices_remembered, "Most devices held by any per-device table in memory")
         self._persist_latency = m.histogram("gridwatch_persist_latency_seconds", "Receive to committed in PostgreSQL, per fix (sampled)")
         m.gauge("gridwatch_inbound_queue_depth", lambda: self._inbound_send.statistics().current_buffer_used, "Batches waiting for decode")
+        m.gauge("gridwatch_inbound_queue_bytes", lambda: self._inbound_bytes, "MQTT payload bytes waiting for decode")
         m.gauge("gridwatch_persist_queue_depth", lambda: self._persist_send.statistics().current_buffer_used, "Batches waiting for the database")
         m.gauge("gridwatch_devices_live", lambda: len(self.live.devices), "Devices with a known position")
         m.gauge("gridwatch_persist_lag_seconds", self._persist_lag, "Age of the oldest fix not yet persisted")
@@ -226,7 +232,11 @@ class Pipeline:
 
     async def feed(self, batch: list[Message]) -> None:
         """Hand one batch of (topic, payload, rx_ms) to decode; blocks when decode is behind."""
-        await self._inbound_send.send(("mqtt", batch))
+        size = sum(len(message[1]) for message in batch)
+        while self._inbound_bytes >= self.settings.pipeline.inbound_max_bytes:
+            await self._inbound_room.wait()  # push back, as a full channel does
+        self._inbound_bytes += size
+        await self._inbound_send.send(("mqtt", batch, size))
 
     async def stop(self) -> None:
         """Stop reading the broker, let decode and persistence drain, then stop the rest."""
@@ -277,7 +287,7 @@ class Pipeline:
 
     async def fixes(self, fixes: list[Fix]) -> None:
         """Decoded fixes from another source (the JT/T 808 gateway): same path as MQTT."""
-        await self._inbound_send.send(("fixes", fixes))
+        await self._inbound_send.send(("fixes", fixes, 0))
 
     async def alarms(self, alarms: list) -> None:
         """Vehicle alarm edges from the JT/T 808 gateway."""
@@ -435,7 +445,7 @@ class Pipeline:
 
     async def _decode_stage(self) -> None:
         async with self._persist_send:
-            async for kind, items in self._inbound_recv:
+            async for kind, items, size in self._inbound_recv:
                 # Decode a big batch in slices, yielding between them: every other task
                 # (a COPY's asyncio hops, an HTTP request, the hub's tick) waits for a
                 # whole scheduler round at each step, so one long slice stalls them all.
@@ -449,6 +459,11 @@ class Pipeline:
                         await self._persist_send.send(out)
                     else:
                         await trio.lowlevel.checkpoint()
+                if size:
+                    self._inbound_bytes -= size
+                    if self._inbound_bytes < self.settings.pipeline.inbound_max_bytes:
+                        self._inbound_room.set()  # wakes a waiting feed; later waits take a new event
+                        self._inbound_room = trio.Event()
             if self._pending:  # raised outside decode since its last slice
                 out, self._pending = self._pending, PersistBatch()
                 await self._persist_send.send(out)
