@@ -96,6 +96,20 @@ class SensorMonitor:
                                              f"no message for {quiet_min:.0f} min"))
         return alarms
 
+    def forget(self, devices: Iterable[str]) -> int:
+        """Drop what is held of these sensors (a ceiling on how many are remembered);
+        one with a change not yet taken is kept. Returns how many went."""
+        gone = 0
+        for device in devices:
+            if device in self._changed or device not in self.components:
+                continue
+            del self.components[device]
+            self.states.pop(device, None)
+            self.last_seen.pop(device, None)
+            self.silent.discard(device)
+            gone += 1
+        return gone
+
     # --- surviving a restart ---------------------------------------------------------------
 
     def record(self, device: str) -> SensorRecord:

@@ -123,12 +123,14 @@ class GridSettings:
 @dataclass(frozen=True, slots=True)
 class PipelineSettings:
     inbound_queue: int = 256
+    inbound_max_bytes: int = 32 * 1024 * 1024
     persist_queue: int = 1024
     persist_batch_rows: int = 20000
     persist_flush_ms: int = 200
     broadcast_tick_ms: int = 25
     client_queue_devices: int = 100000
     dead_letter_sample_per_min: int = 60
+    max_devices: int = 100000
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +227,15 @@ class DemoSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RetentionSettings:
+    pings_days: int = 400
+    filtered_fixes_days: int = 30
+    dead_letters_days: int = 14
+    check_s: float = 3600.0
+    delete_batch: int = 5000
+
+
+@dataclass(frozen=True, slots=True)
 class LogSettings:
     level: str = "INFO"
 
@@ -243,6 +254,7 @@ class Settings:
     patrol: PatrolSettings = field(default_factory=PatrolSettings)
     web: WebSettings = field(default_factory=WebSettings)
     demo: DemoSettings = field(default_factory=DemoSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
     def replace(self, section: str, **values) -> Settings:
@@ -357,7 +369,8 @@ def _validate(s: types.SimpleNamespace) -> None:
     need(1 <= s.database.pool_min <= s.database.pool_max, "[database] pool_min", "must be >= 1 and <= pool_max")
     need(0 <= s.grid.h3_resolution <= 15, "[grid] h3_resolution", "must be 0..15")
     need(len(s.grid.district) == 6 and s.grid.district.isdigit(), "[grid] district", "must be a 6-digit admin code")
-    for key in ("inbound_queue", "persist_queue", "persist_batch_rows", "persist_flush_ms", "broadcast_tick_ms", "client_queue_devices"):
+    for key in ("inbound_queue", "inbound_max_bytes", "persist_queue", "persist_batch_rows", "persist_flush_ms", "broadcast_tick_ms",
+                "client_queue_devices", "max_devices"):
         need(getattr(s.pipeline, key) > 0, f"[pipeline] {key}", "must be > 0")
     need(s.handset.max_payload_bytes > 0, "[handset] max_payload_bytes", "must be > 0")
     need(s.handset.max_batch > 0, "[handset] max_batch", "must be > 0")
@@ -380,4 +393,7 @@ def _validate(s: types.SimpleNamespace) -> None:
     need(s.patrol.evaluate_s > 0 and s.patrol.checkpoint_s > 0, "[patrol] evaluate_s", "and checkpoint_s must be > 0")
     need(0.0 <= s.patrol.min_cell_share <= 1.0, "[patrol] min_cell_share", "must be between 0 and 1")
     need(s.patrol.passes_required >= 0, "[patrol] passes_required", "must be >= 0")
+    for key in ("pings_days", "filtered_fixes_days", "dead_letters_days"):
+        need(getattr(s.retention, key) >= 0, f"[retention] {key}", "must be >= 0 (0: keep forever)")
+    need(s.retention.check_s > 0 and s.retention.delete_batch > 0, "[retention] check_s", "and delete_batch must be > 0")
     need(s.sensors.silent_after_s > 0 and s.sensors.watchdog_s > 0, "[sensors] silent_after_s", "and watchdog_s must be > 0")

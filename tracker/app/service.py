@@ -25,6 +25,7 @@ from tracker.ingest.pipeline import Pipeline
 from tracker.live.patrol import Patrol
 from tracker.live.state import LiveState
 from tracker.metrics import Metrics
+from tracker.storage.retention import run_retention
 from tracker.storage.schema import check_schema
 from tracker.storage.store import Store
 from web.app import create_app
@@ -70,9 +71,10 @@ async def import_grids(store: Store, path: str, resolution: int, crs: str | None
     return report
 
 
-async def _warm_start(store: Store, live: LiveState) -> None:
-    """Last known positions from the database, so the map is not empty after a restart."""
-    for r in await store.devices():
+async def _warm_start(store: Store, live: LiveState, max_devices: int) -> None:
+    """Last known positions from the database, so the map is not empty after a restart
+    (of the devices heard from last, as many as live state holds)."""
+    for r in await store.recently_heard_devices(max_devices):
         if r["last_t"] is None:
             continue
         fix = Fix(r["id"], DeviceClass(r["class"]), r["district"], datetime_to_ms(r["last_t"]), r["last_lat"], r["last_lon"],
@@ -118,7 +120,7 @@ async def run_service(settings: Settings, store: Store, *, clock_ms: Clock | Non
     if not index.cells:
         log.warning("no unit grids loaded: every position will be off-grid (import with `tracker grids import FILE`)")
     pipeline = Pipeline(settings, store, index, metrics, clock_ms=clock_ms)
-    await _warm_start(store, pipeline.live)
+    await _warm_start(store, pipeline.live, settings.pipeline.max_devices)
     patrol = await _patrol(settings, store, index, pipeline, metrics, clock_ms) if settings.patrol.enabled else None
     await pipeline.resume()  # alarm state: a recovery after a restart clears what was raised before it
     gateway = Jt808Gateway(settings.jt808, pipeline, clock_ms, pipeline.vehicle_alarms) if settings.jt808.enabled else None
@@ -132,6 +134,7 @@ async def run_service(settings: Settings, store: Store, *, clock_ms: Clock | Non
     with trio.CancelScope() as scope:
         async with trio.open_nursery() as nursery:
             await nursery.start(pipeline.run)
+            await nursery.start(run_retention, store, settings.retention, clock_ms, metrics)
             if patrol is not None:
                 await nursery.start(patrol.run)
             jt808_port = None

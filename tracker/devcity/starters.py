@@ -134,9 +134,10 @@ class Mosquitto:
             shutil.rmtree(self.scratch, ignore_errors=True)
 
 
-def start_mosquitto(state_dir: Path, port: int, users: Mapping[str, str]) -> Mosquitto:
+def start_mosquitto(state_dir: Path, port: int, users: Mapping[str, str], overrides: str = "") -> Mosquitto:
     """Start Mosquitto with mosquitto/mosquitto.conf and mosquitto/acl on a loopback port,
-    with ``users`` (name: password) as its only accounts.
+    with ``users`` (name: password) as its only accounts. ``overrides``: configuration
+    lines after the file's (a test broker with a tiny queue, say).
 
     As root the broker drops to the `mosquitto` user (its ``user`` option), which then
     reads the password and ACL files: those, and its persistence directory, are its own.
@@ -179,7 +180,7 @@ def start_mosquitto(state_dir: Path, port: int, users: Mapping[str, str]) -> Mos
     ]
     if run_as is not None:
         header.append(f"user {run_as}")
-    conf.write_text("\n".join(header) + "\n" + (MOSQUITTO_DIR / "mosquitto.conf").read_text())
+    conf.write_text("\n".join(header) + "\n" + (MOSQUITTO_DIR / "mosquitto.conf").read_text() + "\n" + overrides)
     for path in (passwd, acl, conf):
         _give(run_as, path, 0o600)
     log_path = state_dir / "mosquitto.log"

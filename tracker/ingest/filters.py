@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from protocols.coords import M_PER_DEG, distance_m
 from protocols.model import DeviceClass, Fix
+from tracker.bounds import evict_least_recent
 
 FILTERS = ("duplicate", "accuracy", "speed", "drift")
 
@@ -116,3 +117,19 @@ class PositionFilter:
                 memory.last = fix
             verdict(reason)
         return reasons
+
+    @property
+    def remembered(self) -> int:
+        """Devices whose memory is held."""
+        return len(self._memory)
+
+    def bound(self, cap: int) -> int:
+        """Memory of at most ``cap`` devices: those whose newest accepted fix is oldest
+        (or that have none) are forgotten; returns how many went. A forgotten device's
+        next fix is judged as its first."""
+        memories = self._memory
+        return len(evict_least_recent(memories, cap, lambda d: _heard(memories[d])))
+
+
+def _heard(memory: _DeviceMemory) -> int:
+    return -1 if memory.last is None else memory.last.rx_ms

@@ -10,7 +10,8 @@
     watchdog (trio clock) ─▶ debounce maturity, silent sensors ─▶ alarm events
 
 Stages are tasks in one nursery joined by bounded channels:
-- ``inbound`` (sources → decode): batches of raw MQTT messages or decoded fixes. Never
+- ``inbound`` (sources → decode): batches of raw MQTT messages or decoded fixes, at most
+  ``inbound_queue`` batches and ``inbound_max_bytes`` of MQTT payload. Never
   drops: when full, the broker reader stops reading (Mosquitto queues for us, see
   ``max_queued_messages``) and the JT/T 808 sessions stop reading their sockets.
 - ``persist`` (decode → database): rows, refused fixes and alarm events. Never drops:
@@ -46,9 +47,11 @@ from protocols.errors import DecodeError
 from protocols.handset import HandsetLimits
 from protocols.jt808.session import AlarmTracker
 from protocols.model import DeviceClass, Fix
+from tracker.bounds import evict_oldest, excess, least_recent
 from tracker.clock import wall_clock_ms
 from tracker.config import Settings
 from tracker.ingest.broker import BrokerClient, BrokerParams, Message
+from tracker.ingest.broker_stats import BrokerStats
 from tracker.ingest.filters import FilterParams, PositionFilter
 from tracker.ingest.routing import Routed, Router, parse_owntracks_map
 from tracker.live.fanout import Hub
@@ -151,7 +154,8 @@ class Pipeline:
         h = settings.handset
         limits = HandsetLimits(h.max_payload_bytes, h.max_batch, int(h.max_future_s * 1000), int(h.max_age_s * 1000))
         owntracks = parse_owntracks_map(settings.owntracks.devices, settings.grid.district) if settings.owntracks.enabled else {}
-        self.router = Router(limits, owntracks)
+        self.max_devices = settings.pipeline.max_devices
+        self.router = Router(limits, owntracks, max_routes=3 * self.max_devices)  # a topic per message kind
         self.filter = PositionFilter(filter_params(settings))
         self.sensors = SensorMonitor(sensor_params(settings), int(settings.sensors.silent_after_s * 1000))
         self.vehicle_alarms = AlarmTracker()  # the JT/T 808 gateway's, restored by resume()
@@ -159,9 +163,14 @@ class Pipeline:
         self._log_gate = _RateLimitedLog(5)
         self._dead_gate = _RateLimitedLog(settings.pipeline.dead_letter_sample_per_min)
         self._clock_ms = clock_ms or wall_clock_ms
-        self._inbound_send, self._inbound_recv = trio.open_memory_channel[tuple[str, list]](settings.pipeline.inbound_queue)
+        self._inbound_send, self._inbound_recv = trio.open_memory_channel[tuple[str, list, int]](settings.pipeline.inbound_queue)
+        # payload bytes waiting for decode: a batch count alone bounds nothing when each
+        # message may carry a batch of fixes
+        self._inbound_bytes = 0
+        self._inbound_room = trio.Event()
         self._persist_send, self._persist_recv = trio.open_memory_channel[PersistBatch](settings.pipeline.persist_queue)
         self.broker: BrokerClient | None = None
+        self.broker_stats = BrokerStats(self.metrics)  # what the broker dropped or holds, on a connection of its own
         self._broker_scope = trio.CancelScope()
         self._pending = PersistBatch()  # alarms and dead letters raised outside decode
         self._oldest_unpersisted_rx: int | None = None
@@ -179,8 +188,11 @@ class Pipeline:
         m.describe("gridwatch_tolerated_total", "Reports kept despite a defect (a damaged tail, a reading dropped), by protocol and reason")
         m.describe("gridwatch_persisted_total", "Fixes written to PostgreSQL")
         m.describe("gridwatch_alarm_events_total", "Alarm events raised or cleared, by source and kind")
+        m.describe("gridwatch_devices_evicted_total", "Devices forgotten from an in-memory table at its [pipeline] max_devices, by table")
+        m.gauge("gridwatch_devices_remembered", self._devices_remembered, "Most devices held by any per-device table in memory")
         self._persist_latency = m.histogram("gridwatch_persist_latency_seconds", "Receive to committed in PostgreSQL, per fix (sampled)")
         m.gauge("gridwatch_inbound_queue_depth", lambda: self._inbound_send.statistics().current_buffer_used, "Batches waiting for decode")
+        m.gauge("gridwatch_inbound_queue_bytes", lambda: self._inbound_bytes, "MQTT payload bytes waiting for decode")
         m.gauge("gridwatch_persist_queue_depth", lambda: self._persist_send.statistics().current_buffer_used, "Batches waiting for the database")
         m.gauge("gridwatch_devices_live", lambda: len(self.live.devices), "Devices with a known position")
         m.gauge("gridwatch_persist_lag_seconds", self._persist_lag, "Age of the oldest fix not yet persisted")
@@ -211,6 +223,7 @@ class Pipeline:
             if with_broker:
                 self.broker = broker = BrokerClient(self.broker_params(), self.feed, self._clock_ms)
                 await nursery.start(self._run_broker, broker)
+                nursery.start_soon(self.broker_stats.run, self.broker_params())
             task_status.started()
 
     async def _run_broker(self, broker: BrokerClient, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
@@ -219,7 +232,11 @@ class Pipeline:
 
     async def feed(self, batch: list[Message]) -> None:
         """Hand one batch of (topic, payload, rx_ms) to decode; blocks when decode is behind."""
-        await self._inbound_send.send(("mqtt", batch))
+        size = sum(len(message[1]) for message in batch)
+        while self._inbound_bytes >= self.settings.pipeline.inbound_max_bytes:
+            await self._inbound_room.wait()  # push back, as a full channel does
+        self._inbound_bytes += size
+        await self._inbound_send.send(("mqtt", batch, size))
 
     async def stop(self) -> None:
         """Stop reading the broker, let decode and persistence drain, then stop the rest."""
@@ -270,7 +287,7 @@ class Pipeline:
 
     async def fixes(self, fixes: list[Fix]) -> None:
         """Decoded fixes from another source (the JT/T 808 gateway): same path as MQTT."""
-        await self._inbound_send.send(("fixes", fixes))
+        await self._inbound_send.send(("fixes", fixes, 0))
 
     async def alarms(self, alarms: list) -> None:
         """Vehicle alarm edges from the JT/T 808 gateway."""
@@ -310,6 +327,7 @@ class Pipeline:
             self._save_sensor_changes()
         for event in routed.events:
             self.hub.publish_event(event.pop("type"), event)
+        self._bound_devices()
         out.absorb(self._pending)
         self._pending = PersistBatch()
         return out
@@ -355,7 +373,37 @@ class Pipeline:
             part = PlacedSlice(kept, cells, grids, late_count)
             for listener in self.fix_listeners:
                 listener(part)
+        cap = self.max_devices
+        if len(live_devices) > cap or self.filter.remembered > cap:
+            self._evicted("live", self.live.bound(cap))
+            self._evicted("filters", self.filter.bound(cap))
         return out
+
+    # --- ceilings on what made-up device ids can make us remember ---------------------
+
+    def _bound_devices(self) -> None:
+        """Per batch: sensors, component bindings, batteries and topic routes within their
+        ceilings (live positions and the filters' memory are checked in ``place``)."""
+        cap, sensors, router = self.max_devices, self.sensors, self.router
+        n = excess(len(sensors.components), cap)
+        if n:
+            seen = sensors.last_seen
+            self._evicted("sensors", sensors.forget(least_recent(sensors.components, n, lambda d: seen.get(d, -1))))
+        if len(self._bindings) > cap:
+            self._evicted("component_bindings", len(evict_oldest(self._bindings, cap)))
+        if len(self.live.battery) > cap:
+            self._evicted("live", self.live.bound(cap))
+        if router.routes_dropped:
+            self._evicted("topic_routes", router.routes_dropped)
+            router.routes_dropped = 0
+
+    def _evicted(self, table: str, n: int) -> None:
+        if n:
+            self.metrics.inc("gridwatch_devices_evicted_total", n, table=table)
+
+    def _devices_remembered(self) -> float:
+        return max(len(self.live.devices), len(self.live.battery), self.filter.remembered, len(self.sensors.components),
+                   len(self._bindings))
 
     def _bind_components(self, readings) -> None:
         """"One manhole, one number": each sensor is bound to the component it reports
@@ -365,6 +413,7 @@ class Pipeline:
             where = (placed.fix.lat, placed.fix.lon, placed.grid) if placed else (None, None, None)
             binding = (r.component, r.device, *where)
             if self._bindings.get(r.component) != binding:
+                self._bindings.pop(r.component, None)  # re-inserted: the table's order is its recency
                 self._bindings[r.component] = binding
                 self._pending.components[r.component] = binding
 
@@ -396,7 +445,7 @@ class Pipeline:
 
     async def _decode_stage(self) -> None:
         async with self._persist_send:
-            async for kind, items in self._inbound_recv:
+            async for kind, items, size in self._inbound_recv:
                 # Decode a big batch in slices, yielding between them: every other task
                 # (a COPY's asyncio hops, an HTTP request, the hub's tick) waits for a
                 # whole scheduler round at each step, so one long slice stalls them all.
@@ -410,6 +459,11 @@ class Pipeline:
                         await self._persist_send.send(out)
                     else:
                         await trio.lowlevel.checkpoint()
+                if size:
+                    self._inbound_bytes -= size
+                    if self._inbound_bytes < self.settings.pipeline.inbound_max_bytes:
+                        self._inbound_room.set()  # wakes a waiting feed; later waits take a new event
+                        self._inbound_room = trio.Event()
             if self._pending:  # raised outside decode since its last slice
                 out, self._pending = self._pending, PersistBatch()
                 await self._persist_send.send(out)

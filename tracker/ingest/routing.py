@@ -28,7 +28,6 @@ from protocols.sensor import SensorReading, decode_sensor
 
 _CLASSES = {c.value: c for c in DeviceClass}
 _KINDS = ("pos", "alarm", "status")
-_ROUTE_CACHE_MAX = 500_000
 
 
 @dataclass(slots=True)
@@ -71,8 +70,11 @@ def parse_owntracks_map(entries: tuple[str, ...], district: str) -> dict[tuple[s
 
 
 class Router:
-    def __init__(self, handset: HandsetLimits, owntracks_devices: Mapping[tuple[str, str], DeviceRef]) -> None:
+    def __init__(self, handset: HandsetLimits, owntracks_devices: Mapping[tuple[str, str], DeviceRef],
+                 max_routes: int = 500_000) -> None:
         self.handset = handset
+        self.max_routes = max_routes  # parsed topics remembered; a cache: emptied when full
+        self.routes_dropped = 0
         self.owntracks_devices = owntracks_devices
         self._routes: dict[str, tuple[str, DeviceRef]] = {}
         # (kind, device class) → handler; a pair missing here is refused as unsupported
@@ -94,7 +96,8 @@ class Router:
         try:
             if route is None:
                 route = parse_topic(topic)
-                if len(self._routes) >= _ROUTE_CACHE_MAX:
+                if len(self._routes) >= self.max_routes:
+                    self.routes_dropped += len(self._routes)
                     self._routes.clear()
                 self._routes[topic] = route
             kind, ref = route

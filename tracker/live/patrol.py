@@ -23,8 +23,9 @@ from geofence.reports import coverage_report, day_bounds
 from geofence.territory import CoverageRule, CoverageRules
 from protocols.epoch import datetime_to_ms, ms_to_datetime
 from protocols.model import DeviceClass, Fix
+from tracker.bounds import excess, least_recent
 from tracker.clock import wall_clock_ms
-from tracker.config import PatrolSettings, Settings
+from tracker.config import PatrolSettings, PipelineSettings, Settings
 from tracker.live.fanout import Hub
 from tracker.metrics import Metrics
 from tracker.storage.store import Store
@@ -88,6 +89,7 @@ class Patrol:
         self._visits: dict[str, dict[str | None, int]] = {}  # collector → unit grid → newest fix in it
         self._newest: dict[str, int] = {}  # collector → newest fix time in _visits
         self._grid_visits: dict[str, int] = {}  # unit grid → newest collector fix in it
+        self.max_devices = (settings.pipeline if settings is not None else PipelineSettings()).max_devices
         self._pending: list[PlacedSlice] = []  # fixes not yet absorbed
         self._pending_fixes = 0
         self._whole = 0  # fixes recorded since coverage was last compacted
@@ -221,9 +223,24 @@ class Patrol:
                     if t > seen.get(sample[2], 0):
                         seen[sample[2]] = t
                 newest[who] = max(times) if before is None else max(before, *times)
+        if len(visits) > self.max_devices:
+            self._forget_collectors()
         self._whole += self.state.coverage.observe_groups(groups, times_of)
         if self._whole >= COMPACT_FIXES:
             self.compact()
+
+    def _forget_collectors(self) -> None:
+        """Visits of at most ``[pipeline] max_devices`` collectors, those heard least
+        lately forgotten: their visits are folded into the grids' last visits first, so
+        ``last_visit`` stays as it was."""
+        visits, newest, grids = self._visits, self._newest, self._grid_visits
+        gone = least_recent(visits, excess(len(visits), self.max_devices), lambda who: newest.get(who, -1))
+        for who in gone:
+            newest.pop(who, None)
+            for grid, t in visits.pop(who).items():
+                if grid is not None and t > grids.get(grid, 0):
+                    grids[grid] = t
+        self.metrics.inc("gridwatch_devices_evicted_total", len(gone), table="patrol_visits")
 
     def compact(self) -> None:
         """Let coverage move the fixes it holds whole into its compact columns."""

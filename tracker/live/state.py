@@ -5,6 +5,7 @@ from __future__ import annotations
 from h3.api import basic_int as h3
 
 from geofence.placed import Placed
+from tracker.bounds import evict_least_recent, evict_oldest
 
 
 def device_view(placed: Placed, battery: float | None = None) -> dict:
@@ -39,9 +40,20 @@ class LiveState:
         return None if placed is None else device_view(placed, self.battery.get(device))
 
     def update_battery(self, device: str, percent: float) -> None:
+        self.battery.pop(device, None)  # re-inserted: the table's order is its recency
         self.battery[device] = percent
         if device in self.devices:
             self.dirty.add(device)
+
+    def bound(self, cap: int) -> int:
+        """At most ``cap`` devices and ``cap`` batteries: the least recently heard are
+        forgotten (the map loses them until they report again); returns how many went."""
+        devices = self.devices
+        gone = evict_least_recent(devices, cap, lambda d: devices[d].fix.rx_ms)
+        for device in gone:
+            self.dirty.discard(device)
+            self.battery.pop(device, None)
+        return len(gone) + len(evict_oldest(self.battery, cap))
 
     def take_dirty(self) -> list[dict]:
         if not self.dirty:

@@ -19,7 +19,7 @@ import asyncpg
 import trio
 import trio_asyncio
 
-from protocols.epoch import ms_to_datetime
+from protocols.epoch import datetime_to_ms, ms_to_datetime
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -364,6 +364,93 @@ class Store:
                     "WHERE source = $1 ORDER BY device, kind, id DESC", source)
 
         return await self._run(op)
+
+
+    # --- retention ------------------------------------------------------------------
+
+    async def ping_days(self) -> list[int]:
+        """UTC day numbers of the pings partitions that exist, oldest first."""
+
+        async def op() -> list[str]:
+            async with self._pool.acquire() as con:
+                return [r["name"] for r in await con.fetch(
+                    "SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                    "WHERE i.inhparent = 'pings'::regclass")]
+
+        return sorted(day for name in await self._run(op) if (day := _ping_partition_day(name)) is not None)
+
+    async def drop_ping_days_before(self, day: int) -> list[int]:
+        """Drop every whole-day pings partition of a day before ``day``; return those days.
+
+        Each goes in its own short transaction that waits at most a few seconds for its
+        lock (the writer's COPY holds the parent): one that cannot is left for next time.
+        """
+        dropped = []
+        for old in await self.ping_days():
+            if old >= day:
+                break
+
+            async def op(old: int = old) -> bool:
+                async with self._pool.acquire() as con:
+                    try:
+                        async with con.transaction():
+                            await con.execute("SET LOCAL lock_timeout = '5s'")
+                            await con.execute(f"DROP TABLE IF EXISTS {_ping_partition(old)}")
+                    except asyncpg.LockNotAvailableError:
+                        return False
+                return True
+
+            if await self._run(op):
+                self._partitions.discard(old)  # a late fix for that day creates it again
+                dropped.append(old)
+        return dropped
+
+    async def delete_expired(self, table: str, before: datetime, batch: int) -> int:
+        """Delete rows of ``table`` (a key of RETAINED) older than ``before``, ``batch``
+        rows per statement so no transaction grows long; return how many went."""
+        column, key = RETAINED[table]
+        query = (f"DELETE FROM {table} WHERE {key} = ANY(ARRAY("
+                 f"SELECT {key} FROM {table} WHERE {column} < $1 LIMIT $2))")
+
+        async def op() -> int:
+            async with self._pool.acquire() as con:
+                status = await con.execute(query, before, batch)
+            return int(status.split()[-1])
+
+        total = 0
+        while True:
+            deleted = await self._run(op)
+            total += deleted
+            if deleted < batch:
+                return total
+            await trio.lowlevel.checkpoint()
+
+    async def recently_heard_devices(self, limit: int) -> list[asyncpg.Record]:
+        """Like ``devices``, only the ``limit`` heard from last (the live state's warm
+        start, which holds at most [pipeline] max_devices)."""
+
+        async def op():
+            async with self._pool.acquire() as con:
+                return await con.fetch("SELECT * FROM devices ORDER BY last_rx DESC NULLS LAST, id LIMIT $1", limit)
+
+        return await self._run(op)
+
+
+# Tables kept for a configured number of days: table → (the time a row ages from, its key).
+# Refused fixes age from their receipt (their own time may be days older: a backlog).
+RETAINED = {"filtered_fixes": ("rx", "ctid"), "dead_letters": ("at", "id")}
+
+
+def _ping_partition(day: int) -> str:
+    return f"pings_{ms_to_datetime(day * DAY_MS):%Y%m%d}"
+
+
+def _ping_partition_day(name: str) -> int | None:
+    """The UTC day number of a partition ``write_pings`` named, None for any other table."""
+    digits = name.removeprefix("pings_")
+    if digits == name or len(digits) != 8 or not digits.isdigit():
+        return None
+    return datetime_to_ms(datetime.strptime(digits, "%Y%m%d").replace(tzinfo=UTC)) // DAY_MS
 
 
 # One statement for a whole batch of devices: arrays in, a set-based upsert server-side.
