@@ -118,6 +118,10 @@ class MapSettings:
     zoom: int
     district: str
     track_max_points: int
+    max_body_bytes: int = 4 << 20
+    allowed_hosts: tuple[str, ...] = ("127.0.0.1", "::1", "localhost")  # see web.guards.HostNames
+    ws_snapshot_devices: int = 500  # devices per snapshot frame
+    ws_max_unsent_bytes: int = 8 << 20  # a WebSocket client that leaves more unsent is closed
 
 
 def _all_healthy() -> tuple[bool, str]:

@@ -11,8 +11,6 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-MAX_BODY_BYTES = 4 << 20
-
 
 def error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
@@ -61,9 +59,8 @@ def limit_param(request: Request, default: int, high: int) -> int:
 
 
 async def json_body(request: Request) -> object:
+    """The JSON body; its size is held to ``[web] max_body_bytes`` by ``web.guards.LimitBody``."""
     body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise HTTPException(413, "body larger than 4 MiB")
     try:
         return json.loads(body)
     except (ValueError, RecursionError):

@@ -14,6 +14,7 @@ from tracker.live.state import LiveState
 from tracker.metrics import Metrics
 from tracker.storage.store import Store
 from web.context import FeedTooSlow, Locate, MapSettings, WebContext
+from web.guards import default_allowed_hosts
 
 
 class HubSubscription:
@@ -48,7 +49,10 @@ def map_settings(settings: Settings) -> MapSettings:
     web = settings.web
     lat, lon = web.center
     return MapSettings(tile_url=web.tile_url, map_datum=web.map_datum, center=(lat, lon), zoom=web.zoom,
-                       district=settings.grid.district, track_max_points=web.track_max_points)
+                       district=settings.grid.district, track_max_points=web.track_max_points,
+                       max_body_bytes=web.max_body_bytes,
+                       allowed_hosts=web.allowed_hosts or default_allowed_hosts(web.host, web.public_name),
+                       ws_snapshot_devices=web.ws_snapshot_devices, ws_max_unsent_bytes=web.ws_max_unsent_bytes)
 
 
 def web_context(settings: Settings, *, clock_ms: Callable[[], int], store: Store, index: GridIndex, live: LiveState,
