@@ -8,7 +8,7 @@ import math
 from datetime import UTC, datetime
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
 
@@ -60,7 +60,10 @@ def limit_param(request: Request, default: int, high: int) -> int:
 
 async def json_body(request: Request) -> object:
     """The JSON body; its size is held to ``[web] max_body_bytes`` by ``web.guards.LimitBody``."""
-    body = await request.body()
+    try:
+        body = await request.body()
+    except ClientDisconnect:
+        raise HTTPException(400, "the body ended early: the client went away") from None
     try:
         return json.loads(body)
     except (ValueError, RecursionError):
