@@ -151,6 +151,7 @@ class WebSettings:
     public_name: str = ""
     ws_snapshot_devices: int = 500
     ws_max_unsent_bytes: int = 8 << 20
+    send_stall_s: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +290,7 @@ def _validate(s: Settings) -> None:
     need(0 <= s.web.port <= 65535, "[web] port", "must be 0..65535")
     need(s.web.max_body_bytes > 0, "[web] max_body_bytes", "must be > 0")
     need(s.web.ws_snapshot_devices > 0, "[web] ws_snapshot_devices", "must be > 0")
+    need(s.web.send_stall_s > 0, "[web] send_stall_s", "must be > 0")
     need(s.web.ws_max_unsent_bytes > 0, "[web] ws_max_unsent_bytes", "must be > 0")
     need(all(h.strip() == h and h for h in s.web.allowed_hosts), "[web] allowed_hosts", "must be host names, \"*\" or \"*.domain\"")
     need(s.web.map_datum in ("wgs84", "gcj02", "bd09"), "[web] map_datum", "must be wgs84, gcj02 or bd09")

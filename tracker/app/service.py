@@ -138,7 +138,8 @@ async def run_service(settings: Settings, store: Store, *, clock_ms: Clock | Non
                 jt808_port = await nursery.start(_in_scope, gateway_scope,
                                                  functools.partial(serve_jt808, gateway=gateway), gateway.settings, pipeline)
                 log.info("JT/T 808 gateway listening on %s:%d", settings.jt808.host, jt808_port)
-            bound = await nursery.start(serve_web, app, web_config(settings.web.host, settings.web.port), metrics)
+            bound = await nursery.start(functools.partial(serve_web, send_stall_s=settings.web.send_stall_s), app,
+                                        web_config(settings.web.host, settings.web.port), metrics)
             url = bound[0] if bound else f"http://{settings.web.host}:{settings.web.port}"
             log.info("serving the command map at %s", url)
             task_status.started(Running(pipeline, web, url, scope, jt808_port, gateway_scope, patrol, gateway))

@@ -8,6 +8,11 @@ and garbage frames was seen to do exactly that). Here each connection runs hyper
 own connection handler inside a guard: what it raises is logged with its traceback,
 counted in ``gridwatch_web_connection_errors_total``, and ends that connection only.
 
+A peer that stops reading would hold a connection forever: hypercorn writes under a
+shield, so no cancellation reaches a write the peer never takes. Each connection's stream
+is wrapped so that a write that makes no progress for ``send_stall_s`` breaks the
+connection (counted in ``gridwatch_web_send_stalled_total``).
+
 Every private member of hypercorn this needs is used in this module and nowhere else.
 """
 
@@ -34,6 +39,7 @@ WEBSOCKET_PING_INTERVAL_S = 20.0
 
 
 def web_config(host: str, port: int, ping_interval_s: float | None = WEBSOCKET_PING_INTERVAL_S) -> Config:
+    """hypercorn's settings for the web edge."""
     config = Config()
     config.bind = [f"{host}:{port}"]
     config.accesslog = None
@@ -47,8 +53,36 @@ def web_config(host: str, port: int, ping_interval_s: float | None = WEBSOCKET_P
 Connection = Callable[..., Any]
 
 
-async def serve_web(app: Any, config: Config, metrics: Counters, *, connection: Connection = TCPServer,
-                    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+class StallGuard:
+    """A socket stream whose writes break the connection when the peer takes no byte for
+    ``stall_s``; hypercorn's connection handler uses it in place of the stream."""
+
+    def __init__(self, stream: trio.SocketStream, stall_s: float, metrics: Counters) -> None:
+        self._stream = stream
+        self._stall_s = stall_s
+        self._metrics = metrics
+        self.socket = stream.socket
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        with trio.move_on_after(self._stall_s) as stalled:
+            await self._stream.send_all(data)
+        if stalled.cancelled_caught:
+            self._metrics.inc("gridwatch_web_send_stalled_total")
+            await self._stream.aclose()
+            raise trio.BrokenResourceError(f"the peer read nothing for {self._stall_s} s")
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        return await self._stream.receive_some(max_bytes)
+
+    async def send_eof(self) -> None:
+        await self._stream.send_eof()
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+async def serve_web(app: Any, config: Config, metrics: Counters, *, send_stall_s: float = 30.0,
+                    connection: Connection = TCPServer, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
     """Serve ``app`` on ``config.bind`` until cancelled; ``task_status.started(urls)``."""
     wrapped = wrap_app(app, config.wsgi_max_body_size, "asgi")
     state: dict[str, Any] = {}
@@ -63,7 +97,7 @@ async def serve_web(app: Any, config: Config, metrics: Counters, *, connection: 
             sock.listen(config.backlog)
             listeners.append(trio.SocketListener(trio.socket.from_stdlib_socket(sock)))
         urls = [f"http://{repr_socket_addr(s.family, s.getsockname())}" for s in sockets.insecure_sockets]
-        serve_one = functools.partial(_contained, connection, wrapped, config, context, state, metrics)
+        serve_one = functools.partial(_contained, connection, wrapped, config, context, state, metrics, send_stall_s)
         async with trio.open_nursery() as connections:
             await connections.start(trio.serve_listeners, serve_one, listeners)
             task_status.started(urls)
@@ -71,10 +105,10 @@ async def serve_web(app: Any, config: Config, metrics: Counters, *, connection: 
 
 
 async def _contained(connection: Connection, app: Any, config: Config, context: WorkerContext, state: dict[str, Any],
-                     metrics: Counters, stream: trio.SocketStream) -> None:
+                     metrics: Counters, send_stall_s: float, stream: trio.SocketStream) -> None:
     """One connection; whatever it raises ends it and nothing else."""
     try:
-        await connection(app, config, context, ConnectionState(state.copy()), stream)
+        await connection(app, config, context, ConnectionState(state.copy()), StallGuard(stream, send_stall_s, metrics))
     except Exception as exc:  # also a group of nothing but errors
         await _failed(exc, metrics, stream)
     except BaseExceptionGroup as group:  # errors beside a cancellation: the cancellation goes on
