@@ -127,8 +127,8 @@ async def test_every_route_answers_garbage_with_a_client_error_that_names_the_pa
             assert (await http.put("/api/patrol/plan", content=b"{}")).status_code == 200  # a plan: every route is live
             answers: list[tuple[str, str, int, str]] = []
 
-            @hsettings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
-            @given(st.sampled_from(ROUTE_TABLE), text, any_query, any_body)
+            @hsettings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+            @given(text, any_query, any_body)
             def case(route, segment, params, body):
                 method, template, path_params = route
                 url = template
@@ -141,7 +141,8 @@ async def test_every_route_answers_garbage_with_a_client_error_that_names_the_pa
                 if 400 <= answer[0] < 500 and template not in ("/static/{path}",) and answer[0] not in (404, 405):
                     assert names_what_is_wrong(answer[1]), note
 
-            await trio.to_thread.run_sync(case)
+            for route in ROUTE_TABLE:
+                await trio.to_thread.run_sync(case, route)
             health = (await http.get("/healthz")).status_code
         nursery.cancel_scope.cancel()
     assert health == 200
