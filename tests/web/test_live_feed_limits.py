@@ -75,3 +75,28 @@ async def test_clients_that_never_read_are_closed_and_hold_no_copy_of_the_map(se
     assert grown < 40 * MiB  # a copy of the snapshot per client would be 80 MB and more
     assert metrics.get("gridwatch_ws_dropped_total", reason="too_slow") == clients
     assert health == 200
+
+
+async def test_control_messages_other_than_ping_close_the_socket_with_1003(settings, broker):
+    """A deeply nested message (which ends a recursive JSON parser), a large one, binary
+    data and unknown types each close that socket only; a ping does not."""
+    settings = settings.replace("jt808", enabled=False)
+    messages: list[str | bytes] = ["[" * 4000, "[" * 3000 + "]" * 3000, "x" * 10_000, b"\x00\x01", '{"type": "subscribe"}', "{"]
+    codes = []
+    async with trio.open_nursery() as nursery:
+        _store, running = await start_service(nursery, settings)
+        for message in messages:
+            async with ws_connect(ws_url(running)) as ws:
+                await ws.recv()  # the snapshot
+                await ws.send('{"type": "ping"}')
+                await ws.send(message)
+                with trio.fail_after(5):
+                    await ws.wait_closed()
+                codes.append(ws.close_code)
+        async with httpx.AsyncClient(base_url=running.url, timeout=10) as http:
+            health = (await http.get("/healthz")).status_code
+        dropped = running.pipeline.metrics.get("gridwatch_ws_dropped_total", reason="bad_input")
+        nursery.cancel_scope.cancel()
+    assert codes == [1003] * len(messages)
+    assert dropped == len(messages)
+    assert health == 200
