@@ -212,6 +212,12 @@ class WebSettings:
     center: tuple[float, ...] = (36.1046, 103.7191)
     zoom: int = 15
     track_max_points: int = 20000
+    max_body_bytes: int = 4 << 20
+    allowed_hosts: tuple[str, ...] = ()
+    public_name: str = ""
+    ws_snapshot_devices: int = 500
+    ws_max_unsent_bytes: int = 8 << 20
+    send_stall_s: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,6 +382,11 @@ def _validate(s: types.SimpleNamespace) -> None:
     need(s.handset.max_batch > 0, "[handset] max_batch", "must be > 0")
     need(len(s.web.center) == 2 and -90 <= s.web.center[0] <= 90 and -180 <= s.web.center[1] <= 180, "[web] center", "must be [lat, lon]")
     need(0 <= s.web.port <= 65535, "[web] port", "must be 0..65535")
+    need(s.web.max_body_bytes > 0, "[web] max_body_bytes", "must be > 0")
+    need(s.web.ws_snapshot_devices > 0, "[web] ws_snapshot_devices", "must be > 0")
+    need(s.web.send_stall_s > 0, "[web] send_stall_s", "must be > 0")
+    need(s.web.ws_max_unsent_bytes > 0, "[web] ws_max_unsent_bytes", "must be > 0")
+    need(all(h.strip() == h and h for h in s.web.allowed_hosts), "[web] allowed_hosts", "must be host names, \"*\" or \"*.domain\"")
     need(s.web.map_datum in ("wgs84", "gcj02", "bd09"), "[web] map_datum", "must be wgs84, gcj02 or bd09")
     need(s.log.level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"), "[log] level", "must be DEBUG, INFO, WARNING or ERROR")
     need(s.demo.interval_s > 0, "[demo] interval_s", "must be > 0")

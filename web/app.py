@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from web.context import WebContext
+from web.guards import CheckHost, LimitBody
 from web.params import error
 from web.routes import alerts, commandmap, devices, ops, patrol, reports
 from web.routes.commandmap import STATIC
@@ -52,6 +54,10 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(ctx: WebContext) -> Starlette:
-    app = Starlette(routes=ROUTES, exception_handlers={HTTPException: http_error})
+    limits = ctx.settings
+    app = Starlette(routes=ROUTES, exception_handlers={HTTPException: http_error}, middleware=[
+        Middleware(CheckHost, allowed=limits.allowed_hosts, metrics=ctx.metrics),
+        Middleware(LimitBody, max_bytes=limits.max_body_bytes, metrics=ctx.metrics),
+    ])
     app.state.context = ctx
     return app

@@ -8,7 +8,7 @@ Rows from the store are read by column name only, so any mapping-like record wil
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol, cast
@@ -58,9 +58,10 @@ class FeedTooSlow(Exception):
 class Subscription(Protocol):
     """One client's share of the live feed."""
 
-    @property
-    def snapshot(self) -> str:
-        """The encoded snapshot frame to send first."""
+    def snapshot_frames(self, devices_per_frame: int) -> Iterator[str]:
+        """The encoded snapshot to send first, in frames of at most ``devices_per_frame``
+        devices, each encoded only when asked for: ``{"type":"snapshot",...}`` then
+        ``{"type":"snapshot_part",...}``, every frame but the last with ``"more":true``."""
         ...
 
     async def next_frames(self) -> list[str]:
@@ -118,6 +119,10 @@ class MapSettings:
     zoom: int
     district: str
     track_max_points: int
+    max_body_bytes: int = 4 << 20
+    allowed_hosts: tuple[str, ...] = ("127.0.0.1", "::1", "localhost")  # see web.guards.HostNames
+    ws_snapshot_devices: int = 500  # devices per snapshot frame
+    ws_max_unsent_bytes: int = 8 << 20  # a WebSocket client that leaves more unsent is closed
 
 
 def _all_healthy() -> tuple[bool, str]:

@@ -8,10 +8,8 @@ import math
 from datetime import UTC, datetime
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
-
-MAX_BODY_BYTES = 4 << 20
 
 
 def error(status: int, message: str) -> JSONResponse:
@@ -61,9 +59,11 @@ def limit_param(request: Request, default: int, high: int) -> int:
 
 
 async def json_body(request: Request) -> object:
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise HTTPException(413, "body larger than 4 MiB")
+    """The JSON body; its size is held to ``[web] max_body_bytes`` by ``web.guards.LimitBody``."""
+    try:
+        body = await request.body()
+    except ClientDisconnect:
+        raise HTTPException(400, "the body ended early: the client went away") from None
     try:
         return json.loads(body)
     except (ValueError, RecursionError):

@@ -1,17 +1,23 @@
 """``/ws``: the live feed of the command map, one WebSocket per client.
 
-The stream is server → client: a snapshot of every device, then delta frames, alerts and
-alarms as the service's fan-out hands them over. The client may only send small JSON
-control messages (``{"type": "ping"}``, ignored). A socket ends in one of three ways: the
-client leaves; the client sends anything else (closed with 1003); or the client falls so
-far behind that its undroppable events overflow (closed with 1013, reconnect for a fresh
-snapshot).
+The stream is server → client: a snapshot of every device, in frames of at most
+``[web] ws_snapshot_devices`` devices, then delta frames, alerts and alarms as the
+service's fan-out hands them over. The client may only send small JSON control messages
+(``{"type": "ping"}``, ignored). A socket ends in one of three ways: the client leaves; the
+client sends anything else (closed with 1003); or the client falls behind (closed with
+1013, reconnect for a fresh snapshot): its undroppable events overflow, or more than
+``[web] ws_max_unsent_bytes`` of frames wait for it to read what was sent before.
+
+Frames are taken from the feed as soon as it has them and wait in a queue of their own
+while the socket is busy, so a client that stops reading is seen (its queue passes the
+budget) and closed, instead of holding a connection and a snapshot forever.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 
 import trio
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -31,15 +37,43 @@ class Close:
     reason: str
 
 
+@dataclass(slots=True)
+class Outbox:
+    """Frames taken from the feed that the socket has not taken yet, and their size."""
+
+    budget: int
+    frames: deque[str] = field(default_factory=deque)
+    size: int = 0
+    ready: trio.Event = field(default_factory=trio.Event)
+
+    def put(self, frames: list[str]) -> bool:
+        """Queue frames; False once the queue is over budget."""
+        self.frames.extend(frames)
+        self.size += sum(len(f) for f in frames)
+        self.ready.set()
+        return self.size <= self.budget
+
+    async def take(self) -> str:
+        while not self.frames:
+            self.ready = trio.Event()
+            await self.ready.wait()
+        frame = self.frames.popleft()
+        self.size -= len(frame)
+        return frame
+
+
 async def live_feed(websocket: WebSocket) -> None:
     ctx = context(websocket)
     await websocket.accept()
     subscription = ctx.feed.subscribe()
     outcome: list[Close] = []
+    outbox = Outbox(ctx.settings.ws_max_unsent_bytes)
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_read_controls, websocket, nursery.cancel_scope, outcome)
-            nursery.start_soon(_write_frames, websocket, subscription, nursery.cancel_scope, outcome)
+            nursery.start_soon(_take_frames, subscription, outbox, nursery.cancel_scope, outcome)
+            nursery.start_soon(_write_frames, websocket, subscription, outbox, ctx.settings.ws_snapshot_devices,
+                               nursery.cancel_scope)
     finally:
         subscription.close()
     if outcome:
@@ -51,15 +85,23 @@ async def live_feed(websocket: WebSocket) -> None:
             pass  # the peer went away first
 
 
-async def _write_frames(websocket: WebSocket, subscription: Subscription, done: trio.CancelScope,
-                        outcome: list[Close]) -> None:
+async def _take_frames(subscription: Subscription, outbox: Outbox, done: trio.CancelScope, outcome: list[Close]) -> None:
     try:
-        await websocket.send_text(subscription.snapshot)
-        while True:
-            for frame in await subscription.next_frames():
-                await websocket.send_text(frame)
+        while outbox.put(await subscription.next_frames()):
+            pass
+        outcome.append(Close(TRY_AGAIN_LATER, "client not reading; reconnect for a snapshot"))
     except FeedTooSlow:
         outcome.append(Close(TRY_AGAIN_LATER, "client too slow; reconnect for a snapshot"))
+    done.cancel()
+
+
+async def _write_frames(websocket: WebSocket, subscription: Subscription, outbox: Outbox, devices_per_frame: int,
+                        done: trio.CancelScope) -> None:
+    try:
+        for frame in subscription.snapshot_frames(devices_per_frame):
+            await websocket.send_text(frame)
+        while True:
+            await websocket.send_text(await outbox.take())
     except (WebSocketDisconnect, RuntimeError):
         pass  # closed under us
     done.cancel()

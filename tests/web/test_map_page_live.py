@@ -10,7 +10,7 @@ import trio
 
 from tests.browser import browser_errors, open_browser, save_screenshot, wait_for_js
 from tests.harness import start_service
-from tests.helpers import apublish
+from tests.helpers import apublish, wait_for
 
 WALKERS = {"c0301": (36.1050, 103.7150), "c0302": (36.1080, 103.7250), "v0301": (36.1010, 103.7100)}
 
@@ -98,4 +98,25 @@ async def test_with_gcj02_tiles_markers_and_grids_shift_together(settings, broke
     expected = wgs84_to_gcj02(lat, lon)
     assert abs(shown[0] - expected[0]) < 1e-9 and abs(shown[1] - expected[1]) < 1e-9 and shown[2] == [lat, lon]
     assert inside
+    assert errors == []
+
+
+async def test_a_snapshot_in_many_frames_shows_every_device_once_complete(settings, broker):
+    settings = settings.replace("web", ws_snapshot_devices=1)  # one device a frame
+    async with trio.open_nursery() as nursery:
+        _store, running = await start_service(nursery, settings)
+        await apublish(broker, _positions(0))
+        await wait_for(lambda: len(running.pipeline.live.devices) == len(WALKERS))
+
+        def in_browser() -> tuple[list[str], list]:
+            with open_browser() as driver:
+                driver.get(running.url + "/")
+                wait_for_js(driver, "window.gridwatch && window.gridwatch.gridsLoaded", timeout=20)
+                wait_for_js(driver, "document.querySelectorAll('.gw-marker[data-device]').length === 3", timeout=20)
+                shown = driver.execute_script("return [...window.gridwatch.devices.keys()].sort()")
+                return shown, browser_errors(driver)
+
+        shown, errors = await trio.to_thread.run_sync(in_browser)
+        nursery.cancel_scope.cancel()
+    assert shown == sorted(WALKERS)  # the page took the parts as one snapshot, not the first frame alone
     assert errors == []

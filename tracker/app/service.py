@@ -8,8 +8,6 @@ import logging
 from dataclasses import dataclass
 
 import trio
-from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve as hypercorn_serve
 
 from geofence.importer import ImportReport, cover, read_grids, to_feature_collection
 from geofence.index import GridIndex
@@ -18,6 +16,7 @@ from protocols.epoch import datetime_to_ms
 from protocols.model import DeviceClass, Fix
 from tracker.app.commands import DeviceCommands, broker_health
 from tracker.app.web_edge import web_context
+from tracker.app.web_server import serve_web, web_config
 from tracker.clock import Clock, wall_clock_ms
 from tracker.config import Settings
 from tracker.ingest.jt808_gateway import Jt808Gateway, serve_jt808
@@ -93,14 +92,6 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-async def serve_web(app, host: str, port: int, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-    config = HypercornConfig()
-    config.bind = [f"{host}:{port}"]
-    config.accesslog = None
-    config.errorlog = logging.getLogger("hypercorn.error")
-    config.graceful_timeout = 2
-    config.websocket_ping_interval = 20
-    await hypercorn_serve(app, config, task_status=task_status)
 
 
 async def run_service(settings: Settings, store: Store, *, clock_ms: Clock | None = None, tune: bool = False,
@@ -143,7 +134,8 @@ async def run_service(settings: Settings, store: Store, *, clock_ms: Clock | Non
                 jt808_port = await nursery.start(_in_scope, gateway_scope,
                                                  functools.partial(serve_jt808, gateway=gateway), gateway.settings, pipeline)
                 log.info("JT/T 808 gateway listening on %s:%d", settings.jt808.host, jt808_port)
-            bound = await nursery.start(serve_web, app, settings.web.host, settings.web.port)
+            bound = await nursery.start(functools.partial(serve_web, send_stall_s=settings.web.send_stall_s), app,
+                                        web_config(settings.web.host, settings.web.port), metrics)
             url = bound[0] if bound else f"http://{settings.web.host}:{settings.web.port}"
             log.info("serving the command map at %s", url)
             task_status.started(Running(pipeline, web, url, scope, jt808_port, gateway_scope, patrol, gateway))

@@ -3,7 +3,8 @@ parts, and the live feed over the fan-out hub."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from geofence.index import GridIndex
@@ -14,16 +15,28 @@ from tracker.live.state import LiveState
 from tracker.metrics import Metrics
 from tracker.storage.store import Store
 from web.context import FeedTooSlow, Locate, MapSettings, WebContext
+from web.guards import default_allowed_hosts
 
 
 class HubSubscription:
-    """One WebSocket client of the hub."""
+    """One WebSocket client of the hub. Its snapshot holds the ids of the devices live when
+    it joined, not their views: each frame of it is built from the newest views as it is
+    sent, so a client that reads slowly holds one frame, not a copy of the whole map."""
 
     def __init__(self, hub: Hub, live: LiveState) -> None:
         self._hub = hub
         self._live = live
-        self._client: Client
-        self._client, self.snapshot = hub.connect()
+        self._client: Client = hub.join()
+        self._devices = list(live.devices)
+
+    def snapshot_frames(self, devices_per_frame: int) -> Iterator[str]:
+        ids, self._devices = self._devices, []
+        for start in range(0, max(len(ids), 1), devices_per_frame):
+            views = [v for v in map(self._live.view, ids[start:start + devices_per_frame]) if v is not None]
+            frame: dict[str, Any] = {"type": "snapshot_part" if start else "snapshot", "devices": views}
+            if start + devices_per_frame < len(ids):
+                frame["more"] = True
+            yield json.dumps(frame, separators=(",", ":"))
 
     async def next_frames(self) -> list[str]:
         try:
@@ -48,7 +61,10 @@ def map_settings(settings: Settings) -> MapSettings:
     web = settings.web
     lat, lon = web.center
     return MapSettings(tile_url=web.tile_url, map_datum=web.map_datum, center=(lat, lon), zoom=web.zoom,
-                       district=settings.grid.district, track_max_points=web.track_max_points)
+                       district=settings.grid.district, track_max_points=web.track_max_points,
+                       max_body_bytes=web.max_body_bytes,
+                       allowed_hosts=web.allowed_hosts or default_allowed_hosts(web.host, web.public_name),
+                       ws_snapshot_devices=web.ws_snapshot_devices, ws_max_unsent_bytes=web.ws_max_unsent_bytes)
 
 
 def web_context(settings: Settings, *, clock_ms: Callable[[], int], store: Store, index: GridIndex, live: LiveState,

@@ -116,9 +116,14 @@ class Hub:
 
     def connect(self) -> tuple[Client, str]:
         """Register a client; return it and its snapshot frame."""
+        client = self.join()
+        return client, encode_devices("snapshot", self.live.snapshot())
+
+    def join(self) -> Client:
+        """Register a client that builds its own snapshot (in pieces, as it sends them)."""
         client = Client(self.max_pending_devices, sent=self._sent)
         self.clients.add(client)
-        return client, encode_devices("snapshot", self.live.snapshot())
+        return client
 
     def disconnect(self, client: Client) -> None:
         self.clients.discard(client)

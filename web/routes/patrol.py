@@ -32,7 +32,7 @@ async def plan_get(request: Request) -> Response:
 
 
 async def plan_put(request: Request) -> Response:
-    """Replace the whole plan; 422 names what is wrong with it."""
+    """Replace the whole plan; 422 names what is wrong with it ("body: ...")."""
     patrol = patrol_engine(request)
     doc = await json_body(request)
     if not isinstance(doc, dict):
@@ -40,7 +40,7 @@ async def plan_put(request: Request) -> Response:
     try:
         version = await patrol.replace_plan(doc, note="PUT /api/patrol/plan")
     except PlanError as exc:
-        return error(422, str(exc))
+        return error(422, f"body: {exc}")
     return JSONResponse({"version": version}, status_code=200)
 
 
@@ -55,5 +55,5 @@ async def plan_exception(request: Request) -> Response:
     try:
         version = await patrol.replace_plan(patrol.plan.with_exception(item).to_dict(), note=f"exception {item.get('type')}")
     except PlanError as exc:
-        return error(422, str(exc))
+        return error(422, f"body: {exc}")
     return JSONResponse({"version": version}, status_code=201)

@@ -1,5 +1,7 @@
 // The live feed: one WebSocket to /ws, reopened with jittered exponential backoff.
-// Every new connection starts with a snapshot frame, which replaces the page's state.
+// Every new connection starts with a snapshot, which replaces the page's state. A large
+// snapshot comes in several frames: "snapshot" then "snapshot_part" frames, each but the
+// last marked "more": true. They are put together here, so the page sees one snapshot.
 
 import { toDisplay } from './datum.js';
 
@@ -39,6 +41,7 @@ export class LiveFeed {
     const socket = new WebSocket(this.url);
     this.socket = socket;
     let framesOnThisSocket = 0;
+    let partial = null; // the devices of a snapshot still arriving
     socket.addEventListener('open', () => this.setState('open'));
     socket.addEventListener('message', (event) => {
       if (typeof event.data !== 'string') return;
@@ -51,6 +54,14 @@ export class LiveFeed {
       if (frame === null || typeof frame !== 'object') return;
       framesOnThisSocket += 1;
       if (framesOnThisSocket === 1) this.failures = 0;
+      if (frame.type === 'snapshot' || (frame.type === 'snapshot_part' && partial !== null)) {
+        const devices = Array.isArray(frame.devices) ? frame.devices : [];
+        if (frame.type === 'snapshot') partial = devices;
+        else for (const device of devices) partial.push(device);
+        if (frame.more === true) return;
+        frame = { type: 'snapshot', devices: partial };
+        partial = null;
+      }
       this.onFrame(frame);
     });
     socket.addEventListener('close', () => {
