@@ -8,6 +8,7 @@ what they need from here, never from each other.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import trio
@@ -38,15 +39,16 @@ GRID = "620105003003010"
 
 async def start_service(nursery, settings, **service):
     """A store on the test's database with the demo city imported, and the service on it."""
-    store = await nursery.start(store_task, settings.database.dsn)
+    store = await nursery.start(functools.partial(store_task, settings.database.dsn, command_timeout_s=settings.database.command_timeout_s))
     await import_grids(store, str(DEMO_CITY), settings.grid.h3_resolution)
     running = await nursery.start(lambda task_status: run_service(settings, store, task_status=task_status, **service))
     return store, running
 
 
-async def store_task(dsn, *, task_status=trio.TASK_STATUS_IGNORED):
-    """An open store for as long as the nursery runs: ``store = await nursery.start(store_task, dsn)``."""
-    async with open_store(dsn) as store:
+async def store_task(dsn, *, task_status=trio.TASK_STATUS_IGNORED, **options):
+    """An open store for as long as the nursery runs: ``store = await nursery.start(store_task, dsn)``;
+    ``options`` go to ``open_store`` (e.g. ``command_timeout_s``)."""
+    async with open_store(dsn, **options) as store:
         task_status.started(store)
         await trio.sleep_forever()
 
