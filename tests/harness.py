@@ -8,7 +8,6 @@ what they need from here, never from each other.
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import trio
@@ -39,7 +38,7 @@ GRID = "620105003003010"
 
 async def start_service(nursery, settings, **service):
     """A store on the test's database with the demo city imported, and the service on it."""
-    store = await nursery.start(functools.partial(store_task, settings.database.dsn, command_timeout_s=settings.database.command_timeout_s))
+    store = await nursery.start(store_task, settings.database.dsn)
     await import_grids(store, str(DEMO_CITY), settings.grid.h3_resolution)
     running = await nursery.start(lambda task_status: run_service(settings, store, task_status=task_status, **service))
     return store, running

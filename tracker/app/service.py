@@ -97,11 +97,23 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
+class _NoBanner(logging.Filter):
+    """Drops hypercorn's "Running on ..." line: the web server now starts before the service
+    is ready (see ``serve``), which announces its address itself once it is."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Running on ")
+
+
+_HYPERCORN_LOG = logging.getLogger("hypercorn.error")
+_HYPERCORN_LOG.addFilter(_NoBanner())
+
+
 async def serve_web(app, host: str, port: int, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
     config = HypercornConfig()
     config.bind = [f"{host}:{port}"]
     config.accesslog = None
-    config.errorlog = logging.getLogger("hypercorn.error")
+    config.errorlog = _HYPERCORN_LOG
     config.graceful_timeout = 2
     config.websocket_ping_interval = 20
     await hypercorn_serve(app, config, task_status=task_status)
@@ -172,7 +184,7 @@ async def serve(settings: Settings, *, clock_ms: Clock | None = None, tune: bool
     async with trio.open_nursery() as nursery:
         bound = await nursery.start(serve_web, front, settings.web.host, settings.web.port)
         front.url = bound[0] if bound else f"http://{settings.web.host}:{settings.web.port}"
-        log.info("serving health at %s/healthz; the rest once the database answers", front.url)
+        log.debug("serving health at %s/healthz; the rest once the database answers", front.url)
         serving = Serving(front.url, database)
         task_status.started(serving)
         d = settings.database
@@ -206,7 +218,7 @@ async def run_service(settings: Settings, store: Store, *, clock_ms: Clock | Non
         database = database_state(settings, metrics, clock_ms)
         store.retry = database
         database.reconnect = store.reconnect
-    await check_schema(store)
+    await database.retrying("check_schema", check_schema, store)
     index = GridIndex(settings.grid.h3_resolution, await store.grid_cells())
     if not index.cells:
         log.warning("no unit grids loaded: every position will be off-grid (import with `tracker grids import FILE`)")
@@ -250,7 +262,7 @@ async def _watch_database(store: Store, database: DatabaseState, every_s: float)
     (and its end) while nothing is written."""
     while True:
         await trio.sleep(every_s)
-        await database.retrying("probe", store.execute, "SELECT 1")
+        await database.retrying("probe", store.ping)
 
 
 async def _patrol(settings: Settings, store: Store, index: GridIndex, pipeline: Pipeline, metrics: Metrics,

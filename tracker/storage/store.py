@@ -411,6 +411,10 @@ class Store:
 
         await self._run(op)
 
+    async def ping(self) -> None:
+        """One round trip to the database (health probes)."""
+        await self._on_connection(lambda con: con.execute("SELECT 1"))
+
     async def pings_retried(self, devices: Sequence[str], start: datetime, end: datetime) -> list[asyncpg.Record]:
         """``pings_of`` for background tasks (patrol replay): waits out an outage."""
         if self.retry is None:

@@ -19,7 +19,7 @@ import trio
 
 from tests.harness import BROKER_USERS, DEMO_CITY, LAT, LON, REPO, start_service, store_task
 from tests.helpers import apublish, wait_for
-from tracker.app.service import import_grids
+from tracker.app.service import import_grids, run_service
 from tracker.devcity.starters import free_port
 
 T = TypeVar("T")
@@ -77,7 +77,7 @@ async def test_fixes_published_through_a_ten_second_outage_are_all_stored_once(s
             await trio.sleep(10 - (trio.current_time() - down_at))
             assert running.pipeline.metrics.get("gridwatch_persisted_total") < total  # the outage held some back
             await trio.to_thread.run_sync(pg.start)
-            await wait_for(lambda: running.pipeline.metrics.get("gridwatch_persisted_total") >= total, timeout=20)
+            await wait_for(lambda: running.pipeline.metrics.get("gridwatch_persisted_total") >= total, timeout=30)
             await wait_for(lambda: _health_now(running)[0] == 200, timeout=5)
             assert await health(http) == (200, "ok")
         assert await stored(store) == [(f"c{n % DEVICES:04d}", n) for n in range(total)]
@@ -157,10 +157,14 @@ async def _answer(http: httpx.AsyncClient, path: str, want: int | None = None) -
 
 async def test_a_statement_stalled_by_a_lock_is_retried_and_the_service_stays_up(settings, broker, postgres):
     settings = outage_settings(settings, settings.database.dsn)
-    settings = settings.replace("database", command_timeout_s=0.5).replace("health", max_persist_lag_s=1.0)
+    settings = settings.replace("health", max_persist_lag_s=1.0)
     base = int(time.time() * 1000) - 600_000
     async with trio.open_nursery() as nursery:
-        store, running = await start_service(nursery, settings)
+        setup = await nursery.start(store_task, settings.database.dsn)
+        await import_grids(setup, str(DEMO_CITY), settings.grid.h3_resolution)
+        # the service's own store: every statement it runs is cut off after half a second
+        store = await nursery.start(functools.partial(store_task, settings.database.dsn, command_timeout_s=0.5))
+        running = await nursery.start(functools.partial(run_service, settings, store))
         metrics = running.pipeline.metrics
         await apublish(broker, numbered_fixes(0, 1, base))
         await wait_for(lambda: metrics.get("gridwatch_persisted_total") >= 1)  # the day's partition exists
