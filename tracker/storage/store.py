@@ -547,9 +547,12 @@ async def open_store(dsn: str, pool_min: int = 1, pool_max: int = 4, *, command_
             raise StoreError(f"cannot connect to PostgreSQL at {_redact(dsn)}: {exc}") from exc
         try:
             writer = await create(min_size=1, max_size=1, init=_writer_codecs)
-        except (OSError, asyncpg.PostgresError) as exc:
-            await trio_asyncio.aio_as_trio(pool.close)()
-            raise StoreError(f"cannot connect to PostgreSQL at {_redact(dsn)}: {exc}") from exc
+        except BaseException as exc:  # a refusal, or cancelled while waiting for the database
+            with trio.CancelScope(shield=True), trio.move_on_after(10):
+                await trio_asyncio.aio_as_trio(pool.close)()
+            if isinstance(exc, (OSError, asyncpg.PostgresError)):
+                raise StoreError(f"cannot connect to PostgreSQL at {_redact(dsn)}: {exc}") from exc
+            raise
         store = Store(pool, loop, writer)
         if retry is not None:
             store.retry = retry
