@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from web.context import WebContext
+from web.context import Unavailable, WebContext
 from web.params import error
 from web.routes import alerts, commandmap, devices, ops, patrol, reports
 from web.routes.commandmap import STATIC
@@ -51,7 +51,12 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return error(exc.status_code, exc.detail)
 
 
+async def unavailable(request: Request, exc: Exception) -> Response:
+    """The database is down or stalled: a 503 that says so, not a 500 with a traceback."""
+    return error(503, str(exc))
+
+
 def create_app(ctx: WebContext) -> Starlette:
-    app = Starlette(routes=ROUTES, exception_handlers={HTTPException: http_error})
+    app = Starlette(routes=ROUTES, exception_handlers={HTTPException: http_error, Unavailable: unavailable})
     app.state.context = ctx
     return app

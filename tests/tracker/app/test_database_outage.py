@@ -73,6 +73,8 @@ async def test_fixes_published_through_a_ten_second_outage_are_all_stored_once(s
             status, detail = await wait_for(lambda: _health_now(running)[0] == 503 and _health_now(running), timeout=5)
             assert status == 503 and detail.startswith("database unavailable since "), detail
             assert (await health(http))[0] == 503
+            alarms = await http.get("/api/alarms")  # a read that needs the database fails fast, and says why
+            assert alarms.status_code == 503 and alarms.json()["error"].startswith("database unavailable: "), alarms.text
             assert "gridwatch_database_up 0.0" in running.pipeline.metrics.render()
             await trio.sleep(10 - (trio.current_time() - down_at))
             assert running.pipeline.metrics.get("gridwatch_persisted_total") < total  # the outage held some back
