@@ -481,6 +481,7 @@ class Store:
                 return total
             await trio.lowlevel.checkpoint()
 
+    @_retried
     async def recently_heard_devices(self, limit: int) -> list[asyncpg.Record]:
         """Like ``devices``, only the ``limit`` heard from last (the live state's warm
         start, which holds at most [pipeline] max_devices)."""
