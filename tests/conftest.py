@@ -11,6 +11,7 @@ import itertools
 import os
 import subprocess
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 import trio
@@ -18,7 +19,8 @@ import trio.testing
 
 from tests.harness import BROKER_USERS, PG_PASSWORDS, TEMPLATE
 from tracker import config
-from tracker.devcity.starters import SUPERUSER, Mosquitto, start_mosquitto, start_postgres
+from tracker.devcity import starters
+from tracker.devcity.starters import SUPERUSER, Mosquitto, free_port, start_mosquitto, start_postgres
 from tracker.storage.store import open_store
 
 DECODER_MODULES = ("protocols.handset.decode", "protocols.owntracks.decode", "protocols.jt808.session")
@@ -118,3 +120,38 @@ def settings(broker, database) -> config.Settings:
     s = s.replace("web", port=0)
     s = s.replace("jt808", port=0)
     return s
+
+
+@dataclass
+class RestartablePostgres:
+    """A private cluster of one test on a fixed port, to stop and start again (outages)."""
+
+    state_dir: Path
+    port: int
+    cluster: starters.Postgres
+
+    @property
+    def dsn(self) -> str:
+        return self.cluster.dsn
+
+    def stop(self) -> None:
+        self.cluster.stop()
+
+    def start(self) -> None:
+        self.cluster = start_postgres(self.state_dir, self.port, durable=False, **PG_PASSWORDS)
+
+
+@pytest.fixture
+def restartable_postgres(tmp_path) -> RestartablePostgres:
+    """A migrated database on a cluster of its own, which the test may stop and start."""
+    state_dir = tmp_path / "pg"
+    port = free_port()  # kept for restarts: the service's DSN names it
+    pg = RestartablePostgres(state_dir, port, start_postgres(state_dir, port, durable=False, **PG_PASSWORDS))
+
+    async def migrate() -> None:
+        async with open_store(pg.dsn) as store:
+            await store.migrate()
+
+    trio.run(migrate)
+    yield pg
+    pg.cluster.discard()

@@ -44,9 +44,10 @@ async def start_service(nursery, settings, **service):
     return store, running
 
 
-async def store_task(dsn, *, task_status=trio.TASK_STATUS_IGNORED):
-    """An open store for as long as the nursery runs: ``store = await nursery.start(store_task, dsn)``."""
-    async with open_store(dsn) as store:
+async def store_task(dsn, *, task_status=trio.TASK_STATUS_IGNORED, **options):
+    """An open store for as long as the nursery runs: ``store = await nursery.start(store_task, dsn)``;
+    ``options`` go to ``open_store`` (e.g. ``command_timeout_s``)."""
+    async with open_store(dsn, **options) as store:
         task_status.started(store)
         await trio.sleep_forever()
 

@@ -112,6 +112,9 @@ class DatabaseSettings:
     dsn: str = ""
     pool_min: int = 1
     pool_max: int = 4
+    command_timeout_s: float = 60.0
+    retry_first_s: float = 0.05
+    retry_max_s: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +245,12 @@ class RetentionSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class HealthSettings:
+    max_persist_lag_s: float = 30.0
+    database_probe_s: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
 class LogSettings:
     level: str = "INFO"
 
@@ -261,6 +270,7 @@ class Settings:
     web: WebSettings = field(default_factory=WebSettings)
     demo: DemoSettings = field(default_factory=DemoSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    health: HealthSettings = field(default_factory=HealthSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
     def replace(self, section: str, **values) -> Settings:
@@ -373,6 +383,10 @@ def _validate(s: types.SimpleNamespace) -> None:
     need(s.mqtt.subscriptions != (), "[mqtt] subscriptions", "must name at least one topic filter")
     need(0 < s.mqtt.reconnect_min_s <= s.mqtt.reconnect_max_s, "[mqtt] reconnect_min_s", "must be > 0 and <= reconnect_max_s")
     need(1 <= s.database.pool_min <= s.database.pool_max, "[database] pool_min", "must be >= 1 and <= pool_max")
+    need(s.database.command_timeout_s > 0, "[database] command_timeout_s", "must be > 0")
+    need(0 < s.database.retry_first_s <= s.database.retry_max_s, "[database] retry_first_s", "must be > 0 and <= retry_max_s")
+    need(s.health.max_persist_lag_s > 0 and s.health.database_probe_s > 0, "[health] max_persist_lag_s",
+         "and database_probe_s must be > 0")
     need(0 <= s.grid.h3_resolution <= 15, "[grid] h3_resolution", "must be 0..15")
     need(len(s.grid.district) == 6 and s.grid.district.isdigit(), "[grid] district", "must be a 6-digit admin code")
     for key in ("inbound_queue", "inbound_max_bytes", "persist_queue", "persist_batch_rows", "persist_flush_ms", "broadcast_tick_ms",

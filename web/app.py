@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from web.context import WebContext
+from web.context import Unavailable, WebContext
 from web.guards import CheckHost, LimitBody
 from web.params import error
 from web.routes import alerts, commandmap, devices, ops, patrol, reports
@@ -53,9 +53,14 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return error(exc.status_code, exc.detail)
 
 
+async def unavailable(request: Request, exc: Exception) -> Response:
+    """The database is down or stalled: a 503 that says so, not a 500 with a traceback."""
+    return error(503, str(exc))
+
+
 def create_app(ctx: WebContext) -> Starlette:
     limits = ctx.settings
-    app = Starlette(routes=ROUTES, exception_handlers={HTTPException: http_error}, middleware=[
+    app = Starlette(routes=ROUTES, exception_handlers={HTTPException: http_error, Unavailable: unavailable}, middleware=[
         Middleware(CheckHost, allowed=limits.allowed_hosts, metrics=ctx.metrics),
         Middleware(LimitBody, max_bytes=limits.max_body_bytes, metrics=ctx.metrics),
     ])

@@ -21,6 +21,10 @@ from geofence.plan import PatrolPlan
 DEFAULT_ZONE = "Asia/Shanghai"  # the zone of "today" while no patrol plan names one
 
 
+class Unavailable(Exception):
+    """What a request needs (the database) is out of service for now: 503, with why."""
+
+
 class Row(Protocol):
     """One record from the store, read by column name."""
 
@@ -28,7 +32,7 @@ class Row(Protocol):
 
 
 class Records(Protocol):
-    """The store's read side, as the API uses it."""
+    """The store's read side, as the API uses it. Raises ``Unavailable`` during an outage."""
 
     async def has_device(self, device: str) -> bool: ...
 

@@ -86,22 +86,28 @@ def cmd_demo(args, settings) -> int:
 
 
 def cmd_serve(args, settings) -> int:
-    from tracker.app.service import run_service
-    from tracker.storage.store import open_store
+    from tracker.app.service import serve
 
-    dsn = _need_dsn(settings)
+    _need_dsn(settings)
 
     async def main() -> None:
-        async with open_store(dsn, settings.database.pool_min, settings.database.pool_max) as store:
-            await _reach_broker(settings.mqtt)
-            async with trio.open_nursery() as nursery:
-                running = await nursery.start(functools.partial(run_service, settings, store, tune=True))
-                print(f"serving {running.url}/", flush=True)
-                with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                    async for _ in signals:
-                        break
-                await running.stop()
-                nursery.cancel_scope.cancel()
+        # a database that is down is waited for (health says so meanwhile); a broker that
+        # does not even accept a connection is a configuration to fix first
+        await _reach_broker(settings.mqtt)
+        async with trio.open_nursery() as nursery:
+            serving = await nursery.start(functools.partial(serve, settings, tune=True))
+
+            async def announce() -> None:  # /healthz answers at once; the rest once the database does
+                await serving.ready.wait()
+                print(f"serving {serving.url}/", flush=True)
+
+            nursery.start_soon(announce)
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _ in signals:
+                    break
+            if serving.running is not None:
+                await serving.running.stop()
+            nursery.cancel_scope.cancel()
 
     trio.run(main)
     return 0

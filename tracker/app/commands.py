@@ -13,10 +13,20 @@ from protocols.model import DeviceClass
 from protocols.owntracks import encode_report_location
 from tracker.ingest.jt808_gateway import Jt808Gateway
 from tracker.ingest.pipeline import Pipeline
+from tracker.storage.retry import DatabaseState
 
 
-def broker_health(pipeline: Pipeline) -> tuple[bool, str]:
-    """The service is healthy while its broker connection is up."""
+def service_health(database: DatabaseState, pipeline: Pipeline | None, max_persist_lag_s: float) -> tuple[bool, str]:
+    """Healthy while the database answers, fixes reach it within ``max_persist_lag_s`` of
+    their receipt, and the broker connection is up; otherwise the first reason it is not.
+    ``pipeline`` is None while the service is still starting (waiting for the database)."""
+    if not database.up:
+        return False, database.reason()
+    if pipeline is None:
+        return False, "starting: reading state from the database"
+    lag = pipeline.persist_lag_s()
+    if lag > max_persist_lag_s:
+        return False, f"persistence lag {lag:.0f} s over the bound {max_persist_lag_s:g} s"
     broker = pipeline.broker
     if broker is None or not broker.connected:
         return False, "not connected to the MQTT broker"

@@ -5,16 +5,19 @@ from __future__ import annotations
 import functools
 import gc
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import trio
+from starlette.responses import JSONResponse, PlainTextResponse
 
 from geofence.importer import ImportReport, cover, read_grids, to_feature_collection
 from geofence.index import GridIndex
 from geofence.placed import Placed
 from protocols.epoch import datetime_to_ms
 from protocols.model import DeviceClass, Fix
-from tracker.app.commands import DeviceCommands, broker_health
+from tracker.app.commands import DeviceCommands, service_health
 from tracker.app.web_edge import web_context
 from tracker.app.web_server import serve_web, web_config
 from tracker.clock import Clock, wall_clock_ms
@@ -25,8 +28,9 @@ from tracker.live.patrol import Patrol
 from tracker.live.state import LiveState
 from tracker.metrics import Metrics
 from tracker.storage.retention import run_retention
+from tracker.storage.retry import DatabaseState
 from tracker.storage.schema import check_schema
-from tracker.storage.store import Store
+from tracker.storage.store import Store, open_store
 from web.app import create_app
 from web.context import WebContext
 
@@ -94,7 +98,86 @@ def tune_gc() -> None:
 
 
 
+class Front:
+    """The ASGI application the web server runs from its first moment. Until the service
+    is ready it answers /healthz (503, with the reason: usually the database it waits
+    for) and /metrics, and 503 to everything else; then it hands every request to the
+    full web application."""
+
+    def __init__(self, healthy: Callable[[], tuple[bool, str]], metrics: Metrics) -> None:
+        self.healthy = healthy
+        self.metrics = metrics
+        self.app: Any = None  # the web application, once the service is ready
+        self.url = ""
+
+    async def __call__(self, scope, receive, send) -> None:
+        if self.app is not None:
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "lifespan":  # one call for the server's whole life, whatever app comes later
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1013})  # try again later
+        else:
+            response: JSONResponse | PlainTextResponse
+            if scope["path"] == "/metrics":
+                response = PlainTextResponse(self.metrics.render(), media_type="text/plain; version=0.0.4")
+            else:
+                _, detail = self.healthy()
+                response = JSONResponse({"status": "starting", "detail": detail}, status_code=503)
+            await response(scope, receive, send)
+
+
+@dataclass
+class Serving:
+    """A service started with ``serve``: its address at once, the rest once it is ready."""
+
+    url: str
+    database: DatabaseState
+    ready: trio.Event = field(default_factory=trio.Event)
+    running: Running | None = None
+
+
+def database_state(settings: Settings, metrics: Metrics, clock_ms: Clock) -> DatabaseState:
+    d = settings.database
+    return DatabaseState(metrics, clock_ms, first_s=d.retry_first_s, max_s=d.retry_max_s)
+
+
+async def serve(settings: Settings, *, clock_ms: Clock | None = None, tune: bool = False,
+                task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """The service as `tracker serve` runs it: the web server and health first, then the
+    database (waited for as long as it takes), then everything that needs it.
+    ``task_status.started(Serving)`` as soon as HTTP is up; ``Serving.ready`` is set once
+    the whole service runs."""
+    clock_ms = clock_ms or wall_clock_ms
+    metrics = Metrics()
+    database = database_state(settings, metrics, clock_ms)
+    max_lag_s = settings.health.max_persist_lag_s
+    front = Front(functools.partial(service_health, database, None, max_lag_s), metrics)
+    async with trio.open_nursery() as nursery:
+        bound = await nursery.start(functools.partial(serve_web, send_stall_s=settings.web.send_stall_s), front,
+                                    web_config(settings.web.host, settings.web.port), metrics)
+        front.url = bound[0] if bound else f"http://{settings.web.host}:{settings.web.port}"
+        log.debug("serving health at %s/healthz; the rest once the database answers", front.url)
+        serving = Serving(front.url, database)
+        task_status.started(serving)
+        d = settings.database
+        async with open_store(d.dsn, d.pool_min, d.pool_max, command_timeout_s=d.command_timeout_s, retry=database) as store:
+            async with trio.open_nursery() as inner:
+                serving.running = await inner.start(functools.partial(
+                    run_service, settings, store, clock_ms=clock_ms, tune=tune, metrics=metrics, database=database, front=front))
+                serving.ready.set()
+        nursery.cancel_scope.cancel()
+
+
 async def run_service(settings: Settings, store: Store, *, clock_ms: Clock | None = None, tune: bool = False,
+                      metrics: Metrics | None = None, database: DatabaseState | None = None, front: Front | None = None,
                       task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Run until cancelled. ``task_status.started(Running)`` once it is serving.
 
@@ -103,10 +186,19 @@ async def run_service(settings: Settings, store: Store, *, clock_ms: Clock | Non
     web's defaults ("the last 30 minutes", "today").
     ``tune`` adjusts the process's garbage collector for ingest (``tune_gc``): for the
     process that is the service, not for one that merely embeds it.
+    ``front``: the web server already runs (see ``serve``); it gets the web application
+    once everything is ready. Without, the web server starts last.
+
+    Every read below waits out a database outage (the store's retry), and ingest starts
+    only after them: nothing is acknowledged to a source before the store is ready.
     """
-    await check_schema(store)
     clock_ms = clock_ms or wall_clock_ms
-    metrics = Metrics()
+    metrics = metrics or Metrics()
+    if database is None:
+        database = database_state(settings, metrics, clock_ms)
+        store.retry = database
+        database.reconnect = store.reconnect
+    await database.retrying("check_schema", check_schema, store)
     index = GridIndex(settings.grid.h3_resolution, await store.grid_cells())
     if not index.cells:
         log.warning("no unit grids loaded: every position will be off-grid (import with `tracker grids import FILE`)")
@@ -118,9 +210,10 @@ async def run_service(settings: Settings, store: Store, *, clock_ms: Clock | Non
     commands = DeviceCommands(pipeline, gateway)
     if tune:
         tune_gc()
+    healthy = functools.partial(service_health, database, pipeline, settings.health.max_persist_lag_s)
     web = web_context(settings, clock_ms=clock_ms, store=store, index=index, live=pipeline.live, hub=pipeline.hub,
                       metrics=metrics, grids=to_feature_collection(await store.grids()),
-                      healthy=functools.partial(broker_health, pipeline), locate=commands.locate, patrol=patrol)
+                      healthy=healthy, locate=commands.locate, patrol=patrol)
     app = create_app(web)
     with trio.CancelScope() as scope:
         async with trio.open_nursery() as nursery:
@@ -128,17 +221,29 @@ async def run_service(settings: Settings, store: Store, *, clock_ms: Clock | Non
             await nursery.start(run_retention, store, settings.retention, clock_ms, metrics)
             if patrol is not None:
                 await nursery.start(patrol.run)
+            nursery.start_soon(_watch_database, store, database, settings.health.database_probe_s)
             jt808_port = None
             gateway_scope = trio.CancelScope()
             if gateway is not None:
                 jt808_port = await nursery.start(_in_scope, gateway_scope,
                                                  functools.partial(serve_jt808, gateway=gateway), gateway.settings, pipeline)
                 log.info("JT/T 808 gateway listening on %s:%d", settings.jt808.host, jt808_port)
-            bound = await nursery.start(functools.partial(serve_web, send_stall_s=settings.web.send_stall_s), app,
-                                        web_config(settings.web.host, settings.web.port), metrics)
-            url = bound[0] if bound else f"http://{settings.web.host}:{settings.web.port}"
+            if front is None:
+                bound = await nursery.start(functools.partial(serve_web, send_stall_s=settings.web.send_stall_s), app,
+                                            web_config(settings.web.host, settings.web.port), metrics)
+                url = bound[0] if bound else f"http://{settings.web.host}:{settings.web.port}"
+            else:
+                front.healthy, front.app, url = healthy, app, front.url
             log.info("serving the command map at %s", url)
             task_status.started(Running(pipeline, web, url, scope, jt808_port, gateway_scope, patrol, gateway))
+
+
+async def _watch_database(store: Store, database: DatabaseState, every_s: float) -> None:
+    """Ask the database for a sign of life now and then, so that health notices an outage
+    (and its end) while nothing is written."""
+    while True:
+        await trio.sleep(every_s)
+        await database.retrying("probe", store.ping)
 
 
 async def _patrol(settings: Settings, store: Store, index: GridIndex, pipeline: Pipeline, metrics: Metrics,

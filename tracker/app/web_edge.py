@@ -4,8 +4,9 @@ parts, and the live feed over the fan-out hub."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
 
 from geofence.index import GridIndex
 from tracker.config import Settings
@@ -13,9 +14,46 @@ from tracker.live.fanout import Client, ClientTooSlow, Hub
 from tracker.live.patrol import Patrol
 from tracker.live.state import LiveState
 from tracker.metrics import Metrics
+from tracker.storage.retry import retryable
 from tracker.storage.store import Store
-from web.context import FeedTooSlow, Locate, MapSettings, WebContext
+from web.context import FeedTooSlow, Locate, MapSettings, Row, Unavailable, WebContext
 from web.guards import default_allowed_hosts
+
+T = TypeVar("T")
+
+
+class StoreRecords:
+    """The store's read side for the web: a request fails fast during an outage (no
+    retry: the client may ask again), as ``Unavailable``, which the web turns into 503."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def _read(self, query: Awaitable[T]) -> T:
+        try:
+            return await query
+        except Exception as exc:
+            if not retryable(exc):
+                raise
+            raise Unavailable(f"database unavailable: {' '.join((str(exc) or type(exc).__name__).split())[:200]}") from exc
+
+    async def has_device(self, device: str) -> bool:
+        return await self._read(self._store.has_device(device))
+
+    async def track(self, device: str, start: datetime, end: datetime, limit: int) -> Sequence[Row]:
+        return await self._read(self._store.track(device, start, end, limit))
+
+    async def dead_letters(self, limit: int) -> Sequence[Row]:
+        return await self._read(self._store.dead_letters(limit))
+
+    async def components(self, code_prefix: str, limit: int) -> Sequence[Row]:
+        return await self._read(self._store.components(code_prefix, limit))
+
+    async def alarm_events(self, limit: int) -> Sequence[Row]:
+        return await self._read(self._store.alarm_events(limit))
+
+    async def patrol_alerts(self, open_only: bool, limit: int) -> Sequence[Row]:
+        return await self._read(self._store.patrol_alerts(open_only, limit))
 
 
 class HubSubscription:
@@ -70,5 +108,5 @@ def map_settings(settings: Settings) -> MapSettings:
 def web_context(settings: Settings, *, clock_ms: Callable[[], int], store: Store, index: GridIndex, live: LiveState,
                 hub: Hub, metrics: Metrics, grids: dict[str, Any], healthy: Callable[[], tuple[bool, str]],
                 locate: Locate, patrol: Patrol | None) -> WebContext:
-    return WebContext(map_settings(settings), clock_ms, store, index, live, HubFeed(hub, live), metrics, grids,
+    return WebContext(map_settings(settings), clock_ms, StoreRecords(store), index, live, HubFeed(hub, live), metrics, grids,
                       healthy=healthy, locate=locate, patrol=patrol)

@@ -195,10 +195,11 @@ class Pipeline:
         m.gauge("gridwatch_inbound_queue_bytes", lambda: self._inbound_bytes, "MQTT payload bytes waiting for decode")
         m.gauge("gridwatch_persist_queue_depth", lambda: self._persist_send.statistics().current_buffer_used, "Batches waiting for the database")
         m.gauge("gridwatch_devices_live", lambda: len(self.live.devices), "Devices with a known position")
-        m.gauge("gridwatch_persist_lag_seconds", self._persist_lag, "Age of the oldest fix not yet persisted")
+        m.gauge("gridwatch_persist_lag_seconds", self.persist_lag_s, "Age of the oldest fix not yet persisted")
         m.gauge("gridwatch_broker_connected", lambda: float(bool(self.broker and self.broker.connected)), "1 when connected to the broker")
 
-    def _persist_lag(self) -> float:
+    def persist_lag_s(self) -> float:
+        """Seconds since the oldest fix not yet committed was received (0: none waiting)."""
         rx = self._oldest_unpersisted_rx
         return 0.0 if rx is None else max(0.0, (self._clock_ms() - rx) / 1000)
 

@@ -153,7 +153,7 @@ class Patrol:
         collectors = {s.collector for s in plan.shifts} | {c for c in named if c is not None}
         if not collectors:
             return
-        rows = await self.store.pings_of(sorted(collectors), ms_to_datetime(since_ms), ms_to_datetime(self.clock_ms() + _HOUR))
+        rows = await self.store.pings_retried(sorted(collectors), ms_to_datetime(since_ms), ms_to_datetime(self.clock_ms() + _HOUR))
         district = self.settings.grid.district
         fixes = [Placed(Fix(r["device"], DeviceClass.COLLECTOR, district, datetime_to_ms(r["t"]), r["lat"], r["lon"],
                             datetime_to_ms(r["rx"]), r["acc"], None, None, None, r["bat"]), r["cell"], r["grid"], False)

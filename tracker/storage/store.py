@@ -7,6 +7,7 @@ single asyncio coroutine through trio-asyncio: a trio cancellation arriving insi
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -20,6 +21,7 @@ import trio
 import trio_asyncio
 
 from protocols.epoch import datetime_to_ms, ms_to_datetime
+from tracker.storage.retry import DatabaseState
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -69,7 +71,24 @@ def migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
+def _retried(method: Callable[..., Awaitable]) -> Callable[..., Awaitable]:
+    """Run a store method through the store's ``retry`` (when the service set one): the
+    write path and what background tasks read wait out an outage instead of failing.
+    One-shot commands and the web's own reads keep failing fast."""
+
+    @functools.wraps(method)
+    async def retried(self: Store, *args, **kwargs):
+        if self.retry is None:
+            return await method(self, *args, **kwargs)
+        return await self.retry.retrying(method.__name__, method, self, *args, **kwargs)
+
+    return retried
+
+
 class Store:
+    # set by the service: retries the methods marked @_retried through database outages
+    retry: DatabaseState | None = None
+
     def __init__(self, pool: asyncpg.Pool, loop, writer: asyncpg.Pool) -> None:
         self._pool = pool
         # ping batches go through a connection of their own whose timestamptz codec takes
@@ -125,6 +144,7 @@ class Store:
 
         return await self._on_connection(work)
 
+    @_retried
     async def schema_version(self) -> int:
         return await self._on_connection(lambda con: con.fetchval("SELECT coalesce(max(version), 0) FROM schema_version"))
 
@@ -134,6 +154,7 @@ class Store:
 
     # --- positions ------------------------------------------------------------------
 
+    @_retried
     async def write_pings(self, rows: Sequence[tuple], days: Iterable[int], devices: Sequence[tuple],
                           filtered: Sequence[tuple] = (), alarms: Sequence[tuple] = (), components: Sequence[tuple] = ()) -> None:
         """In one transaction: COPY ping rows (PING_COLUMNS order), upsert the devices'
@@ -190,6 +211,7 @@ class Store:
 
         return await self._run(op)
 
+    @_retried
     async def devices(self) -> list[asyncpg.Record]:
         return await self._on_connection(lambda con: con.fetch("SELECT * FROM devices ORDER BY id"))
 
@@ -228,10 +250,12 @@ class Store:
 
         await self._on_connection(work, transaction=True)
 
+    @_retried
     async def grid_cells(self) -> list[tuple[int, str]]:
         rows = await self._on_connection(lambda con: con.fetch("SELECT cell, grid FROM grid_cells"))
         return [(r["cell"], r["grid"]) for r in rows]
 
+    @_retried
     async def grids(self) -> list[asyncpg.Record]:
         return await self._on_connection(lambda con: con.fetch(
             "SELECT g.code, g.district, g.street, s.name AS street_name, g.community, c.name AS community_name, "
@@ -246,11 +270,13 @@ class Store:
         return await self._on_connection(lambda con: con.fetchval(
             "INSERT INTO patrol_plans (plan, note) VALUES ($1::jsonb, $2) RETURNING version", text, note))
 
+    @_retried
     async def latest_plan(self) -> tuple[int, dict] | None:
         row = await self._on_connection(lambda con: con.fetchrow(
             "SELECT version, plan::text AS plan FROM patrol_plans ORDER BY version DESC LIMIT 1"))
         return None if row is None else (row["version"], json.loads(row["plan"]))
 
+    @_retried
     async def record_patrol_alerts(self, rows: Sequence[tuple]) -> None:
         """Upsert alert episodes: (kind, collector, slot_id, area, grid, slot_start,
         slot_end, raised_at, updated_at, resolved_at, resolution, detail, text)."""
@@ -263,6 +289,7 @@ class Store:
             "detail = excluded.detail, text = excluded.text",
             records))
 
+    @_retried
     async def patrol_alert_ids(self, keys: Sequence[tuple]) -> list[int]:
         """Ids of episodes by (kind, collector, slot_id, grid, raised_at)."""
 
@@ -280,18 +307,21 @@ class Store:
             + ("WHERE resolved_at IS NULL " if open_only else "") + "ORDER BY raised_at DESC, id DESC LIMIT $1",
             limit))
 
+    @_retried
     async def close_open_patrol_alerts(self, at: datetime, resolution: str) -> int:
         """Resolve every open episode (the engine that raised them is gone); return how many."""
         done = await self._on_connection(lambda con: con.execute(
             "UPDATE patrol_alerts SET resolved_at = $1, resolution = $2, updated_at = $1 WHERE resolved_at IS NULL", at, resolution))
         return int(done.split()[-1])
 
+    @_retried
     async def save_checkpoint(self, state: dict) -> None:
         text = json.dumps(state)
         await self._on_connection(lambda con: con.execute(
             "INSERT INTO patrol_checkpoints (id, state) VALUES (1, $1::jsonb) "
             "ON CONFLICT (id) DO UPDATE SET state = excluded.state, saved_at = now()", text))
 
+    @_retried
     async def load_checkpoint(self) -> dict | None:
         text = await self._on_connection(lambda con: con.fetchval("SELECT state::text FROM patrol_checkpoints WHERE id = 1"))
         return None if text is None else json.loads(text)
@@ -304,6 +334,7 @@ class Store:
 
     # --- dead letters ---------------------------------------------------------------
 
+    @_retried
     async def add_dead_letters(self, rows: Sequence[tuple]) -> None:
         """rows: (at, protocol, source, device, reason, error, raw)."""
         await self._on_connection(lambda con: con.executemany(
@@ -323,6 +354,7 @@ class Store:
 
     # --- alarm state ----------------------------------------------------------------
 
+    @_retried
     async def record_alarms(self, alarms: Sequence[tuple], sensors: Sequence[tuple] = ()) -> None:
         """In one transaction: insert alarm events (ALARM_COLUMNS) and upsert the state of
         the sensors whose changes produced them, so that the outbox and the state a
@@ -343,6 +375,7 @@ class Store:
 
         await self._run(op)
 
+    @_retried
     async def sensor_states(self) -> list[dict]:
         """Every saved sensor state: device, component, last_seen, silent, rules (a dict)."""
 
@@ -353,6 +386,7 @@ class Store:
         rows = await self._run(op)
         return [dict(r, rules=json.loads(r["rules"])) for r in rows]
 
+    @_retried
     async def latest_alarm_events(self, source: str) -> list[asyncpg.Record]:
         """The newest event of each (device, kind) from ``source``: device, component,
         kind, raised, t, value. Raised ones are the episodes still open."""
@@ -364,6 +398,28 @@ class Store:
                     "WHERE source = $1 ORDER BY device, kind, id DESC", source)
 
         return await self._run(op)
+
+    # --- outages ----------------------------------------------------------------------
+
+    async def reconnect(self) -> None:
+        """Have both pools replace their connections on next use: after an outage the
+        idle ones are dead, and each would cost a failed attempt to find out."""
+
+        async def op() -> None:
+            await self._pool.expire_connections()
+            await self._writer.expire_connections()
+
+        await self._run(op)
+
+    async def ping(self) -> None:
+        """One round trip to the database (health probes)."""
+        await self._on_connection(lambda con: con.execute("SELECT 1"))
+
+    async def pings_retried(self, devices: Sequence[str], start: datetime, end: datetime) -> list[asyncpg.Record]:
+        """``pings_of`` for background tasks (patrol replay): waits out an outage."""
+        if self.retry is None:
+            return await self.pings_of(devices, start, end)
+        return await self.retry.retrying("pings_of", self.pings_of, devices, start, end)
 
 
     # --- retention ------------------------------------------------------------------
@@ -425,6 +481,7 @@ class Store:
                 return total
             await trio.lowlevel.checkpoint()
 
+    @_retried
     async def recently_heard_devices(self, limit: int) -> list[asyncpg.Record]:
         """Like ``devices``, only the ``limit`` heard from last (the live state's warm
         start, which holds at most [pipeline] max_devices)."""
@@ -467,23 +524,42 @@ _UPSERT_DEVICES = (
 
 
 @asynccontextmanager
-async def open_store(dsn: str, pool_min: int = 1, pool_max: int = 4) -> AsyncIterator[Store]:
-    """Open the asyncio bridge and a connection pool for the life of the block."""
+async def open_store(dsn: str, pool_min: int = 1, pool_max: int = 4, *, command_timeout_s: float = 60.0,
+                     retry: DatabaseState | None = None) -> AsyncIterator[Store]:
+    """Open the asyncio bridge and a connection pool for the life of the block.
+
+    With ``retry`` (the service) a database that cannot be reached yet is waited for, and
+    the store's write path retries through outages; without (one-shot commands) an
+    unreachable database is a ``StoreError`` at once.
+    """
     async with trio_asyncio.open_loop() as loop:
+
+        async def create(**options):
+            create_pool = trio_asyncio.aio_as_trio(asyncpg.create_pool)
+            if retry is None:
+                return await create_pool(dsn, command_timeout=command_timeout_s, **options)
+            return await retry.retrying("connect", create_pool, dsn, command_timeout=command_timeout_s, **options)
+
         try:
-            pool = await trio_asyncio.aio_as_trio(asyncpg.create_pool)(dsn, min_size=pool_min, max_size=pool_max, command_timeout=60)
+            pool = await create(min_size=pool_min, max_size=pool_max)
         except ValueError as exc:  # asyncpg's ClientConfigurationError among them; the DSN is not echoed
             raise StoreError(f"invalid PostgreSQL DSN: {exc}") from exc
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StoreError(f"cannot connect to PostgreSQL at {_redact(dsn)}: {exc}") from exc
         try:
-            writer = await trio_asyncio.aio_as_trio(asyncpg.create_pool)(dsn, min_size=1, max_size=1, command_timeout=60,
-                                                                         init=_writer_codecs)
-        except (OSError, asyncpg.PostgresError) as exc:
-            await trio_asyncio.aio_as_trio(pool.close)()
-            raise StoreError(f"cannot connect to PostgreSQL at {_redact(dsn)}: {exc}") from exc
+            writer = await create(min_size=1, max_size=1, init=_writer_codecs)
+        except BaseException as exc:  # a refusal, or cancelled while waiting for the database
+            with trio.CancelScope(shield=True), trio.move_on_after(10):
+                await trio_asyncio.aio_as_trio(pool.close)()
+            if isinstance(exc, (OSError, asyncpg.PostgresError)):
+                raise StoreError(f"cannot connect to PostgreSQL at {_redact(dsn)}: {exc}") from exc
+            raise
+        store = Store(pool, loop, writer)
+        if retry is not None:
+            store.retry = retry
+            retry.reconnect = store.reconnect
         try:
-            yield Store(pool, loop, writer)
+            yield store
         finally:
             with trio.CancelScope(shield=True):
                 with trio.move_on_after(10):
