@@ -30,10 +30,10 @@ class MqttSettings:
     password: str = ""
     client_id: str = "gridwatch-ingest"
     keepalive_s: int = 30
-    qos: int = 0
+    qos: int = 1
     subscriptions: tuple[str, ...] = ("gw/v1/+/+/+/+",)
     reconnect_min_s: float = 0.2
-    reconnect_max_s: float = 30.0
+    reconnect_max_s: float = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +271,7 @@ def _validate(s: Settings) -> None:
 
     need(0 <= s.mqtt.port <= 65535, "[mqtt] port", "must be 0..65535")
     need(s.mqtt.qos in (0, 1), "[mqtt] qos", "must be 0 or 1")
+    need(s.mqtt.client_id != "", "[mqtt] client_id", "must not be empty (the broker keeps the session under it)")
     need(s.mqtt.subscriptions != (), "[mqtt] subscriptions", "must name at least one topic filter")
     need(0 < s.mqtt.reconnect_min_s <= s.mqtt.reconnect_max_s, "[mqtt] reconnect_min_s", "must be > 0 and <= reconnect_max_s")
     need(1 <= s.database.pool_min <= s.database.pool_max, "[database] pool_min", "must be >= 1 and <= pool_max")

@@ -31,7 +31,7 @@ rebuilt from the events themselves (see protocols.jt808.session.AlarmTracker).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import trio
@@ -47,7 +47,7 @@ from protocols.jt808.session import AlarmTracker
 from protocols.model import DeviceClass, Fix
 from tracker.clock import wall_clock_ms
 from tracker.config import Settings
-from tracker.ingest.broker import BrokerClient, BrokerParams, Message
+from tracker.ingest.broker import BrokerClient, BrokerParams, Message, Receipt
 from tracker.ingest.filters import FilterParams, PositionFilter
 from tracker.ingest.routing import Routed, Router, parse_owntracks_map
 from tracker.live.fanout import Hub
@@ -82,9 +82,13 @@ class PersistBatch:
     dead_letters: list[tuple] = field(default_factory=list)
     components: dict[str, tuple] = field(default_factory=dict)  # component code → binding row
     sensors: dict[str, tuple] = field(default_factory=dict)  # device → its state as the alarms above leave it
+    # broker messages whose outcome is all in this batch and those before it: settled
+    # (their PUBACKs sent) once this batch is committed
+    receipts: list[Receipt] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.rows or self.filtered or self.alarms or self.dead_letters or self.components or self.sensors)
+        return bool(self.rows or self.filtered or self.alarms or self.dead_letters or self.components or self.sensors
+                    or self.receipts)
 
     def absorb(self, other: PersistBatch) -> None:
         self.rows.extend(other.rows)
@@ -94,6 +98,7 @@ class PersistBatch:
         self.dead_letters.extend(other.dead_letters)
         self.components.update(other.components)
         self.sensors.update(other.sensors)  # batches come in order: the later state wins
+        self.receipts.extend(other.receipts)
 
 
 class _RateLimitedLog:
@@ -158,7 +163,7 @@ class Pipeline:
         self._log_gate = _RateLimitedLog(5)
         self._dead_gate = _RateLimitedLog(settings.pipeline.dead_letter_sample_per_min)
         self._clock_ms = clock_ms or wall_clock_ms
-        self._inbound_send, self._inbound_recv = trio.open_memory_channel[tuple[str, list]](settings.pipeline.inbound_queue)
+        self._inbound_send, self._inbound_recv = trio.open_memory_channel[tuple[str, list, Receipt | None]](settings.pipeline.inbound_queue)
         self._persist_send, self._persist_recv = trio.open_memory_channel[PersistBatch](settings.pipeline.persist_queue)
         self.broker: BrokerClient | None = None
         self._broker_scope = trio.CancelScope()
@@ -177,6 +182,7 @@ class Pipeline:
         m.describe("gridwatch_rejected_total", "Payloads or records refused by a decoder, by protocol and reason")
         m.describe("gridwatch_tolerated_total", "Reports kept despite a defect (a damaged tail, a reading dropped), by protocol and reason")
         m.describe("gridwatch_persisted_total", "Fixes written to PostgreSQL")
+        m.describe("gridwatch_pings_already_stored_total", "Fixes received again (a message redelivered) and skipped: already stored")
         m.describe("gridwatch_alarm_events_total", "Alarm events raised or cleared, by source and kind")
         self._persist_latency = m.histogram("gridwatch_persist_latency_seconds", "Receive to committed in PostgreSQL, per fix (sampled)")
         m.gauge("gridwatch_inbound_queue_depth", lambda: self._inbound_send.statistics().current_buffer_used, "Batches waiting for decode")
@@ -193,7 +199,7 @@ class Pipeline:
         m = self.settings.mqtt
         topics = m.subscriptions + ((self.settings.owntracks.topic,) if self.settings.owntracks.enabled else ())
         return BrokerParams(m.host, m.port, m.username, m.password, m.client_id, m.keepalive_s,
-                            topics, m.qos, m.reconnect_min_s, m.reconnect_max_s)
+                            topics, m.qos, m.reconnect_min_s, m.reconnect_max_s, clean_session=False)
 
     # --- running ----------------------------------------------------------------------
 
@@ -217,9 +223,14 @@ class Pipeline:
         with self._broker_scope:
             await broker.run(task_status=task_status)
 
-    async def feed(self, batch: list[Message]) -> None:
-        """Hand one batch of (topic, payload, rx_ms) to decode; blocks when decode is behind."""
-        await self._inbound_send.send(("mqtt", batch))
+    async def feed(self, batch: list[Message], receipt: Receipt | None = None) -> None:
+        """Hand one batch of (topic, payload, rx_ms) to decode; blocks when decode is behind.
+
+        ``receipt`` is settled once everything the batch produced is committed (pings,
+        refused fixes, dead letters, alarm events, sensor states), or, for a batch that
+        produced nothing to store, once it is decoded: after every batch before it.
+        """
+        await self._inbound_send.send(("mqtt", batch, receipt))
 
     async def stop(self) -> None:
         """Stop reading the broker, let decode and persistence drain, then stop the rest."""
@@ -270,7 +281,7 @@ class Pipeline:
 
     async def fixes(self, fixes: list[Fix]) -> None:
         """Decoded fixes from another source (the JT/T 808 gateway): same path as MQTT."""
-        await self._inbound_send.send(("fixes", fixes))
+        await self._inbound_send.send(("fixes", fixes, None))
 
     async def alarms(self, alarms: list) -> None:
         """Vehicle alarm edges from the JT/T 808 gateway."""
@@ -396,20 +407,25 @@ class Pipeline:
 
     async def _decode_stage(self) -> None:
         async with self._persist_send:
-            async for kind, items in self._inbound_recv:
+            async for kind, items, receipt in self._inbound_recv:
                 # Decode a big batch in slices, yielding between them: every other task
                 # (a COPY's asyncio hops, an HTTP request, the hub's tick) waits for a
                 # whole scheduler round at each step, so one long slice stalls them all.
-                parts: Iterable[list] = _slices(items) if kind == "mqtt" else (items[i:i + DECODE_SLICE_FIXES]
-                                                                                for i in range(0, len(items), DECODE_SLICE_FIXES))
-                for part in parts:
+                parts: list[list] = _slices(items) if kind == "mqtt" else [items[i:i + DECODE_SLICE_FIXES]
+                                                                            for i in range(0, len(items), DECODE_SLICE_FIXES)]
+                last = len(parts) - 1
+                for n, part in enumerate(parts):
                     out = self.ingest(part) if kind == "mqtt" else self.place(part)
+                    if n == last and receipt is not None:
+                        out.receipts.append(receipt)  # the batch's last slice: all of it is in by now
                     if out:
                         if self._oldest_unpersisted_rx is None and out.rows:
                             self._oldest_unpersisted_rx = out.rows[0][_PING_RX]
                         await self._persist_send.send(out)
                     else:
                         await trio.lowlevel.checkpoint()
+                if not parts and receipt is not None:  # packet ids only (topics that were not UTF-8)
+                    await self._persist_send.send(PersistBatch(receipts=[receipt]))
             if self._pending:  # raised outside decode since its last slice
                 out, self._pending = self._pending, PersistBatch()
                 await self._persist_send.send(out)
@@ -482,8 +498,10 @@ class Pipeline:
             self._devices_due = {}
             self._devices_next = trio.current_time() + DEVICES_WRITE_S
         if rows or batch.filtered or devices or batch.components:
-            await self.store.write_pings(rows, _days(rows), devices, batch.filtered, (), list(batch.components.values()))
-            self.metrics.inc("gridwatch_persisted_total", len(rows))
+            stored = await self.store.write_pings(rows, _days(rows), devices, batch.filtered, (), list(batch.components.values()))
+            self.metrics.inc("gridwatch_persisted_total", stored)
+            if stored < len(rows):  # delivered again (after a restart or a reconnect) and already stored
+                self.metrics.inc("gridwatch_pings_already_stored_total", len(rows) - stored)
             self._persist_latency.observe_since(self._clock_ms(), [row[_PING_RX] for row in spread(rows)], len(rows))
             self._oldest_unpersisted_rx = None
         if batch.alarms or batch.sensors:
@@ -491,6 +509,8 @@ class Pipeline:
         if batch.dead_letters:
             await self.store.add_dead_letters(batch.dead_letters)
             self.metrics.inc("gridwatch_dead_letters_total", len(batch.dead_letters))
+        for receipt in batch.receipts:  # committed, all of it: the broker may forget these messages
+            receipt.settle()
 
 
 def _sensor_row(record: SensorRecord) -> tuple:

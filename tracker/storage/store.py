@@ -51,6 +51,9 @@ def _timestamptz_from_pg(value: tuple[int]) -> datetime:
 async def _writer_codecs(con: asyncpg.Connection) -> None:
     await con.set_type_codec("timestamptz", schema="pg_catalog", format="tuple",
                              encoder=_timestamptz_to_pg, decoder=_timestamptz_from_pg)
+    # ping batches are COPied here, then moved into pings skipping rows already there
+    # (a message delivered again): COPY itself cannot skip a conflict
+    await con.execute(_CREATE_PINGS_STAGING)
 
 
 class StoreError(RuntimeError):
@@ -136,9 +139,15 @@ class Store:
     # --- positions ------------------------------------------------------------------
 
     async def write_pings(self, rows: Sequence[tuple], days: Iterable[int], devices: Sequence[tuple],
-                          filtered: Sequence[tuple] = (), alarms: Sequence[tuple] = (), components: Sequence[tuple] = ()) -> None:
+                          filtered: Sequence[tuple] = (), alarms: Sequence[tuple] = (), components: Sequence[tuple] = ()) -> int:
         """In one transaction: COPY ping rows (PING_COLUMNS order), upsert the devices'
-        last positions, COPY refused fixes and insert alarm events.
+        last positions, insert refused fixes and alarm events. Returns how many ping rows
+        were new.
+
+        Idempotent: a ping already stored (same device and fix time), a refused fix
+        already stored (same device, fix time and reason) and an alarm event already
+        stored (same source, device, kind, time and edge) are skipped, so a message the
+        broker delivers again stores nothing twice.
 
         ``days`` are the UTC day numbers (t_ms // DAY_MS) the rows fall in, so missing
         partitions are created first; ``devices`` rows are (id, class, district, t, rx,
@@ -148,7 +157,8 @@ class Store:
         """
         missing = sorted(set(days) - self._partitions)
 
-        async def op() -> None:
+        async def op() -> int:
+            inserted = 0
             async with self._writer.acquire() as con:
                 for day in missing:
                     start = ms_to_datetime(day * DAY_MS)
@@ -159,13 +169,14 @@ class Store:
                     )
                 async with con.transaction():
                     if rows:
-                        await con.copy_records_to_table("pings", records=rows, columns=PING_COLUMNS)
+                        await con.copy_records_to_table(_PINGS_STAGING, records=rows, columns=PING_COLUMNS)
+                        inserted = int((await con.execute(_MOVE_STAGED_PINGS)).split()[-1])
                     if devices:
                         await con.execute(_UPSERT_DEVICES, *(list(column) for column in zip(*devices, strict=True)))
                     if filtered:
-                        await con.copy_records_to_table("filtered_fixes", records=filtered, columns=FILTERED_COLUMNS)
+                        await con.execute(_INSERT_FILTERED, *(list(column) for column in zip(*filtered, strict=True)))
                     if alarms:
-                        await con.copy_records_to_table("alarm_events", records=alarms, columns=ALARM_COLUMNS)
+                        await con.execute(_INSERT_ALARMS, *(list(column) for column in zip(*alarms, strict=True)))
                     if components:
                         # a sensor moved to another component gives up its old binding first
                         await con.execute("UPDATE components SET device = NULL WHERE device = ANY($1::text[]) AND NOT code = ANY($2::text[])",
@@ -175,9 +186,11 @@ class Store:
                             "ON CONFLICT (code) DO UPDATE SET device = excluded.device, lat = coalesce(excluded.lat, components.lat), "
                             "lon = coalesce(excluded.lon, components.lon), grid = coalesce(excluded.grid, components.grid), updated_at = now()",
                             components)
+            return inserted
 
-        await self._run(op)
+        inserted = await self._run(op)
         self._partitions.update(missing)
+        return inserted
 
     async def track(self, device: str, start: datetime, end: datetime, limit: int) -> list[asyncpg.Record]:
         async def op():
@@ -399,13 +412,14 @@ class Store:
         """In one transaction: insert alarm events (ALARM_COLUMNS) and upsert the state of
         the sensors whose changes produced them, so that the outbox and the state a
         restart resumes from never disagree. ``sensors`` rows are (device, component,
-        last_seen, silent, rules): ``rules`` a JSON-able dict."""
+        last_seen, silent, rules): ``rules`` a JSON-able dict. An event already stored
+        (same source, device, kind, time and edge) is skipped."""
 
         async def op() -> None:
             async with self._pool.acquire() as con:
                 async with con.transaction():
                     if alarms:
-                        await con.copy_records_to_table("alarm_events", records=alarms, columns=ALARM_COLUMNS)
+                        await con.execute(_INSERT_ALARMS, *(list(column) for column in zip(*alarms, strict=True)))
                     if sensors:
                         await con.executemany(
                             "INSERT INTO sensor_states (device, component, last_seen, silent, rules) VALUES ($1, $2, $3, $4, $5::jsonb) "
@@ -437,6 +451,28 @@ class Store:
 
         return await self._run(op)
 
+
+# The writer connection's staging table for ping batches: PING_COLUMNS, emptied at each commit.
+_PINGS_STAGING = "pings_staged"
+_CREATE_PINGS_STAGING = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {_PINGS_STAGING} (device text, t timestamptz, lat float8, lon float8, rx timestamptz, "
+    "acc real, spd real, hdg real, alt real, bat real, crs text, seq bigint, cell bigint, grid text, late boolean) "
+    "ON COMMIT DELETE ROWS"
+)
+_MOVE_STAGED_PINGS = (
+    f"INSERT INTO pings ({', '.join(PING_COLUMNS)}) SELECT {', '.join(PING_COLUMNS)} FROM {_PINGS_STAGING} "
+    "ON CONFLICT (device, t) DO NOTHING"
+)
+_INSERT_FILTERED = (
+    f"INSERT INTO filtered_fixes ({', '.join(FILTERED_COLUMNS)}) "
+    "SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::float8[], $5::float8[], $6::real[], "
+    "$7::real[], $8::bigint[], $9::text[]) ON CONFLICT (device, t, reason) DO NOTHING"
+)
+_INSERT_ALARMS = (
+    f"INSERT INTO alarm_events ({', '.join(ALARM_COLUMNS)}) "
+    "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::timestamptz[], $7::float8[], "
+    "$8::text[], $9::float8[], $10::float8[], $11::text[]) ON CONFLICT (source, device, kind, t, raised) DO NOTHING"
+)
 
 # One statement for a whole batch of devices: arrays in, a set-based upsert server-side.
 _UPSERT_DEVICES = (
