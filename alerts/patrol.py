@@ -19,15 +19,12 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple, Protocol
 
 from geofence.coverage import CoverageState, GridCoverage
-from geofence.placed import Placed
 from geofence.schedule import Schedule, Slot
 from geofence.territory import CoverageRule, Territory
-from protocols.model import Fix
 
 _MIN = 60_000
 CHECKPOINT_VERSION = 1
@@ -142,20 +139,6 @@ class PatrolState:
         self.coverage = coverage or CoverageState(schedule, territory)
         self.last_evaluated_ms: int | None = None
         self._open: dict[str, dict[AlertKey, Alert]] = {}  # by slot id
-
-    def observe(self, item: Fix | Placed, collector: str | None = None) -> Slot | None:
-        """Record a fix, in any order; see ``CoverageState.observe``."""
-        return self.coverage.observe(item, collector)
-
-    def observe_all(self, batch: Iterable[Fix | Placed],
-                    collector_of: Callable[[str], str | None] | None = None) -> int:
-        """Record a batch (fits the pipeline's fix listeners); returns how many were on duty.
-
-        ``collector_of`` maps a device id to its collector (None: not a collector's device).
-        """
-        cell_of = self.coverage.territory.cell_of
-        placed = [item if isinstance(item, Placed) else Placed(item, cell_of(item.lat, item.lon), None) for item in batch]
-        return self.coverage.observe_many(placed, collector_of)
 
     @property
     def open_alerts(self) -> list[Alert]:

@@ -31,6 +31,7 @@ import msgpack
 
 from bench.machine import describe
 from bench.mqttload import RawPublisher, blast, publish_packet
+from tracker.devcity.city import PATH as DEMO_CITY
 from tracker.devcity.credentials import kept_passwords
 from tracker.devcity.starters import free_port, start_mosquitto, start_postgres
 
@@ -138,7 +139,7 @@ class Service:
         self.url = f"http://127.0.0.1:{web_port}"
         self.log = open(state / f"service-qos{qos}.log", "wb")  # noqa: SIM115 - open for the child's life, closed in stop()
         subprocess.run([sys.executable, "-m", "tracker", "db", "migrate"], env=env, check=True, capture_output=True)
-        subprocess.run([sys.executable, "-m", "tracker", "grids", "import", str(REPO / "tracker/devcity/data/anning-demo.geojson")],
+        subprocess.run([sys.executable, "-m", "tracker", "grids", "import", str(DEMO_CITY)],
                        env=env, check=True, capture_output=True)
         self.proc = subprocess.Popen([sys.executable, "-m", "tracker", "serve"], env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 30

@@ -1,6 +1,6 @@
-"""A synthetic city of unit grids, for tests and benchmarks that need more than the demo.
+"""Synthetic cities of unit grids: the demo city, and larger ones for tests and benchmarks.
 
-The city is laid out the way a survey bureau draws one: a lattice of unit grids of about
+A city is laid out the way a survey bureau draws one: a lattice of unit grids of about
 100 m × 100 m in the CGCS2000 3-degree Gauss-Krüger plane, whose vertices and edge
 midpoints are nudged so the grids look surveyed rather than ruled. Neighbours share every
 vertex (no overlaps, no gaps). Communities are blocks of grids, streets blocks of
@@ -10,9 +10,10 @@ west→east, north→south, as the standard numbers them.
 The same city can be written in WGS-84 or in the projected CRS it was drawn in, so an
 import can be checked to convert one into the other. Errors a real file brings (bad and
 duplicate codes, self-intersecting rings, overlapping neighbours, holes) can be seeded
-at known places.
+at known places. A city can also be sketched straight on the WGS-84 map, with straight
+edges and an unnudged outline, as the demo city is (tracker.devcity.city).
 
-    python -m geofence.citygen 4137 chengguan.geojson [--crs EPSG:4544] [--seed 7]
+    python -m geofence.citygen 4137 chengguan.geojson [--crs EPSG:4544] [--seed 7] [--damage]
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import functools
 import json
 import math
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +40,10 @@ STREET_NAMES = [
     "拱星墩街道", "东岗西路街道", "铁路东村街道", "铁路西村街道", "渭源路街道", "盐场路街道",
     "嘉峪关路街道", "焦家湾街道", "东岗街道", "团结新村街道", "青白石街道", "九州街道",
 ]
+# The scale of a city sketched on the map (projected_crs=None): metres in a degree of
+# latitude, and of longitude times the cosine of the anchor's latitude. The demo city was
+# drawn with it; it stays so that city's file does not change.
+MAP_M_PER_DEG = 111_320.0
 
 
 @functools.lru_cache(maxsize=8)
@@ -60,7 +66,9 @@ class Grid:
     name: str
     street_name: str
     community_name: str
-    ring: list[tuple[float, float]]  # closed ring in the projected plane (x east, y north), metres
+    # closed ring in the plane the city is drawn in, (x east, y north): projected metres,
+    # or (lon, lat) degrees for a city sketched on the map
+    ring: list[tuple[float, float]]
 
 
 @dataclass
@@ -74,12 +82,61 @@ class Seeded:
     holes: list[tuple[str, tuple[float, float]]] = field(default_factory=list)  # (removed grid, (lat, lon) inside)
 
 
+class _Survey:
+    """A city drawn in a projected CRS, in metres (x east, y north) from the north-west
+    corner (x0, y0), as a survey bureau draws one."""
+
+    def __init__(self, crs: str, x0: float, y0: float, grid_m: float) -> None:
+        self.crs, self.x0, self.y0, self.grid_m = crs, x0, y0, grid_m
+
+    def corner(self, row: int, col: int, nudge: Callable[[], float]) -> tuple[float, float]:
+        return self.x0 + col * self.grid_m + nudge(), self.y0 - row * self.grid_m + nudge()
+
+    def midpoint(self, a: tuple[float, float], b: tuple[float, float], nudge: Callable[[], float]) -> tuple[float, float]:
+        return (a[0] + b[0]) / 2 + nudge() / 2, (a[1] + b[1]) / 2 + nudge() / 2
+
+    def lonlat(self, x: float, y: float) -> tuple[float, float]:
+        return transformer(self.crs, "EPSG:4326").transform(x, y)
+
+
+class _Sketch:
+    """A city drawn straight on the WGS-84 map, (lon, lat) from the north-west corner,
+    metres turned into degrees at that corner's latitude."""
+
+    def __init__(self, north_west: tuple[float, float], grid_m: float) -> None:
+        self.lat0, self.lon0 = north_west
+        self.grid_m = grid_m
+        self.dlat = 1 / MAP_M_PER_DEG
+        self.dlon = 1 / (MAP_M_PER_DEG * math.cos(math.radians(self.lat0)))
+
+    def corner(self, row: int, col: int, nudge: Callable[[], float]) -> tuple[float, float]:
+        south, east = nudge(), nudge()  # in the order the demo city drew them
+        return self.lon0 + (col * self.grid_m + east) * self.dlon, self.lat0 - (row * self.grid_m + south) * self.dlat
+
+    def midpoint(self, a: tuple[float, float], b: tuple[float, float], nudge: Callable[[], float]) -> tuple[float, float]:
+        return (a[0] + b[0]) / 2 + nudge() / 2 * self.dlon, (a[1] + b[1]) / 2 + nudge() / 2 * self.dlat
+
+    def lonlat(self, x: float, y: float) -> tuple[float, float]:
+        return x, y
+
+
 class City:
-    """A generated city in its projected plane; ``geojson(crs)`` writes it out."""
+    """A generated city in the plane it is drawn in; ``geojson(crs)`` writes it out.
+
+    ``grids`` unit grids of ``grid_m`` fill ``cols`` columns (by default as many as rows)
+    row by row from the north-west corner, which is ``north_west`` or else placed so the
+    lattice is centred on ``centre``. Every vertex moves by up to ``jitter_m`` each way
+    (the outline stays straight with ``fixed_border``) and, with ``bent_edges``, every edge
+    bends at a nudged midpoint. ``projected_crs`` is the plane the city is drawn in; None
+    sketches it straight on the WGS-84 map at ``MAP_M_PER_DEG``, written to 1 cm.
+    """
 
     def __init__(self, grids: int, *, district: str = DISTRICT, centre: tuple[float, float] = CENTRE,
-                 grid_m: float = 100.0, jitter_m: float | None = None, community: tuple[int, int] = (4, 4),
-                 street: tuple[int, int] = (3, 3), seed: int = 0, projected_crs: str = PROJECTED_CRS) -> None:
+                 north_west: tuple[float, float] | None = None, cols: int | None = None,
+                 grid_m: float = 100.0, jitter_m: float | None = None, fixed_border: bool = False,
+                 bent_edges: bool = True, community: tuple[int, int] = (4, 4), street: tuple[int, int] = (3, 3),
+                 street_names: Sequence[str] = STREET_NAMES, seed: int = 0,
+                 projected_crs: str | None = PROJECTED_CRS, title: str | None = None) -> None:
         if grids < 1:
             raise ValueError("a city needs at least one grid")
         if not (len(district) == 6 and district.isdigit()):
@@ -87,30 +144,47 @@ class City:
         self.district = district
         self.grid_m = grid_m
         self.projected_crs = projected_crs
-        self.to_wgs84 = transformer(projected_crs, "EPSG:4326")
+        self.title = title
         jitter = grid_m * 0.12 if jitter_m is None else jitter_m
         if not 0 <= jitter <= grid_m * 0.2:
             raise ValueError("jitter must stay within 20% of the grid size, or grids may fold over")
         rng = random.Random(seed)
-        self.cols = max(1, math.ceil(math.sqrt(grids)))
+        self.cols = cols or max(1, math.ceil(math.sqrt(grids)))
         self.rows = math.ceil(grids / self.cols)
-        cx, cy = transformer("EPSG:4326", projected_crs).transform(centre[1], centre[0])
-        x0, y0 = cx - self.cols * grid_m / 2, cy + self.rows * grid_m / 2  # north-west corner
+        width, height = self.cols * grid_m, self.rows * grid_m
+        if projected_crs is None:
+            if north_west is None:
+                lat, lon = centre
+                north_west = (lat + height / 2 / MAP_M_PER_DEG, lon - width / 2 / (MAP_M_PER_DEG * math.cos(math.radians(lat))))
+            self._plane: _Survey | _Sketch = _Sketch(north_west, grid_m)
+        else:
+            to_plane = transformer("EPSG:4326", projected_crs)
+            if north_west is None:
+                cx, cy = to_plane.transform(centre[1], centre[0])
+                x0, y0 = cx - width / 2, cy + height / 2
+            else:
+                x0, y0 = to_plane.transform(north_west[1], north_west[0])
+            self._plane = _Survey(projected_crs, x0, y0, grid_m)
 
         def nudge() -> float:
             return rng.uniform(-jitter, jitter)
 
+        def still() -> float:
+            return 0.0
+
         corner = {}
         for r in range(self.rows + 1):
             for c in range(self.cols + 1):
-                corner[r, c] = (x0 + c * grid_m + nudge(), y0 - r * grid_m + nudge())
-        # every lattice edge gets one bent midpoint, shared by the two grids along it
+                border = r in (0, self.rows) or c in (0, self.cols)
+                corner[r, c] = self._plane.corner(r, c, still if fixed_border and border else nudge)
+        # every lattice edge has a midpoint, shared by the two grids along it; a bent edge
+        # runs through it
+        self._bent = bent_edges
         self._edge: dict[tuple, tuple[float, float]] = {}
-        for (r, c), (x, y) in corner.items():
+        for (r, c), point in corner.items():
             for other in ((r, c + 1), (r + 1, c)):
                 if other in corner:
-                    ox, oy = corner[other]
-                    self._edge[(r, c), other] = ((x + ox) / 2 + nudge() / 2, (y + oy) / 2 + nudge() / 2)
+                    self._edge[(r, c), other] = self._plane.midpoint(point, corner[other], nudge if bent_edges else still)
         self._corner = corner
         self.grids: list[Grid] = []
         cw, ch = community
@@ -125,7 +199,7 @@ class City:
             seq = (sr % ch) * cw + sc % cw + 1
             if street_index >= 999:
                 raise ValueError("too many streets for a 3-digit street code: use larger streets")
-            street_name = STREET_NAMES[street_index] if street_index < len(STREET_NAMES) else f"第{street_index + 1}街道"
+            street_name = street_names[street_index] if street_index < len(street_names) else f"第{street_index + 1}街道"
             code = f"{district}{street_index + 1:03d}{community_index + 1:03d}{seq:03d}"
             self.grids.append(Grid(r, c, code, f"{street_name}{community_index + 1}社区{seq}号网格", street_name,
                                    f"{street_name[:-2]}第{community_index + 1}社区", self._ring(r, c)))
@@ -133,7 +207,9 @@ class City:
         self.seeded = Seeded()
 
     def _side(self, a: tuple[int, int], b: tuple[int, int]) -> list[tuple[float, float]]:
-        """Lattice corner a, the bent midpoint of edge a–b (b excluded)."""
+        """Lattice corner a, and the bent midpoint of edge a–b if edges bend (b excluded)."""
+        if not self._bent:
+            return [self._corner[a]]
         mid = self._edge.get((a, b)) or self._edge[(b, a)]
         return [self._corner[a], mid]
 
@@ -146,7 +222,7 @@ class City:
         return self._by_place.get((row, col))
 
     def lonlat(self, x: float, y: float) -> tuple[float, float]:
-        return self.to_wgs84.transform(x, y)
+        return self._plane.lonlat(x, y)
 
     # --- output ---------------------------------------------------------------------
 
@@ -154,15 +230,19 @@ class City:
         """The city as a GeoJSON FeatureCollection in ``crs`` (WGS-84 or the projected CRS).
 
         Projected coordinates are written to the millimetre, as a survey gives them, and
-        WGS-84 is derived from those, so both files describe the same points.
+        WGS-84 is derived from those, so both files describe the same points. A city
+        sketched on the map is written in WGS-84 to 1e-7 degrees (about 1 cm).
         """
         if crs not in ("EPSG:4326", self.projected_crs):
-            raise ValueError(f"the city is drawn in {self.projected_crs}; write it in that or EPSG:4326, not {crs}")
-        rings = [[(round(x, 3), round(y, 3)) for x, y in g.ring] for g in self.grids]
-        if crs == "EPSG:4326":
+            raise ValueError(f"the city is drawn in {self.projected_crs or 'EPSG:4326'}; write it in that or EPSG:4326, not {crs}")
+        if self.projected_crs is None:
+            rings = [[(round(lon, 7), round(lat, 7)) for lon, lat in g.ring] for g in self.grids]
+        else:
+            rings = [[(round(x, 3), round(y, 3)) for x, y in g.ring] for g in self.grids]
+        if crs == "EPSG:4326" and self.projected_crs is not None:
             xs = [x for ring in rings for x, _ in ring]
             ys = [y for ring in rings for _, y in ring]
-            lons, lats = self.to_wgs84.transform(xs, ys)
+            lons, lats = transformer(self.projected_crs, "EPSG:4326").transform(xs, ys)
             points = iter(zip(lons, lats, strict=True))
             rings = [[(round(lon, 9), round(lat, 9)) for _, (lon, lat) in zip(ring, points, strict=False)] for ring in rings]
         features = []
@@ -174,14 +254,14 @@ class City:
             })
         return {
             "type": "FeatureCollection",
-            "name": f"{len(self.grids)} unit grids of district {self.district} (generated)",
+            "name": self.title or f"{len(self.grids)} unit grids of district {self.district} (generated)",
             "crs": {"type": "name", "properties": {"name": _urn(crs) if crs != "EPSG:4326" else "urn:ogc:def:crs:OGC:1.3:CRS84"}},
             "features": features,
         }
 
     def write(self, path: str | Path, crs: str = "EPSG:4326") -> Path:
         path = Path(path)
-        path.write_text(json.dumps(self.geojson(crs), ensure_ascii=False), encoding="utf-8")
+        path.write_text(json.dumps(self.geojson(crs), ensure_ascii=False) + "\n", encoding="utf-8")
         return path
 
     # --- seeded errors --------------------------------------------------------------
@@ -247,11 +327,6 @@ def _centroid(ring: list[tuple[float, float]]) -> tuple[float, float]:
     return sum(p[0] for p in pts) / len(pts), sum(p[1] for p in pts) / len(pts)
 
 
-def generate(grids: int, crs: str = "EPSG:4326", **plan) -> dict:
-    """A city of ``grids`` unit grids as GeoJSON in ``crs`` (see ``City`` for the plan)."""
-    return City(grids, **plan).geojson(crs)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m geofence.citygen", description=__doc__.split("\n\n")[0])
     parser.add_argument("grids", type=int)
@@ -259,10 +334,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crs", default="EPSG:4326", help=f"EPSG:4326 or {PROJECTED_CRS} (CGCS2000 Gauss-Kruger)")
     parser.add_argument("--district", default=DISTRICT)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--damage", action="store_true",
+                        help="seed one of each error a real file brings (to try an import's validation report on)")
     args = parser.parse_args(argv)
     city = City(args.grids, district=args.district, seed=args.seed)
+    if args.damage:
+        seeded = city.seed_errors(bad_codes=1, duplicates=1, self_intersections=1, overlaps=1, holes=1, seed=args.seed)
     city.write(args.file, args.crs)
     print(f"wrote {len(city.grids)} unit grids to {args.file} ({args.crs})")
+    if args.damage:
+        print(f"  bad code {seeded.bad_codes[0]}; duplicate code {seeded.duplicate_codes[0]}; "
+              f"self-intersecting {seeded.self_intersecting[0]}; {seeded.overlaps[0][0]} overlaps {seeded.overlaps[0][1]}; "
+              f"hole where {seeded.holes[0][0]} was, at {seeded.holes[0][1][0]:.6f}, {seeded.holes[0][1][1]:.6f}")
     return 0
 
 

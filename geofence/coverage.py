@@ -6,6 +6,10 @@ lands where it belongs in time, and any permutation of the same fixes yields the
 coverage. How the facts are judged (accuracy cut-off, pass gap, ...) comes from a
 ``CoverageRule`` given at query time, so a changed rule re-judges the past as well.
 What coverage is judged against (grids, areas, rules) is in ``geofence.territory``.
+
+Longer than the house's ~500 lines on purpose: the compact sample columns, their
+checkpoint form and the queries over them are one data structure whose invariants (sorted
+by fix time, late fixes landing in place, compaction) hold only if they change together.
 """
 
 from __future__ import annotations
@@ -25,10 +29,10 @@ from typing import NamedTuple
 from geofence.placed import Placed
 from geofence.schedule import Schedule, Slot
 from geofence.territory import CoverageRule, Territory
+from protocols.coords import distance_m
 from protocols.model import DeviceClass, Fix
 
 _MIN = 60_000
-_EARTH_RADIUS_M = 6_371_008.8
 CHECKPOINT_VERSION = 2  # 1: a list per fix; 2: base64 columns
 _COLUMNS = ("t", "cell", "lat", "lon", "acc", "bat")
 
@@ -379,14 +383,6 @@ class _Track:
     def columns(self) -> tuple[array, ...]:
         """Fix times, then the compacted columns, in the order of _COLUMNS."""
         return (self.times, *self.samples._columns())
-
-
-def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance in metres."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * _EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
 
 
 class CoverageState:

@@ -13,6 +13,9 @@ belong to no grid, which may be intended (a lake, a closed compound).
 The H3 cover assigns each cell whose centre lies in a grid to that grid, so on a proper
 tessellation every cell belongs to exactly one grid. A grid too small to contain any cell
 centre gets the cell under its representative point, when no other grid holds it.
+
+A little over the house's ~500 lines: reading, converting, validating and covering are
+one path whose report names every problem in the file; they share its feature records.
 """
 
 from __future__ import annotations

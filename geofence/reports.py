@@ -48,7 +48,7 @@ def coverage_report(plan: PatrolPlan, cover: dict[int, str], rules: CoverageRule
             "collector": slot.collector, "slot_id": slot.id, "area": slot.area, "start": slot.start_ms, "end": slot.end_ms,
             "grids_total": len(cov.grids), "grids_covered": len(covered),
             "share": round(len(covered) / len(cov.grids), 3) if cov.grids else 1.0,
-            "passes": sum(g.passes for g in cov.grids), "inside_min": round(cov.inside_ms / 60_000, 1), "fixes": cov.fixes,
+            "passes": sum(g.passes for g in cov.grids), "inside_min": round(cov.inside_min, 1), "fixes": cov.fixes,
             "complete": now_ms >= slot.end_ms,
         })
         for g in cov.grids:

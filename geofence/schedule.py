@@ -75,9 +75,6 @@ class Slot:
         """Stable across restarts: the same duty always gets the same id."""
         return f"{self.collector}/{self.area}/{self.start_ms}/{self.end_ms}"
 
-    def contains(self, t_ms: int) -> bool:
-        return self.start_ms <= t_ms < self.end_ms
-
     def to_dict(self) -> dict[str, object]:
         return {"collector": self.collector, "area": self.area,
                 "start_ms": self.start_ms, "end_ms": self.end_ms}
@@ -287,10 +284,6 @@ class Schedule:
     def slots_on(self, day: date) -> list[Slot]:
         """Every collector's slots starting on local date ``day``, by start time."""
         return self._day(day)[0]
-
-    def slots_for(self, collector: str, day: date) -> list[Slot]:
-        """``collector``'s slots starting on local date ``day``, by start time."""
-        return list(self._day(day)[1].get(collector, ()))
 
     def slot_at(self, collector: str, t_ms: int) -> Slot | None:
         """The slot ``collector`` is on duty in at ``t_ms``, or None when off duty."""

@@ -4,7 +4,7 @@ the responsibility grids (areas) made of them, and the coverage rules per city o
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,18 +122,6 @@ class Territory:
         object.__setattr__(self, "_grid_of", grid_of)
 
     @classmethod
-    def from_polygons(cls, grids: Mapping[str, Sequence[tuple[float, float]]],
-                      areas: Mapping[str, Iterable[str]], res: int = 12) -> Territory:
-        """Cells of each unit grid polygon (an outer ring of WGS-84 (lat, lon) points).
-
-        A cell belongs to the polygon holding its centre, so polygons that share edges
-        share no cells.
-        """
-        return cls({code: h3.h3shape_to_cells(h3.LatLngPoly(list(ring)), res)
-                    for code, ring in grids.items()},
-                   {name: frozenset(codes) for name, codes in areas.items()})
-
-    @classmethod
     def from_cover(cls, cover: Mapping[int, str], areas: Mapping[str, Iterable[str]]
                    ) -> Territory:
         """From an H3 cover (cell -> unit grid code), as the grid importer and index hold."""
@@ -156,11 +144,6 @@ class Territory:
             if code is not None:
                 return parent, code
         return None
-
-    def grid_of(self, cell: int) -> str | None:
-        """The unit grid holding ``cell`` (or its ancestor at our resolution), else None."""
-        place = self.locate(cell)
-        return None if place is None else place[1]
 
     def area_grids(self, area: str) -> frozenset[str]:
         try:

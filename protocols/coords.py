@@ -1,4 +1,4 @@
-"""Datum conversion between WGS-84, GCJ-02 and BD-09.
+"""Datum conversion between WGS-84, GCJ-02 and BD-09, and distances between positions.
 
 WGS-84 → GCJ-02 is the widely published reverse-engineered formula (Krasovsky ellipsoid);
 it is the identity outside China's bounding box. GCJ-02 → WGS-84 has no closed form: we
@@ -19,6 +19,20 @@ from protocols.model import Datum
 _A = 6378245.0  # Krasovsky 1940 semi-major axis
 _EE = 0.00669342162296594323  # its first eccentricity squared
 _X_PI = math.pi * 3000.0 / 180.0
+
+EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG)
+M_PER_DEG = math.radians(EARTH_RADIUS_M)  # metres in a degree of latitude (~111,195)
+
+
+def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Metres between two WGS-84 positions, equirectangular about their mean latitude.
+
+    Within 0.1% of the great-circle distance up to tens of kilometres (a city), for a
+    fraction of haversine's cost: the position filters call it once per fix.
+    """
+    x = (lon2 - lon1) * math.cos(math.radians((lat1 + lat2) * 0.5))
+    y = lat2 - lat1
+    return math.sqrt(x * x + y * y) * M_PER_DEG
 
 
 def outside_china(lat: float, lon: float) -> bool:

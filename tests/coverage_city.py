@@ -1,5 +1,6 @@
 """Four unit grids of about 100 m x 100 m by Anning's centre, numbered west to east, north
-to south, and one collector's Monday slot over them:
+to south, and one collector's Monday slot over them (plus the helpers that build them:
+a territory from polygons, a collector's slots on a day):
 
     620105001001001 | 620105001001002
     ----------------+----------------
@@ -10,12 +11,13 @@ to south, and one collector's Monday slot over them:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 import h3.api.basic_int as h3
 
-from geofence.schedule import Schedule, Shift
+from geofence.schedule import Schedule, Shift, Slot
 from geofence.territory import CoverageRule, Territory
 from protocols.model import DeviceClass, Fix
 
@@ -36,7 +38,20 @@ def unit_grid(row: int, col: int) -> list[tuple[float, float]]:
     return [(n, w), (n, w + DLON), (n - DLAT, w + DLON), (n - DLAT, w)]
 
 
-TERRITORY = Territory.from_polygons(
+def territory_from_polygons(grids: Mapping[str, Sequence[tuple[float, float]]],
+                            areas: Mapping[str, Iterable[str]], res: int = 12) -> Territory:
+    """The cells of each unit grid polygon (an outer ring of WGS-84 (lat, lon) points): a
+    cell belongs to the polygon holding its centre, so polygons sharing edges share no cells."""
+    return Territory({code: h3.h3shape_to_cells(h3.LatLngPoly(list(ring)), res) for code, ring in grids.items()},
+                     {name: frozenset(codes) for name, codes in areas.items()})
+
+
+def slots_for(schedule: Schedule, collector: str, day: date) -> list[Slot]:
+    """``collector``'s slots starting on local date ``day``, by start time."""
+    return [slot for slot in schedule.slots_on(day) if slot.collector == collector]
+
+
+TERRITORY = territory_from_polygons(
     {NW: unit_grid(0, 0), NE: unit_grid(0, 1), SW: unit_grid(1, 0), SE: unit_grid(1, 1)},
     {"anning-01": [NW, NE, SW, SE], "anning-north": [NW, NE], "anning-south": [SW, SE]})
 SCHEDULE = Schedule((Shift("c01", "anning-01", "Mon-Fri", time(8), time(10)),))
@@ -61,6 +76,6 @@ def walk(path: list[int], start_ms: int, every_s: int = 30, **kw) -> list[Fix]:
 
 
 def monday_slot():
-    return SCHEDULE.slots_for("c01", MONDAY)[0]
+    return slots_for(SCHEDULE, "c01", MONDAY)[0]
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import trio
 
 from tracker.app.service import import_grids, run_service
+from tracker.devcity.city import PATH as DEMO_CITY
 from tracker.storage.store import open_store
 
 REPO = Path(__file__).resolve().parent.parent
-DEMO_CITY = REPO / "tracker" / "devcity" / "data" / "anning-demo.geojson"
 TEMPLATE = "gridwatch_template"
 
 BROKER_USERS = {

@@ -4,16 +4,27 @@ Every key is documented in ``config.toml``. An environment variable
 ``TRACKER_<SECTION>__<KEY>`` (upper case, double underscore) overrides one key, e.g.
 ``TRACKER_MQTT__PORT=1884``. Unknown sections or keys and values of the wrong type are a
 start-up error naming the key.
+
+A section that is what a component takes is that component's parameter class, with the
+service's defaults: [mqtt] is the broker client's ``BrokerParams``, [jt808] the gateway's
+``Jt808Settings``. The others are read here and turned into their components'
+parameters where those differ (units, derived thresholds, rules).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import os
 import tomllib
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from protocols.jt808.framing import MAX_FRAME_BYTES
+from protocols.jt808.session import AuthCodePolicy, SessionPolicy
+from protocols.model import DISTRICT_CODE
 
 ENV_PREFIX = "TRACKER_"
 
@@ -22,18 +33,82 @@ class ConfigError(ValueError):
     """The configuration cannot be used; the message names the key."""
 
 
+# The broker client and the JT/T 808 gateway take these parameter classes as they are:
+# the [mqtt] and [jt808] sections are built straight into them (below), so they live here,
+# below every sub-package that reads them.
+
+
 @dataclass(frozen=True, slots=True)
-class MqttSettings:
+class BrokerParams:
+    host: str
+    port: int
+    username: str
+    password: str
+    client_id: str
+    keepalive_s: int = 30
+    subscriptions: tuple[str, ...] = ()
+    qos: int = 0
+    reconnect_min_s: float = 0.2
+    reconnect_max_s: float = 2.0
+    # False: a persistent session under client_id (subscriptions and queued QoS 1
+    # messages outlive the connection); True: everything is forgotten at disconnect
+    clean_session: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Jt808Settings:
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: any free port, told through task_status
+    district: str = "620105"  # district of every terminal on this gateway
+    require_auth: bool = True  # refuse locations before a successful 0x0102
+    auth_codes: AuthCodePolicy = AuthCodePolicy.ISSUED
+    # Key of the issued auth codes. None: a random key per process, so codes issued
+    # before a restart stop working and terminals have to register again.
+    auth_secret: bytes | None = None
+    idle_timeout_s: float = 300.0  # without a whole frame
+    auth_timeout_s: float = 60.0  # to authenticate, counted while not authenticated
+    send_timeout_s: float = 30.0
+    max_connections: int = 5000
+    max_connections_per_address: int = 500  # per IPv4 address or IPv6 /64
+    max_frame_bytes: int = MAX_FRAME_BYTES
+    max_bad_frames: int = 32
+    receive_bytes: int = 16384
+
+    def __post_init__(self) -> None:
+        if not DISTRICT_CODE.match(self.district):
+            raise ValueError(f"bad district code {self.district!r}")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"bad port {self.port}")
+        AuthCodePolicy(self.auth_codes)  # raises ValueError on an unknown policy
+        if self.auth_secret is not None and not self.auth_secret:
+            raise ValueError("auth_secret must not be empty; None draws a random one")
+        for name in ("idle_timeout_s", "auth_timeout_s", "send_timeout_s", "max_connections",
+                     "max_connections_per_address", "max_frame_bytes", "receive_bytes"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+
+    def session_policy(self) -> SessionPolicy:
+        """The policy of every session; call once per gateway (a missing secret is drawn here)."""
+        return SessionPolicy(
+            district=self.district,
+            auth_secret=self.auth_secret if self.auth_secret is not None else os.urandom(32),
+            require_auth=self.require_auth,
+            auth_codes=AuthCodePolicy(self.auth_codes),
+            max_bad_frames=self.max_bad_frames,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MqttSettings(BrokerParams):
+    """[mqtt]: the ingest connection's parameters, with the service's defaults."""
+
     host: str = "127.0.0.1"
     port: int = 1883
     username: str = "gridwatch"
     password: str = ""
     client_id: str = "gridwatch-ingest"
-    keepalive_s: int = 30
-    qos: int = 1
     subscriptions: tuple[str, ...] = ("gw/v1/+/+/+/+",)
-    reconnect_min_s: float = 0.2
-    reconnect_max_s: float = 2.0
+    qos: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,18 +177,11 @@ class SensorSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class Jt808Config:
-    enabled: bool = True
-    host: str = "127.0.0.1"
+class Jt808Config(Jt808Settings):
+    """[jt808]: the gateway's settings, with the service's port, and whether it runs."""
+
     port: int = 6808
-    district: str = "620105"
-    require_auth: bool = True
-    auth_codes: str = "issued"
-    auth_secret: str = ""
-    idle_timeout_s: float = 300.0
-    auth_timeout_s: float = 60.0
-    max_connections: int = 5000
-    max_connections_per_address: int = 500
+    enabled: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +280,15 @@ def _coerce(where: str, hint: object, value: object) -> object:
     elif hint is str:
         if isinstance(value, str):
             return value
+    elif isinstance(hint, type) and issubclass(hint, enum.StrEnum):
+        try:
+            return hint(typing.cast(str, value))  # a value of no member raises ValueError below
+        except ValueError:
+            raise ConfigError(f"{where}: must be {' or '.join(member.value for member in hint)}") from None
+    elif hint == bytes | None:
+        # a secret given as text; empty: none given
+        if isinstance(value, str):
+            return value.encode() or None
     elif origin is tuple:
         (item_hint, _ellipsis) = typing.get_args(hint)
         if isinstance(value, str):
@@ -221,14 +298,17 @@ def _coerce(where: str, hint: object, value: object) -> object:
     raise ConfigError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
 
 
-def _section(name: str, cls: type, raw: dict) -> object:
+def _section(name: str, cls: type, raw: dict) -> dict[str, object]:
+    """Every key of a section: its default, or the value given, coerced to the key's type."""
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    fields = [f for f in dataclasses.fields(cls) if f.init]
+    names = {f.name for f in fields}
     for key in raw:
         if key not in names:
             raise ConfigError(f"unknown key [{name}] {key!r} (known: {', '.join(sorted(names))})")
-    values = {key: _coerce(f"[{name}] {key}", hints[key], value) for key, value in raw.items()}
-    return cls(**values)
+    values = {f.name: f.default if f.default_factory is dataclasses.MISSING else f.default_factory() for f in fields}
+    values.update({key: _coerce(f"[{name}] {key}", hints[key], value) for key, value in raw.items()})
+    return values
 
 
 def load(path: str | os.PathLike | None = None, environ: typing.Mapping[str, str] | None = None) -> Settings:
@@ -255,23 +335,28 @@ def load(path: str | os.PathLike | None = None, environ: typing.Mapping[str, str
                 continue
             raise ConfigError(f"{var}: unknown section [{section}]")
         raw.setdefault(section, {})[key] = value
-    built: dict[str, typing.Any] = {}  # each section built from its own hints, checked at run time
-    for name in sections:
-        cls = typing.get_type_hints(Settings)[name]
-        built[name] = _section(name, cls, raw.get(name, {}))
-    settings = Settings(**built)
-    _validate(settings)
-    return settings
+    classes = typing.get_type_hints(Settings)
+    values = {name: _section(name, classes[name], raw.get(name, {})) for name in sections}
+    # checked before the sections are built: a section's own checks do not name the key
+    _validate(types.SimpleNamespace(**{name: types.SimpleNamespace(**v) for name, v in values.items()}))
+    built = {}
+    for name, v in values.items():
+        try:
+            built[name] = classes[name](**v)
+        except ValueError as exc:
+            raise ConfigError(f"[{name}] {exc}") from None
+    return Settings(**built)
 
 
-def _validate(s: Settings) -> None:
+def _validate(s: types.SimpleNamespace) -> None:
+    """Check the values of every section (namespaces of the keys, by section)."""
     def need(ok: bool, key: str, why: str) -> None:
         if not ok:
             raise ConfigError(f"{key}: {why}")
 
     need(0 <= s.mqtt.port <= 65535, "[mqtt] port", "must be 0..65535")
     need(s.mqtt.qos in (0, 1), "[mqtt] qos", "must be 0 or 1")
-    need(s.mqtt.client_id != "", "[mqtt] client_id", "must not be empty (the broker keeps the session under it)")
+    need(s.mqtt.clean_session or s.mqtt.client_id != "", "[mqtt] client_id", "must not be empty (the broker keeps the session under it)")
     need(s.mqtt.subscriptions != (), "[mqtt] subscriptions", "must name at least one topic filter")
     need(0 < s.mqtt.reconnect_min_s <= s.mqtt.reconnect_max_s, "[mqtt] reconnect_min_s", "must be > 0 and <= reconnect_max_s")
     need(1 <= s.database.pool_min <= s.database.pool_max, "[database] pool_min", "must be >= 1 and <= pool_max")
@@ -292,12 +377,11 @@ def _validate(s: Settings) -> None:
     for entry in s.owntracks.devices:
         source, sep, device = entry.partition("=")
         need(bool(sep) and source.count("/") == 1 and bool(device.strip()), "[owntracks] devices", f"{entry!r} is not user/device=device_id")
-    need(s.jt808.auth_codes in ("issued", "any"), "[jt808] auth_codes", "must be issued or any")
     need(0 <= s.jt808.port <= 65535, "[jt808] port", "must be 0..65535")
     need(len(s.jt808.district) == 6 and s.jt808.district.isdigit(), "[jt808] district", "must be a 6-digit admin code")
-    need(s.jt808.idle_timeout_s > 0 and s.jt808.max_connections > 0, "[jt808] idle_timeout_s", "and max_connections must be > 0")
-    need(s.jt808.auth_timeout_s > 0, "[jt808] auth_timeout_s", "must be > 0")
-    need(s.jt808.max_connections_per_address > 0, "[jt808] max_connections_per_address", "must be > 0")
+    for key in ("idle_timeout_s", "send_timeout_s", "auth_timeout_s", "max_connections", "max_connections_per_address",
+                "max_frame_bytes", "receive_bytes"):
+        need(getattr(s.jt808, key) > 0, f"[jt808] {key}", "must be > 0")
     need(s.patrol.evaluate_s > 0 and s.patrol.checkpoint_s > 0, "[patrol] evaluate_s", "and checkpoint_s must be > 0")
     need(0.0 <= s.patrol.min_cell_share <= 1.0, "[patrol] min_cell_share", "must be between 0 and 1")
     need(s.patrol.passes_required >= 0, "[patrol] passes_required", "must be >= 0")

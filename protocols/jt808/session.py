@@ -9,6 +9,10 @@ What a real terminal gets wrong without spoiling a report is tolerated and told 
 ``Outcome.tolerated``: a phone field in hex rather than BCD, a location whose extras area
 ends in a damaged item, a speed, altitude or direction no vehicle reports (the reading is
 dropped, the position kept).
+
+Longer than the house's ~500 lines on purpose: it is one state machine, and each
+message's handler sits next to the state it reads and the answer it owes (the standard's
+tables of what answers what).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Patrol alerts on real H3 cells in Anning, Lanzhou, with a watchdog evaluating every minute.
 
-Four unit grids of about 100 m x 100 m, numbered west to east, north to south:
+The four unit grids of tests/coverage_city.py, numbered west to east, north to south:
 
     620105001001001 | 620105001001002
     ----------------+----------------
@@ -11,8 +11,7 @@ Four unit grids of about 100 m x 100 m, numbered west to east, north to south:
 
 import json
 from collections import deque
-from datetime import date, datetime, time
-from zoneinfo import ZoneInfo
+from datetime import date, time
 
 import h3.api.basic_int as h3
 
@@ -28,35 +27,11 @@ from alerts.patrol import (
 )
 from geofence.placed import Placed
 from geofence.schedule import Holiday, Leave, Schedule, Shift
-from geofence.territory import CoverageRule, CoverageRules, Territory
+from geofence.territory import CoverageRule, CoverageRules
 from protocols.model import DeviceClass, Fix
+from tests.coverage_city import DLAT, NE, NORTH_LAT, NW, OUTSIDE, SE, SW, TERRITORY, at, cells, slots_for
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
-NW, NE, SW, SE = (f"62010500100100{i}" for i in range(1, 5))
-NORTH_LAT, WEST_LON = 36.1050, 103.7185
-DLAT, DLON = 0.0009, 0.00111
-OUTSIDE = (36.1100, 103.7300)
-
-
-def at(text: str) -> int:
-    return int(datetime.fromisoformat(text).replace(tzinfo=SHANGHAI).timestamp() * 1000)
-
-
-def unit_grid(row: int, col: int) -> list[tuple[float, float]]:
-    n, w = NORTH_LAT - row * DLAT, WEST_LON + col * DLON
-    return [(n, w), (n, w + DLON), (n - DLAT, w + DLON), (n - DLAT, w)]
-
-
-TERRITORY = Territory.from_polygons(
-    {NW: unit_grid(0, 0), NE: unit_grid(0, 1), SW: unit_grid(1, 0), SE: unit_grid(1, 1)},
-    {"anning-01": [NW, NE, SW, SE], "anning-north": [NW, NE], "anning-south": [SW, SE]})
 RULE = CoverageRule(warning_lead_min=30)
-
-
-def cells(grid: str) -> list[int]:
-    """A unit grid's cells in walking order: north to south, west to east."""
-    return sorted(TERRITORY.grids[grid], key=lambda c: (-h3.cell_to_latlng(c)[0],
-                                                        h3.cell_to_latlng(c)[1]))
 
 
 def fix(t_ms: int, lat: float, lon: float, *, device: str = "c01", rx_ms: int | None = None,
@@ -77,7 +52,7 @@ def patrol(state: PatrolState, fixes: list[Fix], start_ms: int, end_ms: int,
     log = []
     for now in range(start_ms, end_ms + 1, 60_000):
         while inbox and inbox[0].rx_ms <= now:
-            state.observe(inbox.popleft())
+            state.coverage.observe(inbox.popleft())
         log += [(now, change) for change in evaluate(state, now, rule)]
     return log
 
@@ -188,7 +163,7 @@ def test_a_night_slot_crossing_midnight_is_judged_as_one_slot_at_two_in_the_morn
     log = patrol(full, before_midnight + after_midnight,
                  at("2025-09-26 21:55"), at("2025-09-27 02:05"))
     assert changes(log, AlertKind.GRID_NOT_COVERED) == []
-    (night,) = schedule.slots_for("c07", date(2025, 9, 26))
+    (night,) = slots_for(schedule, "c07", date(2025, 9, 26))
     cov = full.coverage.slot_coverage(night, RULE)
     assert cov.grid(NE).first_visit_ms == at("2025-09-27 00:00")
     assert (cov.grid(NW).share, cov.grid(NE).share) == (1.0, 1.0)
@@ -336,9 +311,9 @@ def test_a_pipeline_batch_is_observed_for_the_collectors_behind_the_devices():
     state = PatrolState(schedule, TERRITORY)
     handsets = {"imei-8615": "c01"}
     handset_fixes = walk(cells(NW)[:3], at("2025-09-29 08:00"), device="imei-8615")
-    batch = [Placed(f, c, TERRITORY.grid_of(c))
-             for f, c in zip(handset_fixes, cells(NW)[:3], strict=True)]
-    batch += walk(cells(NW)[:2], at("2025-09-29 08:05"), device="van-07")  # not a handset
-    assert state.observe_all(batch, handsets.get) == 3
-    (slot,) = schedule.slots_for("c01", date(2025, 9, 29))
+    van_fixes = walk(cells(NW)[:2], at("2025-09-29 08:05"), device="van-07")  # not a handset
+    batch = [Placed(f, c, TERRITORY.locate(c)[1])
+             for f, c in zip(handset_fixes + van_fixes, cells(NW)[:3] + cells(NW)[:2], strict=True)]
+    assert state.coverage.observe_many(batch, handsets.get) == 3
+    (slot,) = slots_for(schedule, "c01", date(2025, 9, 29))
     assert state.coverage.slot_coverage(slot, RULE).grid(NW).visits == 3

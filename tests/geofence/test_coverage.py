@@ -23,15 +23,16 @@ from geofence.coverage import CoverageState
 from geofence.placed import Placed
 from geofence.schedule import Reassignment, Schedule, Shift
 from geofence.territory import CoverageRule, CoverageRules, Territory
-from tests.coverage_city import MONDAY, NE, NW, OUTSIDE, RULE, SCHEDULE, SE, SW, TERRITORY, at, cells, fix, monday_slot, walk
+from tests.coverage_city import MONDAY, NE, NW, OUTSIDE, RULE, SCHEDULE, SE, SW, TERRITORY, at, cells, fix, monday_slot, slots_for, walk
 
 
 def test_the_grids_are_about_ten_thousand_square_metres_of_res_12_cells():
     assert TERRITORY.res == 12
     for grid, grid_cells in TERRITORY.grids.items():
         assert 30 <= len(grid_cells) <= 45, grid
-        assert TERRITORY.grid_of(next(iter(grid_cells))) == grid
-    assert TERRITORY.grid_of(TERRITORY.cell_of(*OUTSIDE)) is None
+        cell = next(iter(grid_cells))
+        assert TERRITORY.locate(cell) == (cell, grid)
+    assert TERRITORY.locate(TERRITORY.cell_of(*OUTSIDE)) is None
 
 
 def test_cells_visited_passes_and_minutes_inside():
@@ -235,7 +236,7 @@ def test_a_new_schedule_re_judges_the_same_fixes():
     state.take_changes()
     moved = Schedule(SCHEDULE.shifts, (Reassignment("c01", MONDAY, "anning-north"),))
     state.reconfigure(schedule=moved)
-    (north_slot,) = moved.slots_for("c01", MONDAY)
+    (north_slot,) = slots_for(moved, "c01", MONDAY)
     cov = state.slot_coverage(north_slot, RULE)
     assert [g.grid for g in cov.grids] == [NW, NE]
     assert cov.outside_since_ms == at("2025-09-29 08:00")

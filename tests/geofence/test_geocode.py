@@ -24,14 +24,18 @@ EDGE_M = h3.average_hexagon_edge_length(RES, "m")
 TO_METRES = Transformer.from_crs("EPSG:4326", PROJECTED_CRS, always_xy=True)
 
 cities = st.builds(
-    lambda grids, grid_m, jitter, lat, lon, seed: City(grids, grid_m=grid_m, jitter_m=grid_m * jitter,
-                                                       centre=(lat, lon), seed=seed, community=(3, 2), street=(2, 2)),
+    lambda grids, grid_m, jitter, lat, lon, seed, drawn, fixed_border, bent_edges: City(
+        grids, grid_m=grid_m, jitter_m=grid_m * jitter, centre=(lat, lon), seed=seed, community=(3, 2), street=(2, 2),
+        projected_crs=drawn, fixed_border=fixed_border, bent_edges=bent_edges),
     grids=st.integers(1, 90),
     grid_m=st.floats(40, 160),
     jitter=st.floats(0, 0.2),
     lat=st.floats(35.9, 36.3),
     lon=st.floats(103.55, 104.1),
     seed=st.integers(0, 2**16),
+    drawn=st.sampled_from([PROJECTED_CRS, None]),  # surveyed in Gauss-Krüger, or sketched on the map
+    fixed_border=st.booleans(),
+    bent_edges=st.booleans(),
 )
 
 

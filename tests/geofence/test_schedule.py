@@ -21,6 +21,7 @@ from geofence.schedule import (
     Swap,
     weekdays,
 )
+from tests.coverage_city import slots_for
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 MON, TUE, FRI, SAT, SUN = (date(2025, 9, 29), date(2025, 9, 30), date(2025, 9, 26),
@@ -53,19 +54,19 @@ def test_weekday_spec():
 
 def test_a_weekday_has_a_morning_and_an_afternoon_slot_in_local_time():
     schedule = Schedule(OFFICE_HOURS)
-    assert spans(schedule.slots_for("c01", MON)) == [
+    assert spans(slots_for(schedule, "c01", MON)) == [
         ("c01", "anning-north", at("2025-09-29 07:00"), at("2025-09-29 11:00")),
         ("c01", "anning-north", at("2025-09-29 14:00"), at("2025-09-29 18:00")),
     ]
     # 07:00 in Lanzhou is 23:00 UTC the evening before
-    assert schedule.slots_for("c01", MON)[0].start_ms == at("2025-09-28 23:00", ZoneInfo("UTC"))
-    assert schedule.slots_for("c01", date(2025, 9, 27)) == []  # Saturday
-    assert schedule.slots_for("nobody", MON) == []
+    assert slots_for(schedule, "c01", MON)[0].start_ms == at("2025-09-28 23:00", ZoneInfo("UTC"))
+    assert slots_for(schedule, "c01", date(2025, 9, 27)) == []  # Saturday
+    assert slots_for(schedule, "nobody", MON) == []
 
 
 def test_slot_at_finds_the_running_slot_and_nothing_between_slots():
     schedule = Schedule(OFFICE_HOURS)
-    morning, afternoon = schedule.slots_for("c01", MON)
+    morning, afternoon = slots_for(schedule, "c01", MON)
     assert schedule.slot_at("c01", at("2025-09-29 07:00")) == morning
     assert schedule.slot_at("c01", at("2025-09-29 10:59")) == morning
     assert schedule.slot_at("c01", at("2025-09-29 11:00")) is None  # end is exclusive
@@ -75,8 +76,8 @@ def test_slot_at_finds_the_running_slot_and_nothing_between_slots():
 
 
 def test_slot_id_is_stable_and_names_collector_area_and_times():
-    slot = Schedule(OFFICE_HOURS).slots_for("c01", MON)[0]
-    again = Schedule(OFFICE_HOURS).slots_for("c01", MON)[0]
+    slot = slots_for(Schedule(OFFICE_HOURS), "c01", MON)[0]
+    again = slots_for(Schedule(OFFICE_HOURS), "c01", MON)[0]
     assert slot.id == again.id == f"c01/anning-north/{slot.start_ms}/{slot.end_ms}"
     assert Slot.from_dict(slot.to_dict()) == slot
     with pytest.raises(ValueError):
@@ -85,9 +86,9 @@ def test_slot_id_is_stable_and_names_collector_area_and_times():
 
 def test_a_night_slot_crossing_midnight_belongs_to_the_day_it_starts():
     schedule = Schedule((Shift("c07", "anning-north", "Fri", time(22), time(2)),))
-    (night,) = schedule.slots_for("c07", FRI)
+    (night,) = slots_for(schedule, "c07", FRI)
     assert (night.start_ms, night.end_ms) == (at("2025-09-26 22:00"), at("2025-09-27 02:00"))
-    assert schedule.slots_for("c07", SAT) == []
+    assert slots_for(schedule, "c07", SAT) == []
     assert schedule.slot_at("c07", at("2025-09-26 23:59")) == night
     assert schedule.slot_at("c07", at("2025-09-27 01:30")) == night
     assert schedule.slot_at("c07", at("2025-09-27 02:00")) is None
@@ -105,32 +106,32 @@ def test_a_holiday_cancels_slots_starting_that_day_for_everyone():
     assert schedule.slot_at("c01", at("2025-10-01 08:00")) is None
     # the night shift that began on 30 September still runs into the holiday
     assert schedule.slot_at("c07", at("2025-10-01 01:00")).start_ms == at("2025-09-30 22:00")
-    assert len(schedule.slots_for("c01", date(2025, 10, 2))) == 2
+    assert len(slots_for(schedule, "c01", date(2025, 10, 2))) == 2
 
 
 def test_a_makeup_working_sunday_follows_the_weekday_it_replaces():
     schedule = Schedule(OFFICE_HOURS, (MakeupDay(SUN, follows=0),))
-    assert [s.start_ms for s in schedule.slots_for("c01", SUN)] == [
+    assert [s.start_ms for s in slots_for(schedule, "c01", SUN)] == [
         at("2025-09-28 07:00"), at("2025-09-28 14:00")]
-    assert Schedule(OFFICE_HOURS).slots_for("c01", SUN) == []
+    assert slots_for(Schedule(OFFICE_HOURS), "c01", SUN) == []
 
 
 def test_leave_for_a_day_or_for_one_slot():
     whole_day = Schedule(OFFICE_HOURS, (Leave("c01", MON),))
-    assert whole_day.slots_for("c01", MON) == []
-    assert len(whole_day.slots_for("c01", TUE)) == 2
+    assert slots_for(whole_day, "c01", MON) == []
+    assert len(slots_for(whole_day, "c01", TUE)) == 2
     afternoon_off = Schedule(OFFICE_HOURS, (Leave("c01", MON, time(14)),))
-    assert [s.start_ms for s in afternoon_off.slots_for("c01", MON)] == [at("2025-09-29 07:00")]
+    assert [s.start_ms for s in slots_for(afternoon_off, "c01", MON)] == [at("2025-09-29 07:00")]
 
 
 def test_a_swap_hands_one_slot_to_a_colleague_for_that_date_only():
     schedule = Schedule(OFFICE_HOURS, (Swap(MON, giver="c01", taker="c02", start=time(14)),))
-    assert spans(schedule.slots_for("c02", MON)) == [
+    assert spans(slots_for(schedule, "c02", MON)) == [
         ("c02", "anning-north", at("2025-09-29 14:00"), at("2025-09-29 18:00"))]
-    assert [s.start_ms for s in schedule.slots_for("c01", MON)] == [at("2025-09-29 07:00")]
+    assert [s.start_ms for s in slots_for(schedule, "c01", MON)] == [at("2025-09-29 07:00")]
     assert schedule.slot_at("c02", at("2025-09-29 15:00")).collector == "c02"
     assert schedule.slot_at("c01", at("2025-09-29 15:00")) is None
-    assert schedule.slots_for("c02", TUE) == []
+    assert slots_for(schedule, "c02", TUE) == []
     assert "c02" in schedule.collectors
 
 
@@ -139,16 +140,16 @@ def test_two_collectors_can_swap_both_ways_on_the_same_day():
         (Shift("c01", "anning-north", "Mon", time(8), time(10)),
          Shift("c02", "anning-south", "Mon", time(14), time(16))),
         (Swap(MON, "c01", "c02"), Swap(MON, "c02", "c01")))
-    assert spans(schedule.slots_for("c01", MON)) == [
+    assert spans(slots_for(schedule, "c01", MON)) == [
         ("c01", "anning-south", at("2025-09-29 14:00"), at("2025-09-29 16:00"))]
-    assert spans(schedule.slots_for("c02", MON)) == [
+    assert spans(slots_for(schedule, "c02", MON)) == [
         ("c02", "anning-north", at("2025-09-29 08:00"), at("2025-09-29 10:00"))]
 
 
 def test_leave_covered_by_a_swap_keeps_the_slot_with_the_colleague():
     covered = Schedule(OFFICE_HOURS, (Leave("c01", MON), Swap(MON, "c01", "c02")))
-    assert covered.slots_for("c01", MON) == []
-    assert len(covered.slots_for("c02", MON)) == 2
+    assert slots_for(covered, "c01", MON) == []
+    assert len(slots_for(covered, "c02", MON)) == 2
     taker_off = Schedule(OFFICE_HOURS, (Swap(MON, "c01", "c02"), Leave("c02", MON)))
     assert taker_off.slots_on(MON) == []
 
@@ -159,9 +160,9 @@ def test_assignments_differ_per_weekday_and_from_a_date():
         Shift("c01", "anning-south", "Tue", time(8), time(10), valid_until=date(2025, 10, 13)),
         Shift("c01", "anning-west", "Tue", time(8), time(10), valid_from=date(2025, 10, 14)),
     ))
-    assert [s.area for s in schedule.slots_for("c01", MON)] == ["anning-north"]
-    assert [s.area for s in schedule.slots_for("c01", TUE)] == ["anning-south"]
-    assert [s.area for s in schedule.slots_for("c01", date(2025, 10, 14))] == ["anning-west"]
+    assert [s.area for s in slots_for(schedule, "c01", MON)] == ["anning-north"]
+    assert [s.area for s in slots_for(schedule, "c01", TUE)] == ["anning-south"]
+    assert [s.area for s in slots_for(schedule, "c01", date(2025, 10, 14))] == ["anning-west"]
 
 
 def test_a_dated_reassignment_and_an_extra_duty():
@@ -169,8 +170,8 @@ def test_a_dated_reassignment_and_an_extra_duty():
         Reassignment("c01", TUE, "anning-south", start=time(7)),
         ExtraDuty("c01", "anning-west", SAT, time(9), time(12)),
     ))
-    assert [s.area for s in schedule.slots_for("c01", TUE)] == ["anning-south", "anning-north"]
-    assert spans(schedule.slots_for("c01", SAT)) == [
+    assert [s.area for s in slots_for(schedule, "c01", TUE)] == ["anning-south", "anning-north"]
+    assert spans(slots_for(schedule, "c01", SAT)) == [
         ("c01", "anning-west", at("2025-09-27 09:00"), at("2025-09-27 12:00"))]
     assert schedule.areas == {"anning-north", "anning-south", "anning-west"}
 
@@ -178,7 +179,7 @@ def test_a_dated_reassignment_and_an_extra_duty():
 def test_the_zone_is_configurable():
     urumqi = ZoneInfo("Asia/Urumqi")  # UTC+6
     schedule = Schedule(OFFICE_HOURS, zone="Asia/Urumqi")
-    assert schedule.slots_for("c01", MON)[0].start_ms == at("2025-09-29 07:00", urumqi)
+    assert slots_for(schedule, "c01", MON)[0].start_ms == at("2025-09-29 07:00", urumqi)
     assert schedule.local_date(at("2025-09-29 01:00", urumqi)) == MON
 
 

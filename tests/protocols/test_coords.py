@@ -1,4 +1,5 @@
-"""Datum conversion: published reference pairs, round trips over China, identity abroad."""
+"""Datum conversion: published reference pairs, round trips over China, identity abroad;
+distances between positions."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from hypothesis import given, strategies as st
 
 from protocols.coords import (
     bd09_to_gcj02,
+    distance_m,
     from_wgs84,
     gcj02_to_bd09,
     gcj02_to_wgs84,
@@ -189,3 +191,22 @@ def test_datum_given_as_its_string_value_converts_the_same(datum):
 def test_unknown_datum_is_refused_rather_than_treated_as_bd09(convert):
     with pytest.raises(ValueError, match="unknown datum"):
         convert(*ANNING, "cgcs2000")
+
+
+# --- distance_m ---------------------------------------------------------------------------
+
+# Two positions up to ~0.2° apart (about 20 km: across a city) anywhere but the poles.
+city_legs = st.tuples(st.floats(-80, 80), st.floats(-179, 179), st.floats(-0.2, 0.2), st.floats(-0.2, 0.2))
+
+
+@given(city_legs)
+def test_distance_is_symmetric_and_within_a_thousandth_of_the_great_circle(leg):
+    lat, lon, dlat, dlon = leg
+    a, b = (lat, lon), (lat + dlat, lon + dlon)
+    d = distance_m(*a, *b)
+    assert d >= 0 and abs(d - distance_m(*b, *a)) < 1e-6
+    assert d == pytest.approx(metres(a, b), rel=1e-3, abs=1e-6)
+
+
+def test_a_thousandth_of_a_degree_north_is_111_metres():
+    assert distance_m(36.1046, 103.7191, 36.1056, 103.7191) == pytest.approx(111.195, abs=1e-3)

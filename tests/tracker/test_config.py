@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
+import dataclasses
+import tomllib
+import typing
+
 import pytest
 
+from protocols.jt808.session import AuthCodePolicy
 from tests.harness import REPO
-from tracker.config import ConfigError, load
+from tracker.config import ConfigError, Settings, load
+from tracker.ingest.broker import BrokerParams
+from tracker.ingest.jt808_gateway import Jt808Settings
 
 
 def test_shipped_config_loads_with_documented_defaults():
     s = load(REPO / "config.toml", environ={})
     assert (s.mqtt.subscriptions, s.grid.h3_resolution, s.web.host) == (("gw/v1/+/+/+/+",), 12, "127.0.0.1")
+
+
+def test_the_shipped_file_documents_every_key_at_its_default():
+    documented = tomllib.loads((REPO / "config.toml").read_text(encoding="utf-8"))
+    sections = typing.get_type_hints(Settings)
+    assert {name: set(keys) for name, keys in documented.items()} == {
+        name: {f.name for f in dataclasses.fields(cls) if f.init} for name, cls in sections.items()}
+    assert load(REPO / "config.toml", environ={}) == load(None, environ={})
+
+
+def test_mqtt_and_jt808_sections_are_what_the_broker_client_and_the_gateway_take():
+    s = load(REPO / "config.toml", environ={"TRACKER_JT808__AUTH_SECRET": "fleet key", "TRACKER_JT808__AUTH_CODES": "any"})
+    assert isinstance(s.mqtt, BrokerParams) and isinstance(s.jt808, Jt808Settings)
+    assert (s.jt808.auth_secret, s.jt808.auth_codes, s.jt808.port) == (b"fleet key", AuthCodePolicy.ANY, 6808)
+    assert load(None, environ={}).jt808.auth_secret is None  # empty: a random key per start
 
 
 def test_environment_overrides_one_key():
@@ -29,6 +51,11 @@ def test_environment_overrides_one_key():
     ("[web\n", {}, "config.toml"),
     ("[jt808]\nauth_timeout_s = 0\n", {}, "[jt808] auth_timeout_s: must be > 0"),
     ("", {"TRACKER_JT808__MAX_CONNECTIONS_PER_ADDRESS": "0"}, "[jt808] max_connections_per_address: must be > 0"),
+    ("[jt808]\nauth_codes = 'mine'\n", {}, "[jt808] auth_codes: must be issued or any"),
+    ("[jt808]\nport = 70000\n", {}, "[jt808] port: must be 0..65535"),
+    ("[jt808]\ndistrict = '6201'\n", {}, "[jt808] district: must be a 6-digit admin code"),
+    ("", {"TRACKER_JT808__SEND_TIMEOUT_S": "0"}, "[jt808] send_timeout_s: must be > 0"),
+    ("[jt808]\nenabled = 'sometimes'\n", {}, "[jt808] enabled: expected bool"),
 ])
 def test_bad_configuration_names_the_key(tmp_path, text, env, message):
     path = tmp_path / "config.toml"
@@ -38,8 +65,7 @@ def test_bad_configuration_names_the_key(tmp_path, text, env, message):
 
 
 def test_jt808_connection_limits_reach_the_gateway():
-    from tracker.app.service import jt808_settings
-
     s = load(REPO / "config.toml", environ={"TRACKER_JT808__AUTH_TIMEOUT_S": "30", "TRACKER_JT808__MAX_CONNECTIONS_PER_ADDRESS": "8"})
-    gateway = jt808_settings(s)
+    gateway = s.jt808  # the section is the gateway's own settings class
+    assert isinstance(gateway, Jt808Settings)
     assert (gateway.auth_timeout_s, gateway.max_connections_per_address, gateway.idle_timeout_s) == (30.0, 8, 300.0)

@@ -15,13 +15,12 @@ from geofence.importer import ImportReport, cover, read_grids, to_feature_collec
 from geofence.index import GridIndex
 from geofence.placed import Placed
 from protocols.epoch import datetime_to_ms
-from protocols.jt808.session import AuthCodePolicy
 from protocols.model import DeviceClass, Fix
 from tracker.app.commands import DeviceCommands, broker_health
 from tracker.app.web_edge import web_context
 from tracker.clock import Clock, wall_clock_ms
 from tracker.config import Settings
-from tracker.ingest.jt808_gateway import Jt808Gateway, Jt808Settings, serve_jt808
+from tracker.ingest.jt808_gateway import Jt808Gateway, serve_jt808
 from tracker.ingest.pipeline import Pipeline
 from tracker.live.patrol import Patrol
 from tracker.live.state import LiveState
@@ -92,14 +91,6 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-def jt808_settings(settings: Settings) -> Jt808Settings:
-    j = settings.jt808
-    return Jt808Settings(host=j.host, port=j.port, district=j.district, require_auth=j.require_auth,
-                         auth_codes=AuthCodePolicy(j.auth_codes), auth_secret=j.auth_secret.encode() or None,
-                         idle_timeout_s=j.idle_timeout_s, auth_timeout_s=j.auth_timeout_s, max_connections=j.max_connections,
-                         max_connections_per_address=j.max_connections_per_address)
-
-
 async def serve_web(app, host: str, port: int, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
     config = HypercornConfig()
     config.bind = [f"{host}:{port}"]
@@ -130,7 +121,7 @@ async def run_service(settings: Settings, store: Store, *, clock_ms: Clock | Non
     await _warm_start(store, pipeline.live)
     patrol = await _patrol(settings, store, index, pipeline, metrics, clock_ms) if settings.patrol.enabled else None
     await pipeline.resume()  # alarm state: a recovery after a restart clears what was raised before it
-    gateway = Jt808Gateway(jt808_settings(settings), pipeline, clock_ms, pipeline.vehicle_alarms) if settings.jt808.enabled else None
+    gateway = Jt808Gateway(settings.jt808, pipeline, clock_ms, pipeline.vehicle_alarms) if settings.jt808.enabled else None
     commands = DeviceCommands(pipeline, gateway)
     if tune:
         tune_gc()

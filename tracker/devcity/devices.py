@@ -10,10 +10,9 @@ from typing import Any
 
 import msgpack
 
-from protocols.coords import wgs84_to_gcj02
+from protocols.coords import M_PER_DEG, distance_m, wgs84_to_gcj02
 from protocols.jt808.messages import device_id
 
-M_PER_DEG_LAT = 111_320.0
 SENSOR_PERIOD_S = 60.0  # a sensor's status report doubles as its heartbeat
 
 
@@ -47,7 +46,7 @@ class Walker:
         remaining = self.speed * dt
         while remaining > 0:
             target = self.route[(self.leg + 1) % len(self.route)]
-            d = distance_m(self.pos, target)
+            d = distance_m(*self.pos, *target)
             if d <= remaining:
                 self.pos, remaining = target, remaining - d
                 self.leg = (self.leg + 1) % len(self.route)
@@ -63,8 +62,8 @@ class Walker:
     def measured(self, rng: random.Random) -> tuple[float, float]:
         """The position as a GNSS receiver would give it: WGS-84 with noise."""
         lat, lon = self.pos
-        lat += rng.gauss(0, self.noise_m) / M_PER_DEG_LAT
-        lon += rng.gauss(0, self.noise_m) / (M_PER_DEG_LAT * math.cos(math.radians(lat)))
+        lat += rng.gauss(0, self.noise_m) / M_PER_DEG
+        lon += rng.gauss(0, self.noise_m) / (M_PER_DEG * math.cos(math.radians(lat)))
         return lat, lon
 
     def fix(self, t_ms: int, rng: random.Random) -> dict:
@@ -81,12 +80,6 @@ class Walker:
     @property
     def topic(self) -> str:
         return f"gw/v1/{self.district}/{self.device_class}/{self.device}/pos"
-
-
-def distance_m(a: tuple[float, float], b: tuple[float, float]) -> float:
-    dy = (b[0] - a[0]) * M_PER_DEG_LAT
-    dx = (b[1] - a[1]) * M_PER_DEG_LAT * math.cos(math.radians(a[0]))
-    return math.hypot(dx, dy)
 
 
 def bearing_deg(a: tuple[float, float], b: tuple[float, float]) -> float:

@@ -13,6 +13,7 @@ from collections import deque
 
 import trio
 
+from protocols.coords import distance_m
 from protocols.errors import DecodeError
 from protocols.jt808.framing import FrameReader, FramingError
 from protocols.jt808.messages import (
@@ -29,7 +30,7 @@ from protocols.jt808.messages import (
     encode_message,
     split_message,
 )
-from tracker.devcity.devices import Vehicle, bearing_deg, distance_m
+from tracker.devcity.devices import Vehicle, bearing_deg
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +176,7 @@ class Jt808Terminal:
         self.last_step = now
         before = walker.pos
         walker.step(dt, now, rng)
-        moved = distance_m(before, walker.pos)
+        moved = distance_m(*before, *walker.pos)
         if moved > 0.5:
             self.heading = round(bearing_deg(before, walker.pos)) % 360
         self.mileage_m += moved

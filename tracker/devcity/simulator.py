@@ -37,8 +37,8 @@ from pathlib import Path
 import msgpack
 import trio
 
+from protocols.coords import M_PER_DEG
 from tracker.devcity.devices import (
-    M_PER_DEG_LAT,
     SENSOR_PERIOD_S,
     ComponentSensor,
     LitterBin,
@@ -109,8 +109,8 @@ def build_fleet(grid_file: Path, collectors: int, vehicles: int, sensors: int, s
     fleet_sensors: list[ComponentSensor] = []
     for i in range(sensors):
         code, (lat, lon) = all_grids[rng.randrange(len(all_grids))]
-        lat += rng.uniform(-25, 25) / M_PER_DEG_LAT
-        lon += rng.uniform(-25, 25) / (M_PER_DEG_LAT * math.cos(math.radians(lat)))
+        lat += rng.uniform(-25, 25) / M_PER_DEG
+        lon += rng.uniform(-25, 25) / (M_PER_DEG * math.cos(math.radians(lat)))
         serial, kind = i + 1, kinds[i % len(kinds)]
         where = (code[:6], (lat, lon), rng.uniform(55, 98))
         if kind == "manhole":

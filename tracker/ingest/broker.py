@@ -25,12 +25,12 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 import paho.mqtt.client as paho
 import trio
 
 from tracker.clock import wall_clock_ms
+from tracker.config import BrokerParams
 from tracker.ingest.paho_adapter import BufferedSocket, Inbox, IngestClient, Message
 
 log = logging.getLogger(__name__)
@@ -43,21 +43,6 @@ STEADY_S = 5.0
 
 class BrokerError(RuntimeError):
     """The broker refused us (bad credentials, not authorised); retrying will not help."""
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerParams:
-    host: str
-    port: int
-    username: str
-    password: str
-    client_id: str
-    keepalive_s: int = 30
-    subscriptions: tuple[str, ...] = ()
-    qos: int = 0
-    reconnect_min_s: float = 0.2
-    reconnect_max_s: float = 2.0
-    clean_session: bool = False
 
 
 class Receipt:

@@ -13,10 +13,10 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from protocols.coords import M_PER_DEG, distance_m
 from protocols.model import DeviceClass, Fix
 
 FILTERS = ("duplicate", "accuracy", "speed", "drift")
-_M_PER_DEG = 111_195.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,20 +29,12 @@ class FilterParams:
     duplicate_window: int = 256
 
 
-def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Equirectangular distance: within 0.1% of haversine at city scale, 5x cheaper."""
-    x = (lon2 - lon1) * math.cos(math.radians((lat1 + lat2) / 2))
-    y = lat2 - lat1
-    return math.hypot(x, y) * _M_PER_DEG
-
-
 @dataclass(slots=True)
 class _DeviceMemory:
     device_class: DeviceClass | None = None
     seqs: set = field(default_factory=set)  # recent seq numbers, pruned in bulk
     max_seq: int = -1
     last: Fix | None = None  # newest accepted fix
-    last_cos: float = 1.0  # cosine of its latitude, for the distance to the next
     # the device's class decides these; kept here because hashing an enum member runs
     # Python code, once per fix if looked up in the parameters' tables
     max_speed_mps: float | None = None
@@ -65,20 +57,17 @@ class PositionFilter:
                                max_speed_mps=self.params.max_speed_mps.get(fix.device_class),
                                drifts=fix.device_class in self.params.drift_classes)
         if previous is not None:
-            memory.seqs, memory.max_seq, memory.last, memory.last_cos = previous.seqs, previous.max_seq, previous.last, previous.last_cos
+            memory.seqs, memory.max_seq, memory.last = previous.seqs, previous.max_seq, previous.last
         return memory
 
-    def screen(self, fix: Fix) -> str | None:
-        """None when the fix is a track point, else the reason it is not."""
-        return self.screen_all((fix,))[0]
-
     def screen_all(self, fixes: Iterable[Fix]) -> list[str | None]:
-        """``screen`` for each fix in turn (the pipeline's path: one call per batch)."""
+        """For each fix in turn, None when it is a track point, else the reason it is not
+        (the pipeline calls it once per batch)."""
         memories = self._memory
         dedupe, max_acc, speed, drift = self._dedupe, self._accuracy, self._speed, self._drift
         drift_m = self.params.drift_m
         window = self.params.duplicate_window
-        cos, radians, sqrt = math.cos, math.radians, math.sqrt
+        distance = distance_m
         reasons: list[str | None] = []
         verdict = reasons.append
         for fix in fixes:
@@ -102,17 +91,18 @@ class PositionFilter:
             reason = None
             newer = last is None or t > last.t_ms
             if last is not None and newer:
-                # equirectangular distance: within 0.1% of haversine at city scale
-                x = (fix.lon - last.lon) * memory.last_cos
-                y = fix.lat - last.lat
-                moved = sqrt(x * x + y * y) * _M_PER_DEG
+                # a leg is never longer than |dlat| + |dlon| degrees of latitude: when that
+                # bound settles a check, the fix needs no distance (most fixes, most checks)
+                lat, lon = last.lat, last.lon
+                reach = (abs(fix.lat - lat) + abs(fix.lon - lon)) * M_PER_DEG
                 limit = memory.max_speed_mps
                 if speed and limit is not None:
                     slack = (acc or 0.0) + (last.acc or 0.0)
-                    if (moved - slack) * 1000 > limit * (t - last.t_ms):
+                    budget = limit * (t - last.t_ms)
+                    if (reach - slack) * 1000 > budget and (distance(lat, lon, fix.lat, fix.lon) - slack) * 1000 > budget:
                         verdict("speed")
                         continue
-                if drift and moved < drift_m and memory.drifts:
+                if drift and memory.drifts and (reach < drift_m or distance(lat, lon, fix.lat, fix.lon) < drift_m):
                     reason = "drift"
             if seq is not None:
                 seqs = memory.seqs
@@ -124,6 +114,5 @@ class PositionFilter:
                     memory.seqs = {s for s in seqs if s > floor}
             if reason is None and newer:
                 memory.last = fix
-                memory.last_cos = cos(radians(fix.lat))
             verdict(reason)
         return reasons

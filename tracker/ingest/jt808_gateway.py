@@ -21,23 +21,20 @@ import collections
 import ipaddress
 import logging
 import math
-import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
 
 import trio
 
-from protocols.jt808.framing import MAX_FRAME_BYTES, FrameReader
+from protocols.jt808.framing import FrameReader
 from protocols.jt808.session import (
     AlarmTracker,
-    AuthCodePolicy,
     Jt808Session,
-    SessionPolicy,
     VehicleAlarm,
 )
-from protocols.model import DISTRICT_CODE, Fix
+from protocols.model import Fix
 from tracker.clock import wall_clock_ms
+from tracker.config import Jt808Settings
 
 PROTOCOL = "jt808"
 log = logging.getLogger(__name__)
@@ -52,49 +49,6 @@ class Jt808Sink(Protocol):
 
     def tolerated(self, protocol: str, reason: str, raw: bytes, peer: str) -> None:
         """A report kept despite a defect (``Outcome.tolerated``): count it."""
-
-
-@dataclass(frozen=True, slots=True)
-class Jt808Settings:
-    host: str = "127.0.0.1"
-    port: int = 0  # 0: any free port, told through task_status
-    district: str = "620105"  # district of every terminal on this gateway
-    require_auth: bool = True  # refuse locations before a successful 0x0102
-    auth_codes: AuthCodePolicy = AuthCodePolicy.ISSUED
-    # Key of the issued auth codes. None: a random key per process, so codes issued
-    # before a restart stop working and terminals have to register again.
-    auth_secret: bytes | None = None
-    idle_timeout_s: float = 300.0  # without a whole frame
-    auth_timeout_s: float = 60.0  # to authenticate, counted while not authenticated
-    send_timeout_s: float = 30.0
-    max_connections: int = 5000
-    max_connections_per_address: int = 500  # per IPv4 address or IPv6 /64
-    max_frame_bytes: int = MAX_FRAME_BYTES
-    max_bad_frames: int = 32
-    receive_bytes: int = 16384
-
-    def __post_init__(self) -> None:
-        if not DISTRICT_CODE.match(self.district):
-            raise ValueError(f"bad district code {self.district!r}")
-        if not 0 <= self.port <= 65535:
-            raise ValueError(f"bad port {self.port}")
-        AuthCodePolicy(self.auth_codes)  # raises ValueError on an unknown policy
-        if self.auth_secret is not None and not self.auth_secret:
-            raise ValueError("auth_secret must not be empty; None draws a random one")
-        for name in ("idle_timeout_s", "auth_timeout_s", "send_timeout_s", "max_connections",
-                     "max_connections_per_address", "max_frame_bytes", "receive_bytes"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive")
-
-    def session_policy(self) -> SessionPolicy:
-        """The policy of every session; call once per gateway (a missing secret is drawn here)."""
-        return SessionPolicy(
-            district=self.district,
-            auth_secret=self.auth_secret if self.auth_secret is not None else os.urandom(32),
-            require_auth=self.require_auth,
-            auth_codes=AuthCodePolicy(self.auth_codes),
-            max_bad_frames=self.max_bad_frames,
-        )
 
 
 def _peer(stream: trio.abc.Stream) -> tuple[str, str]:

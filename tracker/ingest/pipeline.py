@@ -30,6 +30,7 @@ rebuilt from the events themselves (see protocols.jt808.session.AlarmTracker).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -198,8 +199,7 @@ class Pipeline:
     def broker_params(self) -> BrokerParams:
         m = self.settings.mqtt
         topics = m.subscriptions + ((self.settings.owntracks.topic,) if self.settings.owntracks.enabled else ())
-        return BrokerParams(m.host, m.port, m.username, m.password, m.client_id, m.keepalive_s,
-                            topics, m.qos, m.reconnect_min_s, m.reconnect_max_s, clean_session=False)
+        return dataclasses.replace(m, subscriptions=topics)
 
     # --- running ----------------------------------------------------------------------
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from importlib import resources
+from typing import TypeVar, cast
 
 import asyncpg
 import trio
@@ -21,6 +22,7 @@ import trio_asyncio
 from protocols.epoch import ms_to_datetime
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DAY_MS = 86_400_000
 _PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # PostgreSQL counts timestamps from here
@@ -84,57 +86,54 @@ class Store:
     async def _run(self, fn, *args):
         return await trio_asyncio.aio_as_trio(fn, loop=self._loop)(*args)
 
+    async def _on_connection(self, work: Callable[[asyncpg.Connection], Awaitable[T]], *, transaction: bool = False) -> T:
+        """``work(con)`` on a connection of the pool (in one transaction if asked): acquire,
+        run and release as one asyncio coroutine (see the module's docstring)."""
+
+        async def op() -> T:
+            async with self._pool.acquire() as proxy:
+                con = cast(asyncpg.Connection, proxy)  # the pool's proxy forwards every Connection method
+                if not transaction:
+                    return await work(con)
+                async with con.transaction():
+                    return await work(con)
+
+        return await self._run(op)
+
     # --- schema ---------------------------------------------------------------------
 
     async def migrate(self) -> list[str]:
         """Apply pending migrations in order, each in its own transaction; return them."""
 
-        async def op() -> list[str]:
+        async def work(con: asyncpg.Connection) -> list[str]:
             applied = []
-            async with self._pool.acquire() as con:
-                await con.execute("SELECT pg_advisory_lock(7220105)")
-                try:
-                    await con.execute(
-                        "CREATE TABLE IF NOT EXISTS schema_version ("
-                        " version integer PRIMARY KEY, name text NOT NULL,"
-                        " applied_at timestamptz NOT NULL DEFAULT now())"
-                    )
-                    done = {r["version"] for r in await con.fetch("SELECT version FROM schema_version")}
-                    for version, name, sql in migrations():
-                        if version in done:
-                            continue
-                        async with con.transaction():
-                            await con.execute(sql)
-                            await con.execute("INSERT INTO schema_version (version, name) VALUES ($1, $2)", version, name)
-                        applied.append(name)
-                finally:
-                    await con.execute("SELECT pg_advisory_unlock(7220105)")
+            await con.execute("SELECT pg_advisory_lock(7220105)")
+            try:
+                await con.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_version ("
+                    " version integer PRIMARY KEY, name text NOT NULL,"
+                    " applied_at timestamptz NOT NULL DEFAULT now())"
+                )
+                done = {r["version"] for r in await con.fetch("SELECT version FROM schema_version")}
+                for version, name, sql in migrations():
+                    if version in done:
+                        continue
+                    async with con.transaction():
+                        await con.execute(sql)
+                        await con.execute("INSERT INTO schema_version (version, name) VALUES ($1, $2)", version, name)
+                    applied.append(name)
+            finally:
+                await con.execute("SELECT pg_advisory_unlock(7220105)")
             return applied
 
-        return await self._run(op)
+        return await self._on_connection(work)
 
     async def schema_version(self) -> int:
-        async def op() -> int:
-            async with self._pool.acquire() as con:
-                return await con.fetchval("SELECT coalesce(max(version), 0) FROM schema_version")
-
-        return await self._run(op)
+        return await self._on_connection(lambda con: con.fetchval("SELECT coalesce(max(version), 0) FROM schema_version"))
 
     async def fetch(self, query: str, *args) -> list[asyncpg.Record]:
         """Read-only ad-hoc query (reports, tests)."""
-
-        async def op():
-            async with self._pool.acquire() as con:
-                return await con.fetch(query, *args)
-
-        return await self._run(op)
-
-    async def execute(self, query: str, *args) -> str:
-        async def op():
-            async with self._pool.acquire() as con:
-                return await con.execute(query, *args)
-
-        return await self._run(op)
+        return await self._on_connection(lambda con: con.fetch(query, *args))
 
     # --- positions ------------------------------------------------------------------
 
@@ -202,14 +201,9 @@ class Store:
         return inserted
 
     async def track(self, device: str, start: datetime, end: datetime, limit: int) -> list[asyncpg.Record]:
-        async def op():
-            async with self._pool.acquire() as con:
-                return await con.fetch(
-                    "SELECT t, lat, lon FROM pings WHERE device = $1 AND t >= $2 AND t <= $3 ORDER BY t LIMIT $4",
-                    device, start, end, limit,
-                )
-
-        return await self._run(op)
+        return await self._on_connection(lambda con: con.fetch(
+            "SELECT t, lat, lon FROM pings WHERE device = $1 AND t >= $2 AND t <= $3 ORDER BY t LIMIT $4",
+            device, start, end, limit))
 
     async def has_device(self, device: str) -> bool:
         async def op() -> bool:
@@ -219,11 +213,7 @@ class Store:
         return await self._run(op)
 
     async def devices(self) -> list[asyncpg.Record]:
-        async def op():
-            async with self._pool.acquire() as con:
-                return await con.fetch("SELECT * FROM devices ORDER BY id")
-
-        return await self._run(op)
+        return await self._on_connection(lambda con: con.fetch("SELECT * FROM devices ORDER BY id"))
 
     # --- grids ----------------------------------------------------------------------
 
@@ -233,187 +223,125 @@ class Store:
         source_crs, area_m2) and replace the H3 cover of those grids (cell, grid, res),
         all in one transaction."""
 
-        async def op() -> None:
-            async with self._pool.acquire() as con:
-                async with con.transaction():
-                    await con.executemany(
-                        "INSERT INTO streets (code, district, name) VALUES ($1, $2, $3) "
-                        "ON CONFLICT (code) DO UPDATE SET district = excluded.district, name = excluded.name",
-                        streets,
-                    )
-                    await con.executemany(
-                        "INSERT INTO communities (code, street, name) VALUES ($1, $2, $3) "
-                        "ON CONFLICT (code) DO UPDATE SET street = excluded.street, name = excluded.name",
-                        communities,
-                    )
-                    await con.executemany(
-                        "INSERT INTO grids (code, district, street, community, name, geometry, source_geometry, source_crs, area_m2) "
-                        "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9) "
-                        "ON CONFLICT (code) DO UPDATE SET district = excluded.district, street = excluded.street, "
-                        "community = excluded.community, name = excluded.name, geometry = excluded.geometry, "
-                        "source_geometry = excluded.source_geometry, source_crs = excluded.source_crs, "
-                        "area_m2 = excluded.area_m2, imported_at = now()",
-                        [(*g[:5], json.dumps(g[5]), json.dumps(g[6]), *g[7:]) for g in grids],
-                    )
-                    await con.execute("DELETE FROM grid_cells WHERE grid = ANY($1::text[])", [g[0] for g in grids])
-                    # a re-import may move cells between grids: the incoming cover wins
-                    await con.execute("DELETE FROM grid_cells WHERE cell = ANY($1::bigint[])", [c[0] for c in cells])
-                    await con.copy_records_to_table("grid_cells", records=cells, columns=("cell", "grid", "resolution"))
+        async def work(con: asyncpg.Connection) -> None:
+            await con.executemany(
+                "INSERT INTO streets (code, district, name) VALUES ($1, $2, $3) "
+                "ON CONFLICT (code) DO UPDATE SET district = excluded.district, name = excluded.name",
+                streets,
+            )
+            await con.executemany(
+                "INSERT INTO communities (code, street, name) VALUES ($1, $2, $3) "
+                "ON CONFLICT (code) DO UPDATE SET street = excluded.street, name = excluded.name",
+                communities,
+            )
+            await con.executemany(
+                "INSERT INTO grids (code, district, street, community, name, geometry, source_geometry, source_crs, area_m2) "
+                "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9) "
+                "ON CONFLICT (code) DO UPDATE SET district = excluded.district, street = excluded.street, "
+                "community = excluded.community, name = excluded.name, geometry = excluded.geometry, "
+                "source_geometry = excluded.source_geometry, source_crs = excluded.source_crs, "
+                "area_m2 = excluded.area_m2, imported_at = now()",
+                [(*g[:5], json.dumps(g[5]), json.dumps(g[6]), *g[7:]) for g in grids],
+            )
+            await con.execute("DELETE FROM grid_cells WHERE grid = ANY($1::text[])", [g[0] for g in grids])
+            # a re-import may move cells between grids: the incoming cover wins
+            await con.execute("DELETE FROM grid_cells WHERE cell = ANY($1::bigint[])", [c[0] for c in cells])
+            await con.copy_records_to_table("grid_cells", records=cells, columns=("cell", "grid", "resolution"))
 
-        await self._run(op)
+        await self._on_connection(work, transaction=True)
 
     async def grid_cells(self) -> list[tuple[int, str]]:
-        async def op():
-            async with self._pool.acquire() as con:
-                return [(r["cell"], r["grid"]) for r in await con.fetch("SELECT cell, grid FROM grid_cells")]
-
-        return await self._run(op)
+        rows = await self._on_connection(lambda con: con.fetch("SELECT cell, grid FROM grid_cells"))
+        return [(r["cell"], r["grid"]) for r in rows]
 
     async def grids(self) -> list[asyncpg.Record]:
-        async def op():
-            async with self._pool.acquire() as con:
-                return await con.fetch(
-                    "SELECT g.code, g.district, g.street, s.name AS street_name, g.community, c.name AS community_name, "
-                    "g.name, g.geometry::text AS geometry, g.source_geometry::text AS source_geometry, g.source_crs, g.area_m2 "
-                    "FROM grids g JOIN streets s ON s.code = g.street JOIN communities c ON c.code = g.community "
-                    "ORDER BY g.code"
-                )
-
-        return await self._run(op)
+        return await self._on_connection(lambda con: con.fetch(
+            "SELECT g.code, g.district, g.street, s.name AS street_name, g.community, c.name AS community_name, "
+            "g.name, g.geometry::text AS geometry, g.source_geometry::text AS source_geometry, g.source_crs, g.area_m2 "
+            "FROM grids g JOIN streets s ON s.code = g.street JOIN communities c ON c.code = g.community "
+            "ORDER BY g.code"))
 
     # --- patrol -----------------------------------------------------------------------
 
     async def save_plan(self, plan: dict, note: str = "") -> int:
-        async def op() -> int:
-            async with self._pool.acquire() as con:
-                return await con.fetchval("INSERT INTO patrol_plans (plan, note) VALUES ($1::jsonb, $2) RETURNING version",
-                                          json.dumps(plan, ensure_ascii=False), note)
-
-        return await self._run(op)
+        text = json.dumps(plan, ensure_ascii=False)
+        return await self._on_connection(lambda con: con.fetchval(
+            "INSERT INTO patrol_plans (plan, note) VALUES ($1::jsonb, $2) RETURNING version", text, note))
 
     async def latest_plan(self) -> tuple[int, dict] | None:
-        async def op():
-            async with self._pool.acquire() as con:
-                return await con.fetchrow("SELECT version, plan::text AS plan FROM patrol_plans ORDER BY version DESC LIMIT 1")
-
-        row = await self._run(op)
+        row = await self._on_connection(lambda con: con.fetchrow(
+            "SELECT version, plan::text AS plan FROM patrol_plans ORDER BY version DESC LIMIT 1"))
         return None if row is None else (row["version"], json.loads(row["plan"]))
 
     async def record_patrol_alerts(self, rows: Sequence[tuple]) -> None:
         """Upsert alert episodes: (kind, collector, slot_id, area, grid, slot_start,
         slot_end, raised_at, updated_at, resolved_at, resolution, detail, text)."""
-
-        async def op() -> None:
-            async with self._pool.acquire() as con:
-                await con.executemany(
-                    "INSERT INTO patrol_alerts (kind, collector, slot_id, area, grid, slot_start, slot_end, raised_at, updated_at, "
-                    "resolved_at, resolution, detail, text) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13) "
-                    "ON CONFLICT (kind, collector, slot_id, coalesce(grid, ''), raised_at) DO UPDATE SET "
-                    "updated_at = excluded.updated_at, resolved_at = excluded.resolved_at, resolution = excluded.resolution, "
-                    "detail = excluded.detail, text = excluded.text",
-                    [(*r[:11], json.dumps(r[11], ensure_ascii=False), r[12]) for r in rows],
-                )
-
-        await self._run(op)
+        records = [(*r[:11], json.dumps(r[11], ensure_ascii=False), r[12]) for r in rows]
+        await self._on_connection(lambda con: con.executemany(
+            "INSERT INTO patrol_alerts (kind, collector, slot_id, area, grid, slot_start, slot_end, raised_at, updated_at, "
+            "resolved_at, resolution, detail, text) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13) "
+            "ON CONFLICT (kind, collector, slot_id, coalesce(grid, ''), raised_at) DO UPDATE SET "
+            "updated_at = excluded.updated_at, resolved_at = excluded.resolved_at, resolution = excluded.resolution, "
+            "detail = excluded.detail, text = excluded.text",
+            records))
 
     async def patrol_alert_ids(self, keys: Sequence[tuple]) -> list[int]:
         """Ids of episodes by (kind, collector, slot_id, grid, raised_at)."""
 
-        async def op() -> list[int]:
-            async with self._pool.acquire() as con:
-                return [await con.fetchval(
-                    "SELECT id FROM patrol_alerts WHERE kind = $1 AND collector = $2 AND slot_id = $3 "
-                    "AND coalesce(grid, '') = coalesce($4, '') AND raised_at = $5", *k) for k in keys]
+        async def work(con: asyncpg.Connection) -> list[int]:
+            return [await con.fetchval(
+                "SELECT id FROM patrol_alerts WHERE kind = $1 AND collector = $2 AND slot_id = $3 "
+                "AND coalesce(grid, '') = coalesce($4, '') AND raised_at = $5", *k) for k in keys]
 
-        return await self._run(op)
+        return await self._on_connection(work)
 
     async def patrol_alerts(self, open_only: bool, limit: int) -> list[asyncpg.Record]:
-        async def op():
-            async with self._pool.acquire() as con:
-                return await con.fetch(
-                    "SELECT id, kind, collector, slot_id, area, grid, slot_start, slot_end, raised_at, updated_at, resolved_at, "
-                    "resolution, detail::text AS detail, text FROM patrol_alerts "
-                    + ("WHERE resolved_at IS NULL " if open_only else "") + "ORDER BY raised_at DESC, id DESC LIMIT $1",
-                    limit,
-                )
-
-        return await self._run(op)
+        return await self._on_connection(lambda con: con.fetch(
+            "SELECT id, kind, collector, slot_id, area, grid, slot_start, slot_end, raised_at, updated_at, resolved_at, "
+            "resolution, detail::text AS detail, text FROM patrol_alerts "
+            + ("WHERE resolved_at IS NULL " if open_only else "") + "ORDER BY raised_at DESC, id DESC LIMIT $1",
+            limit))
 
     async def close_open_patrol_alerts(self, at: datetime, resolution: str) -> int:
         """Resolve every open episode (the engine that raised them is gone); return how many."""
-
-        async def op() -> int:
-            async with self._pool.acquire() as con:
-                done = await con.execute(
-                    "UPDATE patrol_alerts SET resolved_at = $1, resolution = $2, updated_at = $1 WHERE resolved_at IS NULL", at, resolution)
-                return int(done.split()[-1])
-
-        return await self._run(op)
+        done = await self._on_connection(lambda con: con.execute(
+            "UPDATE patrol_alerts SET resolved_at = $1, resolution = $2, updated_at = $1 WHERE resolved_at IS NULL", at, resolution))
+        return int(done.split()[-1])
 
     async def save_checkpoint(self, state: dict) -> None:
-        async def op() -> None:
-            async with self._pool.acquire() as con:
-                await con.execute(
-                    "INSERT INTO patrol_checkpoints (id, state) VALUES (1, $1::jsonb) "
-                    "ON CONFLICT (id) DO UPDATE SET state = excluded.state, saved_at = now()", json.dumps(state))
-
-        await self._run(op)
+        text = json.dumps(state)
+        await self._on_connection(lambda con: con.execute(
+            "INSERT INTO patrol_checkpoints (id, state) VALUES (1, $1::jsonb) "
+            "ON CONFLICT (id) DO UPDATE SET state = excluded.state, saved_at = now()", text))
 
     async def load_checkpoint(self) -> dict | None:
-        async def op():
-            async with self._pool.acquire() as con:
-                return await con.fetchval("SELECT state::text FROM patrol_checkpoints WHERE id = 1")
-
-        text = await self._run(op)
+        text = await self._on_connection(lambda con: con.fetchval("SELECT state::text FROM patrol_checkpoints WHERE id = 1"))
         return None if text is None else json.loads(text)
 
     async def pings_of(self, devices: Sequence[str], start: datetime, end: datetime) -> list[asyncpg.Record]:
         """Fixes of these devices in [start, end), in fix-time order (replay, reports)."""
-
-        async def op():
-            async with self._pool.acquire() as con:
-                return await con.fetch(
-                    "SELECT device, t, rx, lat, lon, acc, bat, cell, grid FROM pings "
-                    "WHERE device = ANY($1::text[]) AND t >= $2 AND t < $3 ORDER BY t", list(devices), start, end)
-
-        return await self._run(op)
+        return await self._on_connection(lambda con: con.fetch(
+            "SELECT device, t, rx, lat, lon, acc, bat, cell, grid FROM pings "
+            "WHERE device = ANY($1::text[]) AND t >= $2 AND t < $3 ORDER BY t", list(devices), start, end))
 
     # --- dead letters ---------------------------------------------------------------
 
     async def add_dead_letters(self, rows: Sequence[tuple]) -> None:
         """rows: (at, protocol, source, device, reason, error, raw)."""
-
-        async def op() -> None:
-            async with self._pool.acquire() as con:
-                await con.executemany(
-                    "INSERT INTO dead_letters (at, protocol, source, device, reason, error, raw) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    rows,
-                )
-
-        await self._run(op)
+        await self._on_connection(lambda con: con.executemany(
+            "INSERT INTO dead_letters (at, protocol, source, device, reason, error, raw) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            rows))
 
     async def components(self, code_prefix: str, limit: int) -> list[asyncpg.Record]:
-        async def op():
-            async with self._pool.acquire() as con:
-                return await con.fetch(
-                    "SELECT code, device, lat, lon, grid, updated_at FROM components WHERE code LIKE $1 || '%' ORDER BY code LIMIT $2",
-                    code_prefix, limit)
-
-        return await self._run(op)
+        return await self._on_connection(lambda con: con.fetch(
+            "SELECT code, device, lat, lon, grid, updated_at FROM components WHERE code LIKE $1 || '%' ORDER BY code LIMIT $2",
+            code_prefix, limit))
 
     async def alarm_events(self, limit: int = 100) -> list[asyncpg.Record]:
-        async def op():
-            async with self._pool.acquire() as con:
-                return await con.fetch("SELECT * FROM alarm_events ORDER BY id DESC LIMIT $1", limit)
-
-        return await self._run(op)
+        return await self._on_connection(lambda con: con.fetch("SELECT * FROM alarm_events ORDER BY id DESC LIMIT $1", limit))
 
     async def dead_letters(self, limit: int = 100) -> list[asyncpg.Record]:
-        async def op():
-            async with self._pool.acquire() as con:
-                return await con.fetch("SELECT * FROM dead_letters ORDER BY id DESC LIMIT $1", limit)
-
-        return await self._run(op)
+        return await self._on_connection(lambda con: con.fetch("SELECT * FROM dead_letters ORDER BY id DESC LIMIT $1", limit))
 
     # --- alarm state ----------------------------------------------------------------
 

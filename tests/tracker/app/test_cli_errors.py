@@ -75,9 +75,8 @@ def other_database(postgres):
 
     def make(*statements: str) -> str:
         name = f"gw_cli_{os.getpid()}_{next(_ids)}"
-        postgres.sql(f"CREATE DATABASE {name}")
+        dsn = postgres.create_database(name, template="template1")  # owned by the application's role
         made.append(name)
-        dsn = postgres.dsn(name)
         for statement in statements:
             subprocess.run([postgres.psql, dsn, "-v", "ON_ERROR_STOP=1", "-qc", statement], check=True, capture_output=True)
         return dsn
@@ -129,11 +128,15 @@ async def test_a_dsn_that_is_not_postgresql_is_named_invalid_without_echoing_it(
     assert line.startswith(says) and "secret" not in line, line
 
 
-async def test_an_unknown_database_user_is_refused_by_the_server(postgres):
-    dsn = postgres.dsn("postgres").replace("gridwatch@", "nobody_here@", 1)
-    code, out, err = await tracker("dead-letters", database__dsn=dsn)
-    assert code == 1, out + err
-    assert error_line(err).endswith('role "nobody_here" does not exist'), err
+async def test_an_unknown_database_user_or_a_wrong_password_is_refused_by_the_server(postgres):
+    head, _, rest = postgres.dsn("postgres").partition("//")
+    host = rest.partition("@")[2]
+    for user in ("nobody_here:whatever", "gridwatch:not-the-password"):
+        code, out, err = await tracker("dead-letters", database__dsn=f"{head}//{user}@{host}")
+        assert code == 1, out + err
+        name = user.partition(":")[0]
+        # with password authentication the server does not say whether the role exists
+        assert error_line(err).endswith(f'password authentication failed for user "{name}"'), err
 
 
 def test_a_database_never_migrated_asks_for_a_migration(other_database, tmp_path):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from hypothesis import given, strategies as st
 
+from protocols.coords import distance_m
 from protocols.model import DeviceClass, Fix
-from tracker.ingest.filters import FilterParams, PositionFilter, distance_m
+from tracker.ingest.filters import FilterParams, PositionFilter
 
 T0 = 1_795_000_000_000
 LAT, LON = 36.1050, 103.7200
@@ -20,8 +21,7 @@ DEFAULT_PARAMS = FilterParams()
 
 
 def screen_all(fixes, params=DEFAULT_PARAMS):
-    f = PositionFilter(params)
-    return [f.screen(x) for x in fixes]
+    return PositionFilter(params).screen_all(fixes)
 
 
 def test_a_walk_passes_every_filter():
@@ -65,7 +65,17 @@ def test_a_switched_off_filter_lets_everything_through():
     assert screen_all([fix(0, acc=400.0)], FilterParams(enabled=frozenset())) == [None]
 
 
-@given(st.floats(-80, 80), st.floats(-179, 179), st.floats(0, 0.01), st.floats(0, 0.01))
-def test_distance_is_symmetric_and_non_negative(lat, lon, dlat, dlon):
-    d1 = distance_m(lat, lon, lat + dlat, lon + dlon)
-    assert d1 >= 0 and abs(d1 - distance_m(lat + dlat, lon + dlon, lat, lon)) < 1e-6
+@given(st.sampled_from(list(DeviceClass)), st.floats(-40, 40), st.floats(-40, 40), st.integers(1, 20_000),
+       st.floats(0, 20), st.floats(0, 20))
+def test_speed_and_drift_are_judged_on_the_distance_between_the_two_fixes(cls, north_m, east_m, dt_ms, acc1, acc2):
+    params = FilterParams()
+    east = east_m / (111_195 * 0.8077)  # cos(36.105°): metres east, in degrees of longitude
+    a = Fix("d1", cls, "620105", T0, LAT, LON, T0, acc1, None, None, None, None)
+    b = Fix("d1", cls, "620105", T0 + dt_ms, LAT + north_m * M, LON + east, T0, acc2, None, None, None, None)
+    moved = distance_m(a.lat, a.lon, b.lat, b.lon)
+    expected = None
+    if (moved - (acc2 + acc1)) * 1000 > params.max_speed_mps[cls] * dt_ms:
+        expected = "speed"
+    elif cls in params.drift_classes and moved < params.drift_m:
+        expected = "drift"
+    assert screen_all([a, b], params) == [None, expected]

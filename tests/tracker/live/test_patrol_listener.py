@@ -10,7 +10,7 @@ from alerts.patrol import PatrolState
 from geofence.coverage import CoverageState
 from geofence.placed import Placed, PlacedSlice
 from protocols.model import DeviceClass, Fix
-from tests.coverage_city import MONDAY, NE, NW, OUTSIDE, RULE, SCHEDULE, SE, TERRITORY, at, cells
+from tests.coverage_city import MONDAY, NE, NW, OUTSIDE, RULE, SCHEDULE, SE, TERRITORY, at, cells, slots_for
 from tracker.live import patrol as patrol_module
 from tracker.live.patrol import ABSORB_FIXES, Patrol
 from tracker.metrics import Metrics
@@ -49,7 +49,7 @@ def test_what_the_listener_records_does_not_depend_on_slicing_or_order(with_plan
     for p in placed:
         if p.fix.device_class is DeviceClass.COLLECTOR:
             one_by_one.observe(p)
-    slot = SCHEDULE.slots_for("c01", MONDAY)[0]
+    slot = slots_for(SCHEDULE, "c01", MONDAY)[0]
     cuts = sorted(data.draw(st.lists(st.integers(0, len(placed)), max_size=5)))
     ordered = sorted(placed, key=lambda p: p.fix.t_ms)  # the way a handset reports as it walks
     for fixes in (placed, ordered):
