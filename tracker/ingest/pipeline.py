@@ -14,7 +14,12 @@ Stages are tasks in one nursery joined by bounded channels:
   drops: when full, the broker reader stops reading (Mosquitto queues for us, see
   ``max_queued_messages``) and the JT/T 808 sessions stop reading their sockets.
 - ``persist`` (decode → database): rows, refused fixes and alarm events. Never drops:
-  pushes back on decode.
+  pushes back on decode. Each broker batch's receipt rides with the last slice decoded
+  from it and is settled (its QoS 1 messages acknowledged) after the flush that holds
+  that slice has committed every transaction: acknowledged means stored. A flush
+  happens at persist_batch_rows or persist_flush_ms after its first batch, whichever
+  comes first, so acknowledgements never wait long and the broker's inflight window
+  (which stops its sending when full of unacknowledged messages) always drains.
 - live fan-out: coalesces; the hub ticks and sends each client the devices that moved.
   Alarm events go to clients unmerged, in order.
 
