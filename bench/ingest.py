@@ -50,12 +50,13 @@ def _fix(i: int, t_ms: int, devices: int = 2000) -> dict:
     return {"t": t_ms, "lat": round(lat, 7), "lon": round(lon, 7), "acc": 5.0, "spd": 1.2, "bat": 80.0, "seq": i}
 
 
-def single_packets(n: int, devices: int) -> list[bytes]:
+def single_packets(n: int, devices: int, qos: int = 0, prefix: str = "b") -> list[bytes]:
     now = int(time.time() * 1000)
-    return [publish_packet(f"gw/v1/620105/collector/b{i % devices:05d}/pos", msgpack.packb(_fix(i, now - n + i, devices))) for i in range(n)]
+    return [publish_packet(f"gw/v1/620105/collector/{prefix}{i % devices:05d}/pos", msgpack.packb(_fix(i, now - n + i, devices)),
+                           qos, i % 65535 + 1) for i in range(n)]
 
 
-def batch_packets(n_fixes: int, devices: int, per_batch: int, prefix: str = "k") -> list[bytes]:
+def batch_packets(n_fixes: int, devices: int, per_batch: int, prefix: str = "k", qos: int = 0) -> list[bytes]:
     now = int(time.time() * 1000)
     packets = []
     for m in range(n_fixes // per_batch):
@@ -67,7 +68,7 @@ def batch_packets(n_fixes: int, devices: int, per_batch: int, prefix: str = "k")
             fix = _fix(step * devices + device, now - n_fixes * 10 + step * 1000, devices)
             batch.append(fix)
         # devices of their own: the single-ping run's seq numbers would be duplicates here
-        packets.append(publish_packet(f"gw/v1/620105/collector/{prefix}{device:05d}/pos", msgpack.packb(batch)))
+        packets.append(publish_packet(f"gw/v1/620105/collector/{prefix}{device:05d}/pos", msgpack.packb(batch), qos, m % 65535 + 1))
     return packets
 
 
@@ -129,13 +130,14 @@ def measure_ceiling(port: int, packets: list[bytes]) -> dict:
 # --- the service ------------------------------------------------------------------------
 
 class Service:
-    def __init__(self, broker_port: int, dsn: str, web_port: int, state: Path) -> None:
+    def __init__(self, broker_port: int, dsn: str, web_port: int, state: Path, qos: int = 0) -> None:
         env = dict(os.environ,
                    TRACKER_MQTT__PORT=str(broker_port), TRACKER_MQTT__USERNAME="gridwatch", TRACKER_MQTT__PASSWORD=USERS["gridwatch"],
+                   TRACKER_MQTT__QOS=str(qos), TRACKER_MQTT__CLIENT_ID=f"bench-ingest-qos{qos}",
                    TRACKER_DATABASE__DSN=dsn, TRACKER_WEB__PORT=str(web_port), TRACKER_LOG__LEVEL="WARNING",
-                   TRACKER_HANDSET__MAX_BATCH="1000")
+                   TRACKER_HANDSET__MAX_BATCH="1000", TRACKER_JT808__PORT="0")
         self.url = f"http://127.0.0.1:{web_port}"
-        self.log = open(state / "service.log", "wb")  # noqa: SIM115 - open for the child's life, closed in stop()
+        self.log = open(state / f"service-qos{qos}.log", "wb")  # noqa: SIM115 - open for the child's life, closed in stop()
         subprocess.run([sys.executable, "-m", "tracker", "db", "migrate"], env=env, check=True, capture_output=True)
         subprocess.run([sys.executable, "-m", "tracker", "grids", "import", str(DEMO_CITY)],
                        env=env, check=True, capture_output=True)
@@ -266,12 +268,24 @@ def main(argv: list[str] | None = None) -> dict:
             results["latency"] = measure_latency(service, broker.port, args.rate, args.seconds, args.devices)
         finally:
             service.stop()
+        # durable delivery: QoS 1 publishes into a QoS 1 session, acknowledged after commit
+        # (devices of their own: the runs above stored fixes at the same times)
+        service = Service(broker.port, pg.dsn, free_port(), state, qos=1)
+        try:
+            singles = single_packets(args.messages, args.devices, qos=1, prefix="q")
+            results["e2e_single_qos1"] = measure_end_to_end(service, broker.port, singles, args.messages)
+            batches = batch_packets(args.batched_fixes, args.devices, 20, prefix="r", qos=1)
+            results["e2e_batch20_qos1"] = measure_end_to_end(service, broker.port, batches, len(batches) * 20)
+        finally:
+            service.stop()
     finally:
         pg.discard()
         broker.discard()
     ceiling = results["ceiling_bare_subscriber"]["rate_msg_s"]
     single = results["e2e_single"]["rate_fixes_s"]
     results["e2e_single_vs_ceiling"] = single / ceiling if ceiling else float("nan")
+    durable = results["e2e_single_qos1"]["rate_fixes_s"]
+    results["e2e_single_qos1_vs_ceiling"] = durable / ceiling if ceiling else float("nan")
     _print(results)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "ingest.json").write_text(json.dumps(results, indent=2))
@@ -288,6 +302,12 @@ def _print(r: dict) -> None:
           f"{r['e2e_single_vs_ceiling']:.0%} of ceiling; {s['persisted']:,.0f}/{s['fixes']:,} persisted")
     print(f"{'service end to end, batches of 20':<48}{b['rate_fixes_s']:>12,.0f} /s   "
           f"{b['persisted']:,.0f}/{b['fixes']:,} persisted; {b['messages']:,} messages")
+    s1, b1 = r["e2e_single_qos1"], r["e2e_batch20_qos1"]
+    print(f"{'durable (QoS 1, ack after commit), single pings':<48}{s1['rate_fixes_s']:>12,.0f} /s   "
+          f"{r['e2e_single_qos1_vs_ceiling']:.0%} of ceiling, {s1['rate_fixes_s'] / s['rate_fixes_s']:.0%} of QoS 0; "
+          f"{s1['persisted']:,.0f}/{s1['fixes']:,} persisted")
+    print(f"{'durable (QoS 1, ack after commit), batches of 20':<48}{b1['rate_fixes_s']:>12,.0f} /s   "
+          f"{b1['rate_fixes_s'] / b['rate_fixes_s']:.0%} of QoS 0; {b1['persisted']:,.0f}/{b1['fixes']:,} persisted")
     latency = f"publish → WebSocket latency at {lat['offered_rate']:d} pings/s"
     p50 = f"p50 {lat['p50_ms']:.0f} ms"
     print(f"{latency:<48}{p50:>16}   p95 {lat['p95_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms, max {lat['max_ms']:.0f} ms "

@@ -1,4 +1,4 @@
-"""A minimal MQTT 3.1.1 QoS 0 publisher for load generation.
+"""A minimal MQTT 3.1.1 QoS 0 and QoS 1 publisher for load generation.
 
 paho spends tens of microseconds per publish; a load generator must outrun the system
 under test on the same two cores, so this one pre-encodes PUBLISH packets and writes them
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import threading
 import time
 
 
@@ -26,9 +27,10 @@ def _string(s: str | bytes) -> bytes:
     return struct.pack("!H", len(b)) + b
 
 
-def publish_packet(topic: str, payload: bytes) -> bytes:
-    body = _string(topic) + payload
-    return b"\x30" + _varint(len(body)) + body
+def publish_packet(topic: str, payload: bytes, qos: int = 0, mid: int = 0) -> bytes:
+    """A PUBLISH; with QoS 1, ``mid`` is its packet id (1..65535)."""
+    body = _string(topic) + (struct.pack("!H", mid) if qos else b"") + payload
+    return bytes([0x30 | qos << 1]) + _varint(len(body)) + body
 
 
 class RawPublisher:
@@ -42,6 +44,22 @@ class RawPublisher:
         connack = self.sock.recv(4)
         if len(connack) != 4 or connack[0] != 0x20 or connack[3] != 0:
             raise ConnectionError(f"broker refused the connection: {connack!r}")
+        self.received = 0  # bytes the broker sent back (PUBACKs of QoS 1 publishes)
+        self._drain: threading.Thread | None = None
+
+    def drain_acks(self) -> None:
+        """Read what the broker sends back (QoS 1: a PUBACK per publish) in a thread, so
+        it never waits on a full socket buffer."""
+
+        def run() -> None:
+            try:
+                while chunk := self.sock.recv(262144):
+                    self.received += len(chunk)
+            except OSError:
+                pass
+
+        self._drain = threading.Thread(target=run, daemon=True)
+        self._drain.start()
 
     def send(self, packets: bytes) -> None:
         self.sock.sendall(packets)
@@ -52,9 +70,12 @@ class RawPublisher:
         try:
             self.sock.sendall(b"\xe0\x00")  # DISCONNECT
             self.sock.shutdown(socket.SHUT_WR)
-            self.sock.settimeout(timeout)
-            while self.sock.recv(4096):
-                pass
+            if self._drain is not None:
+                self._drain.join(timeout)
+            else:
+                self.sock.settimeout(timeout)
+                while self.sock.recv(4096):
+                    pass
         finally:
             self.sock.close()
 
@@ -62,6 +83,7 @@ class RawPublisher:
 def blast(host: str, port: int, username: str, password: str, packets: list[bytes], chunk: int = 200) -> float:
     """Send every packet as fast as the socket takes them; return seconds spent."""
     pub = RawPublisher(host, port, username, password, f"bench-blast-{time.time_ns()}")
+    pub.drain_acks()
     start = time.perf_counter()
     for i in range(0, len(packets), chunk):
         pub.send(b"".join(packets[i:i + chunk]))

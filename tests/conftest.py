@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import trio
 import trio.testing
 
 from tests.harness import BROKER_USERS, PG_PASSWORDS, TEMPLATE
+from tests.helpers import discard_session
 from tracker import config
 from tracker.devcity import starters
 from tracker.devcity.starters import SUPERUSER, Mosquitto, free_port, start_mosquitto, start_postgres
@@ -112,14 +114,15 @@ def database(postgres) -> str:
 
 
 @pytest.fixture
-def settings(broker, database) -> config.Settings:
+def settings(broker, database) -> Iterator[config.Settings]:
     s = config.load(None, environ={})
     s = s.replace("mqtt", host="127.0.0.1", port=broker.port, username="gridwatch", password=BROKER_USERS["gridwatch"],
                   client_id=f"gridwatch-test-{next(_counter)}")
     s = s.replace("database", dsn=database)
     s = s.replace("web", port=0)
     s = s.replace("jt808", port=0)
-    return s
+    yield s
+    discard_session(broker, s.mqtt.client_id)  # the service's session is persistent
 
 
 @dataclass

@@ -19,11 +19,12 @@ class RecordingStore:
         self.sensor_states: dict[str, tuple] = {}  # device → its latest saved row
         self.dead: list[tuple] = []
 
-    async def write_pings(self, rows, days, devices, filtered=(), alarms=(), components=()) -> None:
+    async def write_pings(self, rows, days, devices, filtered=(), alarms=(), components=()) -> int:
         if rows:
             self.writes.append((trio.current_time(), len(rows)))
         if alarms:
             self.alarm_batches.append(list(alarms))
+        return len(rows)  # every row new
 
     async def record_alarms(self, alarms, sensors=()) -> None:
         if alarms:

@@ -26,6 +26,22 @@ def publish(broker: Mosquitto, messages: list[tuple[str, bytes]], username: str 
         client.loop_stop()
 
 
+def discard_session(broker: Mosquitto, client_id: str, username: str = "gridwatch") -> None:
+    """End the persistent session kept under ``client_id``: connect with a clean session
+    and leave. A test's service leaves its session behind, subscribed at QoS 1; the
+    shared test broker would otherwise queue every later test's messages for it."""
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv311, clean_session=True)
+    client.username_pw_set(username, broker.users[username])
+    connected: list = []
+    client.on_connect = lambda *args: connected.append(True)
+    client.connect("127.0.0.1", broker.port)
+    for _ in range(100):
+        client.loop(0.05)
+        if connected:
+            break
+    client.disconnect()
+
+
 async def apublish(broker: Mosquitto, messages: list[tuple[str, bytes]], username: str = "simulator") -> None:
     await trio.to_thread.run_sync(publish, broker, messages, username)
 

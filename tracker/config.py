@@ -49,7 +49,10 @@ class BrokerParams:
     subscriptions: tuple[str, ...] = ()
     qos: int = 0
     reconnect_min_s: float = 0.2
-    reconnect_max_s: float = 30.0
+    reconnect_max_s: float = 2.0
+    # False: a persistent session under client_id (subscriptions and queued QoS 1
+    # messages outlive the connection); True: everything is forgotten at disconnect
+    clean_session: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +108,7 @@ class MqttSettings(BrokerParams):
     password: str = ""
     client_id: str = "gridwatch-ingest"
     subscriptions: tuple[str, ...] = ("gw/v1/+/+/+/+",)
+    qos: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,6 +384,7 @@ def _validate(s: types.SimpleNamespace) -> None:
 
     need(0 <= s.mqtt.port <= 65535, "[mqtt] port", "must be 0..65535")
     need(s.mqtt.qos in (0, 1), "[mqtt] qos", "must be 0 or 1")
+    need(s.mqtt.clean_session or s.mqtt.client_id != "", "[mqtt] client_id", "must not be empty (the broker keeps the session under it)")
     need(s.mqtt.subscriptions != (), "[mqtt] subscriptions", "must name at least one topic filter")
     need(0 < s.mqtt.reconnect_min_s <= s.mqtt.reconnect_max_s, "[mqtt] reconnect_min_s", "must be > 0 and <= reconnect_max_s")
     need(1 <= s.database.pool_min <= s.database.pool_max, "[database] pool_min", "must be >= 1 and <= pool_max")

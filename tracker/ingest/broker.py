@@ -1,10 +1,20 @@
 """The MQTT connection: paho-mqtt driven from trio through its external-loop hooks.
 
 One reader, one writer and one housekeeping task per connection, in a nursery; when the
-connection drops they are cancelled and the client reconnects with jittered exponential
-backoff. Incoming messages are handed over in batches (everything one socket read
-yielded), so the consumer pays per read, not per message, and a full consumer pushes
-back: the reader stops reading and the broker queues.
+connection drops they are cancelled and the client reconnects: at once, then with
+jittered exponential backoff while it keeps failing, capped at ``reconnect_max_s``.
+Incoming messages are handed over in batches (everything one socket read yielded), so
+the consumer pays per read, not per message, and a full consumer pushes back: the
+reader stops reading and the broker queues.
+
+Durable delivery: the session is persistent (``clean_session`` False, a fixed client
+id), so the broker keeps the subscriptions and queues QoS 1 messages while the client
+is away. A QoS 1 message is not acknowledged when it is read: each batch comes with a
+``Receipt`` of its packet ids, which the consumer settles once what the batch produced
+is stored; the writer task then sends the PUBACKs. A message not acknowledged when the
+connection drops (or the process dies) is sent again by the broker, so the consumer's
+writes must absorb a second copy. A receipt of an earlier connection is void: its
+packet ids mean nothing to the next one, whose broker resends those messages anyway.
 
 paho's private members (the lean PUBLISH path, the buffered socket) are all in
 ``tracker.ingest.paho_adapter``; this module uses paho's public API and that adapter's.
@@ -26,28 +36,53 @@ from tracker.ingest.paho_adapter import BufferedSocket, Inbox, IngestClient, Mes
 log = logging.getLogger(__name__)
 
 MAX_BATCH_MESSAGES = 512
+# A connection that lasted this long was a good one: when it drops, reconnect at once and
+# start the backoff afresh. One that drops sooner backs off (a broker refusing us in a loop).
+STEADY_S = 5.0
 
 
 class BrokerError(RuntimeError):
     """The broker refused us (bad credentials, not authorised); retrying will not help."""
 
 
+class Receipt:
+    """The QoS 1 packet ids of one delivered batch, on the connection that read them.
+
+    ``settle()`` once the batch's outcome is stored: the PUBACKs go out on that
+    connection, or nowhere if it is gone (the broker then delivers the messages again).
+    """
+
+    __slots__ = ("_client", "_connection", "mids")
+
+    def __init__(self, client: BrokerClient, connection: int, mids: list[int]) -> None:
+        self._client = client
+        self._connection = connection
+        self.mids = mids
+
+    def settle(self) -> None:
+        self._client._acknowledge(self._connection, self.mids)
+
+
 class BrokerClient:
     """A long-lived MQTT 3.1.1 connection for trio code.
 
-    ``deliver`` (optional) receives each batch of incoming messages; it may block, which
-    pushes back on the broker. ``publish`` queues a message and never blocks.
+    ``deliver`` (optional) receives each batch of incoming messages and its ``Receipt``,
+    to settle once the batch is dealt with (no QoS 1 message is acknowledged before); it
+    may block, which pushes back on the broker. ``publish`` queues a message and never
+    blocks.
     """
 
-    def __init__(self, params: BrokerParams, deliver: Callable[[list[Message]], Awaitable[None]] | None = None,
+    def __init__(self, params: BrokerParams, deliver: Callable[[list[Message], Receipt], Awaitable[None]] | None = None,
                  clock_ms: Callable[[], int] | None = None) -> None:
         self.params = params
         self._deliver = deliver
         # receive times come from the service's clock, so a test can run the service "on"
         # any day (a fix is judged stale or future against its receive time)
         self._clock_ms = clock_ms or wall_clock_ms
-        self._inbox = Inbox()
-        self._client = IngestClient(self._inbox, client_id=params.client_id, protocol=paho.MQTTv311, clean_session=True)
+        self._inbox = Inbox(defer_acks=deliver is not None)
+        self._client = IngestClient(self._inbox, client_id=params.client_id, protocol=paho.MQTTv311,
+                                    clean_session=params.clean_session)
+        self._acks_due: list[int] = []  # settled packet ids of this connection, for the writer
         self._conn: BufferedSocket | None = None  # the connection's socket while paho has it open
         self._client.username_pw_set(params.username, params.password)
         self._client.on_connect = self._on_connect
@@ -58,6 +93,7 @@ class BrokerClient:
         self._want_write = trio.Event()
         self._connack: tuple[bool, str] | None = None
         self._connack_event = trio.Event()
+        self.session_present = False  # the broker kept our session (and what it queued) from before
         self.connected = False
         self.subscribed = False  # the broker acknowledged this connection's subscriptions
         self.connects = 0
@@ -72,6 +108,7 @@ class BrokerClient:
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         ok = not reason_code.is_failure
         self._connack = (ok, str(reason_code))
+        self.session_present = bool(ok and flags.session_present)
         if ok and self.params.subscriptions:
             client.subscribe([(topic, self.params.qos) for topic in self.params.subscriptions])
         self._connack_event.set()
@@ -104,9 +141,17 @@ class BrokerClient:
             raise trio.BrokenResourceError(f"not connected to {self.params.host}:{self.params.port}")
         self._client.publish(topic, payload, qos=qos, retain=retain)
 
-    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        """Connect, stay connected, reconnect with backoff; never returns.
+    def _acknowledge(self, connection: int, mids: list[int]) -> None:
+        if mids and connection == self.connects and self.connected:
+            self._acks_due.extend(mids)
+            self._want_write.set()
 
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Connect, stay connected, reconnect; never returns.
+
+        A lost connection is retried at once; attempts that keep failing wait
+        ``reconnect_min_s``, doubling up to ``reconnect_max_s`` (with jitter), so the
+        client is back within seconds of a broker restart.
         ``task_status.started()`` fires after the first CONNACK and SUBACK-bound
         subscriptions were sent. A refused login raises BrokerError.
         """
@@ -118,7 +163,8 @@ class BrokerClient:
             except OSError as exc:
                 log.warning("MQTT connect to %s:%d failed: %s; retry in %.1f s", self.params.host, self.params.port, exc, delay)
             else:
-                delay = self.params.reconnect_min_s
+                since = trio.current_time()
+                self._acks_due = []
                 self.connected = True
                 self.connects += 1
                 try:
@@ -131,8 +177,12 @@ class BrokerClient:
                             task_status.started()
                 finally:
                     self.connected = self.subscribed = False
+                    self._acks_due = []
                     self._client.close_socket()
                 log.warning("MQTT connection to %s:%d lost; reconnecting", self.params.host, self.params.port)
+                if trio.current_time() - since >= STEADY_S:
+                    delay = self.params.reconnect_min_s
+                    continue  # at once: a broker that went away for a restart is usually back
             await trio.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, self.params.reconnect_max_s)
 
@@ -196,10 +246,12 @@ class BrokerClient:
                     break
                 if wrapped.starved and not wrapped.buffered():
                     break
-            if inbox.messages:
+            if inbox.messages or inbox.acks:
                 batch, inbox.messages = inbox.messages, []
+                receipt = Receipt(self, self.connects, inbox.acks)
+                inbox.acks = []
                 if self._deliver is not None:
-                    await self._deliver(batch)
+                    await self._deliver(batch, receipt)
             if rc != paho.MQTT_ERR_SUCCESS or self._conn is None:
                 break
             await trio.lowlevel.checkpoint()
@@ -212,9 +264,14 @@ class BrokerClient:
             sock = self._conn
             if sock is None:
                 return
+            if self._acks_due:
+                acks, self._acks_due = self._acks_due, []
+                client.send_acks(acks)
             await trio.lowlevel.wait_writable(sock.fileno())
             client.loop_write()
-            if not client.want_write() and self._want_write.is_set():
+            if self._acks_due:  # settled meanwhile (paho may have reset the event)
+                self._want_write.set()
+            elif not client.want_write() and self._want_write.is_set():
                 self._want_write = trio.Event()
 
     async def _housekeeping(self, cancel_scope: trio.CancelScope) -> None:

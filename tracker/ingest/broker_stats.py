@@ -23,7 +23,7 @@ import math
 
 import trio
 
-from tracker.ingest.broker import BrokerClient, BrokerParams, Message
+from tracker.ingest.broker import BrokerClient, BrokerParams, Message, Receipt
 from tracker.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -73,12 +73,14 @@ class BrokerStats:
         self.values[name] = value
         return True
 
-    async def _deliver(self, batch: list[Message]) -> None:
+    async def _deliver(self, batch: list[Message], receipt: Receipt) -> None:
         for topic, payload, _rx in batch:
             self.observe(topic, payload)
+        receipt.settle()  # QoS 0: nothing to acknowledge, but the receipt is always settled
 
     async def run(self, ingest: BrokerParams, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Follow the counters over the ingest account's broker, on a connection of its own."""
-        params = dataclasses.replace(ingest, client_id=f"{ingest.client_id}-sys", subscriptions=tuple(SYS_GAUGES), qos=0)
+        params = dataclasses.replace(ingest, client_id=f"{ingest.client_id}-sys", subscriptions=tuple(SYS_GAUGES), qos=0,
+                                     clean_session=True)  # counters need no kept session
         self.client = BrokerClient(params, self._deliver)
         await self.client.run(task_status=task_status)

@@ -22,7 +22,11 @@ Why each private member, and what for:
 ``_protocol`` (read)
     the protocol of the connection, read per packet: paho may change it at CONNACK.
 ``_send_puback`` (called)
-    queues the PUBACK of a QoS 1 message, as paho's own handler does.
+    queues the PUBACK of a QoS 1 message, as paho's own handler does (an inbox that
+    does not defer its acknowledgements).
+``_packet_queue`` (called)
+    queues the PUBACKs of many QoS 1 messages as one write (``send_acks``): an inbox
+    that defers them has them sent once what the messages produced is stored.
 ``_sock`` (replaced)
     paho reads a packet with three or more ``recv`` calls (command byte, length, body);
     its socket is replaced by a ``BufferedSocket`` after connecting so one ``recv``
@@ -38,13 +42,14 @@ Why each private member, and what for:
 from __future__ import annotations
 
 import socket
+import struct
 
 import paho.mqtt.client as paho
 
 PAHO_VERSION = "2.2.0"
 
 # what this module reaches for; tests check the attributes on a connected client
-PRIVATE_METHODS = ("_handle_publish", "_send_puback", "_sock_close")
+PRIVATE_METHODS = ("_handle_publish", "_packet_queue", "_send_puback", "_sock_close")
 PRIVATE_ATTRIBUTES = ("_in_packet", "_protocol", "_sock", "_sockpairR", "_sockpairW")
 
 _missing = [name for name in PRIVATE_METHODS if not callable(getattr(paho.Client, name, None))]
@@ -55,6 +60,7 @@ if _missing:
 Message = tuple[str, bytes, int]  # topic, payload, receive time (epoch ms)
 
 _MQTTv5 = paho.MQTTv5
+_PUBACK = 0x40
 _SUCCESS = paho.MQTTErrorCode.MQTT_ERR_SUCCESS
 _PROTOCOL_ERROR = paho.MQTTErrorCode.MQTT_ERR_PROTOCOL
 
@@ -65,14 +71,21 @@ class Inbox:
     The owner sets ``rx_ms`` before each read and takes ``messages`` away (replacing the
     list) when it hands a batch on. ``bad_topics`` counts PUBLISH packets dropped for a
     topic that is not UTF-8.
+
+    ``defer_acks``: a QoS 1 message is not acknowledged when it is read; its packet id
+    goes to ``acks`` instead (a message dropped for its topic too, in arrival order), for
+    the owner to take away with ``messages`` and acknowledge with
+    ``IngestClient.send_acks`` once what they produced is stored.
     """
 
-    __slots__ = ("messages", "rx_ms", "bad_topics")
+    __slots__ = ("messages", "rx_ms", "bad_topics", "defer_acks", "acks")
 
-    def __init__(self) -> None:
+    def __init__(self, defer_acks: bool = False) -> None:
         self.messages: list[Message] = []
         self.rx_ms = 0
         self.bad_topics = 0
+        self.defer_acks = defer_acks
+        self.acks: list[int] = []
 
 
 class BufferedSocket:
@@ -144,6 +157,12 @@ class IngestClient(paho.Client):
         self._sock = wrapped  # type: ignore[assignment]  # paho calls its recv, send, fileno, close, setblocking
         return wrapped
 
+    def send_acks(self, mids: list[int]) -> None:
+        """Queue the PUBACKs of these QoS 1 packet ids, in this order, as one write."""
+        if mids:
+            packet = struct.pack(f"!{len(mids)}I", *[0x40020000 | mid for mid in mids])  # 0x40 0x02 mid: a PUBACK each
+            self._packet_queue(_PUBACK, packet, 0, 0)
+
     def close_socket(self) -> None:
         """Drop the connection without a DISCONNECT (``on_socket_close`` runs first)."""
         self._sock_close()
@@ -172,4 +191,9 @@ class IngestClient(paho.Client):
             inbox.messages.append((topic, bytes(packet[start:]), inbox.rx_ms))
         else:
             inbox.bad_topics += 1  # MQTT requires UTF-8 topics; the broker should have refused it
-        return self._send_puback(mid) if qos else _SUCCESS
+        if not qos:
+            return _SUCCESS
+        if inbox.defer_acks:
+            inbox.acks.append(mid)
+            return _SUCCESS
+        return self._send_puback(mid)

@@ -15,7 +15,12 @@ Stages are tasks in one nursery joined by bounded channels:
   drops: when full, the broker reader stops reading (Mosquitto queues for us, see
   ``max_queued_messages``) and the JT/T 808 sessions stop reading their sockets.
 - ``persist`` (decode → database): rows, refused fixes and alarm events. Never drops:
-  pushes back on decode.
+  pushes back on decode. Each broker batch's receipt rides with the last slice decoded
+  from it and is settled (its QoS 1 messages acknowledged) after the flush that holds
+  that slice has committed every transaction: acknowledged means stored. A flush
+  happens at persist_batch_rows or persist_flush_ms after its first batch, whichever
+  comes first, so acknowledgements never wait long and the broker's inflight window
+  (which stops its sending when full of unacknowledged messages) always drains.
 - live fan-out: coalesces; the hub ticks and sends each client the devices that moved.
   Alarm events go to clients unmerged, in order.
 
@@ -33,7 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import trio
@@ -50,7 +55,7 @@ from protocols.model import DeviceClass, Fix
 from tracker.bounds import evict_oldest, excess, least_recent
 from tracker.clock import wall_clock_ms
 from tracker.config import Settings
-from tracker.ingest.broker import BrokerClient, BrokerParams, Message
+from tracker.ingest.broker import BrokerClient, BrokerParams, Message, Receipt
 from tracker.ingest.broker_stats import BrokerStats
 from tracker.ingest.filters import FilterParams, PositionFilter
 from tracker.ingest.routing import Routed, Router, parse_owntracks_map
@@ -86,9 +91,13 @@ class PersistBatch:
     dead_letters: list[tuple] = field(default_factory=list)
     components: dict[str, tuple] = field(default_factory=dict)  # component code → binding row
     sensors: dict[str, tuple] = field(default_factory=dict)  # device → its state as the alarms above leave it
+    # broker messages whose outcome is all in this batch and those before it: settled
+    # (their PUBACKs sent) once this batch is committed
+    receipts: list[Receipt] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.rows or self.filtered or self.alarms or self.dead_letters or self.components or self.sensors)
+        return bool(self.rows or self.filtered or self.alarms or self.dead_letters or self.components or self.sensors
+                    or self.receipts)
 
     def absorb(self, other: PersistBatch) -> None:
         self.rows.extend(other.rows)
@@ -98,6 +107,7 @@ class PersistBatch:
         self.dead_letters.extend(other.dead_letters)
         self.components.update(other.components)
         self.sensors.update(other.sensors)  # batches come in order: the later state wins
+        self.receipts.extend(other.receipts)
 
 
 class _RateLimitedLog:
@@ -163,7 +173,7 @@ class Pipeline:
         self._log_gate = _RateLimitedLog(5)
         self._dead_gate = _RateLimitedLog(settings.pipeline.dead_letter_sample_per_min)
         self._clock_ms = clock_ms or wall_clock_ms
-        self._inbound_send, self._inbound_recv = trio.open_memory_channel[tuple[str, list, int]](settings.pipeline.inbound_queue)
+        self._inbound_send, self._inbound_recv = trio.open_memory_channel[tuple[str, list, int, Receipt | None]](settings.pipeline.inbound_queue)
         # payload bytes waiting for decode: a batch count alone bounds nothing when each
         # message may carry a batch of fixes
         self._inbound_bytes = 0
@@ -187,6 +197,7 @@ class Pipeline:
         m.describe("gridwatch_rejected_total", "Payloads or records refused by a decoder, by protocol and reason")
         m.describe("gridwatch_tolerated_total", "Reports kept despite a defect (a damaged tail, a reading dropped), by protocol and reason")
         m.describe("gridwatch_persisted_total", "Fixes written to PostgreSQL")
+        m.describe("gridwatch_pings_already_stored_total", "Fixes received again (a message redelivered) and skipped: already stored")
         m.describe("gridwatch_alarm_events_total", "Alarm events raised or cleared, by source and kind")
         m.describe("gridwatch_devices_evicted_total", "Devices forgotten from an in-memory table at its [pipeline] max_devices, by table")
         m.gauge("gridwatch_devices_remembered", self._devices_remembered, "Most devices held by any per-device table in memory")
@@ -231,13 +242,18 @@ class Pipeline:
         with self._broker_scope:
             await broker.run(task_status=task_status)
 
-    async def feed(self, batch: list[Message]) -> None:
-        """Hand one batch of (topic, payload, rx_ms) to decode; blocks when decode is behind."""
+    async def feed(self, batch: list[Message], receipt: Receipt | None = None) -> None:
+        """Hand one batch of (topic, payload, rx_ms) to decode; blocks when decode is behind.
+
+        ``receipt`` is settled once everything the batch produced is committed (pings,
+        refused fixes, dead letters, alarm events, sensor states), or, for a batch that
+        produced nothing to store, once it is decoded: after every batch before it.
+        """
         size = sum(len(message[1]) for message in batch)
         while self._inbound_bytes >= self.settings.pipeline.inbound_max_bytes:
             await self._inbound_room.wait()  # push back, as a full channel does
         self._inbound_bytes += size
-        await self._inbound_send.send(("mqtt", batch, size))
+        await self._inbound_send.send(("mqtt", batch, size, receipt))
 
     async def stop(self) -> None:
         """Stop reading the broker, let decode and persistence drain, then stop the rest."""
@@ -288,7 +304,7 @@ class Pipeline:
 
     async def fixes(self, fixes: list[Fix]) -> None:
         """Decoded fixes from another source (the JT/T 808 gateway): same path as MQTT."""
-        await self._inbound_send.send(("fixes", fixes, 0))
+        await self._inbound_send.send(("fixes", fixes, 0, None))
 
     async def alarms(self, alarms: list) -> None:
         """Vehicle alarm edges from the JT/T 808 gateway."""
@@ -446,14 +462,17 @@ class Pipeline:
 
     async def _decode_stage(self) -> None:
         async with self._persist_send:
-            async for kind, items, size in self._inbound_recv:
+            async for kind, items, size, receipt in self._inbound_recv:
                 # Decode a big batch in slices, yielding between them: every other task
                 # (a COPY's asyncio hops, an HTTP request, the hub's tick) waits for a
                 # whole scheduler round at each step, so one long slice stalls them all.
-                parts: Iterable[list] = _slices(items) if kind == "mqtt" else (items[i:i + DECODE_SLICE_FIXES]
-                                                                                for i in range(0, len(items), DECODE_SLICE_FIXES))
-                for part in parts:
+                parts: list[list] = _slices(items) if kind == "mqtt" else [items[i:i + DECODE_SLICE_FIXES]
+                                                                            for i in range(0, len(items), DECODE_SLICE_FIXES)]
+                last = len(parts) - 1
+                for n, part in enumerate(parts):
                     out = self.ingest(part) if kind == "mqtt" else self.place(part)
+                    if n == last and receipt is not None:
+                        out.receipts.append(receipt)  # the batch's last slice: all of it is in by now
                     if out:
                         if self._oldest_unpersisted_rx is None and out.rows:
                             self._oldest_unpersisted_rx = out.rows[0][_PING_RX]
@@ -465,6 +484,8 @@ class Pipeline:
                     if self._inbound_bytes < self.settings.pipeline.inbound_max_bytes:
                         self._inbound_room.set()  # wakes a waiting feed; later waits take a new event
                         self._inbound_room = trio.Event()
+                if not parts and receipt is not None:  # packet ids only (topics that were not UTF-8)
+                    await self._persist_send.send(PersistBatch(receipts=[receipt]))
             if self._pending:  # raised outside decode since its last slice
                 out, self._pending = self._pending, PersistBatch()
                 await self._persist_send.send(out)
@@ -537,8 +558,10 @@ class Pipeline:
             self._devices_due = {}
             self._devices_next = trio.current_time() + DEVICES_WRITE_S
         if rows or batch.filtered or devices or batch.components:
-            await self.store.write_pings(rows, _days(rows), devices, batch.filtered, (), list(batch.components.values()))
-            self.metrics.inc("gridwatch_persisted_total", len(rows))
+            stored = await self.store.write_pings(rows, _days(rows), devices, batch.filtered, (), list(batch.components.values()))
+            self.metrics.inc("gridwatch_persisted_total", stored)
+            if stored < len(rows):  # delivered again (after a restart or a reconnect) and already stored
+                self.metrics.inc("gridwatch_pings_already_stored_total", len(rows) - stored)
             self._persist_latency.observe_since(self._clock_ms(), [row[_PING_RX] for row in spread(rows)], len(rows))
             self._oldest_unpersisted_rx = None
         if batch.alarms or batch.sensors:
@@ -546,6 +569,8 @@ class Pipeline:
         if batch.dead_letters:
             await self.store.add_dead_letters(batch.dead_letters)
             self.metrics.inc("gridwatch_dead_letters_total", len(batch.dead_letters))
+        for receipt in batch.receipts:  # committed, all of it: the broker may forget these messages
+            receipt.settle()
 
 
 def _sensor_row(record: SensorRecord) -> tuple:

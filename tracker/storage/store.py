@@ -55,6 +55,9 @@ def _timestamptz_from_pg(value: tuple[int]) -> datetime:
 async def _writer_codecs(con: asyncpg.Connection) -> None:
     await con.set_type_codec("timestamptz", schema="pg_catalog", format="tuple",
                              encoder=_timestamptz_to_pg, decoder=_timestamptz_from_pg)
+    # a ping batch holding rows already stored (a message delivered again) is COPied
+    # here, then moved into pings skipping those: COPY itself cannot skip a conflict
+    await con.execute(_CREATE_PINGS_STAGING)
 
 
 class StoreError(RuntimeError):
@@ -156,9 +159,15 @@ class Store:
 
     @_retried
     async def write_pings(self, rows: Sequence[tuple], days: Iterable[int], devices: Sequence[tuple],
-                          filtered: Sequence[tuple] = (), alarms: Sequence[tuple] = (), components: Sequence[tuple] = ()) -> None:
+                          filtered: Sequence[tuple] = (), alarms: Sequence[tuple] = (), components: Sequence[tuple] = ()) -> int:
         """In one transaction: COPY ping rows (PING_COLUMNS order), upsert the devices'
-        last positions, COPY refused fixes and insert alarm events.
+        last positions, insert refused fixes and alarm events. Returns how many ping rows
+        were new.
+
+        Idempotent: a ping already stored (same device and fix time), a refused fix
+        already stored (same device, fix time and reason) and an alarm event already
+        stored (same source, device, kind, time and edge) are skipped, so a message the
+        broker delivers again stores nothing twice.
 
         ``days`` are the UTC day numbers (t_ms // DAY_MS) the rows fall in, so missing
         partitions are created first; ``devices`` rows are (id, class, district, t, rx,
@@ -168,7 +177,8 @@ class Store:
         """
         missing = sorted(set(days) - self._partitions)
 
-        async def op() -> None:
+        async def op() -> int:
+            inserted = 0
             async with self._writer.acquire() as con:
                 for day in missing:
                     start = ms_to_datetime(day * DAY_MS)
@@ -179,13 +189,23 @@ class Store:
                     )
                 async with con.transaction():
                     if rows:
-                        await con.copy_records_to_table("pings", records=rows, columns=PING_COLUMNS)
+                        # COPY straight in, under a savepoint; should any row be stored
+                        # already (a redelivered message), undo that and go through the
+                        # staging table, skipping what is there. COPY with a savepoint
+                        # writes twice as fast as staging every batch (20,000-row batches).
+                        try:
+                            async with con.transaction():
+                                await con.copy_records_to_table("pings", records=rows, columns=PING_COLUMNS)
+                            inserted = len(rows)
+                        except asyncpg.UniqueViolationError:
+                            await con.copy_records_to_table(_PINGS_STAGING, records=rows, columns=PING_COLUMNS)
+                            inserted = int((await con.execute(_MOVE_STAGED_PINGS)).split()[-1])
                     if devices:
                         await con.execute(_UPSERT_DEVICES, *(list(column) for column in zip(*devices, strict=True)))
                     if filtered:
-                        await con.copy_records_to_table("filtered_fixes", records=filtered, columns=FILTERED_COLUMNS)
+                        await con.execute(_INSERT_FILTERED, *(list(column) for column in zip(*filtered, strict=True)))
                     if alarms:
-                        await con.copy_records_to_table("alarm_events", records=alarms, columns=ALARM_COLUMNS)
+                        await con.execute(_INSERT_ALARMS, *(list(column) for column in zip(*alarms, strict=True)))
                     if components:
                         # a sensor moved to another component gives up its old binding first
                         await con.execute("UPDATE components SET device = NULL WHERE device = ANY($1::text[]) AND NOT code = ANY($2::text[])",
@@ -195,9 +215,11 @@ class Store:
                             "ON CONFLICT (code) DO UPDATE SET device = excluded.device, lat = coalesce(excluded.lat, components.lat), "
                             "lon = coalesce(excluded.lon, components.lon), grid = coalesce(excluded.grid, components.grid), updated_at = now()",
                             components)
+            return inserted
 
-        await self._run(op)
+        inserted = await self._run(op)
         self._partitions.update(missing)
+        return inserted
 
     async def track(self, device: str, start: datetime, end: datetime, limit: int) -> list[asyncpg.Record]:
         return await self._on_connection(lambda con: con.fetch(
@@ -359,13 +381,14 @@ class Store:
         """In one transaction: insert alarm events (ALARM_COLUMNS) and upsert the state of
         the sensors whose changes produced them, so that the outbox and the state a
         restart resumes from never disagree. ``sensors`` rows are (device, component,
-        last_seen, silent, rules): ``rules`` a JSON-able dict."""
+        last_seen, silent, rules): ``rules`` a JSON-able dict. An event already stored
+        (same source, device, kind, time and edge) is skipped."""
 
         async def op() -> None:
             async with self._pool.acquire() as con:
                 async with con.transaction():
                     if alarms:
-                        await con.copy_records_to_table("alarm_events", records=alarms, columns=ALARM_COLUMNS)
+                        await con.execute(_INSERT_ALARMS, *(list(column) for column in zip(*alarms, strict=True)))
                     if sensors:
                         await con.executemany(
                             "INSERT INTO sensor_states (device, component, last_seen, silent, rules) VALUES ($1, $2, $3, $4, $5::jsonb) "
@@ -509,6 +532,28 @@ def _ping_partition_day(name: str) -> int | None:
         return None
     return datetime_to_ms(datetime.strptime(digits, "%Y%m%d").replace(tzinfo=UTC)) // DAY_MS
 
+
+# The writer connection's staging table for ping batches: PING_COLUMNS, emptied at each commit.
+_PINGS_STAGING = "pings_staged"
+_CREATE_PINGS_STAGING = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {_PINGS_STAGING} (device text, t timestamptz, lat float8, lon float8, rx timestamptz, "
+    "acc real, spd real, hdg real, alt real, bat real, crs text, seq bigint, cell bigint, grid text, late boolean) "
+    "ON COMMIT DELETE ROWS"
+)
+_MOVE_STAGED_PINGS = (
+    f"INSERT INTO pings ({', '.join(PING_COLUMNS)}) SELECT {', '.join(PING_COLUMNS)} FROM {_PINGS_STAGING} "
+    "ON CONFLICT (device, t) DO NOTHING"
+)
+_INSERT_FILTERED = (
+    f"INSERT INTO filtered_fixes ({', '.join(FILTERED_COLUMNS)}) "
+    "SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::float8[], $5::float8[], $6::real[], "
+    "$7::real[], $8::bigint[], $9::text[]) ON CONFLICT (device, t, reason) DO NOTHING"
+)
+_INSERT_ALARMS = (
+    f"INSERT INTO alarm_events ({', '.join(ALARM_COLUMNS)}) "
+    "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::timestamptz[], $7::float8[], "
+    "$8::text[], $9::float8[], $10::float8[], $11::text[]) ON CONFLICT (source, device, kind, t, raised) DO NOTHING"
+)
 
 # One statement for a whole batch of devices: arrays in, a set-based upsert server-side.
 _UPSERT_DEVICES = (

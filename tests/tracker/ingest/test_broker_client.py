@@ -13,8 +13,9 @@ from tracker.ingest.broker import BrokerClient, BrokerParams
 
 
 def _subscriber(port: int, inbox: list, client_id: str = "t-sub") -> BrokerClient:
-    async def deliver(batch):
+    async def deliver(batch, receipt):
         inbox.extend(batch)
+        receipt.settle()
 
     params = BrokerParams("127.0.0.1", port, "gridwatch", BROKER_USERS["gridwatch"], client_id,
                           subscriptions=("gw/v1/#",), qos=1, reconnect_min_s=0.05, reconnect_max_s=0.2)

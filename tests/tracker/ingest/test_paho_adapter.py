@@ -380,8 +380,9 @@ async def test_the_service_client_gets_mosquittos_qos2_messages_once(broker):
     topic = "gw/v1/000004/sensor/q2/alarm"
     inbox: list = []
 
-    async def deliver(batch):
+    async def deliver(batch, receipt):
         inbox.extend(batch)
+        receipt.settle()
 
     params = BrokerParams("127.0.0.1", broker.port, "gridwatch", BROKER_USERS["gridwatch"], "adapter-q2",
                           subscriptions=(topic,), qos=2)
@@ -405,8 +406,9 @@ async def test_the_service_client_counts_a_bad_topic_and_reconnects_after_a_trun
     listener.listen()
     inbox: list = []
 
-    async def deliver(batch):
+    async def deliver(batch, receipt):
         inbox.extend(batch)
+        receipt.settle()
 
     async def read_one(conn) -> bytes:
         head = b""

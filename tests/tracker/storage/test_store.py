@@ -40,8 +40,11 @@ async def test_the_writer_still_takes_aware_datetimes_and_refuses_naive_ones(dat
         await store.write_pings([], set(), [], alarms=[alarm])
         (row,) = await store.fetch("SELECT t FROM alarm_events")
         assert row["t"] == aware
-        with pytest.raises(TypeError, match="aware datetime"):
+        # alarm rows go in as arrays (a conflict is skipped): asyncpg reports the encoder's refusal as a DataError
+        with pytest.raises(asyncpg.DataError, match="aware datetime"):
             await store.write_pings([], set(), [], alarms=[(*alarm[:5], datetime(2025, 11, 24, 16), *alarm[6:])])
+        with pytest.raises(TypeError, match="aware datetime"):  # ping rows are COPied: the encoder's own error
+            await store.write_pings([(*ping(T, T)[:1], datetime(2025, 11, 24, 16), *ping(T, T)[2:])], {T // DAY_MS}, [])
 
 
 def event(kind: str, raised: bool, t: datetime, device: str = "mh-0007", source: str = "sensor") -> tuple:
@@ -85,3 +88,24 @@ async def test_the_newest_event_of_each_alarm_is_the_one_recorded_last(database)
     assert [(r["device"], r["kind"], r["raised"], r["t"]) for r in sensors] == [
         ("mh-0007", "low_battery", True, at[1]), ("mh-0007", "tilt", True, at[1])]
     assert [(r["device"], r["kind"], r["raised"], r["t"]) for r in vehicles] == [("jt013912345678", "overspeed", True, at[3])]
+
+
+async def test_writes_delivered_again_store_nothing_twice(database):
+    """A redelivered message's rows: pings skipped on (device, t), refused fixes on
+    (device, t, reason), alarm events on (source, device, kind, t, raised)."""
+    first = [ping(T + i * 1000, T + i * 1000 + 5, f"c{i % 3:04d}") for i in range(6)]
+    again = [*first[3:], ping(T + 9000, T + 9005), ping(T + 9000, T + 9006)]  # and a copy within the batch itself
+    refused = ("c0001", T, T + 5, 36.1, 103.7, 900.0, None, 7, "accuracy")
+    tilt = event("tilt", True, datetime(2025, 11, 24, 16, tzinfo=UTC))
+    async with open_store(database) as store:
+        await store.migrate()
+        assert await store.write_pings(first, {T // DAY_MS}, [], [refused], [tilt]) == 6
+        assert await store.write_pings(again, {T // DAY_MS}, [], [refused, refused], [tilt]) == 1
+        await store.record_alarms([tilt, event("tilt", False, datetime(2025, 11, 24, 16, 5, tzinfo=UTC))], [sensor_state()])
+        pings = await store.fetch("SELECT device, t, rx FROM pings ORDER BY t")
+        filtered = await store.fetch("SELECT device, reason FROM filtered_fixes")
+        alarms = await store.fetch("SELECT kind, raised FROM alarm_events ORDER BY id")
+    assert [(r["device"], datetime_to_ms(r["t"]), datetime_to_ms(r["rx"])) for r in pings] == [
+        *((row[0], row[1], row[4]) for row in first), ("c0001", T + 9000, T + 9005)]  # the first copy stays
+    assert [tuple(r) for r in filtered] == [("c0001", "accuracy")]
+    assert [tuple(r) for r in alarms] == [("tilt", True), ("tilt", False)]
