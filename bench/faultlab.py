@@ -26,6 +26,7 @@ again with the acknowledged ones, within one second of traffic), and the service
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import signal
@@ -96,7 +97,7 @@ class Outcome:
     episodes_acknowledged: int
     episodes_lost: int  # an acknowledged episode without its raised or its cleared tilt event
     episodes_doubled: int  # an episode with more than one raised or cleared tilt event
-    recovery_s: float | None  # None: no fault, or never caught up
+    recovery_s: float | None  # from the fault's start; None: no fault, or never caught up
     peak_rss_mb: float
     service_starts: int
     service_crashes: int  # exits the lab did not cause
@@ -279,6 +280,7 @@ class _Sample:
     sent: int
     acknowledged: int
     stored: int | None
+    up: bool  # the service was running, not being started
 
 
 class _Run:
@@ -301,6 +303,7 @@ class _Run:
         self.fault_end: float | None = None
         self.db_down = False
         self.in_fault = False
+        self.restarting = False
         self.crashes = 0
         self.notes: list[str] = []
         self.finished = threading.Event()
@@ -362,7 +365,8 @@ class _Run:
     def _sample(self) -> _Sample:
         self.service.sample_rss()
         rows = None if self.db_down else self.lab.query(f"SELECT count(*) FROM pings WHERE {HANDSETS}", self.database)
-        return _Sample(time.monotonic(), self.sent, self.acknowledged, int(rows[0][0]) if rows else None)
+        up = self.service.running and not self.restarting
+        return _Sample(time.monotonic(), self.sent, self.acknowledged, int(rows[0][0]) if rows else None, up)
 
     def _settle(self, samples: list[_Sample]) -> None:
         """Sample until every acknowledged fix is stored, or the count stops moving for 10 s
@@ -394,12 +398,14 @@ class _Run:
                 if s.fault in ("kill", "term", "broker", "db") and self.fault_start is None and self.sent >= at:
                     self.in_fault = True
                     self.fault_start = time.monotonic()
+                    self.lab.say(f"   {s.fault} at {self.sent:,} fixes sent")
                     self._strike()
                     self.in_fault = False
                 if self.db_down and self.fault_start is not None and time.monotonic() - self.fault_start >= s.outage_s:
                     self.lab.start_db()
                     self.db_down = False
                     self.fault_end = time.monotonic()
+                    self.lab.say(f"   database back after {self.fault_end - self.fault_start:.1f} s")
                 if not self.service.running and not exited:
                     exited = True
                     self.crashes += 1
@@ -414,9 +420,18 @@ class _Run:
             self.failure = exc
 
     def _restart(self) -> None:
+        self.restarting = True
+        try:
+            self._start_until_healthy()
+        finally:
+            self.restarting = False
+
+    def _start_until_healthy(self) -> None:
         while not self.finished.is_set():
             try:
                 self.service.start()
+                if self.fault_start is not None:
+                    self.lab.say(f"   service healthy again {time.monotonic() - self.fault_start:.1f} s after the fault")
                 return
             except ServiceExited as exc:
                 self.notes.append(str(exc))
@@ -456,7 +471,8 @@ class _Run:
                                       self.database) or []
         expected = set(summary["acknowledged"])
         missing = sorted(expected.difference(stored_numbers))
-        duplicated = sum(c - 1 for c in stored_numbers.values() if c > 1)
+        extra = sorted(number for number, count in stored_numbers.items() for _ in range(count - 1))
+        duplicated = len(extra)
 
         events = self.lab.query("SELECT device, raised, count(*) FROM alarm_events WHERE kind = 'tilt' GROUP BY device, raised",
                                 self.database) or []
@@ -469,21 +485,25 @@ class _Run:
             name=s.name, fault=s.fault, qos=s.qos, sent=summary["sent"], acknowledged=len(expected) if s.qos else None,
             stored=len(stored_numbers), lost=len(missing), duplicated=duplicated, refused={r: int(c) for r, c in refused_rows},
             episodes=s.episodes, episodes_acknowledged=len(both), episodes_lost=episodes_lost, episodes_doubled=episodes_doubled,
-            recovery_s=self._recovery(samples, len(missing), duplicated), peak_rss_mb=round(self.service.peak_rss_kb / 1024, 1),
+            recovery_s=self._recovery(samples, missing, extra), peak_rss_mb=round(self.service.peak_rss_kb / 1024, 1),
             service_starts=self.service.starts, service_crashes=self.crashes, publisher_reconnects=summary["reconnects"],
             seconds=round(seconds, 1), lost_sample=missing[:10], notes=self.notes)
 
-    def _recovery(self, samples: list[_Sample], lost: int, duplicated: int) -> float | None:
-        """Seconds from the fault until the stored fixes were again within one second of
-        traffic of the acknowledged ones (those never to be stored aside)."""
+    def _recovery(self, samples: list[_Sample], missing: list[int], extra: list[int]) -> float | None:
+        """Seconds from the fault's start until, with the service up, the stored fixes were
+        again within one second of traffic of the acknowledged ones, those never stored set
+        aside (``missing``; ``extra``: a number once per row beyond its first; both sorted).
+        Numbers are sent in order, so the first ``n`` acknowledged are about the numbers
+        below ``n``. A database stop or a burst counts its own length in."""
         if self.fault_start is None:
             return None
         ready = self.fault_end or self.fault_start
         slack = max(self.s.rate, 50.0)
         for sample in samples:
-            if sample.at < ready or sample.stored is None:
+            if sample.at < ready or sample.stored is None or not sample.up:
                 continue
-            if sample.stored - duplicated >= sample.acknowledged - lost - slack:
+            n = sample.acknowledged
+            if sample.stored - bisect.bisect_left(extra, n) >= n - bisect.bisect_left(missing, n) - slack:
                 return round(sample.at - self.fault_start, 1)
         return None
 
