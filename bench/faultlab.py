@@ -29,6 +29,7 @@ from __future__ import annotations
 import bisect
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -184,6 +185,7 @@ class Lab:
     """A private broker and cluster, and runs of scenarios against them. A context manager."""
 
     def __init__(self, state_dir: Path | None = None, *, durable: bool = True, say: Callable[[str], None] | None = None) -> None:
+        self._own_state = state_dir is None  # a directory of our own, removed on close
         self.state = Path(state_dir or tempfile.mkdtemp(prefix="gridwatch-faultlab-")).resolve()
         self.durable = durable
         self.say = say or (lambda line: None)
@@ -224,10 +226,14 @@ class Lab:
         self.close()
 
     def close(self) -> None:
+        """Stop and remove the cluster and the broker; the state directory (logs of every run)
+        stays when the caller gave it."""
         if self.pg is not None:
-            self.pg.stop()
+            self.pg.discard()
         if self.broker is not None:
             self.broker.discard()
+        if self._own_state:
+            shutil.rmtree(self.state, ignore_errors=True)
 
     @property
     def _pg(self) -> Postgres:
