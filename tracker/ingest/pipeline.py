@@ -32,6 +32,9 @@ Alarm state survives restarts (``resume``, before anything is received): each se
 record goes to the database with the alarm events its change produced, in one
 transaction (see alerts.sensors for why); the JT/T 808 terminals' alarm edges are
 rebuilt from the events themselves (see protocols.jt808.session.AlarmTracker).
+
+Over the house's ~500 lines on purpose: the stages and the channels between them are
+declared in one place, so their order and each channel's policy read top to bottom.
 """
 
 from __future__ import annotations
