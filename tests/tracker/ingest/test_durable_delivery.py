@@ -39,6 +39,7 @@ class Publisher(threading.Thread):
         self.sent = 0
         self._mids: dict[int, int] = {}  # number → packet id
         self._acked_mids: set[int] = set()
+        self._lock = threading.Lock()  # the publishing thread and paho's network thread write, the test reads
         client = self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"durable-pub-{id(self)}",
                                            protocol=paho.MQTTv311, clean_session=False)
         client.username_pw_set("simulator", BROKER_USERS["simulator"])
@@ -50,17 +51,22 @@ class Publisher(threading.Thread):
         client.loop_start()
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        self._acked_mids.add(mid)
+        with self._lock:
+            self._acked_mids.add(mid)
 
     def acked(self) -> set[int]:
-        acked = set(self._acked_mids)
-        return {i for i, mid in list(self._mids.items()) if mid in acked}
+        with self._lock:
+            acked = set(self._acked_mids)
+            mids = list(self._mids.items())
+        return {i for i, mid in mids if mid in acked}
 
     def run(self) -> None:
         start = time.monotonic()
         for i in range(self.n):
             topic, payload = fix_message(i, self.base_ms)
-            self._mids[i] = self.client.publish(topic, payload, qos=1).mid
+            mid = self.client.publish(topic, payload, qos=1).mid
+            with self._lock:
+                self._mids[i] = mid
             self.sent = i + 1
             delay = start + (i + 1) / self.per_s - time.monotonic()
             if delay > 0:

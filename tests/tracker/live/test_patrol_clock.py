@@ -39,6 +39,9 @@ class PlanOnlyStore:
     async def pings_of(self, devices, start, end):
         return []
 
+    async def pings_retried(self, devices, start, end):
+        return await self.pings_of(devices, start, end)
+
     async def close_open_patrol_alerts(self, at, resolution):
         return 0
 
