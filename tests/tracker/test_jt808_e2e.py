@@ -126,3 +126,24 @@ async def test_an_alarm_still_set_after_a_crash_is_not_raised_again_and_clears_o
         stored = await events(store)
         after.cancel_scope.cancel()
     assert stored == [("overspeed", True, t0 + timedelta(seconds=10)), ("overspeed", False, t0 + timedelta(seconds=40))]
+
+
+async def test_every_report_answered_is_already_in_the_database(settings, broker):
+    settings = settings.replace("jt808", auth_codes="any")
+    now = datetime.now(UTC).replace(microsecond=0)
+    seen = []
+    async with trio.open_nursery() as nursery:
+        store, running = await start_service(nursery, settings)
+        stream = await trio.open_tcp_stream("127.0.0.1", running.jt808_port)
+        buffer = bytearray()
+        await exchange(stream, buffer, AUTH_2013)
+        for serial in range(10, 20):
+            alarm = 1 if serial >= 15 else 0  # the SOS edge rides with report 15
+            answer = await exchange(stream, buffer, location(serial, now + timedelta(seconds=serial), alarm).hex())
+            # looked up the moment the answer arrives, no waiting: answered means stored
+            counts = await store.fetch("SELECT (SELECT count(*) FROM pings WHERE device = 'jt013912345678') AS pings,"
+                                       " (SELECT count(*) FROM alarm_events WHERE device = 'jt013912345678') AS alarms")
+            seen.append((answer[-14:-4], counts[0]["pings"], counts[0]["alarms"]))
+        await stream.aclose()
+        nursery.cancel_scope.cancel()  # a crash right after the last answer: nothing answered is lost
+    assert seen == [(f"{serial:04x}020000", serial - 9, int(serial >= 15)) for serial in range(10, 20)]

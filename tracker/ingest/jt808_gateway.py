@@ -2,9 +2,13 @@
 
 Each connection reads what the socket gives, cuts it into frames
 (:class:`~protocols.jt808.framing.FrameReader`), lets its
-:class:`~protocols.jt808.session.Jt808Session` decide, hands fixes and alarms to the sink
-and only then answers the terminal: a report is acknowledged once the pipeline has taken
-it, so a terminal whose answer never came sends it again rather than losing it.
+:class:`~protocols.jt808.session.Jt808Session` decide, hands alarms and fixes to the sink
+and only then answers the terminal: a report is acknowledged once its rows are stored
+(committed), so a terminal whose answer never came (the service crashed or stopped, the
+database was away) sends it again rather than losing it. A connection reads its next
+frames only after answering, so its reports keep their order; while one terminal waits
+for its commit (at most the persist flush window, ``[pipeline] persist_flush_ms``, when
+the database keeps up) the others carry on.
 
 A connection ends on EOF, on a reset, after ``idle_timeout_s`` without a whole frame
 (stray bytes do not keep it open), when it has not authenticated within ``auth_timeout_s``
@@ -40,8 +44,17 @@ PROTOCOL = "jt808"
 log = logging.getLogger(__name__)
 
 
+class Stored(Protocol):
+    """Settled once what a ``fixes`` call handed over is committed."""
+
+    async def wait(self) -> None: ...
+
+
 class Jt808Sink(Protocol):
-    async def fixes(self, fixes: list[Fix]) -> None: ...
+    async def fixes(self, fixes: list[Fix]) -> Stored | None:
+        """Take the fixes (may block: push back). The ``Stored`` returned is what the
+        answer to their report waits for; None: taken is as good as stored."""
+        ...
 
     async def alarms(self, alarms: list[VehicleAlarm]) -> None: ...
 
@@ -173,16 +186,18 @@ class Jt808Gateway:
                 sink.rejected(PROTOCOL, reason, raw, peer)
             for reason, raw in out.tolerated:
                 sink.tolerated(PROTOCOL, reason, raw, peer)
-            if out.fixes:
-                await sink.fixes(out.fixes)
+            # alarms first: the edges a report raised are stored with (or before) its fixes
             if out.alarms:
                 await sink.alarms(out.alarms)
+            stored = await sink.fixes(out.fixes) if out.fixes else None
             device = session.device
             if session.authenticated and device is not None:
                 known = self.sessions.get(device)
                 if known is None or known[0] is not session:
                     self.sessions[device] = (session, stream, lock)  # a reconnect replaces the old link
             if out.answers:
+                if stored is not None:
+                    await stored.wait()  # answered means stored: the terminal drops what is answered
                 with trio.move_on_after(settings.send_timeout_s) as sending:
                     async with lock:
                         await stream.send_all(b"".join(out.answers))

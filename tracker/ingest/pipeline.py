@@ -85,6 +85,25 @@ if _FIX_AS_PING != PING_COLUMNS:
 _PING_T, _PING_RX = PING_COLUMNS.index("t"), PING_COLUMNS.index("rx")
 
 
+class Stored:
+    """Settled once the rows of one hand-over of fixes are committed (and everything
+    handed over before them): what the JT/T 808 gateway waits for before it answers."""
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+
+    def settle(self) -> None:
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
+
 @dataclass(slots=True)
 class PersistBatch:
     rows: list[tuple] = field(default_factory=list)
@@ -94,9 +113,9 @@ class PersistBatch:
     dead_letters: list[tuple] = field(default_factory=list)
     components: dict[str, tuple] = field(default_factory=dict)  # component code → binding row
     sensors: dict[str, tuple] = field(default_factory=dict)  # device → its state as the alarms above leave it
-    # broker messages whose outcome is all in this batch and those before it: settled
-    # (their PUBACKs sent) once this batch is committed
-    receipts: list[Receipt] = field(default_factory=list)
+    # broker messages (or JT/T 808 fixes) whose outcome is all in this batch and those
+    # before it: settled (PUBACKs sent, the terminal answered) once this batch is committed
+    receipts: list[Receipt | Stored] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.rows or self.filtered or self.alarms or self.dead_letters or self.components or self.sensors
@@ -176,7 +195,8 @@ class Pipeline:
         self._log_gate = _RateLimitedLog(5)
         self._dead_gate = _RateLimitedLog(settings.pipeline.dead_letter_sample_per_min)
         self._clock_ms = clock_ms or wall_clock_ms
-        self._inbound_send, self._inbound_recv = trio.open_memory_channel[tuple[str, list, int, Receipt | None]](settings.pipeline.inbound_queue)
+        self._inbound_send, self._inbound_recv = trio.open_memory_channel[tuple[str, list, int, Receipt | Stored | None]](
+            settings.pipeline.inbound_queue)
         # payload bytes waiting for decode: a batch count alone bounds nothing when each
         # message may carry a batch of fixes
         self._inbound_bytes = 0
@@ -305,9 +325,16 @@ class Pipeline:
 
     # --- the JT/T 808 gateway's sink ----------------------------------------------------
 
-    async def fixes(self, fixes: list[Fix]) -> None:
-        """Decoded fixes from another source (the JT/T 808 gateway): same path as MQTT."""
-        await self._inbound_send.send(("fixes", fixes, 0, None))
+    async def fixes(self, fixes: list[Fix]) -> Stored:
+        """Decoded fixes from another source (the JT/T 808 gateway): same path as MQTT.
+
+        Returns once decode has taken them (push back); the ``Stored`` returned is settled
+        after the transaction holding their rows has committed, and with them whatever
+        was raised before (alarm edges recorded by ``alarms`` just before this call).
+        """
+        stored = Stored()
+        await self._inbound_send.send(("fixes", fixes, 0, stored))
+        return stored
 
     async def alarms(self, alarms: list) -> None:
         """Vehicle alarm edges from the JT/T 808 gateway."""

@@ -11,10 +11,11 @@ import pytest
 import trio
 import trio.testing
 
+from geofence.index import GridIndex
 from protocols.jt808.framing import FrameReader
 from protocols.jt808.messages import encode_message
 from protocols.model import Fix
-from tests.fakes import RecordingSink
+from tests.fakes import RecordingSink, RecordingStore
 from tests.jt808_wire import (
     ANSWER_AUTH_2013,
     ANSWER_AUTH_2019,
@@ -39,7 +40,9 @@ from tests.jt808_wire import (
     exchange,
     read_frame,
 )
+from tracker import config
 from tracker.ingest.jt808_gateway import Jt808Gateway, Jt808Settings, serve_jt808
+from tracker.ingest.pipeline import Pipeline
 
 SECRET = b"gridwatch-test-secret"
 RX = 1763864135000
@@ -485,3 +488,58 @@ async def test_misbehaving_terminals_never_stop_a_good_one(nursery, max_bad_fram
     else:
         assert outcome["no_flags"] == outcome["random"] == len(noise)
         assert sink.rejects["junk"] >= len(noise) // Jt808Settings().max_frame_bytes
+
+
+def _pipeline_and_store(**pipeline):
+    """A real pipeline on a store that records (and can hold) its writes, on trio's clock."""
+    store = RecordingStore()
+    app = config.load(None, environ={}).replace("pipeline", **pipeline)
+    return Pipeline(app, store, GridIndex(12), clock_ms=lambda: RX), store
+
+
+async def test_a_location_report_is_answered_only_once_its_rows_are_committed(autojump_clock):
+    pipeline, store = _pipeline_and_store(persist_flush_ms=200)
+    store.hold = trio.Event()
+    gateway = Jt808Gateway(settings(require_auth=False), pipeline, now_ms=lambda: RX)
+    client, server = trio.testing.memory_stream_pair()
+    sos = struct.pack(">IIIIhHH", 1, 3, 36061089, 103834303, 1520, 0, 0) + bytes.fromhex("251123101530")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(lambda task_status: pipeline.run(with_broker=False, task_status=task_status))
+        nursery.start_soon(gateway.handle, server)
+        await client.send_all(encode_message(0x0200, sos, "013912345678", 7))
+        with trio.move_on_after(60):
+            early = await client.receive_some(100)
+            raise AssertionError(f"answered before the commit: {early!r}")
+        assert store.writes == []  # the pipeline took the fix long ago; the write is held
+        store.hold.set()
+        answer = await read_frame(client, bytearray())
+        stored_when_answered = (sum(n for _, n in store.writes), [a[3] for batch in store.alarm_batches for a in batch])
+        await client.aclose()
+        nursery.cancel_scope.cancel()
+    assert (answer[-3], stored_when_answered) == (0, (1, ["sos"]))
+
+
+async def test_terminals_wait_for_the_same_flush_not_for_one_another(autojump_clock):
+    pipeline, store = _pipeline_and_store(persist_flush_ms=200)
+    gateway = Jt808Gateway(settings(require_auth=False), pipeline, now_ms=lambda: RX)
+    answered: dict[str, float] = {}
+
+    async def terminal(phone: str) -> None:
+        client, server = trio.testing.memory_stream_pair()
+        nursery.start_soon(gateway.handle, server)
+        body = struct.pack(">IIIIhHH", 0, 3, 36061089, 103834303, 1520, 456, 90) + bytes.fromhex("251123101530")
+        for serial in (1, 2):
+            sent = trio.current_time()
+            await client.send_all(encode_message(0x0200, body[:-1] + bytes([0x30 + serial]), phone, serial))
+            await read_frame(client, bytearray())
+            answered[f"{phone}/{serial}"] = round(trio.current_time() - sent, 3)
+        await client.aclose()
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(lambda task_status: pipeline.run(with_broker=False, task_status=task_status))
+        async with trio.open_nursery() as terminals:
+            for n in range(50):
+                terminals.start_soon(terminal, f"0139{n:08d}")
+        nursery.cancel_scope.cancel()
+    # every report waits one flush window (its own commit), whatever the others do
+    assert (set(answered.values()), len(answered), sum(n for _, n in store.writes)) == ({0.2}, 100, 100)
