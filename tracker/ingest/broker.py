@@ -16,6 +16,11 @@ connection drops (or the process dies) is sent again by the broker, so the consu
 writes must absorb a second copy. A receipt of an earlier connection is void: its
 packet ids mean nothing to the next one, whose broker resends those messages anyway.
 
+A clean stop: ``pause()`` (nothing more is read; a batch being handed over still is),
+let the consumer store and settle what it has, then ``close()``: the PUBACKs settled so
+far go out, then a DISCONNECT, and the client stays away. The broker keeps the session
+and sends the next run only what was never acknowledged.
+
 paho's private members (the lean PUBLISH path, the buffered socket) are all in
 ``tracker.ingest.paho_adapter``; this module uses paho's public API and that adapter's.
 """
@@ -97,6 +102,12 @@ class BrokerClient:
         self.connected = False
         self.subscribed = False  # the broker acknowledged this connection's subscriptions
         self.connects = 0
+        self._paused = False  # a clean stop under way: read nothing more
+        self._delivering = False  # the reader is handing a batch to the consumer
+        self._delivered = trio.Event()  # set when a hand-over ends (for pause)
+        self._closing = False
+        self._socket_closed = trio.Event()
+        self._connection_scope: trio.CancelScope | None = None
 
     @property
     def bad_topics(self) -> int:
@@ -121,6 +132,7 @@ class BrokerClient:
 
     def _on_socket_close(self, client, userdata, sock) -> None:
         self._conn = None
+        self._socket_closed.set()
         try:
             trio.lowlevel.notify_closing(sock.fileno())
         except RuntimeError:
@@ -146,8 +158,34 @@ class BrokerClient:
             self._acks_due.extend(mids)
             self._want_write.set()
 
+    async def pause(self) -> None:
+        """Stop reading from the broker; returns once no batch is being handed over, so
+        everything read so far is with the consumer. For a clean stop, before ``close``."""
+        self._paused = True
+        while self._delivering:
+            await self._delivered.wait()
+
+    async def close(self) -> None:
+        """Send the PUBACKs settled so far, then DISCONNECT, and do not reconnect.
+
+        Call after ``pause`` and after settling what the consumer stored; returns once the
+        connection is closed. Bound it with a timeout: a stalled broker may never take
+        the bytes.
+        """
+        self._closing = True
+        client, scope = self._client, self._connection_scope
+        if self.connected and self._conn is not None:
+            if self._acks_due:  # ahead of the DISCONNECT, in the order settled
+                acks, self._acks_due = self._acks_due, []
+                client.send_acks(acks)
+            client.disconnect()  # queued after them; paho closes the socket once it is written
+            self._want_write.set()
+            await self._socket_closed.wait()
+        if scope is not None:
+            scope.cancel()
+
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        """Connect, stay connected, reconnect; never returns.
+        """Connect, stay connected, reconnect; returns only after ``close``.
 
         A lost connection is retried at once; attempts that keep failing wait
         ``reconnect_min_s``, doubling up to ``reconnect_max_s`` (with jitter), so the
@@ -157,7 +195,7 @@ class BrokerClient:
         """
         delay = self.params.reconnect_min_s
         started = False
-        while True:
+        while not self._closing:
             try:
                 await self._connect()
             except OSError as exc:
@@ -169,6 +207,7 @@ class BrokerClient:
                 self.connects += 1
                 try:
                     async with trio.open_nursery() as nursery:
+                        self._connection_scope = nursery.cancel_scope
                         nursery.start_soon(self._reader, nursery.cancel_scope)
                         nursery.start_soon(self._writer)
                         nursery.start_soon(self._housekeeping, nursery.cancel_scope)
@@ -178,7 +217,11 @@ class BrokerClient:
                 finally:
                     self.connected = self.subscribed = False
                     self._acks_due = []
+                    self._connection_scope = None
                     self._client.close_socket()
+                if self._closing:
+                    log.info("MQTT connection to %s:%d closed", self.params.host, self.params.port)
+                    return
                 log.warning("MQTT connection to %s:%d lost; reconnecting", self.params.host, self.params.port)
                 if trio.current_time() - since >= STEADY_S:
                     delay = self.params.reconnect_min_s
@@ -191,6 +234,7 @@ class BrokerClient:
     async def _connect(self) -> None:
         self._connack = None
         self._connack_event = trio.Event()
+        self._socket_closed = trio.Event()
         client = self._client
         # connect() blocks on the TCP handshake: run it in a thread, with the write hooks
         # unset so paho writes CONNECT itself instead of signalling a trio Event from there
@@ -230,11 +274,15 @@ class BrokerClient:
             return
         fd = wrapped.fileno()
         while True:
+            if self._paused:
+                await trio.sleep_forever()  # until close() ends the connection
             if not wrapped.buffered():
                 try:
                     await trio.lowlevel.wait_readable(fd)
                 except trio.ClosedResourceError:
                     break
+                if self._paused:
+                    continue
             inbox.rx_ms = self._clock_ms()
             wrapped.starved = False
             rc = paho.MQTT_ERR_SUCCESS
@@ -251,7 +299,13 @@ class BrokerClient:
                 receipt = Receipt(self, self.connects, inbox.acks)
                 inbox.acks = []
                 if self._deliver is not None:
-                    await self._deliver(batch, receipt)
+                    self._delivering = True
+                    try:
+                        await self._deliver(batch, receipt)
+                    finally:
+                        self._delivering = False
+                        self._delivered.set()
+                        self._delivered = trio.Event()
             if rc != paho.MQTT_ERR_SUCCESS or self._conn is None:
                 break
             await trio.lowlevel.checkpoint()

@@ -77,6 +77,10 @@ DECODE_SLICE_MESSAGES = 64
 DECODE_SLICE_BYTES = 16_384
 DECODE_SLICE_FIXES = 256
 DEVICES_WRITE_S = 2.0
+# a clean stop waits this long for decode and persistence to drain, then this long for the
+# broker to take the acknowledgements and the DISCONNECT
+STOP_DRAIN_S = 15.0
+STOP_DISCONNECT_S = 5.0
 # A ping row is built as ``fix[:1] + fix[3:] + (cell, grid, late)``: no per-field copying.
 # That holds only while the ping columns follow Fix's fields; say so loudly if they part.
 _FIX_AS_PING = ("device", *(f.removesuffix("_ms") for f in Fix._fields[3:]), "cell", "grid", "late")
@@ -279,12 +283,24 @@ class Pipeline:
         await self._inbound_send.send(("mqtt", batch, size, receipt))
 
     async def stop(self) -> None:
-        """Stop reading the broker, let decode and persistence drain, then stop the rest."""
-        self._broker_scope.cancel()
+        """A clean stop: stop reading the broker, let decode and persistence drain (which
+        settles every receipt whose messages are stored), send those acknowledgements and
+        disconnect, then stop the rest. The broker sends the next run only what was not
+        stored."""
+        broker = self.broker
+        if broker is not None:
+            with trio.move_on_after(STOP_DRAIN_S) as pausing:
+                await broker.pause()
+            if pausing.cancelled_caught:  # a hand-over that never ends: drop the connection
+                self._broker_scope.cancel()
         self._stopping.set()
         await self._inbound_send.aclose()
-        with trio.move_on_after(15):
+        with trio.move_on_after(STOP_DRAIN_S):
             await self._drained.wait()
+        if broker is not None:
+            with trio.move_on_after(STOP_DISCONNECT_S):
+                await broker.close()
+        self._broker_scope.cancel()
         self._nursery.cancel_scope.cancel()
 
     # --- state that outlives the process ----------------------------------------------

@@ -119,6 +119,39 @@ async def test_a_crash_mid_stream_loses_nothing_and_stores_nothing_twice(setting
     assert sorted(numbers) == list(range(n))  # every fix, once
 
 
+async def test_a_clean_stop_mid_stream_acknowledges_what_it_stored_so_nothing_comes_again(settings):
+    n, base = 6000, int(time.time() * 1000) - 3_600_000
+    settings = settings.replace("mqtt", qos=1)
+    async with trio.open_nursery() as nursery:
+        store = await nursery.start(store_task, settings.database.dsn)
+        await import_grids(store, str(DEMO_CITY), settings.grid.h3_resolution)
+        running = await start(nursery, settings, store)
+        publisher = Publisher(settings.mqtt.port, n, base, per_s=3000)
+        publisher.start()
+        metrics = running.pipeline.metrics
+        await wait_for(lambda: metrics.get("gridwatch_persisted_total") >= n // 4, timeout=30)
+        # stop while messages are received and not yet stored: they are stored, then acknowledged
+        await wait_for(lambda: metrics.get("gridwatch_messages_total") - metrics.get("gridwatch_persisted_total") >= 200, timeout=30,
+                       interval=0.001)
+        await running.stop()
+        first = (metrics.get("gridwatch_messages_total"), metrics.get("gridwatch_persisted_total"))
+        stopped_with = len(await stored_numbers(store))
+        assert stopped_with < n  # mid-stream indeed
+        await trio.sleep(0.3)  # the broker queues for the absent session meanwhile
+        again = await start(nursery, settings, store)
+        await trio.to_thread.run_sync(publisher.settle)
+        assert len(publisher.acked()) == n
+        metrics = again.pipeline.metrics
+        await wait_for(lambda: metrics.get("gridwatch_persisted_total") >= n - stopped_with, timeout=60)
+        await trio.sleep(0.5)  # anything delivered again would be in by now
+        second = (metrics.get("gridwatch_messages_total"), metrics.get("gridwatch_pings_already_stored_total"))
+        numbers = await stored_numbers(store)
+        nursery.cancel_scope.cancel()
+    assert first == (stopped_with, stopped_with)  # the first run stored everything it received
+    assert second == (n - stopped_with, 0)  # the second received only the rest: nothing delivered again
+    assert sorted(numbers) == list(range(n))  # every fix, once
+
+
 async def test_a_broker_restart_mid_stream_loses_nothing_it_acknowledged_and_doubles_nothing(settings, tmp_path):
     broker = start_mosquitto(tmp_path / "mosquitto", 0, BROKER_USERS)
     n, base = 6000, int(time.time() * 1000) - 3_600_000
