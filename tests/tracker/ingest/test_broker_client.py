@@ -7,7 +7,7 @@ import paho.mqtt.publish as paho_publish
 import trio
 
 from tests.harness import BROKER_USERS
-from tests.helpers import apublish, wait_for
+from tests.helpers import apublish, discard_session, wait_for
 from tracker.devcity.starters import start_mosquitto
 from tracker.ingest.broker import BrokerClient, BrokerParams
 
@@ -59,3 +59,43 @@ async def test_the_client_reconnects_and_resubscribes_after_a_broker_restart(tmp
     finally:
         first.stop()
     assert [p for _, p, _ in inbox] == [b"before", b"after"]
+
+
+async def test_a_clean_stop_reads_nothing_more_acknowledges_what_was_settled_then_disconnects(broker):
+    inbox: list = []
+    held: list = []  # receipts, settled only when the test says (the consumer storing them)
+
+    async def deliver(batch, receipt):
+        inbox.extend(batch)
+        held.append(receipt)
+
+    params = BrokerParams("127.0.0.1", broker.port, "gridwatch", BROKER_USERS["gridwatch"], "t-clean-stop",
+                          subscriptions=("gw/v1/#",), qos=1, reconnect_min_s=0.05, reconnect_max_s=0.2)
+    before = [(f"gw/v1/620105/collector/c{i:04d}/pos", bytes([i])) for i in range(3)]
+    after = [("gw/v1/620105/collector/c0100/pos", b"after the pause")]
+    try:
+        client = BrokerClient(params, deliver)
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                await nursery.start(client.run)
+                await wait_for(lambda: client.subscribed)
+                await apublish(broker, before)
+                await wait_for(lambda: len(inbox) == 3)
+                await client.pause()
+                await apublish(broker, after)  # the broker has it; the paused client does not read it
+                await trio.sleep(0.3)
+                read_while_paused = len(inbox)
+                for receipt in held:
+                    receipt.settle()
+                await client.close()
+                # run() returns on its own: no reconnect after a close
+        again: list = []
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                await nursery.start(_subscriber(broker.port, again, "t-clean-stop").run)
+                await trio.sleep(0.5)  # whatever the broker still holds for the session comes now
+                nursery.cancel_scope.cancel()
+    finally:
+        await trio.to_thread.run_sync(discard_session, broker, "t-clean-stop")
+    assert (read_while_paused, client.connects) == (3, 1)
+    assert sorted((t, p) for t, p, _ in again) == after, again  # the settled three were acknowledged before the DISCONNECT
