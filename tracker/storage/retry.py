@@ -55,8 +55,10 @@ def retryable(exc: BaseException) -> bool:
     if isinstance(exc, asyncpg.exceptions.ClientConfigurationError):
         return False  # a bad DSN or option: only an operator can fix it
     # the connection is closed or broken under asyncpg, the server cannot be reached,
-    # or a statement outran command_timeout (a stall: a lock, a checkpoint, a busy disk)
-    return isinstance(exc, (asyncpg.InterfaceError, OSError, TimeoutError))
+    # or a statement outran command_timeout (a stall: a lock, a checkpoint, a busy disk).
+    # "another operation is in progress" (InternalClientError) is a connection an outage
+    # left mid-operation: the pools are reset before the next attempt, so it clears.
+    return isinstance(exc, (asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError, OSError, TimeoutError))
 
 
 def stalled(exc: BaseException) -> bool:

@@ -21,6 +21,7 @@ def pg_error(cls: type[asyncpg.PostgresError]) -> asyncpg.PostgresError:
     ConnectionRefusedError(111, "Connection refused"),
     asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
     asyncpg.InterfaceError("connection is closed"),
+    asyncpg.exceptions.InternalClientError("cannot perform operation: another operation is in progress"),
     TimeoutError(),
     pg_error(asyncpg.CannotConnectNowError),  # 57P03: starting up
     pg_error(asyncpg.AdminShutdownError),  # 57P01: pg_ctl stop -m fast
