@@ -58,7 +58,12 @@ async def test_the_client_reconnects_and_resubscribes_after_a_broker_restart(tmp
             nursery.cancel_scope.cancel()
     finally:
         first.stop()
-    assert [p for _, p, _ in inbox] == [b"before", b"after"]
+    got = [p for _, p, _ in inbox]
+    # QoS 1 on a kept session is at least once: when the broker stopped before the PUBACK
+    # of "before" reached it, its saved state hands "before" over again after the restart
+    # (the service's writes absorb such a copy); "after" comes only through the new session
+    assert got[0] == b"before" and got[-1] == b"after" and set(got) == {b"before", b"after"}, got
+    assert got.count(b"after") == 1
 
 
 async def test_a_clean_stop_reads_nothing_more_acknowledges_what_was_settled_then_disconnects(broker):
