@@ -31,6 +31,8 @@ from pathlib import Path
 
 import msgpack
 
+from bench.mqttload import connect_packet, publish_packet
+
 LAT, LON = 36.1050, 103.7200
 DISTRICT = "620105"
 CONNECT_TIMEOUT_S = 120.0
@@ -69,29 +71,6 @@ def episode_payload(prefix: str, episode: int, recovery: bool, t_ms: int) -> tup
 PREFIX = ["f"]  # the run's handset prefix, set once in main (fix_payload is on the hot path)
 
 
-# --- MQTT 3.1.1, just enough ---------------------------------------------------------------
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n % 128, n // 128
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _string(s: str) -> bytes:
-    b = s.encode()
-    return struct.pack("!H", len(b)) + b
-
-
-def publish_packet(topic: str, payload: bytes, qos: int, packet_id: int = 0, dup: bool = False) -> bytes:
-    header = 0x30 | (qos << 1) | (0x08 if dup else 0)
-    body = _string(topic) + (struct.pack("!H", packet_id) if qos else b"") + payload
-    return bytes([header]) + _varint(len(body)) + body
-
-
 @dataclass
 class _Inflight:
     key: int
@@ -126,9 +105,7 @@ class Publisher:
             try:
                 sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                variable = _string("MQTT") + bytes([4, 0xC2]) + struct.pack("!H", 60)
-                body = variable + _string(self.client_id) + _string(self.username) + _string(self.password)
-                sock.sendall(b"\x10" + _varint(len(body)) + body)
+                sock.sendall(connect_packet(self.client_id, self.username, self.password))
                 connack = _read_exact(sock, 4)
                 if connack[0] != 0x20 or connack[3] != 0:
                     raise ConnectionError(f"broker refused the connection: {connack!r}")

@@ -13,7 +13,7 @@ import threading
 import time
 
 
-def _varint(n: int) -> bytes:
+def varint(n: int) -> bytes:
     out = bytearray()
     while True:
         byte, n = n % 128, n // 128
@@ -22,25 +22,29 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
-def _string(s: str | bytes) -> bytes:
+def mqtt_string(s: str | bytes) -> bytes:
     b = s.encode() if isinstance(s, str) else s
     return struct.pack("!H", len(b)) + b
 
 
-def publish_packet(topic: str, payload: bytes, qos: int = 0, mid: int = 0) -> bytes:
-    """A PUBLISH; with QoS 1, ``mid`` is its packet id (1..65535)."""
-    body = _string(topic) + (struct.pack("!H", mid) if qos else b"") + payload
-    return bytes([0x30 | qos << 1]) + _varint(len(body)) + body
+def publish_packet(topic: str, payload: bytes, qos: int = 0, mid: int = 0, dup: bool = False) -> bytes:
+    """A PUBLISH; with QoS 1, ``mid`` is its packet id (1..65535); ``dup`` marks a resend."""
+    body = mqtt_string(topic) + (struct.pack("!H", mid) if qos else b"") + payload
+    return bytes([0x30 | qos << 1 | (0x08 if dup else 0)]) + varint(len(body)) + body
+
+
+def connect_packet(client_id: str, username: str, password: str, keepalive_s: int = 60) -> bytes:
+    """A CONNECT with a clean session, user name and password (MQTT 3.1.1)."""
+    body = mqtt_string("MQTT") + bytes([4, 0xC2]) + struct.pack("!H", keepalive_s)
+    body += mqtt_string(client_id) + mqtt_string(username) + mqtt_string(password)
+    return b"\x10" + varint(len(body)) + body
 
 
 class RawPublisher:
     def __init__(self, host: str, port: int, username: str, password: str, client_id: str) -> None:
         self.sock = socket.create_connection((host, port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        variable = _string("MQTT") + bytes([4, 0xC2]) + struct.pack("!H", 60)
-        payload = _string(client_id) + _string(username) + _string(password)
-        body = variable + payload
-        self.sock.sendall(b"\x10" + _varint(len(body)) + body)
+        self.sock.sendall(connect_packet(client_id, username, password))
         connack = self.sock.recv(4)
         if len(connack) != 4 or connack[0] != 0x20 or connack[3] != 0:
             raise ConnectionError(f"broker refused the connection: {connack!r}")
