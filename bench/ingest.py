@@ -33,7 +33,7 @@ from bench.machine import describe
 from bench.mqttload import RawPublisher, blast, publish_packet
 from tracker.devcity.city import PATH as DEMO_CITY
 from tracker.devcity.credentials import kept_passwords
-from tracker.devcity.starters import free_port, start_mosquitto, start_postgres
+from tracker.devcity.starters import Mosquitto, Postgres, free_port, start_mosquitto, start_postgres
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
@@ -243,6 +243,15 @@ def measure_latency(service: Service, port: int, rate: int, seconds: float, devi
             "max_ms": latencies[-1] if latencies else float("nan")}
 
 
+
+def start_services() -> tuple[Path, Mosquitto, Postgres]:
+    """A state directory with a private Mosquitto and PostgreSQL in it, for one bench run."""
+    state = Path(tempfile.mkdtemp(prefix="gridwatch-bench-"))
+    broker = start_mosquitto(state / "mosquitto", 0, USERS)
+    passwords = kept_passwords(state / "secrets", ("postgres", "gridwatch"))
+    pg = start_postgres(state, 0, superuser_password=passwords["postgres"], role_password=passwords["gridwatch"])
+    return state, broker, pg
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=60000, help="single-ping messages per throughput run")
@@ -252,10 +261,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency run")
     args = parser.parse_args(argv)
 
-    state = Path(tempfile.mkdtemp(prefix="gridwatch-bench-"))
-    broker = start_mosquitto(state / "mosquitto", 0, USERS)
-    passwords = kept_passwords(state / "secrets", ("postgres", "gridwatch"))
-    pg = start_postgres(state, 0, superuser_password=passwords["postgres"], role_password=passwords["gridwatch"])
+    state, broker, pg = start_services()
     results: dict = {**describe()}
     try:
         singles = single_packets(args.messages, args.devices)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
-import tempfile
 import threading
 import time
 import urllib.request
@@ -27,11 +26,10 @@ from pathlib import Path
 
 import msgpack
 
-from bench.ingest import RESULTS, USERS, Service, _fix, measure_end_to_end, single_packets
+from bench.ingest import RESULTS, USERS, Service, _fix, measure_end_to_end, single_packets, start_services
 from bench.machine import describe
 from bench.mqttload import RawPublisher, publish_packet
-from tracker.devcity.credentials import kept_passwords
-from tracker.devcity.starters import free_port, start_mosquitto, start_postgres
+from tracker.devcity.starters import free_port
 
 
 def _paced(port: int, rate: float, seconds: float, devices: int, distinct: bool, offset: int, out) -> None:
@@ -142,10 +140,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--messages", type=int, default=40000, help="single pings in the sustainable-rate run")
     args = parser.parse_args(argv)
 
-    state = Path(tempfile.mkdtemp(prefix="gridwatch-bench-"))
-    broker = start_mosquitto(state / "mosquitto", 0, USERS)
-    passwords = kept_passwords(state / "secrets", ("postgres", "gridwatch"))
-    pg = start_postgres(state, 0, superuser_password=passwords["postgres"], role_password=passwords["gridwatch"])
+    state, broker, pg = start_services()
     results: dict = {**describe()}
     try:
         service = Service(broker.port, pg.dsn, free_port(), state)
