@@ -391,7 +391,14 @@ class _Run:
             elif time.monotonic() - quiet_since > 10:
                 break
             time.sleep(SAMPLE_S)
-        time.sleep(1.0)  # alarm events go through a transaction of their own: let the last ones land
+        # alarm events go through a transaction of their own: wait until their count has held
+        # for a second (at most settle_s more), rather than a fixed pause
+        deadline, held_since, count = time.monotonic() + self.s.settle_s, time.monotonic(), None
+        while time.monotonic() < deadline and time.monotonic() - held_since < 1.0:
+            now = self.lab.query("SELECT count(*) FROM alarm_events", self.database)
+            if now != count:
+                held_since, count = time.monotonic(), now
+            time.sleep(SAMPLE_S)
 
     # the fault, and a service manager's restarts
 
