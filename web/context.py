@@ -108,6 +108,16 @@ class PatrolEngine(Protocol):
         ...
 
 
+class AuditTrail(Protocol):
+    """Appends one action to the audit trail (append-only; ``GET /api/audit`` reads it).
+    ``before``/``after``: JSON-able state around the action. Raises ``Unavailable`` while
+    the database is out of service: an action that cannot be audited is not done."""
+
+    async def __call__(self, *, actor: str, action: str, target: str = "", source: str = "", role: str | None = None,
+                       scope: str | None = None, outcome: str = "ok", before: Any = None, after: Any = None,
+                       detail: str = "") -> None: ...
+
+
 # The device's id → how the "report now" request went out, or None for an unknown device.
 # Raises trio.BrokenResourceError when the device's link is down.
 Locate = Callable[[str], Awaitable[dict[str, Any] | None]]
@@ -146,6 +156,7 @@ class WebContext:
     healthy: Callable[[], tuple[bool, str]] = _all_healthy
     locate: Locate | None = None  # None: this service has no downlink
     patrol: PatrolEngine | None = None  # None: patrol coverage is switched off
+    audit: AuditTrail | None = None  # None: nothing is recorded (tests of pages that change nothing)
 
     def zone(self) -> str:
         """The time zone of "today": the patrol plan's."""

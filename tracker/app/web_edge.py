@@ -14,6 +14,7 @@ from tracker.live.fanout import Client, ClientTooSlow, Hub
 from tracker.live.patrol import Patrol
 from tracker.live.state import LiveState
 from tracker.metrics import Metrics
+from tracker.storage.audit import AuditEntry
 from tracker.storage.retry import retryable
 from tracker.storage.store import Store
 from web.context import FeedTooSlow, Locate, MapSettings, Row, Unavailable, WebContext
@@ -54,6 +55,26 @@ class StoreRecords:
 
     async def patrol_alerts(self, open_only: bool, limit: int) -> Sequence[Row]:
         return await self._read(self._store.patrol_alerts(open_only, limit))
+
+
+class StoreAudit:
+    """The audit trail's writer for the web: each call one row, written before the action
+    is answered; during an outage the request fails with 503 rather than act unaudited."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def __call__(self, *, actor: str, action: str, target: str = "", source: str = "", role: str | None = None,
+                       scope: str | None = None, outcome: str = "ok", before: Any = None, after: Any = None,
+                       detail: str = "") -> None:
+        entry = AuditEntry(actor=actor, action=action, target=target, source=source, role=role, scope=scope,
+                           outcome=outcome, before=before, after=after, detail=detail)
+        try:
+            await self._store.append_audit(entry)
+        except Exception as exc:
+            if not retryable(exc):
+                raise
+            raise Unavailable("database unavailable: the action could not be audited") from exc
 
 
 class HubSubscription:
@@ -109,4 +130,4 @@ def web_context(settings: Settings, *, clock_ms: Callable[[], int], store: Store
                 hub: Hub, metrics: Metrics, grids: dict[str, Any], healthy: Callable[[], tuple[bool, str]],
                 locate: Locate, patrol: Patrol | None) -> WebContext:
     return WebContext(map_settings(settings), clock_ms, StoreRecords(store), index, live, HubFeed(hub, live), metrics, grids,
-                      healthy=healthy, locate=locate, patrol=patrol)
+                      healthy=healthy, locate=locate, patrol=patrol, audit=StoreAudit(store))

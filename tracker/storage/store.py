@@ -25,6 +25,7 @@ import trio
 import trio_asyncio
 
 from protocols.epoch import datetime_to_ms, ms_to_datetime
+from tracker.storage.audit import AuditEntry
 from tracker.storage.retry import DatabaseState
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,10 @@ async def _writer_codecs(con: asyncpg.Connection) -> None:
     # a ping batch holding rows already stored (a message delivered again) is COPied
     # here, then moved into pings skipping those: COPY itself cannot skip a conflict
     await con.execute(_CREATE_PINGS_STAGING)
+
+
+def _json_or_null(value: object) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, default=str, sort_keys=True)
 
 
 class StoreError(RuntimeError):
@@ -377,6 +382,26 @@ class Store:
 
     async def dead_letters(self, limit: int = 100) -> list[asyncpg.Record]:
         return await self._on_connection(lambda con: con.fetch("SELECT * FROM dead_letters ORDER BY id DESC LIMIT $1", limit))
+
+    # --- audit trail ----------------------------------------------------------------
+
+    @_retried
+    async def append_audit(self, entry: AuditEntry) -> int:
+        """Append one action to the audit trail (which refuses updates and deletes); its id."""
+        return await self._on_connection(lambda con: con.fetchval(
+            "INSERT INTO audit (actor, role, scope, source, action, target, outcome, before, after, detail)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10) RETURNING id",
+            entry.actor, entry.role, entry.scope, entry.source, entry.action, entry.target, entry.outcome,
+            _json_or_null(entry.before), _json_or_null(entry.after), entry.detail))
+
+    async def audit_entries(self, *, actor: str | None = None, action: str | None = None, target: str | None = None,
+                            before_id: int | None = None, limit: int = 100) -> list[asyncpg.Record]:
+        """The newest entries first, optionally of one actor, action (prefix) or target;
+        ``before_id`` pages back."""
+        return await self._on_connection(lambda con: con.fetch(
+            "SELECT * FROM audit WHERE ($1::text IS NULL OR actor = $1) AND ($2::text IS NULL OR action LIKE $2 || '%')"
+            " AND ($3::text IS NULL OR target = $3) AND ($4::bigint IS NULL OR id < $4) ORDER BY id DESC LIMIT $5",
+            actor, action, target, before_id, limit))
 
     # --- alarm state ----------------------------------------------------------------
 
