@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 from geofence.citygen import City, Districts
@@ -64,7 +65,7 @@ def metres_north_of_river(lat: float, lon: float) -> float:
     points = YELLOW_RIVER
     if not points[0][1] <= lon <= points[-1][1]:
         raise ValueError(f"longitude {lon} is beyond the stretch of river the demo city knows")
-    for (lat0, lon0), (lat1, lon1) in zip(points, points[1:], strict=False):
+    for (lat0, lon0), (lat1, lon1) in pairwise(points):
         if lon <= lon1:
             river_lat = lat0 + (lat1 - lat0) * (lon - lon0) / (lon1 - lon0)
             return (lat - river_lat) * _M_PER_DEG_LAT

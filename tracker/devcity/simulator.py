@@ -38,6 +38,7 @@ import msgpack
 import trio
 
 from protocols.coords import M_PER_DEG
+from tracker.devcity.city import collector_areas, communities_by_district, share_out
 from tracker.devcity.devices import (
     SENSOR_PERIOD_S,
     ComponentSensor,
@@ -48,7 +49,6 @@ from tracker.devcity.devices import (
     WaterlogGauge,
     centroid,
 )
-from tracker.devcity.city import collector_areas, communities_by_district, share_out
 from tracker.devcity.jt808_terminal import Jt808Terminal
 from tracker.ingest.broker import BrokerClient, BrokerParams
 
@@ -113,7 +113,8 @@ def build_fleet(grid_file: Path, collectors: int, vehicles: int, sensors: int, s
                         "linger" if i % 4 == 2 else "normal")
         fleet_vehicles.append(Vehicle(walker, f"0139{district[2:]}{i + 1:04d}", "2019" if i % 4 == 1 else "2013",
                                       f"甘A{3100 + i + 1:05d}", speeder=(i % 4 == 0)))
-    kinds = ["manhole", "bin", "waterlog", "manhole", "bin", "manhole"]
+    # a cycle of five kinds: prime to the districts' interleaving, so each district gets every kind
+    kinds = ["manhole", "bin", "waterlog", "manhole", "bin"]
     fleet_sensors: list[ComponentSensor] = []
     for i, district in enumerate(share_out(sensors, weights)):
         grids = grids_of[district]

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 import random
 
-from geofence.index import GridIndex
 from geofence.importer import cover, read_geojson
+from geofence.index import GridIndex
 from tests.harness import DEMO_CITY
 from tracker.devcity.city import demo_plan
 from tracker.devcity.simulator import build_fleet
@@ -31,6 +31,9 @@ def test_the_demo_fleet_has_devices_of_both_districts_publishing_under_their_own
     }
     assert {kind: (d.count(ANNING), d.count(QILIHE)) for kind, d in districts.items()} == {
         "collector": (32, 16), "vehicle": (4, 2), "sensor": (8, 4)}
+    assert {(s.district, s.type) for s in fleet.sensors} == {
+        (d, kind) for d in (ANNING, QILIHE) for kind in ("manhole", "bin", "waterlog")}
+    assert {(v.walker.district, v.speeder) for v in fleet.vehicles} == {(d, fast) for d in (ANNING, QILIHE) for fast in (True, False)}
     for w in fleet.collectors:
         assert w.topic == f"gw/v1/{w.district}/collector/{w.device}/pos"
     for v in fleet.vehicles:
@@ -68,7 +71,7 @@ def test_each_collector_walks_the_community_the_plan_assigns_it():
     area_of = {s["collector"]: s["area"] for s in plan["shifts"]}
     for walker in fleet.collectors:
         route = walker.route[:-1] if walker.behaviour == "stray" else walker.route
-        grids = {index.place(lat, lon).grid for lat, lon in route}  # type: ignore[union-attr]
-        assert grids == set(plan["areas"][area_of[walker.device]]["grids"]), walker.device
+        places = [index.place(lat, lon) for lat, lon in route]
+        assert {p.grid if p else None for p in places} == set(plan["areas"][area_of[walker.device]]["grids"]), walker.device
         if walker.district == QILIHE:
             assert area_of[walker.device].startswith(QILIHE)
