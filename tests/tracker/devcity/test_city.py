@@ -11,6 +11,7 @@ import json
 import pytest
 
 from geofence.importer import code_problem, cover, read_geojson
+from geofence.plan import PatrolPlan
 from tracker.devcity.city import (
     ANNING,
     PATH,
@@ -103,6 +104,8 @@ def test_devices_are_shared_out_in_proportion_and_interleaved():
 def test_the_demo_plan_gives_each_community_one_responsibility_grid_and_every_collector_its_own_district():
     doc = json.loads(PATH.read_text(encoding="utf-8"))
     plan = demo_plan(doc, collectors=48)
+    stored = PatrolPlan.from_dict(plan)  # what the demo stores: the plan validates as any imported one
+    assert (len(stored.areas), len(stored.shifts)) == (48, 48 * 12)
     assert len(plan["areas"]) == 48
     assert sum(len(a["grids"]) for a in plan["areas"].values()) == 576
     assert {s["collector"] for s in plan["shifts"]} == {f"c{i:04d}" for i in range(1, 49)}
