@@ -23,12 +23,12 @@ from itertools import pairwise
 from pathlib import Path
 
 from geofence.citygen import City, Districts
+from geofence.districts import district_name
 
 
 @dataclass(frozen=True, slots=True)
 class DistrictLayout:
     code: str  # GB/T 2260
-    name: str
     streets: tuple[str, ...]  # west→east, then north→south, as the codes number them
     north_west: tuple[float, float]  # (lat, lon) of the block's north-west corner
     cols: int  # grids west→east
@@ -38,22 +38,23 @@ class DistrictLayout:
     def city(self) -> City:
         return City(self.cols * self.rows, district=self.code, north_west=self.north_west, cols=self.cols,
                     community=COMMUNITY, street=STREET, street_names=self.streets, seed=self.seed, projected_crs=None,
-                    fixed_border=True, bent_edges=False, title=f"{self.name} ({self.code}) demo unit grids")
+                    fixed_border=True, bent_edges=False, title=f"{district_name(self.code)} ({self.code}) demo unit grids")
 
 
 COMMUNITY = (3, 4)  # a community is 3 × 4 grids
 STREET = (2, 2)  # a street is 2 × 2 communities (6 × 8 grids)
-ANNING = DistrictLayout("620105", "安宁区", ("培黎街道", "西路街道", "沙井驿街道", "十里店街道", "孔家崖街道", "银滩路街道",
-                                          "刘家堡街道", "安宁堡街道"),
+ANNING = DistrictLayout("620105", ("培黎街道", "西路街道", "沙井驿街道", "十里店街道", "孔家崖街道", "银滩路街道",
+                                   "刘家堡街道", "安宁堡街道"),
                         north_west=(36.1118, 103.7058), cols=24, rows=16, seed=620105)  # 4 streets across, 2 down
-QILIHE = DistrictLayout("620103", "七里河区", ("西园街道", "西湖街道", "敦煌路街道", "建兰路街道"),
+QILIHE = DistrictLayout("620103", ("西园街道", "西湖街道", "敦煌路街道", "建兰路街道"),
                         north_west=(36.0770, 103.7520), cols=24, rows=8, seed=620103)  # 4 streets across
 LAYOUTS = (ANNING, QILIHE)
 PATH = Path(__file__).parent / "data" / "lanzhou-demo.geojson"
 
-# The middle of the Yellow River between the two blocks, west to east, as (lat, lon):
-# approximate, read off the map where it passes Anning's Yintan (银滩) and Qilihe's Xihu
-# (西湖) banks. It is about 200–300 m wide here; no grid comes within RIVER_CLEARANCE_M.
+# The middle of the Yellow River between the two blocks, west to east, as (lat, lon).
+# Approximate, not surveyed: it runs at about 36.09 N past Anning's Yintan (银滩) bank and
+# falls south-eastward to about 36.08 N past Qilihe's Xihu (西湖) bank, some 200–300 m
+# wide. The blocks keep RIVER_CLEARANCE_M from its middle, more than half its width.
 YELLOW_RIVER = ((36.0935, 103.700), (36.0905, 103.730), (36.0860, 103.755), (36.0815, 103.780), (36.0770, 103.800))
 RIVER_CLEARANCE_M = 300.0
 _M_PER_DEG_LAT = 111_320.0
