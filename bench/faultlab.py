@@ -46,7 +46,7 @@ from bench.faultpub import sensor_id
 from tracker.devcity.starters import SUPERUSER, Mosquitto, Postgres, free_port, start_mosquitto, start_postgres
 
 REPO = Path(__file__).resolve().parent.parent
-DEMO_GRIDS = REPO / "tracker" / "devcity" / "data" / "anning-demo.geojson"
+DEMO_GRIDS = REPO / "tracker" / "devcity" / "data" / "lanzhou-demo.geojson"
 USERS = {"gridwatch": "faultlab-service", "simulator": "faultlab-publisher"}
 PG_PASSWORDS = {"superuser_password": "faultlab-admin", "role_password": "faultlab-app"}
 TEMPLATE = "gridwatch"  # the cluster's application database, migrated once and cloned per run

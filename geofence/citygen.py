@@ -322,6 +322,36 @@ class City:
         return self.seeded
 
 
+class Districts:
+    """Cities of several districts written as one file, the way a city platform holds the
+    unit grids of all its districts: each district drawn on its own, features in order."""
+
+    def __init__(self, cities: Sequence[City], *, title: str) -> None:
+        codes = [c.district for c in cities]
+        if not codes:
+            raise ValueError("a file of districts needs at least one district")
+        if len(set(codes)) != len(codes):
+            raise ValueError(f"each district is drawn once, got {codes}")
+        drawn_in = {c.projected_crs for c in cities}
+        if len(drawn_in) != 1:
+            raise ValueError("the districts of one file are drawn in one plane")
+        self.cities = list(cities)
+        self.title = title
+
+    @property
+    def grids(self) -> list[Grid]:
+        return [g for city in self.cities for g in city.grids]
+
+    def geojson(self, crs: str = "EPSG:4326") -> dict:
+        docs = [city.geojson(crs) for city in self.cities]
+        return {**docs[0], "name": self.title, "features": [f for doc in docs for f in doc["features"]]}
+
+    def write(self, path: str | Path, crs: str = "EPSG:4326") -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(self.geojson(crs), ensure_ascii=False) + "\n", encoding="utf-8")
+        return path
+
+
 def _centroid(ring: list[tuple[float, float]]) -> tuple[float, float]:
     pts = ring[:-1]
     return sum(p[0] for p in pts) / len(pts), sum(p[1] for p in pts) / len(pts)

@@ -233,7 +233,7 @@ class DemoSettings:
     mqtt_port: int = 0
     pg_port: int = 0
     web_port: int = 8080
-    collectors: int = 40
+    collectors: int = 48  # one per community of the demo city
     vehicles: int = 6
     sensors: int = 12
     interval_s: float = 2.0

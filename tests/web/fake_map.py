@@ -153,6 +153,10 @@ class FakeService:
     grids: dict[str, Any] = field(default_factory=canned_grids)
     devices: list[dict[str, Any]] = field(default_factory=lambda: canned_devices(int(time.time() * 1000)))
     tile_url: str = ""
+    # The view /api/config proposes: the lattice's centre at zoom 16.5 unless a test says
+    # otherwise; the page frames the grids it receives whatever this says.
+    centre: tuple[float, float] = (LAT0 + ROWS * DLAT / 2, LON0 + COLUMNS * DLON / 2)
+    zoom: float = 16.5
     # The first ``drop_connections`` feed connections close right after their snapshot;
     # later connections snapshot ``devices_after_reconnect`` when it is set.
     drop_connections: int = 0
@@ -199,8 +203,13 @@ class FakeService:
         return FileResponse(STATIC / "index.html")
 
     async def config(self, request: Request) -> JSONResponse:
-        centre = [LAT0 + ROWS * DLAT / 2, LON0 + COLUMNS * DLON / 2]
-        return JSONResponse({"tile_url": self.tile_url, "center": centre, "zoom": 16.5, "district": DISTRICT})
+        codes = [f["properties"]["code"] for f in self.grids["features"]]
+        lons = [p[0] for f in self.grids["features"] for p in f["geometry"]["coordinates"][0]]
+        lats = [p[1] for f in self.grids["features"] for p in f["geometry"]["coordinates"][0]]
+        districts = [{"code": DISTRICT, "name": "安宁区", "grids": len(codes),
+                      "bbox": [min(lons), min(lats), max(lons), max(lats)]}] if codes else []
+        return JSONResponse({"tile_url": self.tile_url, "center": list(self.centre), "zoom": self.zoom,
+                             "district": DISTRICT, "districts": districts})
 
     async def grid_collection(self, request: Request) -> JSONResponse:
         return JSONResponse(self.grids)

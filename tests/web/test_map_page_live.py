@@ -61,7 +61,7 @@ async def test_map_draws_grids_and_moving_markers(settings, broker):
 
         grids, before, after, errors = await trio.to_thread.run_sync(in_browser)
         nursery.cancel_scope.cancel()
-    assert grids == 384
+    assert grids == 576  # the demo city: Anning and Qilihe
     assert set(before) == set(WALKERS)
     moved = {d for d in WALKERS if abs(after[d][0] - before[d][0]) + abs(after[d][1] - before[d][1]) > 5}
     assert moved == set(WALKERS)

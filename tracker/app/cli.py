@@ -358,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--username", default="simulator")
     p.add_argument("--password", default="")
     p.add_argument("--grids", help="GeoJSON of the unit grids to patrol (default: the demo city)")
-    p.add_argument("--collectors", type=int, default=40)
+    p.add_argument("--collectors", type=int, default=48)
     p.add_argument("--vehicles", type=int, default=6)
     p.add_argument("--sensors", type=int, default=12)
     p.add_argument("--interval", type=float, default=2.0, help="seconds between a device's reports")

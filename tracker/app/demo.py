@@ -11,6 +11,7 @@ from pathlib import Path
 
 import trio
 
+from geofence.districts import district_name
 from geofence.plan import PatrolPlan
 from tracker.app.service import import_grids, run_service
 from tracker.config import Settings
@@ -52,7 +53,8 @@ async def _main(settings: Settings, broker_port: int, simulator_password: str) -
             print(f"  migrated {', '.join(applied)}", flush=True)
         if not (await store.fetch("SELECT count(*) AS n FROM grids"))[0]["n"]:
             report = await import_grids(store, str(DEMO_CITY), settings.grid.h3_resolution)
-            print(f"  imported {len(report.grids)} unit grids of Anning district ({len(report.cover)} H3 cells)", flush=True)
+            districts = ", ".join(f"{district_name(d)} {d}" for d in dict.fromkeys(g.district for g in report.grids))
+            print(f"  imported {len(report.grids)} unit grids of {districts} ({len(report.cover)} H3 cells)", flush=True)
         if await store.latest_plan() is None:
             plan = demo_plan(json.loads(DEMO_CITY.read_text(encoding="utf-8")), settings.demo.collectors)
             version = await store.save_plan(PatrolPlan.from_dict(plan).to_dict(), "demo plan")

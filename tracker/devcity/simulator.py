@@ -38,6 +38,7 @@ import msgpack
 import trio
 
 from protocols.coords import M_PER_DEG
+from tracker.devcity.city import collector_areas, communities_by_district, share_out
 from tracker.devcity.devices import (
     SENSOR_PERIOD_S,
     ComponentSensor,
@@ -65,35 +66,43 @@ class Fleet:
 
 
 def build_fleet(grid_file: Path, collectors: int, vehicles: int, sensors: int, seed: int = 7) -> Fleet:
+    """The fleet of a grid file's districts: collectors shared out by communities (each
+    walks the community ``collector_areas`` gives it, the one the demo's plan assigns),
+    vehicles and sensors by unit grids, each kind interleaved among the districts, every
+    device in its own district's grids and publishing under its district."""
     rng = random.Random(seed)
     doc = json.loads(Path(grid_file).read_text(encoding="utf-8"))
     by_community: dict[str, list[tuple[str, tuple[float, float]]]] = defaultdict(list)
-    corners: list[tuple[float, float]] = []
+    corners: dict[str, list[tuple[float, float]]] = defaultdict(list)  # district → (lat, lon) of its grids' vertices
     for f in doc["features"]:
         code = f["properties"]["code"]
         ring = f["geometry"]["coordinates"][0]
         by_community[code[:12]].append((code, centroid(ring)))
-        corners.extend((p[1], p[0]) for p in ring)
-    communities = sorted(by_community)
-    district = communities[0][:6]
+        corners[code[:6]].extend((p[1], p[0]) for p in ring)
+    communities = communities_by_district(doc)
     people: list[Walker] = []
     behaviours = ["normal"] * 14 + ["linger"] * 2 + ["stray"] * 2 + ["silent"] * 2
-    for i in range(collectors):
-        community = communities[i % len(communities)]
+    for i, (device, community) in enumerate(collector_areas(doc, collectors).items()):
         cells = sorted(by_community[community])  # west→east, north→south by code
         route = [c for _, c in cells]
         behaviour = behaviours[i % len(behaviours)]
-        if behaviour == "stray":
-            other = by_community[communities[(i + 5) % len(communities)]]
+        if behaviour == "stray":  # out of its community, not out of its district
+            neighbours = communities[community[:6]]
+            other = by_community[neighbours[(neighbours.index(community) + 5) % len(neighbours)]]
             route = [*route, other[len(other) // 2][1]]
-        people.append(Walker(f"c{i + 1:04d}", "collector", community[:6], route, rng.uniform(1.1, 1.5), rng.uniform(3, 8),
+        people.append(Walker(device, "collector", community[:6], route, rng.uniform(1.1, 1.5), rng.uniform(3, 8),
                              behaviour, gcj=(i % 4 == 1)))
-    south, north = min(p[0] for p in corners), max(p[0] for p in corners)
-    west, east = min(p[1] for p in corners), max(p[1] for p in corners)
+    grids_of = {district: [c for community in names for c in by_community[community]] for district, names in communities.items()}
+    weights = {district: len(grids) for district, grids in grids_of.items()}
     fleet_vehicles: list[Vehicle] = []
-    for i in range(vehicles):
-        # loops set in from the edge of the grids, so every position falls on one
-        fy, fx = 0.1 + 0.1 * (i % 3), 0.1 + 0.1 * (i // 3 % 3)
+    seen: dict[str, int] = defaultdict(int)
+    for i, district in enumerate(share_out(vehicles, weights)):
+        k = seen[district]  # the how-manyth vehicle of its district
+        seen[district] += 1
+        south, north = min(p[0] for p in corners[district]), max(p[0] for p in corners[district])
+        west, east = min(p[1] for p in corners[district]), max(p[1] for p in corners[district])
+        # loops set in from the edge of the district's grids, so every position falls on one
+        fy, fx = 0.1 + 0.1 * (k % 3), 0.1 + 0.1 * (k // 3 % 3)
         lat0, lat1 = south + (north - south) * fy, north - (north - south) * fy
         lon0, lon1 = west + (east - west) * fx, east - (east - west) * fx
         route = [(lat0, lon0), (lat0, lon1), (lat1, lon1), (lat1, lon0)]
@@ -104,24 +113,25 @@ def build_fleet(grid_file: Path, collectors: int, vehicles: int, sensors: int, s
                         "linger" if i % 4 == 2 else "normal")
         fleet_vehicles.append(Vehicle(walker, f"0139{district[2:]}{i + 1:04d}", "2019" if i % 4 == 1 else "2013",
                                       f"甘A{3100 + i + 1:05d}", speeder=(i % 4 == 0)))
-    all_grids = [c for community in communities for c in by_community[community]]
-    kinds = ["manhole", "bin", "waterlog", "manhole", "bin", "manhole"]
+    # a cycle of five kinds: prime to the districts' interleaving, so each district gets every kind
+    kinds = ["manhole", "bin", "waterlog", "manhole", "bin"]
     fleet_sensors: list[ComponentSensor] = []
-    for i in range(sensors):
-        code, (lat, lon) = all_grids[rng.randrange(len(all_grids))]
+    for i, district in enumerate(share_out(sensors, weights)):
+        grids = grids_of[district]
+        code, (lat, lon) = grids[rng.randrange(len(grids))]
         lat += rng.uniform(-25, 25) / M_PER_DEG
         lon += rng.uniform(-25, 25) / (M_PER_DEG * math.cos(math.radians(lat)))
         serial, kind = i + 1, kinds[i % len(kinds)]
-        where = (code[:6], (lat, lon), rng.uniform(55, 98))
+        where = (district, (lat, lon), rng.uniform(55, 98))
         if kind == "manhole":
             minor = "0101" if serial % 2 else "0102"  # water-supply or sewage cover
-            fleet_sensors.append(ManholeCover(f"mh-{serial:04d}", f"{code[:6]}{minor}{serial:06d}", *where,
+            fleet_sensors.append(ManholeCover(f"mh-{serial:04d}", f"{district}{minor}{serial:06d}", *where,
                                               installed_deg=round(rng.uniform(0.3, 0.8), 2)))
         elif kind == "bin":
-            fleet_sensors.append(LitterBin(f"bin-{serial:04d}", f"{code[:6]}0315{serial:06d}", *where,
+            fleet_sensors.append(LitterBin(f"bin-{serial:04d}", f"{district}0315{serial:06d}", *where,
                                            fill=rng.uniform(5, 78), rate_pct_per_min=rng.uniform(0.3, 1.5), rng=rng))
         else:
-            fleet_sensors.append(WaterlogGauge(f"wl-{serial:04d}", f"{code[:6]}0199{serial:06d}", *where))
+            fleet_sensors.append(WaterlogGauge(f"wl-{serial:04d}", f"{district}0199{serial:06d}", *where))
     return Fleet(people, fleet_vehicles, fleet_sensors)
 
 

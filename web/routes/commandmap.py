@@ -8,6 +8,7 @@ from h3.api import basic_int as h3
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
+from geofence.districts import district_extents
 from web.context import context
 from web.params import float_param
 
@@ -21,8 +22,11 @@ async def index(request: Request) -> Response:
 async def config(request: Request) -> Response:
     ctx = context(request)
     s = ctx.settings
+    # the districts the served grids span, so a page can name and frame them; bbox is
+    # [west, south, east, north] in WGS-84, as the grids are served
+    districts = [d.to_dict() for d in district_extents(ctx.grids.get("features", []))]
     return JSONResponse({"tile_url": s.tile_url, "map_datum": s.map_datum, "center": list(s.center), "zoom": s.zoom,
-                         "district": s.district, "zone": ctx.zone()})
+                         "district": s.district, "districts": districts, "zone": ctx.zone()})
 
 
 async def grids(request: Request) -> Response:

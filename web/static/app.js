@@ -21,6 +21,9 @@ const MAX_GLIDE_MS = 1500;
 const FOCUS_MS = 12000;
 const NEAR_DEVICE_ZOOM = 17.5;
 const MAX_FOCUS_ZOOM = 18;
+// Margin around the grids in the first view, in pixels, so the outermost grids' edges and
+// labels do not touch the map's border.
+const FIT_MARGIN_PX = 24;
 
 const state = {
   devices: new Map(),
@@ -163,6 +166,27 @@ function focusGrids(codes) {
   return true;
 }
 
+// The first view frames the grids the page was given, the city's or the one district an
+// account sees, whatever the window's size; the configured centre and zoom only stand in
+// until they arrive (or when there are none). A resized window is framed again until the
+// view is moved by anyone (dragged, zoomed, or panned to a device or an alarm).
+function frameGrids(bounds) {
+  let framing = false;
+  let moved = false;
+  const frame = () => {
+    framing = true;
+    map.fitBounds(bounds, { padding: [FIT_MARGIN_PX, FIT_MARGIN_PX], maxZoom: MAX_FOCUS_ZOOM, animate: false });
+    framing = false;
+  };
+  frame();
+  map.on('movestart', () => {
+    if (!framing) moved = true;
+  });
+  map.on('resize', () => {
+    if (!moved) frame();
+  });
+}
+
 function zoomTo(latlng) {
   if (latlng) map.setView(latlng, Math.max(map.getZoom(), NEAR_DEVICE_ZOOM));
 }
@@ -231,6 +255,19 @@ async function getJSON(path) {
   return toDisplay(await response.json());
 }
 
+// The header names the districts whose grids are served (one for a district's account),
+// their codes in the tooltip; a service that lists none shows its default district's code.
+function showDistricts(config) {
+  const districts = Array.isArray(config.districts) ? config.districts.filter((d) => d && d.code) : [];
+  const label = $('gw-district');
+  if (districts.length) {
+    label.textContent = `辖区 ${districts.map((d) => d.name || d.code).join(' · ')}`;
+    label.title = districts.map((d) => `${d.code} ${d.name || ''}`.trim()).join(', ');
+  } else if (config.district) {
+    label.textContent = `辖区 ${config.district}`;
+  }
+}
+
 function validCenter(center) {
   return Array.isArray(center) && center.length === 2 && center.every(Number.isFinite);
 }
@@ -244,7 +281,7 @@ async function boot() {
   }
   setDatum(config.map_datum);
   const tiled = typeof config.tile_url === 'string' && config.tile_url !== '';
-  if (config.district) $('gw-district').textContent = `辖区 ${config.district}`;
+  showDistricts(config);
 
   map = L.map('gw-map', { minZoom: 3, maxZoom: 20, zoomSnap: 0.5 });
   map.attributionControl.setPrefix('Leaflet');
@@ -305,7 +342,7 @@ async function boot() {
   if (gridResult.status === 'fulfilled') {
     const bounds = grids.load(gridResult.value);
     state.gridsLoaded = true;
-    if (!hasCenter && bounds) map.fitBounds(bounds, { padding: [20, 20] });
+    if (bounds) frameGrids(bounds);
     coverage.refresh();
   } else {
     showBanner(`网格加载失败 (grids failed to load: ${gridResult.reason.message})`);

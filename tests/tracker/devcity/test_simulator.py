@@ -1,7 +1,8 @@
 """The simulated city against the running service on real Mosquitto and PostgreSQL:
 collectors' handsets over MQTT, vehicles as JT/T 808 terminals over TCP (one 2013, one
-2019), component sensors with their records; everything lands on a unit grid, a lifted
-manhole cover and a speeding truck become alarm events, and nothing is refused."""
+2019), component sensors with their records, in both districts of the demo city;
+everything lands on a unit grid of its own district, a lifted manhole cover and a
+speeding truck become alarm events, and nothing is refused."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from tracker.devcity.simulator import build_fleet, run_fleet
 from tracker.ingest.broker import BrokerParams
 from tracker.ingest.jt808_gateway import Jt808Settings, serve_jt808
 
+# the first of each kind in Anning (620105), the second in Qilihe (620103), the third in Anning
 COLLECTORS = {"c0001", "c0002", "c0003"}
-VEHICLES = {"jt013901050001", "jt013901050002"}  # a speeding 2013 terminal, a 2019 terminal
+VEHICLES = {"jt013901050001", "jt013901030002"}  # a speeding 2013 terminal in Anning, a 2019 terminal in Qilihe
 SENSORS = {"mh-0001", "bin-0002", "wl-0003"}
 COVER = "6201050101000001"
 
@@ -47,13 +49,20 @@ async def test_a_small_simulated_city_reports_over_mqtt_and_jt808_without_a_refu
         await wait_for(lambda: live.keys() >= COLLECTORS | VEHICLES | SENSORS)
         alarms = await _alarm_rows(store, lambda rows: speeding in rows and all(a in rows for a in lifted_and_put_back))
         await wait_for(lambda: all(live[v].fix.seq >= 10 for v in VEHICLES))
-        placed = {device: (live[device].fix.device_class.value, live[device].grid) for device in COLLECTORS | VEHICLES | SENSORS}
+        placed = {device: (live[device].fix.device_class.value, live[device].grid, live[device].fix.district)
+                  for device in COLLECTORS | VEHICLES | SENSORS}
         heard = set(running.pipeline.sensors.last_seen)
         rejected = dict(running.pipeline.metrics.labelled.get("gridwatch_rejected_total", {}))
         nursery.cancel_scope.cancel()
-    classes = {device: cls for device, (cls, _) in placed.items()}
+    classes = {device: cls for device, (cls, _, _) in placed.items()}
     assert classes == {d: "collector" for d in COLLECTORS} | {d: "vehicle" for d in VEHICLES} | {d: "sensor" for d in SENSORS}
-    assert [device for device, (_, grid) in placed.items() if grid is None or not grid.startswith("620105")] == []
+    own = {w.device: w.district for w in fleet.collectors} | {s.device: s.district for s in fleet.sensors}
+    own |= {v.device: v.walker.district for v in fleet.vehicles}
+    assert {device: grid and grid[:6] for device, (_, grid, _) in placed.items()} == own
+    assert sorted(own.values()) == ["620103"] * 3 + ["620105"] * 5
+    # handsets and sensors name their district in the topic, and the service takes it from there
+    assert {device: district for device, (_, _, district) in placed.items() if device not in VEHICLES} == {
+        device: district for device, district in own.items() if device not in VEHICLES}
     assert heard == SENSORS
     assert [a for a in alarms if a[1] == "mh-0001"] == lifted_and_put_back
     assert rejected == {}
