@@ -79,7 +79,8 @@ async def logout(request: Request) -> Response:
     who = principal(request)
     secret = session_cookie(request.scope)
     if who.via != "session" or secret is None or ctx.accounts is None:
-        return error(400, "not a browser session: API tokens are revoked with `tracker accounts token revoke`")
+        return error(400, "'Authorization': an API token is no session to log out of (revoke it with "
+                          "`tracker accounts token revoke`)")
     ended = await ctx.accounts.logout(secret)
     await audited(request, "logout", who.account, before={"session": "open"}, after={"session": "ended" if ended else "gone"})
     response = JSONResponse({"logged_out": True})
