@@ -22,7 +22,16 @@ const FOCUS_MS = 12000;
 const NEAR_DEVICE_ZOOM = 17.5;
 const MAX_FOCUS_ZOOM = 18;
 
+const ROLE_NAMES = {
+  admin: ['管理员', 'Administrator'],
+  commander: ['指挥员', 'Commander'],
+  supervisor: ['监督员', 'Supervisor'],
+  viewer: ['查看员', 'Viewer'],
+  collector: ['采集员', 'Collector'],
+};
+
 const state = {
+  user: null,
   devices: new Map(),
   gridsLoaded: false,
   wsState: 'idle',
@@ -32,6 +41,7 @@ const state = {
 };
 
 window.gridwatch = Object.freeze({
+  get user() { return state.user; },
   get devices() { return state.devices; },
   get gridsLoaded() { return state.gridsLoaded; },
   get wsState() { return state.wsState; },
@@ -225,10 +235,48 @@ function tick() {
   renderConnectionText();
 }
 
+function toLogin() {
+  window.location.replace('/login');
+}
+
 async function getJSON(path) {
   const response = await fetch(path, { headers: { Accept: 'application/json' } });
+  if (response.status === 401) toLogin(); // the session ended (logout elsewhere, expiry, account disabled)
   if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
   return toDisplay(await response.json());
+}
+
+// Who is logged in: null (and off to the login page) without a session.
+async function loadUser() {
+  const response = await fetch('/api/session', { headers: { Accept: 'application/json' } });
+  if (response.status === 401) {
+    toLogin();
+    return null;
+  }
+  if (!response.ok) throw new Error(`/api/session: HTTP ${response.status}`);
+  return response.json();
+}
+
+function showUser(user) {
+  const [zh, en] = ROLE_NAMES[user.role] || [user.role, user.role];
+  $('gw-user-name').textContent = user.account;
+  $('gw-user-role').textContent = zh;
+  $('gw-user-role').title = en;
+  $('gw-user-scope').textContent = user.scope === 'city' ? '全市' : `辖区 ${user.scope}`;
+  $('gw-user-scope').title = user.scope === 'city' ? 'Scope: the whole city' : `Scope: district ${user.scope}`;
+  $('gw-user').hidden = false;
+  $('gw-logout').addEventListener('click', logOut);
+}
+
+async function logOut() {
+  try {
+    await fetch('/api/session', {
+      method: 'DELETE',
+      headers: { Accept: 'application/json', 'X-CSRF-Token': state.user ? state.user.csrf || '' : '' },
+    });
+  } finally {
+    toLogin();
+  }
 }
 
 function validCenter(center) {
@@ -236,6 +284,9 @@ function validCenter(center) {
 }
 
 async function boot() {
+  state.user = await loadUser();
+  if (!state.user) return;
+  showUser(state.user);
   let config = {};
   try {
     config = await getJSON('/api/config');
@@ -315,7 +366,7 @@ async function boot() {
   }
 
   chart.start(Date.now());
-  new LiveFeed(liveFeedUrl(window.location), { onFrame, onState: showConnection }).start();
+  new LiveFeed(liveFeedUrl(window.location), { onFrame, onState: showConnection, onDenied: toLogin }).start();
   setInterval(tick, 1000);
 }
 
