@@ -63,7 +63,9 @@ class Authenticate:
                 extra[UNAVAILABLE_KEY] = str(exc)
             else:
                 if found is not None:
-                    extra = {PRINCIPAL_KEY: found.principal, CSRF_KEY: found.csrf}
+                    extra = {PRINCIPAL_KEY: found.principal}
+                    if found.csrf:  # a session cookie: what changes state must repeat its token
+                        extra[CSRF_KEY] = found.csrf
         await self.app({**scope, **extra} if extra else scope, receive, send)
 
     async def _verify(self, scope: Scope) -> Verified | None:

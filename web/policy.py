@@ -96,10 +96,10 @@ def refusal(principal: Principal | None, policy: Policy, scope: Scope) -> tuple[
         asked = scope.get("path_params", {}).get("device")
         if principal.device is None or asked != principal.device:
             return 403, "a collector sees its own device only"
-    if principal.via == "session" and scope["type"] == "http" and scope.get("method") not in SAFE_METHODS:
-        expected = scope.get(CSRF_KEY)
+    expected = scope.get(CSRF_KEY)  # only there when the session cookie authenticated the request
+    if expected is not None and scope["type"] == "http" and scope.get("method") not in SAFE_METHODS:
         given = _header(scope, CSRF_HEADER)
-        if not expected or given is None or not hmac.compare_digest(given.encode(), str(expected).encode()):
+        if given is None or not hmac.compare_digest(given.encode(), str(expected).encode()):
             return 403, "missing or wrong 'X-CSRF-Token' (GET /api/session gives it)"
     return None
 
