@@ -22,6 +22,7 @@ import hmac
 import json
 from dataclasses import dataclass
 from enum import StrEnum
+
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 

@@ -16,7 +16,6 @@ from websockets.trio.client import connect as ws_connect
 from tests.harness import LAT, LON, auth_headers, new_account, start_service, ws_url
 from tests.helpers import apublish, wait_for
 from tracker.app import accounts
-from web.principal import Role
 
 
 async def log_in(http: httpx.AsyncClient, name: str, password: str) -> httpx.Response:

@@ -24,8 +24,8 @@ from tracker.metrics import Metrics
 from tracker.storage.audit import AuditEntry
 from tracker.storage.retry import retryable
 from tracker.storage.store import Store
-from web.context import AuthSettings as WebAuthSettings
 from web.context import (
+    AuthSettings as WebAuthSettings,
     FeedTooSlow,
     Locate,
     LoginRefused,
