@@ -156,9 +156,9 @@ class LoginRefused(Exception):
 
 class Accounts(Protocol):
     """Accounts as the web edge uses them: log in and out, and who a cookie or a token is.
-    Lookups may answer from a short cache (``[auth] cache_s``) but never after this
-    process ended the session or disabled the account. Raise ``Unavailable`` while the
-    database is out of service."""
+    Lookups may answer from a short cache (``[auth] cache_s``), so what another process
+    changes (the CLI disabling an account or revoking a token) shows within that; a logout
+    here shows at once. Raise ``Unavailable`` while the database is out of service."""
 
     async def login(self, name: str, password: str, source: str) -> Session:
         """Open a session or raise ``LoginRefused``."""

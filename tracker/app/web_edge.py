@@ -167,13 +167,6 @@ class StoreAccounts:
         self._cache.pop(key, None)
         return await self._read(self._store.end_session(key))
 
-    def forget(self, account_id: int | None = None) -> None:
-        """Drop cached lookups (of one account, or all): after disabling an account,
-        changing its password or revoking its token in this process."""
-        for key, (_, verified) in list(self._cache.items()):
-            if account_id is None or verified.principal.account_id == account_id:
-                del self._cache[key]
-
     def _cached(self, key: bytes) -> Verified | None:
         entry = self._cache.get(key)
         if entry is None:

@@ -287,6 +287,12 @@ async function boot() {
   state.user = await loadUser();
   if (!state.user) return;
   showUser(state.user);
+  if (state.user.role === 'collector') {
+    // the map's data is for the desk roles; a collector's account sees its own device
+    // through the API (/api/devices/{id}) and nothing else
+    showBanner('采集员账号仅可查看本人设备，指挥地图不对其开放 (collector accounts see their own device only)');
+    return;
+  }
   let config = {};
   try {
     config = await getJSON('/api/config');
