@@ -11,6 +11,7 @@ from selenium.webdriver.common.by import By
 
 from tests.browser import browser_errors, open_browser, save_screenshot, wait_for_js
 from tests.harness import new_account, start_service
+from tests.web.fake_map import FakeService, serving
 
 
 async def test_log_in_see_the_map_and_who_is_logged_in_then_log_out(settings, broker):
@@ -60,3 +61,29 @@ async def test_log_in_see_the_map_and_who_is_logged_in_then_log_out(settings, br
     assert seen["after_logout"] is None
     assert replayed == 401
     assert seen["errors"] == []
+
+
+def test_the_page_of_a_collector_says_the_map_is_not_for_it_and_loads_nothing(driver):
+    service = FakeService(user={"account": "c0001-li", "role": "collector", "scope": "620105", "district": "620105",
+                                "device": "c0001", "via": "session", "csrf": "x"})
+    with serving(service.app()) as url:
+        browser_errors(driver)
+        driver.get(url + "/")
+        wait_for_js(driver, "window.gridwatch && window.gridwatch.user !== null && !document.getElementById('gw-banner').hidden")
+        banner = driver.find_element(By.ID, "gw-banner").text
+        role = driver.find_element(By.ID, "gw-user-role").text
+        loaded = driver.execute_script("return window.gridwatch.gridsLoaded")
+        errors = browser_errors(driver)
+        driver.get("about:blank")
+    assert banner.startswith("采集员账号仅可查看本人设备") and role == "采集员"
+    assert loaded is False and service.connections == 0
+    assert errors == []
+
+
+def test_without_a_session_the_page_goes_to_the_login_page(driver):
+    service = FakeService(user=None)
+    with serving(service.app()) as url:
+        driver.get(url + "/")
+        wait_for_js(driver, "location.pathname === '/login'")
+        driver.get("about:blank")
+    assert service.connections == 0
