@@ -2,7 +2,9 @@
 
 Thin by design: every route reads from the live state, the grid index or the store that
 the service hands over in a ``WebContext``, and turns bad input into a 4xx JSON error.
-H3 cells leave as hex strings here and only here.
+H3 cells leave as hex strings here and only here. Every route carries its policy (who may
+call it, how its data is scoped: ``web.policy``), and ``create_app`` refuses a route
+without one.
 """
 
 from __future__ import annotations
