@@ -37,6 +37,7 @@ ROUTES: list[BaseRoute] = [
     guard(Route("/api/session", session.login, methods=["POST"]), PUBLIC),
     guard(Route("/api/session", session.whoami, methods=["GET"]), allow(*EVERYONE, scoping=Scoping.NONE)),
     guard(Route("/api/session", session.logout, methods=["DELETE"]), allow(*EVERYONE, scoping=Scoping.NONE)),
+    guard(Route("/api/session/password", session.change_password, methods=["POST"]), allow(*EVERYONE, scoping=Scoping.NONE)),
     guard(Route("/api/config", commandmap.config), allow(*EVERYONE, scoping=Scoping.NONE)),
     guard(Route("/api/grids", commandmap.grids), READ),
     guard(Route("/api/devices", devices.devices), READ),

@@ -170,6 +170,11 @@ class Accounts(Protocol):
 
     async def logout(self, secret: str) -> bool: ...
 
+    async def change_password(self, name: str, current: str, new: str) -> None:
+        """Set a new password when ``current`` is right (else ``LoginRefused``) and the new
+        one acceptable (else ``ValueError`` saying why); every session of the account ends."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class AuthSettings:

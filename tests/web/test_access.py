@@ -150,6 +150,33 @@ async def test_a_changed_password_ends_the_sessions_and_only_the_new_one_logs_in
     assert (session, old, new) == (401, 401, 200)
 
 
+async def test_an_account_changes_its_own_password_with_the_current_one_and_logs_in_again(settings, broker):
+    settings = settings.replace("jt808", enabled=False)
+    async with trio.open_nursery() as nursery:
+        store, running = await start_service(nursery, settings)
+        name, password = await new_account(store, role="viewer")
+        async with httpx.AsyncClient(base_url=running.url, timeout=10) as http:
+            csrf = (await log_in(http, name, password)).json()["csrf"]
+            cookie = http.cookies["gw_session"]
+            headers = {"X-CSRF-Token": csrf}
+            wrong = await http.post("/api/session/password", json={"current": "guess", "new": "a new password 12"},
+                                    headers=headers)
+            short = await http.post("/api/session/password", json={"current": password, "new": "short"}, headers=headers)
+            ok = await http.post("/api/session/password", json={"current": password, "new": "a new password 12"},
+                                 headers=headers)
+        async with httpx.AsyncClient(base_url=running.url, timeout=10, cookies={"gw_session": cookie}) as old:
+            ended = (await old.get("/api/devices")).status_code
+        async with httpx.AsyncClient(base_url=running.url, timeout=10) as http:
+            new = (await log_in(http, name, "a new password 12")).status_code
+        trail = [(r["action"], r["outcome"]) for r in await store.audit_entries(actor=name, action="account.")]
+        nursery.cancel_scope.cancel()
+    assert (wrong.status_code, wrong.json()) == (403, {"error": "'current' is not the account's password"})
+    assert (short.status_code, short.json()) == (422, {"error": "'new': a password needs at least 10 characters"})
+    assert ok.status_code == 200 and 'gw_session=""' in ok.headers["set-cookie"]
+    assert (ended, new) == (401, 200)
+    assert trail == [("account.password", "ok"), ("account.password", "refused"), ("account.password", "refused")]
+
+
 async def test_the_live_feed_takes_a_cookie_or_a_token_and_closes_1008_without(settings, broker):
     settings = settings.replace("jt808", enabled=False)
     async with trio.open_nursery() as nursery:

@@ -109,7 +109,7 @@ any_body = st.one_of(json_docs.map(lambda doc: json.dumps(doc).encode()), st.bin
 any_query = st.dictionaries(st.sampled_from([*KEYS, "type", "device", "area"]), junk_value, max_size=4)
 
 
-PARAMETERS = {*KEYS, "device", "path", "Host", "Origin", "Content-Length", "Authorization", "name", "password"}
+PARAMETERS = {*KEYS, "device", "path", "Host", "Origin", "Content-Length", "Authorization", "name", "password", "current", "new"}
 
 
 def names_what_is_wrong(message: str) -> bool:

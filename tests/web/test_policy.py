@@ -32,6 +32,7 @@ MATRIX: dict[str, set[Role] | str] = {
     "POST /api/session": "public",
     "GET /api/session": EVERYONE,
     "DELETE /api/session": EVERYONE,
+    "POST /api/session/password": EVERYONE,
     "GET /api/config": EVERYONE,
     "GET /api/grids": READERS,
     "GET /api/devices": READERS,
@@ -56,7 +57,8 @@ MATRIX: dict[str, set[Role] | str] = {
 }
 OWN_DEVICE = "c0001"
 CONCRETE = {"{device}": OWN_DEVICE, "{path}": "app.css"}
-BODIES = {"PUT /api/patrol/plan": b"{}", "POST /api/patrol/exceptions": b"{}", "POST /api/session": b"{}"}
+BODIES = {"PUT /api/patrol/plan": b"{}", "POST /api/patrol/exceptions": b"{}", "POST /api/session": b"{}",
+          "POST /api/session/password": b"{}"}
 
 
 def route_keys() -> list[str]:

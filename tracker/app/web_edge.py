@@ -15,7 +15,14 @@ import trio
 from geofence.index import GridIndex
 from protocols.epoch import datetime_to_ms, ms_to_datetime
 from tracker.access.lockout import Lockout, LockoutRule
-from tracker.access.passwords import new_csrf_token, new_session_secret, password_matches, secret_hash
+from tracker.access.passwords import (
+    WeakPassword,
+    hash_password,
+    new_csrf_token,
+    new_session_secret,
+    password_matches,
+    secret_hash,
+)
 from tracker.config import AuthSettings, Settings
 from tracker.live.fanout import Client, ClientTooSlow, Hub
 from tracker.live.patrol import Patrol
@@ -166,6 +173,21 @@ class StoreAccounts:
         key = secret_hash(secret)
         self._cache.pop(key, None)
         return await self._read(self._store.end_session(key))
+
+    async def change_password(self, name: str, current: str, new: str) -> None:
+        row = await self._read(self._store.account(name))
+        stored = row["password_hash"] if row is not None and row["enabled"] else None
+        if not await trio.to_thread.run_sync(password_matches, stored, current):
+            raise LoginRefused("'current' is not the account's password")
+        assert row is not None
+        try:
+            hashed = await trio.to_thread.run_sync(hash_password, new)
+        except WeakPassword as exc:
+            raise ValueError(str(exc)) from None
+        await self._read(self._store.set_password(name, hashed))
+        for key, (_, verified) in list(self._cache.items()):  # the sessions just ended, here at once
+            if verified.principal.account_id == row["id"] and verified.principal.via == "session":
+                del self._cache[key]
 
     def _cached(self, key: bytes) -> Verified | None:
         entry = self._cache.get(key)

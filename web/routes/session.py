@@ -1,6 +1,7 @@
 """Logging in and out: the login page, and ``/api/session`` (POST logs in and sets the
 session cookie, GET says who is logged in and gives the anti-forgery token, DELETE logs
-out). Every login, failed login and logout is written to the audit trail."""
+out), and ``/api/session/password`` (an account's own password). Every login, failed
+login, logout and password change is written to the audit trail."""
 
 from __future__ import annotations
 
@@ -84,6 +85,32 @@ async def logout(request: Request) -> Response:
     ended = await ctx.accounts.logout(secret)
     await audited(request, "logout", who.account, before={"session": "open"}, after={"session": "ended" if ended else "gone"})
     response = JSONResponse({"logged_out": True})
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=ctx.auth.cookie_secure)
+    return response
+
+
+async def change_password(request: Request) -> Response:
+    """``{"current": ..., "new": ...}``: the logged-in account's own password. Every session
+    of the account ends, this one too: the browser logs in again with the new password."""
+    ctx = context(request)
+    who = principal(request)
+    doc = await json_body(request)
+    if not isinstance(doc, dict) or not isinstance(doc.get("current"), str) or not isinstance(doc.get("new"), str):
+        return error(400, "body must be {\"current\": string, \"new\": string}")
+    if len(doc["current"]) > MAX_PASSWORD_CHARS or len(doc["new"]) > MAX_PASSWORD_CHARS:
+        return error(400, f"a password has at most {MAX_PASSWORD_CHARS} characters")
+    if ctx.accounts is None:
+        return error(503, "this service keeps no accounts")
+    try:
+        await ctx.accounts.change_password(who.account, doc["current"], doc["new"])
+    except LoginRefused as refused:
+        await audited(request, "account.password", who.account, outcome="refused", detail=refused.reason)
+        return error(403, refused.reason)
+    except ValueError as exc:
+        await audited(request, "account.password", who.account, outcome="refused", detail=str(exc))
+        return error(422, f"'new': {exc}")
+    await audited(request, "account.password", who.account, detail="changed by its owner; its sessions ended")
+    response = JSONResponse({"changed": True, "sessions_ended": True})
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=ctx.auth.cookie_secure)
     return response
 
