@@ -37,6 +37,7 @@ async def test_a_login_sets_a_session_cookie_that_authenticates_and_says_who_is_
             nobody = await log_in(http, "nobody-at-all", password)
             ok = await log_in(http, name, password)
             me = (await http.get("/api/session")).json()
+            login_page = await http.get("/login")
             devices = await http.get("/api/devices")
         nursery.cancel_scope.cancel()
     assert (wrong.status_code, wrong.json()) == (401, {"error": "wrong name or password"})
@@ -49,6 +50,7 @@ async def test_a_login_sets_a_session_cookie_that_authenticates_and_says_who_is_
         "account": name, "role": "commander", "scope": "620105", "district": "620105", "via": "session"}
     assert len(me["csrf"]) >= 20
     assert devices.status_code == 200
+    assert (login_page.status_code, login_page.headers["location"]) == (303, "/")  # logged in: to the map
 
 
 async def test_a_change_with_the_cookie_needs_the_csrf_token_and_one_with_a_bearer_token_does_not(settings, broker):

@@ -8,14 +8,14 @@ from __future__ import annotations
 import math
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
 from web.audit import audited
 from web.auth import SESSION_COOKIE, session_cookie
 from web.context import LoginRefused, Verified, context
 from web.params import error, json_body
 from web.policy import CSRF_KEY
-from web.principal import PRINCIPAL_KEY, principal
+from web.principal import PRINCIPAL_KEY, Principal, principal
 from web.routes.commandmap import STATIC
 
 MAX_NAME_CHARS = 64
@@ -23,6 +23,9 @@ MAX_PASSWORD_CHARS = 1024  # Argon2 over a megabyte of "password" is work an att
 
 
 async def login_page(request: Request) -> Response:
+    """The login form; someone logged in already (a bookmark, the back button) goes to the map."""
+    if isinstance(request.scope.get(PRINCIPAL_KEY), Principal):
+        return RedirectResponse("/", status_code=303)
     return FileResponse(STATIC / "login.html")
 
 
