@@ -62,7 +62,7 @@ class StoreRecords:
         except Exception as exc:
             if not retryable(exc):
                 raise
-            raise Unavailable(f"database unavailable: {' '.join((str(exc) or type(exc).__name__).split())[:200]}") from exc
+            raise _unavailable(exc) from exc
 
     async def has_device(self, device: str) -> bool:
         return await self._read(self._store.has_device(device))
@@ -89,6 +89,7 @@ class StoreRecords:
 
 
 def _unavailable(exc: Exception) -> Unavailable:
+    """A database failure as the web's 503, its reason on one short line."""
     return Unavailable(f"database unavailable: {' '.join((str(exc) or type(exc).__name__).split())[:200]}")
 
 
