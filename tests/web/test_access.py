@@ -191,16 +191,17 @@ async def test_the_live_feed_takes_a_cookie_or_a_token_and_closes_1008_without(s
         for headers in ({"Cookie": f"gw_session={cookie}"}, await auth_headers(store, role="viewer")):
             async with ws_connect(ws_url(running), additional_headers=headers) as ws:
                 frames.append(json.loads(await ws.recv())["type"])
-        codes = []
-        for headers in ({}, {"Cookie": "gw_session=forged"}, {"Authorization": "Bearer gwt_forged"}):
+        closes = []
+        collector = await auth_headers(store, role="collector")
+        for headers in ({}, {"Cookie": "gw_session=forged"}, {"Authorization": "Bearer gwt_forged"}, collector):
             async with ws_connect(ws_url(running), additional_headers=headers) as ws:
                 with pytest.raises(ConnectionClosed) as closed:
                     await ws.recv()
                 assert closed.value.rcvd is not None
-                codes.append(closed.value.rcvd.code)
+                closes.append((closed.value.rcvd.code, closed.value.rcvd.reason.split(":")[0]))
         nursery.cancel_scope.cancel()
     assert frames == ["snapshot", "snapshot"]
-    assert codes == [1008] * 3
+    assert closes == [(1008, "authentication required")] * 3 + [(1008, "role 'collector' may not use this route")]
 
 
 async def test_logins_plan_changes_and_commands_are_in_the_audit_trail_which_only_admins_read(settings, broker):
