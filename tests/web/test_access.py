@@ -35,6 +35,7 @@ async def test_a_login_sets_a_session_cookie_that_authenticates_and_says_who_is_
         async with httpx.AsyncClient(base_url=running.url, timeout=10) as http:
             wrong = await log_in(http, name, password + "x")
             nobody = await log_in(http, "nobody-at-all", password)
+            garbled = await log_in(http, "zhang\x00wei 张", password)
             ok = await log_in(http, name, password)
             me = (await http.get("/api/session")).json()
             login_page = await http.get("/login")
@@ -42,6 +43,7 @@ async def test_a_login_sets_a_session_cookie_that_authenticates_and_says_who_is_
         nursery.cancel_scope.cancel()
     assert (wrong.status_code, wrong.json()) == (401, {"error": "wrong name or password"})
     assert (nobody.status_code, nobody.json()) == (401, {"error": "wrong name or password"})  # which one is not said
+    assert (garbled.status_code, garbled.json()) == (401, {"error": "wrong name or password"})
     assert ok.status_code == 200
     cookie = ok.headers["set-cookie"]
     assert cookie.startswith("gw_session=") and "HttpOnly" in cookie and "SameSite=strict" in cookie
@@ -227,6 +229,7 @@ async def test_logins_plan_changes_and_commands_are_in_the_audit_trail_which_onl
             page1 = (await http.get("/api/audit", params={"limit": 2})).json()
             page2 = (await http.get("/api/audit", params={"limit": 2, "before": page1["next"]})).json()
             bad = await http.get("/api/audit", params={"before": "x"})
+            nul = await http.get("/api/audit", params={"actor": "li\x00"})
         async with httpx.AsyncClient(base_url=running.url, timeout=10, headers=viewer) as http:
             refused = (await http.get("/api/audit")).status_code
         nursery.cancel_scope.cancel()
@@ -242,4 +245,5 @@ async def test_logins_plan_changes_and_commands_are_in_the_audit_trail_which_onl
         ("plan.replace", {"version": 1}, {"version": 2}), ("plan.replace", {"version": None}, {"version": 1})]
     assert len(page1["entries"]) == 2 and page2["entries"][0]["id"] < page1["entries"][-1]["id"]
     assert bad.status_code == 400
+    assert (nul.status_code, nul.json()) == (400, {"error": "'actor' must be 1..200 characters, none of them NUL"})
     assert refused == 403

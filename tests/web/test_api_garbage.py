@@ -176,10 +176,13 @@ async def test_inputs_that_once_gave_server_errors_are_client_errors_naming_the_
             ]}
             exceptions = {body: await _answer(http, "POST", "/api/patrol/exceptions", {}, body)
                           for body in [b"null", b"5", b'"leave"', b"NaN", b"[]", b'[{"type": "leave"}]']}
+            # refused, and audited with what was sent: NaN and Infinity, which PostgreSQL's json refuses
+            infinite = await _answer(http, "POST", "/api/patrol/exceptions", {}, b'{"type": "leave", "day": Infinity}')
         nursery.cancel_scope.cancel()
     assert gets["/api/devices/c%000001/track"] == (404, "unknown device 'c\\x000001'")
     assert gets["/api/devices/nobody/track?to=0001-01-01"][0] in (400, 404)
     assert gets["/api/alerts?limit=" + "9" * 100] == (400, f"'limit' must be 1..5000, got '{'9' * 100}'")
     assert gets["/api/dead-letters?limit=" + "1" * 100][0] == 400
+    assert infinite[0] == 422 and infinite[1].startswith("body: "), infinite
     assert exceptions == {body: (422, "a plan exception is a JSON object")
                           for body in [b"null", b"5", b'"leave"', b"NaN", b"[]", b'[{"type": "leave"}]']}

@@ -41,14 +41,15 @@ def parse_role(text: str) -> Role:
         raise AccountError(f"role must be one of {', '.join(r.value for r in Role)}, got {text!r}") from None
 
 
-def _valid_name(name: str) -> bool:
+def valid_name(name: str) -> bool:
+    """Whether an account could have this name (the table's CHECK, said in Python)."""
     return (0 < len(name) <= 64 and name[0].isascii() and name[0].isalnum()
             and all(c.isascii() and (c.isalnum() or c in "._@-") for c in name))
 
 
 async def add_account(store: Store, name: str, role: Role, district: str | None, password: str, *, actor: str,
                       source: str = "cli", device: str | None = None) -> int:
-    if not _valid_name(name):
+    if not valid_name(name):
         raise AccountError(f"account name {name!r}: {NAME_CHARS}")
     if device is not None and (role is not Role.COLLECTOR or not DEVICE_ID.fullmatch(device)):
         raise AccountError("--device names a collector's own handset (a device id), for role collector only")

@@ -23,6 +23,7 @@ from tracker.access.passwords import (
     password_matches,
     secret_hash,
 )
+from tracker.app.accounts import valid_name
 from tracker.config import AuthSettings, Settings
 from tracker.live.fanout import Client, ClientTooSlow, Hub
 from tracker.live.patrol import Patrol
@@ -129,7 +130,9 @@ class StoreAccounts:
             locked = self.lockout.locked(name)
             raise LoginRefused(f"too many failed logins: {'locked' if locked else 'slowed down'}, try again in "
                                f"{math.ceil(wait)} s", wait)
-        row = await self._read(self._store.account(name))
+        # a name no account can have is not looked up (nor is a NUL sent to PostgreSQL),
+        # but costs the same Argon2 time as any other wrong name
+        row = await self._read(self._store.account(name)) if valid_name(name) else None
         stored = row["password_hash"] if row is not None and row["enabled"] else None
         if not await trio.to_thread.run_sync(password_matches, stored, password):
             self.lockout.failed(name)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -66,7 +67,27 @@ async def _writer_codecs(con: asyncpg.Connection) -> None:
 
 
 def _json_or_null(value: object) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False, default=str, sort_keys=True)
+    """``value`` as the text of a jsonb (see ``_storable``)."""
+    return None if value is None else json.dumps(_storable(value), ensure_ascii=False, default=str, sort_keys=True)
+
+
+def _storable(value: object) -> object:
+    """What a client sent, as PostgreSQL will take it: NaN and Infinity (which Python writes
+    and json refuses) as their names, and NUL characters (which text and jsonb refuse) as
+    U+FFFD."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, dict):
+        return {_text(str(key)): _storable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_storable(item) for item in value]
+    return value
+
+
+def _text(value: str) -> str:
+    return value.replace("\x00", "\ufffd")
 
 
 class StoreError(RuntimeError):
@@ -395,8 +416,8 @@ class Store:
         return await self._on_connection(lambda con: con.fetchval(
             "INSERT INTO audit (actor, role, scope, source, action, target, outcome, before, after, detail)"
             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10) RETURNING id",
-            entry.actor, entry.role, entry.scope, entry.source, entry.action, entry.target, entry.outcome,
-            _json_or_null(entry.before), _json_or_null(entry.after), entry.detail))
+            _text(entry.actor), entry.role, entry.scope, _text(entry.source), entry.action, _text(entry.target),
+            entry.outcome, _json_or_null(entry.before), _json_or_null(entry.after), _text(entry.detail)))
 
     async def audit_entries(self, *, actor: str | None = None, action: str | None = None, target: str | None = None,
                             before_id: int | None = None, limit: int = 100) -> list[asyncpg.Record]:

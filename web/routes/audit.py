@@ -20,8 +20,8 @@ async def audit_entries(request: Request) -> Response:
     filters: dict[str, str | None] = {}
     for name in ("actor", "action", "target"):
         value = request.query_params.get(name)
-        if value is not None and (value == "" or len(value) > MAX_FILTER_CHARS):
-            return error(400, f"{name!r} must be 1..{MAX_FILTER_CHARS} characters")
+        if value is not None and (value == "" or len(value) > MAX_FILTER_CHARS or "\x00" in value):
+            return error(400, f"{name!r} must be 1..{MAX_FILTER_CHARS} characters, none of them NUL")
         filters[name] = value
     raw = request.query_params.get("before")
     if raw is not None and not (raw.isascii() and raw.isdigit() and 0 < len(raw) <= 18):

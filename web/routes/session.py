@@ -10,7 +10,7 @@ import math
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
-from web.audit import audited
+from web.audit import audited, client_address
 from web.auth import SESSION_COOKIE, session_cookie
 from web.context import LoginRefused, Verified, context
 from web.params import error, json_body
@@ -54,7 +54,7 @@ async def login(request: Request) -> Response:
     if ctx.accounts is None:
         return error(503, "this service keeps no accounts")
     try:
-        opened = await ctx.accounts.login(name, password, _source(request))
+        opened = await ctx.accounts.login(name, password, client_address(request))
     except LoginRefused as refused:
         await audited(request, "login_failed", name, outcome="refused", detail=refused.reason, actor=name)
         if refused.retry_after_s > 0:
@@ -117,7 +117,3 @@ async def change_password(request: Request) -> Response:
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=ctx.auth.cookie_secure)
     return response
 
-
-def _source(request: Request) -> str:
-    client = request.client
-    return f"{client.host}:{client.port}" if client is not None else ""
