@@ -19,6 +19,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import secrets
 import statistics
 import subprocess
 import sys
@@ -135,8 +136,9 @@ class Service:
                    TRACKER_MQTT__PORT=str(broker_port), TRACKER_MQTT__USERNAME="gridwatch", TRACKER_MQTT__PASSWORD=USERS["gridwatch"],
                    TRACKER_MQTT__QOS=str(qos), TRACKER_MQTT__CLIENT_ID=f"bench-ingest-qos{qos}",
                    TRACKER_DATABASE__DSN=dsn, TRACKER_WEB__PORT=str(web_port), TRACKER_LOG__LEVEL="WARNING",
-                   TRACKER_HANDSET__MAX_BATCH="1000", TRACKER_JT808__PORT="0")
+                   TRACKER_HANDSET__MAX_BATCH="1000", TRACKER_JT808__PORT="0", TRACKER_AUTH__METRICS_TOKEN=METRICS_TOKEN)
         self.url = f"http://127.0.0.1:{web_port}"
+        self.env = env
         self.log = open(state / f"service-qos{qos}.log", "wb")  # noqa: SIM115 - open for the child's life, closed in stop()
         subprocess.run([sys.executable, "-m", "tracker", "db", "migrate"], env=env, check=True, capture_output=True)
         subprocess.run([sys.executable, "-m", "tracker", "grids", "import", str(DEMO_CITY)],
@@ -151,8 +153,23 @@ class Service:
                 time.sleep(0.1)
         raise RuntimeError("service did not become healthy; see service.log")
 
+    def scrape(self) -> str:
+        """/metrics, with the metrics token."""
+        request = urllib.request.Request(self.url + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return answer.read().decode()
+
+    def api_token(self) -> str:
+        """A viewer's API token, made with `tracker accounts` (for the live feed)."""
+        name = f"bench-{os.getpid()}-{time.monotonic_ns()}"
+        subprocess.run([sys.executable, "-m", "tracker", "accounts", "add", name, "--role", "viewer", "--scope", "city"],
+                       env=self.env, check=True, capture_output=True)
+        out = subprocess.run([sys.executable, "-m", "tracker", "accounts", "token", "create", name], env=self.env, check=True,
+                             capture_output=True, text=True).stdout
+        return out.split(": ", 1)[1].split()[0]
+
     def metric(self, name: str) -> float:
-        text = urllib.request.urlopen(self.url + "/metrics", timeout=5).read().decode()
+        text = self.scrape()
         for line in text.splitlines():
             if line.startswith(name + " "):
                 return float(line.split()[1])
@@ -222,7 +239,8 @@ def measure_latency(service: Service, port: int, rate: int, seconds: float, devi
     latencies: list[float] = []
     ctx = mp.get_context("fork")
     out = ctx.Queue()
-    with connect(service.url.replace("http", "ws") + "/ws", max_size=None) as ws:
+    headers = {"Authorization": f"Bearer {service.api_token()}"}
+    with connect(service.url.replace("http", "ws") + "/ws", max_size=None, additional_headers=headers) as ws:
         ws.recv()  # snapshot
         pub = ctx.Process(target=_paced_publisher, args=(port, rate, seconds, devices, out))
         pub.start()
@@ -242,6 +260,9 @@ def measure_latency(service: Service, port: int, rate: int, seconds: float, devi
     return {"offered_rate": rate, "sent": sent, "updates_seen": len(latencies), "p50_ms": q[49], "p95_ms": q[94], "p99_ms": q[98],
             "max_ms": latencies[-1] if latencies else float("nan")}
 
+
+
+METRICS_TOKEN = secrets.token_urlsafe(24)  # the bench's own service's [auth] metrics_token
 
 
 def start_services() -> tuple[Path, Mosquitto, Postgres]:

@@ -21,7 +21,6 @@ import json
 import multiprocessing as mp
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import msgpack
@@ -125,7 +124,7 @@ def measure_overload(service: Service, port: int, rate: float, seconds: float, p
 
 
 def _labelled_sum(service: Service, name: str) -> float:
-    text = urllib.request.urlopen(service.url + "/metrics", timeout=5).read().decode()
+    text = service.scrape()
     return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + "{"))
 
 

@@ -8,6 +8,8 @@ what they need from here, never from each other.
 
 from __future__ import annotations
 
+import itertools
+import secrets
 from pathlib import Path
 
 import trio
@@ -56,12 +58,29 @@ def ws_url(running) -> str:
     return running.url.replace("http://", "ws://") + "/ws"
 
 
+_accounts = itertools.count(1)
+
+
+async def new_account(store, *, role: str = "admin", district: str | None = None, device: str | None = None) -> tuple[str, str]:
+    """A new account of ``role`` scoped to ``district`` (None: the city), made directly
+    through the store; its (name, password), for tests that log in."""
+    from tracker.app.accounts import add_account
+    from web.principal import Role
+
+    name = f"test-{role}-{district or 'city'}-{next(_accounts)}-{secrets.token_hex(3)}"
+    password = secrets.token_urlsafe(16)
+    await add_account(store, name, Role(role), district, password, actor="test", device=device)
+    return name, password
+
+
 async def auth_headers(store, *, role: str = "admin", district: str | None = None) -> dict[str, str]:
     """HTTP headers that authenticate a request (or a WebSocket handshake) to the service
     on ``store``'s database as an account of ``role`` scoped to ``district`` (None: the
     city). Every test that talks to a running service over HTTP or WebSocket gets its
-    headers here, so they follow how the service authenticates.
+    headers here, so they follow how the service authenticates: a new account of that
+    role and scope, and an API token of it, made directly through the store."""
+    from tracker.app.accounts import create_token
 
-    The service does not authenticate yet: no headers are needed."""
-    del store, role, district
-    return {}
+    name, _ = await new_account(store, role=role, district=district)
+    issued = await create_token(store, name, "tests", actor="test")
+    return {"Authorization": f"Bearer {issued.token}"}

@@ -228,6 +228,19 @@ class WebSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AuthSettings:
+    session_hours: float = 12.0
+    cookie_secure: bool = False
+    slow_after: int = 3
+    slow_s: float = 2.0
+    lock_after: int = 10
+    lock_s: float = 900.0
+    cache_s: float = 5.0
+    cache_entries: int = 10000
+    metrics_token: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class DemoSettings:
     state_dir: str = ".state"
     mqtt_port: int = 0
@@ -272,6 +285,7 @@ class Settings:
     jt808: Jt808Config = field(default_factory=Jt808Config)
     patrol: PatrolSettings = field(default_factory=PatrolSettings)
     web: WebSettings = field(default_factory=WebSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
     demo: DemoSettings = field(default_factory=DemoSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
@@ -408,6 +422,12 @@ def _validate(s: types.SimpleNamespace) -> None:
     need(all(h.strip() == h and h for h in s.web.allowed_hosts), "[web] allowed_hosts", "must be host names, \"*\" or \"*.domain\"")
     need(s.web.map_datum in ("wgs84", "gcj02", "bd09"), "[web] map_datum", "must be wgs84, gcj02 or bd09")
     need(s.log.level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"), "[log] level", "must be DEBUG, INFO, WARNING or ERROR")
+    need(s.auth.session_hours > 0, "[auth] session_hours", "must be > 0")
+    need(1 <= s.auth.slow_after <= s.auth.lock_after, "[auth] slow_after", "must be >= 1 and <= lock_after")
+    need(s.auth.slow_s >= 0 and s.auth.lock_s > 0, "[auth] lock_s", "must be > 0 (and slow_s >= 0)")
+    need(s.auth.cache_s >= 0 and s.auth.cache_entries > 0, "[auth] cache_s", "must be >= 0 (and cache_entries > 0)")
+    need(s.auth.metrics_token == "" or len(s.auth.metrics_token) >= 16, "[auth] metrics_token",
+         "must be empty or at least 16 characters")
     need(s.demo.interval_s > 0, "[demo] interval_s", "must be > 0")
     unknown = set(s.filters.enabled) - {"duplicate", "accuracy", "speed", "drift"}
     need(not unknown, "[filters] enabled", f"unknown filter(s) {sorted(unknown)}; known: duplicate, accuracy, speed, drift")

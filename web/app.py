@@ -2,7 +2,9 @@
 
 Thin by design: every route reads from the live state, the grid index or the store that
 the service hands over in a ``WebContext``, and turns bad input into a 4xx JSON error.
-H3 cells leave as hex strings here and only here.
+H3 cells leave as hex strings here and only here. Every route carries its policy (who may
+call it, how its data is scoped: ``web.policy``), and ``create_app`` refuses a route
+without one.
 """
 
 from __future__ import annotations
@@ -15,35 +17,52 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
+from web.auth import Authenticate
 from web.context import Unavailable, WebContext
 from web.guards import CheckHost, LimitBody
 from web.params import error
-from web.routes import alerts, commandmap, devices, ops, patrol, reports
+from web.policy import EVERYONE, PUBLIC, READERS, Scoping, allow, guard, policy_of
+from web.principal import Role
+from web.routes import alerts, audit, commandmap, devices, ops, patrol, reports, session
 from web.routes.commandmap import STATIC
 from web.stream import live_feed
 
+# Every route with its policy (web/policy.py): the roles that may call it and how its data
+# is scoped. READ = viewer and up (admin, commander, supervisor, viewer); a collector sees
+# the page, its own session and its own device only.
+READ = allow(*READERS)
 ROUTES: list[BaseRoute] = [
-    Route("/", commandmap.index),
-    Route("/api/config", commandmap.config),
-    Route("/api/grids", commandmap.grids),
-    Route("/api/devices", devices.devices),
-    Route("/api/devices/{device}", devices.device),
-    Route("/api/devices/{device}/track", devices.track),
-    Route("/api/geocode", commandmap.geocode),
-    Route("/api/devices/{device}/locate", devices.locate, methods=["POST"]),
-    Route("/api/alarms", alerts.alarms),
-    Route("/api/components", devices.components),
-    Route("/api/alerts", alerts.patrol_alerts),
-    Route("/api/coverage/live", patrol.coverage_live),
-    Route("/api/reports/coverage", reports.coverage_report),
-    Route("/api/patrol/plan", patrol.plan_get, methods=["GET"]),
-    Route("/api/patrol/plan", patrol.plan_put, methods=["PUT"]),
-    Route("/api/patrol/exceptions", patrol.plan_exception, methods=["POST"]),
-    Route("/api/dead-letters", ops.dead_letters),
-    Route("/healthz", ops.healthz),
-    Route("/metrics", ops.metrics),
-    WebSocketRoute("/ws", live_feed),
-    Mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static"),
+    guard(Route("/", commandmap.index), allow(*EVERYONE, scoping=Scoping.NONE, page=True)),
+    guard(Route("/login", session.login_page), PUBLIC),
+    guard(Route("/api/session", session.login, methods=["POST"]), PUBLIC),
+    guard(Route("/api/session", session.whoami, methods=["GET"]), allow(*EVERYONE, scoping=Scoping.NONE)),
+    guard(Route("/api/session", session.logout, methods=["DELETE"]), allow(*EVERYONE, scoping=Scoping.NONE)),
+    guard(Route("/api/session/password", session.change_password, methods=["POST"]), allow(*EVERYONE, scoping=Scoping.NONE)),
+    guard(Route("/api/config", commandmap.config), allow(*EVERYONE, scoping=Scoping.NONE)),
+    guard(Route("/api/grids", commandmap.grids), READ),
+    guard(Route("/api/devices", devices.devices), READ),
+    guard(Route("/api/devices/{device}", devices.device), allow(*EVERYONE, scoping=Scoping.OWN_DEVICE)),
+    guard(Route("/api/devices/{device}/track", devices.track), allow(*EVERYONE, scoping=Scoping.OWN_DEVICE)),
+    guard(Route("/api/geocode", commandmap.geocode), READ),
+    guard(Route("/api/devices/{device}/locate", devices.locate, methods=["POST"]), allow(Role.COMMANDER, Role.ADMIN)),
+    guard(Route("/api/alarms", alerts.alarms), READ),
+    guard(Route("/api/components", devices.components), READ),
+    guard(Route("/api/alerts", alerts.patrol_alerts), READ),
+    guard(Route("/api/coverage/live", patrol.coverage_live), READ),
+    guard(Route("/api/reports/coverage", reports.coverage_report), READ),
+    guard(Route("/api/patrol/plan", patrol.plan_get, methods=["GET"]), READ),
+    # the whole plan covers every district: replaced by city accounts only
+    guard(Route("/api/patrol/plan", patrol.plan_put, methods=["PUT"]),
+          allow(Role.SUPERVISOR, Role.ADMIN, scoping=Scoping.CITY)),
+    guard(Route("/api/patrol/exceptions", patrol.plan_exception, methods=["POST"]), allow(Role.SUPERVISOR, Role.ADMIN)),
+    # raw payloads and their senders' addresses
+    guard(Route("/api/dead-letters", ops.dead_letters), allow(Role.ADMIN, scoping=Scoping.CITY)),
+    guard(Route("/api/audit", audit.audit_entries), allow(Role.ADMIN, scoping=Scoping.CITY)),
+    guard(Route("/healthz", ops.healthz), PUBLIC),
+    guard(Route("/metrics", ops.metrics), allow(Role.ADMIN, scoping=Scoping.CITY, metrics_token=True)),
+    guard(WebSocketRoute("/ws", live_feed), READ),
+    # the login page's assets and the map's (nothing in them is data)
+    guard(Mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static"), PUBLIC),
 ]
 
 
@@ -58,11 +77,17 @@ async def unavailable(request: Request, exc: Exception) -> Response:
     return error(503, str(exc))
 
 
-def create_app(ctx: WebContext) -> Starlette:
+def create_app(ctx: WebContext, routes: list[BaseRoute] | None = None) -> Starlette:
+    """The application over ``routes`` (default ``ROUTES``); every one must carry a policy."""
+    routes = ROUTES if routes is None else routes
+    unguarded = [getattr(r, "path", repr(r)) for r in routes if policy_of(r) is None]
+    if unguarded:
+        raise ValueError(f"routes without a policy (web.policy.guard): {', '.join(unguarded)}")
     limits = ctx.settings
-    app = Starlette(routes=ROUTES, exception_handlers={HTTPException: http_error, Unavailable: unavailable}, middleware=[
+    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error, Unavailable: unavailable}, middleware=[
         Middleware(CheckHost, allowed=limits.allowed_hosts, metrics=ctx.metrics),
         Middleware(LimitBody, max_bytes=limits.max_body_bytes, metrics=ctx.metrics),
+        Middleware(Authenticate, context=ctx),
     ])
     app.state.context = ctx
     return app

@@ -17,6 +17,7 @@ from starlette.requests import HTTPConnection
 
 from geofence.index import GridIndex
 from geofence.plan import PatrolPlan
+from web.principal import Principal
 
 DEFAULT_ZONE = "Asia/Shanghai"  # the zone of "today" while no patrol plan names one
 
@@ -45,6 +46,11 @@ class Records(Protocol):
     async def alarm_events(self, limit: int) -> Sequence[Row]: ...
 
     async def patrol_alerts(self, open_only: bool, limit: int) -> Sequence[Row]: ...
+
+    async def audit_entries(self, *, actor: str | None, action: str | None, target: str | None, before_id: int | None,
+                            limit: int) -> Sequence[Row]:
+        """The audit trail, newest first (``action`` a prefix; ``before_id`` pages back)."""
+        ...
 
 
 class LiveView(Protocol):
@@ -118,6 +124,67 @@ class AuditTrail(Protocol):
                        detail: str = "") -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """Who a session cookie or an API token stands for. ``csrf``: the session's
+    anti-forgery token, which a state-changing request with the cookie must repeat in the
+    ``X-CSRF-Token`` header ("" for a token: a bearer header is never sent by a browser on
+    its own, so it needs none)."""
+
+    principal: Principal
+    csrf: str = ""
+    expires_at_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A session just opened by a login: ``secret`` goes to the browser as the cookie."""
+
+    secret: str
+    verified: Verified
+
+
+class LoginRefused(Exception):
+    """A login that did not open a session: bad name or password (401, ``retry_after_s``
+    0), or too many failures (429, seconds to wait)."""
+
+    def __init__(self, reason: str, retry_after_s: float = 0.0) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after_s = retry_after_s
+
+
+class Accounts(Protocol):
+    """Accounts as the web edge uses them: log in and out, and who a cookie or a token is.
+    Lookups may answer from a short cache (``[auth] cache_s``), so what another process
+    changes (the CLI disabling an account or revoking a token) shows within that; a logout
+    here shows at once. Raise ``Unavailable`` while the database is out of service."""
+
+    async def login(self, name: str, password: str, source: str) -> Session:
+        """Open a session or raise ``LoginRefused``."""
+        ...
+
+    async def session(self, secret: str) -> Verified | None: ...
+
+    async def token(self, secret: str) -> Verified | None: ...
+
+    async def logout(self, secret: str) -> bool: ...
+
+    async def change_password(self, name: str, current: str, new: str) -> None:
+        """Set a new password when ``current`` is right (else ``LoginRefused``) and the new
+        one acceptable (else ``ValueError`` saying why); every session of the account ends."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    """The web's side of ``[auth]``."""
+
+    session_s: float = 12 * 3600.0
+    cookie_secure: bool = False
+    metrics_token: str = ""  # "" : /metrics for admin accounts only
+
+
 # The device's id → how the "report now" request went out, or None for an unknown device.
 # Raises trio.BrokenResourceError when the device's link is down.
 Locate = Callable[[str], Awaitable[dict[str, Any] | None]]
@@ -157,6 +224,8 @@ class WebContext:
     locate: Locate | None = None  # None: this service has no downlink
     patrol: PatrolEngine | None = None  # None: patrol coverage is switched off
     audit: AuditTrail | None = None  # None: nothing is recorded (tests of pages that change nothing)
+    accounts: Accounts | None = None  # None: nobody can log in (only a principal put in the scope passes)
+    auth: AuthSettings = AuthSettings()
 
     def zone(self) -> str:
         """The time zone of "today": the patrol plan's."""

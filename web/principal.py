@@ -31,6 +31,7 @@ class Principal:
     district: str | None  # a 6-digit district code, or None for the city
     account_id: int = 0
     via: str = "session"  # "session" (browser cookie) or "token" (bearer API token)
+    device: str | None = None  # a collector's own handset (the one device a collector sees)
 
     @property
     def scope_label(self) -> str:

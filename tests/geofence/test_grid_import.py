@@ -22,7 +22,7 @@ from shapely.geometry import shape
 
 from geofence.citygen import PROJECTED_CRS, City
 from geofence.importer import cover, parse_features, read_geojson
-from tests.harness import REPO, store_task
+from tests.harness import REPO, auth_headers, store_task
 from tracker.app.service import import_grids, run_service
 from tracker.storage.store import open_store
 
@@ -271,7 +271,7 @@ async def _serve(nursery, settings, path: Path):
     report = await import_grids(store, str(path), settings.grid.h3_resolution)
     assert report.ok, report.errors
     running = await nursery.start(run_service, settings, store)
-    return report, running
+    return report, running, await auth_headers(store)
 
 
 numbers = st.one_of(st.floats().map(repr), st.integers(-10**6, 10**6).map(str), st.decimals(allow_nan=True).map(str))
@@ -288,10 +288,10 @@ async def test_geocode_names_district_street_community_and_grid_and_refuses_garb
     city = City(48, seed=6)
     path = city.write(tmp_path / "city.geojson")
     async with trio.open_nursery() as nursery:
-        report, running = await _serve(nursery, settings, path)
+        report, running, headers = await _serve(nursery, settings, path)
 
         def probe() -> None:
-            with httpx.Client(base_url=running.url, timeout=10) as client:
+            with httpx.Client(base_url=running.url, timeout=10, headers=headers) as client:
                 for grid in report.grids:
                     middle = shape(grid.geometry).centroid
                     body = client.get("/api/geocode", params={"lat": middle.y, "lon": middle.x}).json()

@@ -12,7 +12,7 @@ import trio
 
 from protocols.epoch import datetime_to_ms
 from protocols.jt808.messages import encode_message
-from tests.harness import start_service
+from tests.harness import auth_headers, start_service
 from tests.helpers import wait_for
 from tests.jt808_wire import AUTH_2013, exchange, read_frame
 
@@ -44,7 +44,7 @@ async def test_terminal_fixes_and_alarm_edges_flow_through_the_service(settings,
             await exchange(stream, buffer, location(serial, now + timedelta(seconds=seconds), alarm, north_m=-seconds).hex())
         # a dispatcher asks where the vehicle is now: 0x8201 goes down the terminal's link,
         # and its 0x0201 answer (the query's serial, then a location) is a fix like any other
-        async with httpx.AsyncClient(base_url=running.url) as http:
+        async with httpx.AsyncClient(base_url=running.url, headers=await auth_headers(store)) as http:
             asked = await http.post("/api/devices/jt013912345678/locate")
             query = (await read_frame(stream, buffer)).hex()
             reply_body = bytes.fromhex(query[22:26]) + location_body(now + timedelta(seconds=5), 1, north_m=-5)

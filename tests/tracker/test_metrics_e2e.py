@@ -12,14 +12,18 @@ import trio
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.trio.client import connect as ws_connect
 
-from tests.harness import LAT, LON, start_service, ws_url
+from tests.harness import LAT, LON, auth_headers, start_service, ws_url
 from tests.helpers import apublish, wait_for, ws_until
 
 TOPIC = "gw/v1/620105/collector/{}/pos"
 
 
+METRICS_TOKEN = "scrape-" + "x" * 24  # [auth] metrics_token, as Prometheus' bearer_token
+
+
 async def scrape(url: str) -> tuple[str, dict[str, dict[tuple[tuple[str, str], ...], float]]]:
-    response = await trio.to_thread.run_sync(lambda: httpx.get(url + "/metrics", timeout=10))
+    headers = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+    response = await trio.to_thread.run_sync(lambda: httpx.get(url + "/metrics", headers=headers, timeout=10))
     assert response.status_code == 200
     samples: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
     for family in text_string_to_metric_families(response.text):
@@ -29,9 +33,10 @@ async def scrape(url: str) -> tuple[str, dict[str, dict[tuple[tuple[str, str], .
 
 
 async def test_pings_through_the_service_show_in_both_latency_histograms(settings, broker):
+    settings = settings.replace("auth", metrics_token=METRICS_TOKEN)
     async with trio.open_nursery() as nursery:
-        _store, running = await start_service(nursery, settings)
-        async with ws_connect(ws_url(running)) as ws:
+        store, running = await start_service(nursery, settings)
+        async with ws_connect(ws_url(running), additional_headers=await auth_headers(store)) as ws:
             await ws.recv()  # snapshot
             base = int(time.time() * 1000) - 60_000
             fixes = [{"t": base + i * 1000, "lat": LAT + i * 1e-5, "lon": LON, "acc": 5, "seq": i} for i in range(20)]

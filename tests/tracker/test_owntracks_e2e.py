@@ -11,7 +11,7 @@ import paho.mqtt.client as paho
 import trio
 
 from protocols.epoch import datetime_to_ms
-from tests.harness import BROKER_USERS, start_service
+from tests.harness import BROKER_USERS, auth_headers, start_service
 from tests.helpers import apublish, wait_for
 
 
@@ -22,10 +22,10 @@ async def test_owntracks_location_appears_as_the_mapped_collector(settings, brok
     payload = json.dumps({"_type": "location", "acc": 12, "alt": 1521, "batt": 64, "bs": 1, "conn": "m", "created_at": tst,
                           "lat": 36.1051, "lon": 103.7199, "m": 1, "t": "u", "tid": "ph", "tst": tst, "vac": 3, "vel": 4}).encode()
     async with trio.open_nursery() as nursery:
-        _store, running = await start_service(nursery, settings)
+        store, running = await start_service(nursery, settings)
         await apublish(broker, [("owntracks/alice/phone", payload)], username="alice")
         await wait_for(lambda: "c0042" in running.pipeline.live.devices)
-        async with httpx.AsyncClient(base_url=running.url) as http:
+        async with httpx.AsyncClient(base_url=running.url, headers=await auth_headers(store)) as http:
             devices = (await http.get("/api/devices")).json()["devices"]
         nursery.cancel_scope.cancel()
     (c42,) = [d for d in devices if d["id"] == "c0042"]
@@ -72,10 +72,10 @@ async def test_report_location_command_reaches_the_phone(settings, broker):
         client.disconnect()
 
     async with trio.open_nursery() as nursery:
-        _store, running = await start_service(nursery, settings)
+        store, running = await start_service(nursery, settings)
         nursery.start_soon(trio.to_thread.run_sync, phone)
         await trio.to_thread.run_sync(subscribed.wait, 5)
-        async with httpx.AsyncClient(base_url=running.url) as http:
+        async with httpx.AsyncClient(base_url=running.url, headers=await auth_headers(store)) as http:
             answer = await http.post("/api/devices/c0042/locate")
         await wait_for(lambda: received)
         nursery.cancel_scope.cancel()

@@ -16,7 +16,7 @@ from websockets.trio.client import connect as ws_connect
 from geofence.index import GridIndex
 from protocols.epoch import datetime_to_ms, ms_to_datetime
 from tests.fakes import RecordingStore
-from tests.harness import start_service, store_task, ws_url
+from tests.harness import auth_headers, start_service, store_task, ws_url
 from tests.helpers import apublish, wait_for, ws_until
 from tracker import config
 from tracker.ingest.pipeline import Pipeline
@@ -33,7 +33,7 @@ async def test_a_lifted_manhole_cover_is_an_alarm_event_stored_and_streamed(sett
     topic = "gw/v1/620105/sensor/mh-0007/alarm"
     async with trio.open_nursery() as nursery:
         store, running = await start_service(nursery, settings)
-        async with ws_connect(ws_url(running)) as ws:
+        async with ws_connect(ws_url(running), additional_headers=await auth_headers(store)) as ws:
             await ws.recv()
             await apublish(broker, [
                 ("gw/v1/620105/sensor/mh-0007/pos", msgpack.packb({"t": now - 10_000, "lat": 36.1050, "lon": 103.7200, "acc": 3.0})),

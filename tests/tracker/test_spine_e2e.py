@@ -14,7 +14,7 @@ from h3.api import basic_int as h3
 from websockets.trio.client import connect as ws_connect
 
 from protocols.epoch import datetime_to_ms
-from tests.harness import GRID, LAT, LON, start_service, ws_url
+from tests.harness import GRID, LAT, LON, auth_headers, start_service, ws_url
 from tests.helpers import apublish, wait_for, ws_until
 
 TOPIC = "gw/v1/620105/collector/{}/pos"
@@ -23,7 +23,7 @@ TOPIC = "gw/v1/620105/collector/{}/pos"
 async def test_msgpack_ping_reaches_websocket_and_database(settings, broker):
     async with trio.open_nursery() as nursery:
         store, running = await start_service(nursery, settings)
-        async with ws_connect(ws_url(running)) as ws:
+        async with ws_connect(ws_url(running), additional_headers=await auth_headers(store)) as ws:
             snapshot = json.loads(await ws.recv())
             assert snapshot == {"type": "snapshot", "devices": []}
             t = int(time.time() * 1000)
@@ -58,7 +58,7 @@ async def test_batch_of_50_out_of_order_pings_is_stored_in_full_and_newest_shown
         fixes = [{"t": base + i * 1000, "lat": LAT + i * 1e-5, "lon": LON, "acc": 5, "seq": i} for i in range(50)]
         shuffled = fixes[:]
         random.Random(3).shuffle(shuffled)
-        async with ws_connect(ws_url(running)) as ws:
+        async with ws_connect(ws_url(running), additional_headers=await auth_headers(store)) as ws:
             await ws.recv()  # snapshot
             await apublish(broker, [(TOPIC.format("c0003"), msgpack.packb(shuffled))])
             await wait_for(lambda: running.pipeline.metrics.get("gridwatch_persisted_total") >= 50)

@@ -1,7 +1,7 @@
 """A throwaway server for the command map page in headless Chromium.
 
 The server here is a small Starlette app: it serves ``web/static`` and canned answers for
-the page's API (config, 96 unit grids of district 620105, seven devices, a track, and the
+the page's API (who is logged in, config, 96 unit grids of district 620105, seven devices, a track, and the
 patrol routes: open alerts, alarm history, live coverage and the day's coverage report,
 empty unless a test fills them in), and a ``/ws`` feed that sends a snapshot, then moves
 vehicle v0001 east and collector c0001 north in delta frames once a test releases them,
@@ -175,6 +175,10 @@ class FakeService:
     coverage_requests: int = 0
     report_dates: list[str] = field(default_factory=list)
     pushed: queue.SimpleQueue[dict[str, Any]] = field(default_factory=queue.SimpleQueue)
+    # Who the page is logged in as (GET /api/session); None: nobody, the page goes to /login.
+    user: dict[str, Any] | None = field(default_factory=lambda: {
+        "account": "zhang.wei", "role": "commander", "scope": "city", "district": None, "device": None,
+        "via": "session", "csrf": "fake-csrf"})
 
     def push(self, frame: dict[str, Any]) -> None:
         """Send ``frame`` on the open feed connection (from any thread)."""
@@ -186,6 +190,8 @@ class FakeService:
     def app(self) -> Starlette:
         return Starlette(routes=[
             Route("/", self.index),
+            Route("/login", self.login_page),
+            Route("/api/session", self.session),
             Route("/api/config", self.config),
             Route("/api/grids", self.grid_collection),
             Route("/api/devices", self.device_list),
@@ -201,6 +207,14 @@ class FakeService:
 
     async def index(self, request: Request) -> FileResponse:
         return FileResponse(STATIC / "index.html")
+
+    async def login_page(self, request: Request) -> FileResponse:
+        return FileResponse(STATIC / "login.html")
+
+    async def session(self, request: Request) -> JSONResponse:
+        if self.user is None:
+            return JSONResponse({"error": "authentication required"}, status_code=401)
+        return JSONResponse(self.user)
 
     async def config(self, request: Request) -> JSONResponse:
         codes = [f["properties"]["code"] for f in self.grids["features"]]

@@ -38,20 +38,26 @@ def status_of(head: bytes) -> int:
     return int(head.split(b" ", 2)[1])
 
 
-def upgrade_request(host: str, origin: str | None = None, path: str = "/ws") -> bytes:
+def header_lines(headers: dict[str, str] | None) -> str:
+    """``headers`` as request head lines, each ending in CRLF."""
+    return "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+
+
+def upgrade_request(host: str, origin: str | None = None, path: str = "/ws", headers: dict[str, str] | None = None) -> bytes:
     key = base64.b64encode(os.urandom(16)).decode()
     lines = [f"GET {path} HTTP/1.1", f"Host: {host}", "Upgrade: websocket", "Connection: Upgrade",
              f"Sec-WebSocket-Key: {key}", "Sec-WebSocket-Version: 13"]
     if origin is not None:
         lines.append(f"Origin: {origin}")
+    lines.extend(f"{name}: {value}" for name, value in (headers or {}).items())
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-async def open_websocket(url: str) -> trio.SocketStream:
+async def open_websocket(url: str, headers: dict[str, str] | None = None) -> trio.SocketStream:
     """A WebSocket handshake done by hand; the stream is left right after the 101 head."""
     stream = await connect(url)
     host, port = address(url)
-    await stream.send_all(upgrade_request(f"{host}:{port}"))
+    await stream.send_all(upgrade_request(f"{host}:{port}", headers=headers))
     head = await read_head(stream)
     assert status_of(head) == 101, head
     return stream

@@ -10,7 +10,7 @@ import msgpack
 import trio
 
 from protocols.epoch import datetime_to_ms
-from tests.harness import LAT, LON, start_service
+from tests.harness import LAT, LON, auth_headers, start_service
 from tests.helpers import apublish, wait_for
 
 MINUTE = 60_000
@@ -23,12 +23,12 @@ async def test_track_and_coverage_report_default_to_the_service_clock(settings, 
     now_ms = datetime_to_ms(now)
     settings = settings.replace("jt808", enabled=False)
     async with trio.open_nursery() as nursery:
-        _store, running = await start_service(nursery, settings, clock_ms=lambda: now_ms)
+        store, running = await start_service(nursery, settings, clock_ms=lambda: now_ms)
         fixes = [(now_ms - 45 * MINUTE, LAT), (now_ms - 20 * MINUTE, LAT + 0.0002), (now_ms - MINUTE, LAT + 0.0004)]
         await apublish(broker, [("gw/v1/620105/collector/c0401/pos", msgpack.packb({"t": t, "lat": lat, "lon": LON, "acc": 5.0}))
                                 for t, lat in fixes])
         await wait_for(lambda: running.pipeline.metrics.get("gridwatch_persisted_total") >= 3)
-        async with httpx.AsyncClient(base_url=running.url, timeout=10) as http:
+        async with httpx.AsyncClient(base_url=running.url, timeout=10, headers=await auth_headers(store)) as http:
             track = (await http.get("/api/devices/c0401/track")).json()
             report = (await http.get("/api/reports/coverage")).json()
         nursery.cancel_scope.cancel()

@@ -13,7 +13,7 @@ import trio
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 from starlette.routing import Mount, Route
 
-from tests.harness import start_service
+from tests.harness import auth_headers, start_service
 from web.app import ROUTES
 
 GET_ROUTES = ["/api/config", "/api/grids", "/api/devices", "/api/devices/{x}", "/api/devices/{x}/track", "/api/geocode",
@@ -33,8 +33,9 @@ bodies = st.one_of(st.binary(max_size=200), st.just(b"{}"), st.just(b'{"areas": 
 async def test_no_route_answers_garbage_with_a_server_error(settings, broker):
     settings = settings.replace("jt808", enabled=False)
     async with trio.open_nursery() as nursery:
-        _store, running = await start_service(nursery, settings)
-        async with httpx.AsyncClient(base_url=running.url, timeout=10) as http:
+        store, running = await start_service(nursery, settings)
+        headers = await auth_headers(store)
+        async with httpx.AsyncClient(base_url=running.url, timeout=10, headers=headers) as http:
             statuses: list[tuple[str, int]] = []
 
             @hsettings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
@@ -62,8 +63,9 @@ async def _request(http: httpx.AsyncClient, method: str, url: str, params: dict,
 async def test_inputs_at_the_edges_of_the_calendar_and_impossible_ids_are_client_errors(settings, broker):
     settings = settings.replace("jt808", enabled=False)
     async with trio.open_nursery() as nursery:
-        _store, running = await start_service(nursery, settings)
-        async with httpx.AsyncClient(base_url=running.url, timeout=10) as http:
+        store, running = await start_service(nursery, settings)
+        headers = await auth_headers(store)
+        async with httpx.AsyncClient(base_url=running.url, timeout=10, headers=headers) as http:
             assert (await http.put("/api/patrol/plan", content=b"{}")).status_code == 200  # a plan: reports are computed
             answers = {url: (await http.get(url)).status_code for url in [
                 "/api/devices/c%000001/track",
@@ -107,7 +109,7 @@ any_body = st.one_of(json_docs.map(lambda doc: json.dumps(doc).encode()), st.bin
 any_query = st.dictionaries(st.sampled_from([*KEYS, "type", "device", "area"]), junk_value, max_size=4)
 
 
-PARAMETERS = {*KEYS, "device", "path", "Host", "Origin", "Content-Length"}
+PARAMETERS = {*KEYS, "device", "path", "Host", "Origin", "Content-Length", "Authorization", "name", "password", "current", "new"}
 
 
 def names_what_is_wrong(message: str) -> bool:
@@ -122,8 +124,9 @@ def names_what_is_wrong(message: str) -> bool:
 async def test_every_route_answers_garbage_with_a_client_error_that_names_the_parameter(settings, broker):
     settings = settings.replace("jt808", enabled=False)
     async with trio.open_nursery() as nursery:
-        _store, running = await start_service(nursery, settings)
-        async with httpx.AsyncClient(base_url=running.url, timeout=10) as http:
+        store, running = await start_service(nursery, settings)
+        headers = await auth_headers(store)
+        async with httpx.AsyncClient(base_url=running.url, timeout=10, headers=headers) as http:
             assert (await http.put("/api/patrol/plan", content=b"{}")).status_code == 200  # a plan: every route is live
             answers: list[tuple[str, str, int, str]] = []
 
@@ -161,8 +164,9 @@ async def _answer(http: httpx.AsyncClient, method: str, url: str, params: dict, 
 async def test_inputs_that_once_gave_server_errors_are_client_errors_naming_the_parameter(settings, broker):
     settings = settings.replace("jt808", enabled=False)
     async with trio.open_nursery() as nursery:
-        _store, running = await start_service(nursery, settings)
-        async with httpx.AsyncClient(base_url=running.url, timeout=10) as http:
+        store, running = await start_service(nursery, settings)
+        headers = await auth_headers(store)
+        async with httpx.AsyncClient(base_url=running.url, timeout=10, headers=headers) as http:
             assert (await http.put("/api/patrol/plan", content=b"{}")).status_code == 200
             gets = {url: await _answer(http, "GET", url, {}, b"") for url in [
                 "/api/devices/c%000001/track",
@@ -172,10 +176,13 @@ async def test_inputs_that_once_gave_server_errors_are_client_errors_naming_the_
             ]}
             exceptions = {body: await _answer(http, "POST", "/api/patrol/exceptions", {}, body)
                           for body in [b"null", b"5", b'"leave"', b"NaN", b"[]", b'[{"type": "leave"}]']}
+            # refused, and audited with what was sent: NaN and Infinity, which PostgreSQL's json refuses
+            infinite = await _answer(http, "POST", "/api/patrol/exceptions", {}, b'{"type": "leave", "day": Infinity}')
         nursery.cancel_scope.cancel()
     assert gets["/api/devices/c%000001/track"] == (404, "unknown device 'c\\x000001'")
     assert gets["/api/devices/nobody/track?to=0001-01-01"][0] in (400, 404)
     assert gets["/api/alerts?limit=" + "9" * 100] == (400, f"'limit' must be 1..5000, got '{'9' * 100}'")
     assert gets["/api/dead-letters?limit=" + "1" * 100][0] == 400
+    assert infinite[0] == 422 and infinite[1].startswith("body: "), infinite
     assert exceptions == {body: (422, "a plan exception is a JSON object")
                           for body in [b"null", b"5", b'"leave"', b"NaN", b"[]", b'[{"type": "leave"}]']}

@@ -7,8 +7,8 @@ import httpx
 import pytest
 import trio
 
-from tests.harness import start_service
-from tests.web.raw_wire import address, connect, read_head, rss_bytes, status_of, upgrade_request
+from tests.harness import auth_headers, start_service
+from tests.web.raw_wire import address, connect, header_lines, read_head, rss_bytes, status_of, upgrade_request
 from web.guards import HostNames, default_allowed_hosts, host_of
 
 MiB = 1 << 20
@@ -37,9 +37,10 @@ def test_default_names_follow_the_bind_host_and_the_public_name():
 async def test_a_foreign_host_gets_400_and_a_foreign_websocket_origin_403(settings, broker):
     settings = settings.replace("jt808", enabled=False)
     async with trio.open_nursery() as nursery:
-        _store, running = await start_service(nursery, settings)
+        store, running = await start_service(nursery, settings)
+        headers = await auth_headers(store)
         host, port = address(running.url)
-        async with httpx.AsyncClient(base_url=running.url, timeout=10) as http:
+        async with httpx.AsyncClient(base_url=running.url, timeout=10, headers=headers) as http:
             ok = await http.get("/api/config")
             foreign = await http.get("/api/config", headers={"Host": "evil.example"})
             rebinding = await http.get("/healthz", headers={"Host": f"evil.example:{port}"})
@@ -52,7 +53,7 @@ async def test_a_foreign_host_gets_400_and_a_foreign_websocket_origin_403(settin
                                           ("garbled", "::::", f"{host}:{port}"),
                                           ("foreign_host", None, "evil.example")]:
             stream = await connect(running.url)
-            await stream.send_all(upgrade_request(host_header, origin))
+            await stream.send_all(upgrade_request(host_header, origin, headers=headers))
             handshakes[name] = status_of(await read_head(stream))
             await stream.aclose()
         refused = running.pipeline.metrics.get("gridwatch_http_refused_total", reason="cross_origin")
@@ -69,8 +70,9 @@ async def test_a_foreign_host_gets_400_and_a_foreign_websocket_origin_403(settin
 async def test_configured_wildcard_names(settings, broker):
     settings = settings.replace("jt808", enabled=False).replace("web", allowed_hosts=("*.example.org",))
     async with trio.open_nursery() as nursery:
-        _store, running = await start_service(nursery, settings)
-        async with httpx.AsyncClient(base_url=running.url, timeout=10) as http:
+        store, running = await start_service(nursery, settings)
+        headers = await auth_headers(store)
+        async with httpx.AsyncClient(base_url=running.url, timeout=10, headers=headers) as http:
             answers = [(await http.get("/healthz", headers={"Host": h})).status_code
                        for h in ["map.example.org", "example.org.evil", "127.0.0.1"]]
         nursery.cancel_scope.cancel()
@@ -81,12 +83,13 @@ async def test_configured_wildcard_names(settings, broker):
 async def test_a_huge_declared_body_is_refused_unread(settings, broker, declared):
     settings = settings.replace("jt808", enabled=False).replace("web", max_body_bytes=MiB)
     async with trio.open_nursery() as nursery:
-        _store, running = await start_service(nursery, settings)
+        store, running = await start_service(nursery, settings)
+        headers = await auth_headers(store)
         host, port = address(running.url)
         stream = await connect(running.url)
         with trio.fail_after(5):
             await stream.send_all(f"PUT /api/patrol/plan HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-                                  f"Content-Length: {declared}\r\n\r\n{{".encode())
+                                  f"Content-Length: {declared}\r\n{header_lines(headers)}\r\n{{".encode())
             head = await read_head(stream)
         await stream.aclose()
         nursery.cancel_scope.cancel()
@@ -97,7 +100,8 @@ async def test_an_endless_chunked_body_is_cut_off_at_the_limit_without_growing_m
     settings = settings.replace("jt808", enabled=False).replace("web", max_body_bytes=MiB)
     chunk = b"%x\r\n%s\r\n" % (64 * 1024, b" " * 64 * 1024)
     async with trio.open_nursery() as nursery:
-        _store, running = await start_service(nursery, settings)
+        store, running = await start_service(nursery, settings)
+        headers = await auth_headers(store)
         host, port = address(running.url)
         before = rss_bytes()
         stream = await connect(running.url)
@@ -107,7 +111,7 @@ async def test_an_endless_chunked_body_is_cut_off_at_the_limit_without_growing_m
         async def send_forever() -> None:
             nonlocal sent
             await stream.send_all(f"PUT /api/patrol/plan HTTP/1.1\r\nHost: {host}:{port}\r\n"
-                                  "Transfer-Encoding: chunked\r\n\r\n".encode())
+                                  f"Transfer-Encoding: chunked\r\n{header_lines(headers)}\r\n".encode())
             try:
                 while sent < 256 * MiB:
                     await stream.send_all(chunk)
@@ -123,7 +127,7 @@ async def test_an_endless_chunked_body_is_cut_off_at_the_limit_without_growing_m
                 client.cancel_scope.cancel()
         grown = rss_bytes() - before
         await stream.aclose()
-        async with httpx.AsyncClient(base_url=running.url, timeout=10) as http:
+        async with httpx.AsyncClient(base_url=running.url, timeout=10, headers=headers) as http:
             still = (await http.get("/healthz")).status_code
         nursery.cancel_scope.cancel()
     assert status_of(heads[0]) == 413

@@ -11,7 +11,7 @@ from websockets.trio.client import connect as ws_connect
 
 from geofence.placed import Placed
 from protocols.model import DeviceClass, Fix
-from tests.harness import LAT, LON, start_service, ws_url
+from tests.harness import LAT, LON, auth_headers, start_service, ws_url
 from tests.helpers import wait_for
 from tests.web.raw_wire import open_websocket, rss_bytes
 from tracker.live.state import LiveState
@@ -32,9 +32,10 @@ def fleet(live: LiveState, count: int) -> list[str]:
 async def test_a_large_snapshot_comes_in_parts_that_add_up_to_every_device(settings, broker):
     settings = settings.replace("jt808", enabled=False).replace("web", ws_snapshot_devices=100)
     async with trio.open_nursery() as nursery:
-        _store, running = await start_service(nursery, settings)
+        store, running = await start_service(nursery, settings)
+        headers = await auth_headers(store)
         ids = fleet(running.pipeline.live, 250)
-        async with ws_connect(ws_url(running)) as ws:
+        async with ws_connect(ws_url(running), additional_headers=headers) as ws:
             frames = [json.loads(await ws.recv()) for _ in range(3)]
         nursery.cancel_scope.cancel()
     assert [(f["type"], len(f["devices"]), f.get("more")) for f in frames] == [
@@ -46,7 +47,8 @@ async def test_clients_that_never_read_are_closed_and_hold_no_copy_of_the_map(se
     settings = settings.replace("jt808", enabled=False).replace("web", ws_max_unsent_bytes=256 * 1024, send_stall_s=5.0)
     clients = 20
     async with trio.open_nursery() as nursery:
-        _store, running = await start_service(nursery, settings)
+        store, running = await start_service(nursery, settings)
+        headers = await auth_headers(store)
         live = running.pipeline.live
         metrics = running.pipeline.metrics
         ids = fleet(live, 20_000)  # a snapshot of ~4 MB
@@ -54,7 +56,7 @@ async def test_clients_that_never_read_are_closed_and_hold_no_copy_of_the_map(se
         streams = []
         try:
             for _ in range(clients):
-                streams.append(await open_websocket(running.url))  # and never read
+                streams.append(await open_websocket(running.url, headers))  # and never read
             await trio.sleep(0.5)  # every snapshot under way
             grown = rss_bytes() - before
 
@@ -84,9 +86,10 @@ async def test_control_messages_other_than_ping_close_the_socket_with_1003(setti
     messages: list[str | bytes] = ["[" * 4000, "[" * 3000 + "]" * 3000, "x" * 10_000, b"\x00\x01", '{"type": "subscribe"}', "{"]
     codes = []
     async with trio.open_nursery() as nursery:
-        _store, running = await start_service(nursery, settings)
+        store, running = await start_service(nursery, settings)
+        headers = await auth_headers(store)
         for message in messages:
-            async with ws_connect(ws_url(running)) as ws:
+            async with ws_connect(ws_url(running), additional_headers=headers) as ws:
                 await ws.recv()  # the snapshot
                 await ws.send('{"type": "ping"}')
                 await ws.send(message)

@@ -9,8 +9,9 @@ import msgpack
 import trio
 
 from tests.browser import browser_errors, open_browser, save_screenshot, wait_for_js
-from tests.harness import start_service
+from tests.harness import new_account, start_service
 from tests.helpers import apublish, wait_for
+from tests.web.access import sign_in
 
 WALKERS = {"c0301": (36.1050, 103.7150), "c0302": (36.1080, 103.7250), "v0301": (36.1010, 103.7100)}
 
@@ -37,12 +38,13 @@ def _marker_centres(driver) -> dict[str, tuple[float, float]]:
 
 async def test_map_draws_grids_and_moving_markers(settings, broker):
     async with trio.open_nursery() as nursery:
-        _store, running = await start_service(nursery, settings)
+        store, running = await start_service(nursery, settings)
+        name, password = await new_account(store, role="viewer")
         await apublish(broker, _positions(0))
 
         def in_browser() -> tuple[int, dict, dict, list]:
             with open_browser() as driver:
-                driver.get(running.url + "/")
+                sign_in(driver, running.url, name, password)
                 wait_for_js(driver, "window.gridwatch && window.gridwatch.gridsLoaded", timeout=20)
                 wait_for_js(driver, "document.querySelectorAll('.gw-marker[data-device]').length === 3", timeout=20)
                 grids = driver.execute_script("return document.querySelectorAll('path.gw-grid[data-code]').length")
@@ -74,13 +76,14 @@ async def test_with_gcj02_tiles_markers_and_grids_shift_together(settings, broke
     settings = settings.replace("web", map_datum="gcj02")
     lat, lon, grid = 36.1050, 103.7200, "620105003003010"  # the middle of that grid
     async with trio.open_nursery() as nursery:
-        _store, running = await start_service(nursery, settings)
+        store, running = await start_service(nursery, settings)
+        name, password = await new_account(store, role="viewer")
         fix = {"t": int(time.time() * 1000), "lat": lat, "lon": lon, "acc": 5.0}
         await apublish(broker, [("gw/v1/620105/collector/c0310/pos", msgpack.packb(fix))])
 
         def in_browser():
             with open_browser() as driver:
-                driver.get(running.url + "/")
+                sign_in(driver, running.url, name, password)
                 wait_for_js(driver, "window.gridwatch && window.gridwatch.gridsLoaded", timeout=20)
                 wait_for_js(driver, "window.gridwatch.devices.has('c0310')", timeout=20)
                 shown = driver.execute_script("const d = window.gridwatch.devices.get('c0310'); return [d.lat, d.lon, d.wgs];")
@@ -104,13 +107,14 @@ async def test_with_gcj02_tiles_markers_and_grids_shift_together(settings, broke
 async def test_a_snapshot_in_many_frames_shows_every_device_once_complete(settings, broker):
     settings = settings.replace("web", ws_snapshot_devices=1)  # one device a frame
     async with trio.open_nursery() as nursery:
-        _store, running = await start_service(nursery, settings)
+        store, running = await start_service(nursery, settings)
+        name, password = await new_account(store, role="viewer")
         await apublish(broker, _positions(0))
         await wait_for(lambda: len(running.pipeline.live.devices) == len(WALKERS))
 
         def in_browser() -> tuple[list[str], list]:
             with open_browser() as driver:
-                driver.get(running.url + "/")
+                sign_in(driver, running.url, name, password)
                 wait_for_js(driver, "window.gridwatch && window.gridwatch.gridsLoaded", timeout=20)
                 wait_for_js(driver, "document.querySelectorAll('.gw-marker[data-device]').length === 3", timeout=20)
                 shown = driver.execute_script("return [...window.gridwatch.devices.keys()].sort()")

@@ -263,6 +263,70 @@ def cmd_patrol(args, settings) -> int:
     return trio.run(main)
 
 
+def _operator() -> str:
+    """The audit trail's actor for what this command line does: ``cli:<os user>``."""
+    import getpass
+
+    try:
+        return "cli:" + getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a bare container)
+        return f"cli:uid{os.getuid()}"
+
+
+def _password_from(path: str | None) -> tuple[str, bool]:
+    """The password in ``path`` (its first line), or a generated one; and whether generated."""
+    from tracker.access.passwords import generate_password
+
+    if path is None:
+        return generate_password(), True
+    with open(path, encoding="utf-8") as f:
+        return f.readline().rstrip("\r\n"), False
+
+
+def cmd_accounts(args, settings) -> int:
+    from tracker.app import accounts
+
+    actor = _operator()
+
+    async def main() -> int:
+        async with _store(settings) as store:
+            try:
+                if args.accounts_command == "add":
+                    password, generated = _password_from(args.password_file)
+                    district = accounts.parse_scope(args.scope)
+                    await accounts.add_account(store, args.name, accounts.parse_role(args.role), district, password,
+                                               actor=actor, device=args.device)
+                    print(f"account {args.name} ({args.role}, {args.scope}) created")
+                    if generated:
+                        print(f"password: {password}   (shown once)")
+                elif args.accounts_command == "passwd":
+                    password, generated = _password_from(args.password_file)
+                    await accounts.set_password(store, args.name, password, actor=actor)
+                    print(f"password of {args.name} changed; its sessions ended")
+                    if generated:
+                        print(f"password: {password}   (shown once)")
+                elif args.accounts_command in ("disable", "enable"):
+                    await accounts.set_enabled(store, args.name, args.accounts_command == "enable", actor=actor)
+                    print(f"account {args.name} {args.accounts_command}d")
+                elif args.accounts_command == "list":
+                    for r in await store.accounts():
+                        scope = r["district"] or "city"
+                        state = "enabled" if r["enabled"] else "DISABLED"
+                        device = f"  device {r['device']}" if r["device"] else ""
+                        print(f"{r['name']:<20} {r['role']:<10} {scope:<6} {state:<8} {r['tokens']} token(s){device}")
+                elif args.token_command == "create":
+                    issued = await accounts.create_token(store, args.name, args.label, actor=actor)
+                    print(f"token {issued.token_id} for {args.name}: {issued.token}   (shown once)")
+                else:  # token revoke
+                    name = await accounts.revoke_token(store, args.id, actor=actor)
+                    print(f"token {args.id} of {name} revoked")
+            except accounts.AccountError as exc:
+                raise CommandError(str(exc)) from None
+        return 0
+
+    return trio.run(main)
+
+
 def _stored_plan(latest: tuple[int, dict] | None) -> tuple[int, dict]:
     if latest is None:
         raise CommandError("no patrol plan stored: import one with `tracker patrol import FILE`")
@@ -401,6 +465,30 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--date", type=_day, help="YYYY-MM-DD, local (default today)")
     g.add_argument("--csv", help="CSV file (default coverage-DATE.csv)")
     g.set_defaults(func=cmd_report_coverage)
+
+    p = sub.add_parser("accounts", help="people's accounts and API tokens (every change audited)")
+    asub = p.add_subparsers(dest="accounts_command", required=True)
+    g = asub.add_parser("add", help="a new account; prints a generated password once unless --password-file")
+    g.add_argument("name")
+    g.add_argument("--role", required=True, help="admin, commander, supervisor, viewer or collector")
+    g.add_argument("--scope", required=True, help="city, or a 6-digit district code")
+    g.add_argument("--password-file", help="read the password from the first line of this file")
+    g.add_argument("--device", help="a collector's own handset (the one device it may see)")
+    g = asub.add_parser("passwd", help="change a password (prints a generated one unless --password-file); ends its sessions")
+    g.add_argument("name")
+    g.add_argument("--password-file")
+    for verb, text in (("disable", "refuse its logins, sessions and tokens"), ("enable", "allow it again")):
+        g = asub.add_parser(verb, help=text)
+        g.add_argument("name")
+    asub.add_parser("list", help="every account, its role, scope and live tokens")
+    g = asub.add_parser("token", help="API tokens for integrations (Authorization: Bearer ...)")
+    tsub = g.add_subparsers(dest="token_command", required=True)
+    t = tsub.add_parser("create", help="a new token of an account; printed once")
+    t.add_argument("name")
+    t.add_argument("--label", default="")
+    t = tsub.add_parser("revoke", help="revoke a token by its id")
+    t.add_argument("id", type=int)
+    p.set_defaults(func=cmd_accounts)
 
     p = sub.add_parser("dead-letters", help="recent payloads that failed decoding")
     p.add_argument("--limit", type=int, default=20)

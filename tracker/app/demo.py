@@ -7,15 +7,19 @@ import functools
 import json
 import logging
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 
 import trio
 
 from geofence.districts import district_name
 from geofence.plan import PatrolPlan
+from tracker.access.passwords import password_matches
+from tracker.app.accounts import add_account, set_enabled, set_password
 from tracker.app.service import import_grids, run_service
 from tracker.config import Settings
 from tracker.devcity.city import PATH as DEMO_CITY, demo_plan
+from tracker.devcity.credentials import kept_passwords
 from tracker.devcity.simulator import build_fleet, run_fleet
 from tracker.devcity.starters import (
     SERVICE_ACCOUNT,
@@ -23,7 +27,8 @@ from tracker.devcity.starters import (
     start_private_services,
 )
 from tracker.ingest.broker import BrokerParams
-from tracker.storage.store import open_store
+from tracker.storage.store import Store, open_store
+from web.principal import Role
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +45,47 @@ def run_demo(settings: Settings) -> None:
         print(f"  broker   mqtt://127.0.0.1:{broker.port} (mosquitto, pid {broker.proc.pid})", flush=True)
         print(f"  database {database.shown_dsn}", flush=True)
         print(f"  passwords in {services.secrets_file}", flush=True)
-        trio.run(_main, settings, broker.port, services.simulator_password)
+        logins = kept_passwords(services.secrets_file.parent, [f"web/{a.name}" for a in DEMO_ACCOUNTS] + [METRICS_TOKEN])
+        settings = settings.replace("auth", metrics_token=logins[METRICS_TOKEN])
+        trio.run(_main, settings, broker.port, services.simulator_password, logins)
     finally:
         services.stop()
     print("gridwatch demo: stopped", flush=True)
 
 
-async def _main(settings: Settings, broker_port: int, simulator_password: str) -> None:
+@dataclass(frozen=True, slots=True)
+class DemoAccount:
+    name: str
+    role: Role
+    district: str | None  # None: the city
+
+
+# Logins of the map, their passwords generated on the first start and kept with the others.
+DEMO_ACCOUNTS = (
+    DemoAccount("admin", Role.ADMIN, None),
+    DemoAccount("dispatch", Role.COMMANDER, None),
+    DemoAccount("anning.dispatch", Role.COMMANDER, "620105"),
+    DemoAccount("qilihe.supervisor", Role.SUPERVISOR, "620103"),
+)
+METRICS_TOKEN = "web/metrics-token"
+
+
+async def ensure_demo_accounts(store: Store, passwords: dict[str, str]) -> list[str]:
+    """Create the demo's accounts, or give them back their kept password; the lines to print."""
+    lines = []
+    for account in DEMO_ACCOUNTS:
+        password = passwords[f"web/{account.name}"]
+        row = await store.account(account.name)
+        if row is None:
+            await add_account(store, account.name, account.role, account.district, password, actor="demo", source="demo")
+        elif not password_matches(row["password_hash"], password) or not row["enabled"]:
+            await set_password(store, account.name, password, actor="demo", source="demo")
+            await set_enabled(store, account.name, True, actor="demo", source="demo")
+        lines.append(f"  login  {account.name} / {password}  ({account.role.value}, {account.district or 'city'})")
+    return lines
+
+
+async def _main(settings: Settings, broker_port: int, simulator_password: str, logins: dict[str, str]) -> None:
     async with open_store(settings.database.dsn, settings.database.pool_min, settings.database.pool_max) as store:
         applied = await store.migrate()
         if applied:
@@ -66,6 +105,8 @@ async def _main(settings: Settings, broker_port: int, simulator_password: str) -
             await nursery.start(run_fleet, params, fleet, settings.demo.interval_s,
                                 (settings.jt808.host, running.jt808_port) if running.jt808_port else None)
             print(f"  simulating {len(fleet)} devices", flush=True)
+            print("\n".join(await ensure_demo_accounts(store, logins)), flush=True)
+            print(f"  metrics  curl -H 'Authorization: Bearer {settings.auth.metrics_token}' {running.url}/metrics", flush=True)
             print(f"\n  command map: {running.url}/   (Ctrl-C to stop)\n", flush=True)
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async for signum in signals:

@@ -33,6 +33,7 @@ from tracker.storage.schema import check_schema
 from tracker.storage.store import Store, open_store
 from web.app import create_app
 from web.context import WebContext
+from web.policy import bearer_matches
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +105,10 @@ class Front:
     for) and /metrics, and 503 to everything else; then it hands every request to the
     full web application."""
 
-    def __init__(self, healthy: Callable[[], tuple[bool, str]], metrics: Metrics) -> None:
+    def __init__(self, healthy: Callable[[], tuple[bool, str]], metrics: Metrics, metrics_token: str = "") -> None:
         self.healthy = healthy
         self.metrics = metrics
+        self.metrics_token = metrics_token  # before the accounts can be read, /metrics answers this token only
         self.app: Any = None  # the web application, once the service is ready
         self.url = ""
 
@@ -126,8 +128,11 @@ class Front:
             await send({"type": "websocket.close", "code": 1013})  # try again later
         else:
             response: JSONResponse | PlainTextResponse
-            if scope["path"] == "/metrics":
+            if scope["path"] == "/metrics" and self.metrics_token and bearer_matches(scope, self.metrics_token):
                 response = PlainTextResponse(self.metrics.render(), media_type="text/plain; version=0.0.4")
+            elif scope["path"] == "/metrics":
+                response = JSONResponse({"error": "authentication required: the [auth] metrics_token while starting"},
+                                        status_code=401)
             else:
                 _, detail = self.healthy()
                 response = JSONResponse({"status": "starting", "detail": detail}, status_code=503)
@@ -159,7 +164,7 @@ async def serve(settings: Settings, *, clock_ms: Clock | None = None, tune: bool
     metrics = Metrics()
     database = database_state(settings, metrics, clock_ms)
     max_lag_s = settings.health.max_persist_lag_s
-    front = Front(functools.partial(service_health, database, None, max_lag_s), metrics)
+    front = Front(functools.partial(service_health, database, None, max_lag_s), metrics, settings.auth.metrics_token)
     async with trio.open_nursery() as nursery:
         bound = await nursery.start(functools.partial(serve_web, send_stall_s=settings.web.send_stall_s), front,
                                     web_config(settings.web.host, settings.web.port), metrics)

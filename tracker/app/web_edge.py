@@ -4,12 +4,27 @@ parts, and the live feed over the fan-out hub."""
 from __future__ import annotations
 
 import json
+import math
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
+import trio
+
 from geofence.index import GridIndex
-from tracker.config import Settings
+from protocols.epoch import datetime_to_ms, ms_to_datetime
+from tracker.access.lockout import Lockout, LockoutRule
+from tracker.access.passwords import (
+    WeakPassword,
+    hash_password,
+    new_csrf_token,
+    new_session_secret,
+    password_matches,
+    secret_hash,
+)
+from tracker.app.accounts import valid_name
+from tracker.config import AuthSettings, Settings
 from tracker.live.fanout import Client, ClientTooSlow, Hub
 from tracker.live.patrol import Patrol
 from tracker.live.state import LiveState
@@ -17,8 +32,20 @@ from tracker.metrics import Metrics
 from tracker.storage.audit import AuditEntry
 from tracker.storage.retry import retryable
 from tracker.storage.store import Store
-from web.context import FeedTooSlow, Locate, MapSettings, Row, Unavailable, WebContext
+from web.context import (
+    AuthSettings as WebAuthSettings,
+    FeedTooSlow,
+    Locate,
+    LoginRefused,
+    MapSettings,
+    Row,
+    Session,
+    Unavailable,
+    Verified,
+    WebContext,
+)
 from web.guards import default_allowed_hosts
+from web.principal import Principal, Role
 
 T = TypeVar("T")
 
@@ -36,7 +63,7 @@ class StoreRecords:
         except Exception as exc:
             if not retryable(exc):
                 raise
-            raise Unavailable(f"database unavailable: {' '.join((str(exc) or type(exc).__name__).split())[:200]}") from exc
+            raise _unavailable(exc) from exc
 
     async def has_device(self, device: str) -> bool:
         return await self._read(self._store.has_device(device))
@@ -55,6 +82,135 @@ class StoreRecords:
 
     async def patrol_alerts(self, open_only: bool, limit: int) -> Sequence[Row]:
         return await self._read(self._store.patrol_alerts(open_only, limit))
+
+    async def audit_entries(self, *, actor: str | None, action: str | None, target: str | None, before_id: int | None,
+                            limit: int) -> Sequence[Row]:
+        return await self._read(self._store.audit_entries(actor=actor, action=action, target=target,
+                                                          before_id=before_id, limit=limit))
+
+
+def _unavailable(exc: Exception) -> Unavailable:
+    """A database failure as the web's 503, its reason on one short line."""
+    return Unavailable(f"database unavailable: {' '.join((str(exc) or type(exc).__name__).split())[:200]}")
+
+
+def principal_of(row: Row, via: str) -> Principal:
+    return Principal(row["name"], Role(row["role"]), row["district"], row["id"], via, row["device"])
+
+
+class StoreAccounts:
+    """Accounts for the web edge: logins (Argon2, off the event loop, behind the lockout
+    rule) and the lookups of sessions and tokens, each verified one trusted for
+    ``cache_s`` seconds of ``now`` (trio's clock) so that a request does not wait for the
+    database. The cache holds at most ``cache_entries`` secrets (by hash), the least
+    recently used dropped first; a logout here drops its entry at once."""
+
+    def __init__(self, store: Store, settings: AuthSettings, clock_ms: Callable[[], int],
+                 now: Callable[[], float] = trio.current_time) -> None:
+        self._store = store
+        self._clock_ms = clock_ms
+        self._now = now
+        self._session_ms = int(settings.session_hours * 3_600_000)
+        self._cache_s = settings.cache_s
+        self._cache_entries = settings.cache_entries
+        self._cache: OrderedDict[bytes, tuple[float, Verified]] = OrderedDict()
+        self.lockout = Lockout(LockoutRule(settings.slow_after, settings.slow_s, settings.lock_after, settings.lock_s), now)
+
+    async def _read(self, query: Awaitable[T]) -> T:
+        try:
+            return await query
+        except Exception as exc:
+            if not retryable(exc):
+                raise
+            raise _unavailable(exc) from exc
+
+    async def login(self, name: str, password: str, source: str) -> Session:
+        wait = self.lockout.wait_s(name)
+        if wait > 0:
+            locked = self.lockout.locked(name)
+            raise LoginRefused(f"too many failed logins: {'locked' if locked else 'slowed down'}, try again in "
+                               f"{math.ceil(wait)} s", wait)
+        # a name no account can have is not looked up (nor is a NUL sent to PostgreSQL),
+        # but costs the same Argon2 time as any other wrong name
+        row = await self._read(self._store.account(name)) if valid_name(name) else None
+        stored = row["password_hash"] if row is not None and row["enabled"] else None
+        if not await trio.to_thread.run_sync(password_matches, stored, password):
+            self.lockout.failed(name)
+            raise LoginRefused("wrong name or password")
+        assert row is not None  # a hash matched
+        self.lockout.succeeded(name)
+        secret, csrf = new_session_secret(), new_csrf_token()
+        now_ms = self._clock_ms()
+        expires_ms = now_ms + self._session_ms
+        await self._read(self._store.start_session(row["id"], secret_hash(secret), csrf, source, ms_to_datetime(now_ms),
+                                                   ms_to_datetime(expires_ms)))
+        verified = Verified(principal_of(row, "session"), csrf, expires_ms)
+        self._remember(secret_hash(secret), verified)
+        return Session(secret, verified)
+
+    async def session(self, secret: str) -> Verified | None:
+        key = secret_hash(secret)
+        found = self._cached(key)
+        if found is None:
+            row = await self._read(self._store.session(key, ms_to_datetime(self._clock_ms())))
+            if row is None:
+                return None
+            found = Verified(principal_of(row, "session"), row["csrf"], datetime_to_ms(row["expires_at"]))
+            self._remember(key, found)
+        if found.expires_at_ms is not None and found.expires_at_ms <= self._clock_ms():
+            self._cache.pop(key, None)
+            return None
+        return found
+
+    async def token(self, secret: str) -> Verified | None:
+        key = secret_hash(secret)
+        found = self._cached(key)
+        if found is None:
+            row = await self._read(self._store.token(key))
+            if row is None:
+                return None
+            found = Verified(principal_of(row, "token"))
+            self._remember(key, found)
+        return found
+
+    async def logout(self, secret: str) -> bool:
+        key = secret_hash(secret)
+        self._cache.pop(key, None)
+        return await self._read(self._store.end_session(key))
+
+    async def change_password(self, name: str, current: str, new: str) -> None:
+        row = await self._read(self._store.account(name))
+        stored = row["password_hash"] if row is not None and row["enabled"] else None
+        if not await trio.to_thread.run_sync(password_matches, stored, current):
+            raise LoginRefused("'current' is not the account's password")
+        assert row is not None
+        try:
+            hashed = await trio.to_thread.run_sync(hash_password, new)
+        except WeakPassword as exc:
+            raise ValueError(str(exc)) from None
+        await self._read(self._store.set_password(name, hashed))
+        for key, (_, verified) in list(self._cache.items()):  # the sessions just ended, here at once
+            if verified.principal.account_id == row["id"] and verified.principal.via == "session":
+                del self._cache[key]
+
+    def _cached(self, key: bytes) -> Verified | None:
+        entry = self._cache.get(key)
+        if entry is None:
+            return None
+        until, verified = entry
+        if until <= self._now():
+            del self._cache[key]
+            return None
+        self._cache.move_to_end(key)
+        return verified
+
+    def _remember(self, key: bytes, verified: Verified) -> None:
+        if self._cache_s <= 0:
+            return
+        self._cache[key] = (self._now() + self._cache_s, verified)
+        self._cache.move_to_end(key)
+        while len(self._cache) > self._cache_entries:
+            self._cache.popitem(last=False)
 
 
 class StoreAudit:
@@ -126,8 +282,16 @@ def map_settings(settings: Settings) -> MapSettings:
                        ws_snapshot_devices=web.ws_snapshot_devices, ws_max_unsent_bytes=web.ws_max_unsent_bytes)
 
 
+def auth_settings(settings: Settings) -> WebAuthSettings:
+    auth = settings.auth
+    return WebAuthSettings(session_s=auth.session_hours * 3600.0, cookie_secure=auth.cookie_secure,
+                           metrics_token=auth.metrics_token)
+
+
 def web_context(settings: Settings, *, clock_ms: Callable[[], int], store: Store, index: GridIndex, live: LiveState,
                 hub: Hub, metrics: Metrics, grids: dict[str, Any], healthy: Callable[[], tuple[bool, str]],
-                locate: Locate, patrol: Patrol | None) -> WebContext:
+                locate: Locate, patrol: Patrol | None, accounts: StoreAccounts | None = None) -> WebContext:
+    """``accounts``: default, the store's with trio's clock for the lockout and the cache."""
     return WebContext(map_settings(settings), clock_ms, StoreRecords(store), index, live, HubFeed(hub, live), metrics, grids,
-                      healthy=healthy, locate=locate, patrol=patrol, audit=StoreAudit(store))
+                      healthy=healthy, locate=locate, patrol=patrol, audit=StoreAudit(store),
+                      accounts=accounts or StoreAccounts(store, settings.auth, clock_ms), auth=auth_settings(settings))

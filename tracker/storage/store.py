@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -66,11 +67,35 @@ async def _writer_codecs(con: asyncpg.Connection) -> None:
 
 
 def _json_or_null(value: object) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False, default=str, sort_keys=True)
+    """``value`` as the text of a jsonb (see ``_storable``)."""
+    return None if value is None else json.dumps(_storable(value), ensure_ascii=False, default=str, sort_keys=True)
+
+
+def _storable(value: object) -> object:
+    """What a client sent, as PostgreSQL will take it: NaN and Infinity (which Python writes
+    and json refuses) as their names, and NUL characters (which text and jsonb refuse) as
+    U+FFFD."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, dict):
+        return {_text(str(key)): _storable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_storable(item) for item in value]
+    return value
+
+
+def _text(value: str) -> str:
+    return value.replace("\x00", "\ufffd")
 
 
 class StoreError(RuntimeError):
     """The database refused an operation the service relies on."""
+
+
+class AccountExists(ValueError):
+    """An account of that name exists already."""
 
 
 def migrations() -> list[tuple[int, str, str]]:
@@ -391,8 +416,8 @@ class Store:
         return await self._on_connection(lambda con: con.fetchval(
             "INSERT INTO audit (actor, role, scope, source, action, target, outcome, before, after, detail)"
             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10) RETURNING id",
-            entry.actor, entry.role, entry.scope, entry.source, entry.action, entry.target, entry.outcome,
-            _json_or_null(entry.before), _json_or_null(entry.after), entry.detail))
+            _text(entry.actor), entry.role, entry.scope, _text(entry.source), entry.action, _text(entry.target),
+            entry.outcome, _json_or_null(entry.before), _json_or_null(entry.after), _text(entry.detail)))
 
     async def audit_entries(self, *, actor: str | None = None, action: str | None = None, target: str | None = None,
                             before_id: int | None = None, limit: int = 100) -> list[asyncpg.Record]:
@@ -402,6 +427,100 @@ class Store:
             "SELECT * FROM audit WHERE ($1::text IS NULL OR actor = $1) AND ($2::text IS NULL OR action LIKE $2 || '%')"
             " AND ($3::text IS NULL OR target = $3) AND ($4::bigint IS NULL OR id < $4) ORDER BY id DESC LIMIT $5",
             actor, action, target, before_id, limit))
+
+    # --- accounts -------------------------------------------------------------------
+    # Accounts, browser sessions and API tokens (migration 0007). Secrets arrive hashed.
+
+    async def add_account(self, name: str, role: str, district: str | None, password_hash: str,
+                          device: str | None = None) -> int:
+        """A new account; raises ``AccountExists`` when the name is taken."""
+        try:
+            return await self._on_connection(lambda con: con.fetchval(
+                "INSERT INTO accounts (name, role, district, device, password_hash) VALUES ($1, $2, $3, $4, $5)"
+                " RETURNING id", name, role, district, device, password_hash))
+        except asyncpg.UniqueViolationError:
+            raise AccountExists(f"an account named {name!r} exists") from None
+
+    async def account(self, name: str) -> asyncpg.Record | None:
+        return await self._on_connection(lambda con: con.fetchrow("SELECT * FROM accounts WHERE name = $1", name))
+
+    async def accounts(self) -> list[asyncpg.Record]:
+        return await self._on_connection(lambda con: con.fetch(
+            "SELECT a.*, (SELECT count(*) FROM api_tokens t WHERE t.account_id = a.id AND t.revoked_at IS NULL)"
+            " AS tokens FROM accounts a ORDER BY a.name"))
+
+    async def set_account_enabled(self, name: str, enabled: bool) -> asyncpg.Record | None:
+        """Enable or disable; the account as it was before, None when there is none.
+        Disabling also ends its sessions (its tokens stay, refused while it is disabled)."""
+
+        async def work(con: asyncpg.Connection) -> asyncpg.Record | None:
+            before = await con.fetchrow("SELECT * FROM accounts WHERE name = $1 FOR UPDATE", name)
+            if before is not None:
+                await con.execute("UPDATE accounts SET enabled = $2 WHERE id = $1", before["id"], enabled)
+                if not enabled:
+                    await con.execute("UPDATE sessions SET ended_at = now() WHERE account_id = $1 AND ended_at IS NULL",
+                                      before["id"])
+            return before
+
+        return await self._on_connection(work, transaction=True)
+
+    async def set_password(self, name: str, password_hash: str) -> int | None:
+        """Change the password and end every session of the account; its id, None when
+        there is none."""
+
+        async def work(con: asyncpg.Connection) -> int | None:
+            account_id = await con.fetchval("UPDATE accounts SET password_hash = $2, password_at = now() WHERE name = $1"
+                                            " RETURNING id", name, password_hash)
+            if account_id is not None:
+                await con.execute("UPDATE sessions SET ended_at = now() WHERE account_id = $1 AND ended_at IS NULL",
+                                  account_id)
+            return account_id
+
+        return await self._on_connection(work, transaction=True)
+
+    async def start_session(self, account_id: int, secret_hash: bytes, csrf: str, source: str, created_at: datetime,
+                            expires_at: datetime) -> int:
+        return await self._on_connection(lambda con: con.fetchval(
+            "INSERT INTO sessions (secret_hash, account_id, csrf, source, created_at, expires_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            secret_hash, account_id, csrf, source, created_at, expires_at))
+
+    async def session(self, secret_hash: bytes, now: datetime) -> asyncpg.Record | None:
+        """The live session of this secret with its account (enabled), else None."""
+        return await self._on_connection(lambda con: con.fetchrow(
+            "SELECT s.id AS session_id, s.csrf, s.expires_at, a.id, a.name, a.role, a.district, a.device"
+            " FROM sessions s JOIN accounts a ON a.id = s.account_id"
+            " WHERE s.secret_hash = $1 AND s.ended_at IS NULL AND s.expires_at > $2 AND a.enabled",
+            secret_hash, now))
+
+    async def end_session(self, secret_hash: bytes) -> bool:
+        return bool(await self._on_connection(lambda con: con.fetchval(
+            "UPDATE sessions SET ended_at = now() WHERE secret_hash = $1 AND ended_at IS NULL RETURNING id",
+            secret_hash)))
+
+    async def add_token(self, account_id: int, secret_hash: bytes, label: str) -> int:
+        return await self._on_connection(lambda con: con.fetchval(
+            "INSERT INTO api_tokens (secret_hash, account_id, label) VALUES ($1, $2, $3) RETURNING id",
+            secret_hash, account_id, label))
+
+    async def token(self, secret_hash: bytes) -> asyncpg.Record | None:
+        """The unrevoked token of this secret with its account (enabled), else None."""
+        return await self._on_connection(lambda con: con.fetchrow(
+            "SELECT t.id AS token_id, a.id, a.name, a.role, a.district, a.device"
+            " FROM api_tokens t JOIN accounts a ON a.id = t.account_id"
+            " WHERE t.secret_hash = $1 AND t.revoked_at IS NULL AND a.enabled", secret_hash))
+
+    async def revoke_token(self, token_id: int) -> asyncpg.Record | None:
+        """Revoke; the token (id, label, account name and id) as it was, None when there is
+        none or it was revoked already."""
+        return await self._on_connection(lambda con: con.fetchrow(
+            "UPDATE api_tokens t SET revoked_at = now() FROM accounts a"
+            " WHERE t.id = $1 AND t.revoked_at IS NULL AND a.id = t.account_id"
+            " RETURNING t.id, t.label, t.account_id, a.name", token_id))
+
+    async def tokens(self, account_id: int) -> list[asyncpg.Record]:
+        return await self._on_connection(lambda con: con.fetch(
+            "SELECT id, label, created_at, revoked_at FROM api_tokens WHERE account_id = $1 ORDER BY id", account_id))
 
     # --- alarm state ----------------------------------------------------------------
 

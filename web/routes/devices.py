@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 
 from protocols.epoch import datetime_to_ms, ms_to_datetime
 from protocols.model import DEVICE_ID
+from web.audit import audited
 from web.context import WebContext, context
 from web.params import error, time_param
 
@@ -67,9 +68,11 @@ async def locate(request: Request) -> Response:
     try:
         sent = await ctx.locate(device_id)
     except trio.BrokenResourceError as exc:
+        await audited(request, "device.locate", device_id, outcome="failed", detail=str(exc) or "link down")
         return error(503, str(exc) or "the device's link is down")
     if sent is None:
         return error(404, f"unknown device {device_id!r}")
+    await audited(request, "device.locate", device_id, after=sent)
     return JSONResponse(sent | {"sent": True}, status_code=202)
 
 

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from geofence.plan import PlanError
+from web.audit import audited
 from web.context import PatrolEngine, context
 from web.params import error, json_body
 
@@ -37,10 +38,13 @@ async def plan_put(request: Request) -> Response:
     doc = await json_body(request)
     if not isinstance(doc, dict):
         return error(422, "a patrol plan is a JSON object")
+    before = patrol.plan_version if patrol.plan is not None else None
     try:
         version = await patrol.replace_plan(doc, note="PUT /api/patrol/plan")
     except PlanError as exc:
+        await audited(request, "plan.replace", "patrol plan", before={"version": before}, outcome="refused", detail=str(exc))
         return error(422, f"body: {exc}")
+    await audited(request, "plan.replace", "patrol plan", before={"version": before}, after={"version": version})
     return JSONResponse({"version": version}, status_code=200)
 
 
@@ -52,8 +56,13 @@ async def plan_exception(request: Request) -> Response:
     item = await json_body(request)
     if not isinstance(item, dict):
         return error(422, "a plan exception is a JSON object")
+    before = patrol.plan_version
     try:
         version = await patrol.replace_plan(patrol.plan.with_exception(item).to_dict(), note=f"exception {item.get('type')}")
     except PlanError as exc:
+        await audited(request, "plan.exception", "patrol plan", before={"version": before}, after={"exception": item},
+                      outcome="refused", detail=str(exc))
         return error(422, f"body: {exc}")
+    await audited(request, "plan.exception", "patrol plan", before={"version": before},
+                  after={"version": version, "exception": item})
     return JSONResponse({"version": version}, status_code=201)

@@ -25,7 +25,16 @@ const MAX_FOCUS_ZOOM = 18;
 // labels do not touch the map's border.
 const FIT_MARGIN_PX = 24;
 
+const ROLE_NAMES = {
+  admin: ['管理员', 'Administrator'],
+  commander: ['指挥员', 'Commander'],
+  supervisor: ['监督员', 'Supervisor'],
+  viewer: ['查看员', 'Viewer'],
+  collector: ['采集员', 'Collector'],
+};
+
 const state = {
+  user: null,
   devices: new Map(),
   gridsLoaded: false,
   wsState: 'idle',
@@ -35,6 +44,7 @@ const state = {
 };
 
 window.gridwatch = Object.freeze({
+  get user() { return state.user; },
   get devices() { return state.devices; },
   get gridsLoaded() { return state.gridsLoaded; },
   get wsState() { return state.wsState; },
@@ -249,8 +259,13 @@ function tick() {
   renderConnectionText();
 }
 
+function toLogin() {
+  window.location.replace('/login');
+}
+
 async function getJSON(path) {
   const response = await fetch(path, { headers: { Accept: 'application/json' } });
+  if (response.status === 401) toLogin(); // the session ended (logout elsewhere, expiry, account disabled)
   if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
   return toDisplay(await response.json());
 }
@@ -268,11 +283,53 @@ function showDistricts(config) {
   }
 }
 
+// Who is logged in: null (and off to the login page) without a session.
+async function loadUser() {
+  const response = await fetch('/api/session', { headers: { Accept: 'application/json' } });
+  if (response.status === 401) {
+    toLogin();
+    return null;
+  }
+  if (!response.ok) throw new Error(`/api/session: HTTP ${response.status}`);
+  return response.json();
+}
+
+function showUser(user) {
+  const [zh, en] = ROLE_NAMES[user.role] || [user.role, user.role];
+  $('gw-user-name').textContent = user.account;
+  $('gw-user-role').textContent = zh;
+  $('gw-user-role').title = en;
+  $('gw-user-scope').textContent = user.scope === 'city' ? '全市' : `辖区 ${user.scope}`;
+  $('gw-user-scope').title = user.scope === 'city' ? 'Scope: the whole city' : `Scope: district ${user.scope}`;
+  $('gw-user').hidden = false;
+  $('gw-logout').addEventListener('click', logOut);
+}
+
+async function logOut() {
+  try {
+    await fetch('/api/session', {
+      method: 'DELETE',
+      headers: { Accept: 'application/json', 'X-CSRF-Token': state.user ? state.user.csrf || '' : '' },
+    });
+  } finally {
+    toLogin();
+  }
+}
+
 function validCenter(center) {
   return Array.isArray(center) && center.length === 2 && center.every(Number.isFinite);
 }
 
 async function boot() {
+  state.user = await loadUser();
+  if (!state.user) return;
+  showUser(state.user);
+  if (state.user.role === 'collector') {
+    // the map's data is for the desk roles; a collector's account sees its own device
+    // through the API (/api/devices/{id}) and nothing else
+    showBanner('采集员账号仅可查看本人设备，指挥地图不对其开放 (collector accounts see their own device only)');
+    return;
+  }
   let config = {};
   try {
     config = await getJSON('/api/config');
@@ -352,7 +409,7 @@ async function boot() {
   }
 
   chart.start(Date.now());
-  new LiveFeed(liveFeedUrl(window.location), { onFrame, onState: showConnection }).start();
+  new LiveFeed(liveFeedUrl(window.location), { onFrame, onState: showConnection, onDenied: toLogin }).start();
   setInterval(tick, 1000);
 }
 

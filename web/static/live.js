@@ -13,11 +13,14 @@ export function liveFeedUrl(location) {
   return `${scheme}//${location.host}/ws`;
 }
 
+const POLICY_VIOLATION = 1008; // the server's answer to a socket without a valid session
+
 export class LiveFeed {
-  constructor(url, { onFrame, onState }) {
+  constructor(url, { onFrame, onState, onDenied = () => {} }) {
     this.url = url;
     this.onFrame = onFrame;
     this.onState = onState;
+    this.onDenied = onDenied;
     this.socket = null;
     this.failures = 0;
     this.retryAt = null;
@@ -64,9 +67,15 @@ export class LiveFeed {
       }
       this.onFrame(frame);
     });
-    socket.addEventListener('close', () => {
+    socket.addEventListener('close', (event) => {
       if (this.socket !== socket) return;
       this.socket = null;
+      if (event.code === POLICY_VIOLATION) {
+        // not logged in (any more): reconnecting cannot help
+        this.setState('closed');
+        this.onDenied(event.reason);
+        return;
+      }
       this.scheduleReconnect();
     });
   }

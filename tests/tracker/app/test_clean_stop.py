@@ -48,6 +48,9 @@ def publish_paced(broker: Mosquitto, base_ms: int, per_s: float) -> None:
         client.loop_stop()
 
 
+METRICS_TOKEN = "clean-stop-" + "m" * 24  # the service's [auth] metrics_token
+
+
 async def metric(http: httpx.AsyncClient, name: str) -> float:
     for line in (await http.get("/metrics")).text.splitlines():
         if line.startswith(name + " "):
@@ -76,10 +79,12 @@ async def test_sigterm_stores_and_acknowledges_what_it_received_so_the_next_run_
         env.update({"TRACKER_DATABASE__DSN": settings.database.dsn, "TRACKER_MQTT__HOST": "127.0.0.1",
                     "TRACKER_MQTT__PORT": str(broker.port), "TRACKER_MQTT__QOS": "1",
                     "TRACKER_MQTT__PASSWORD": BROKER_USERS["gridwatch"], "TRACKER_MQTT__CLIENT_ID": settings.mqtt.client_id,
-                    "TRACKER_WEB__PORT": str(port), "TRACKER_JT808__PORT": "0", "TRACKER_LOG__LEVEL": "WARNING"})
+                    "TRACKER_WEB__PORT": str(port), "TRACKER_JT808__PORT": "0", "TRACKER_LOG__LEVEL": "WARNING",
+                    "TRACKER_AUTH__METRICS_TOKEN": METRICS_TOKEN})
         serve = functools.partial(trio.run_process, [sys.executable, "-m", "tracker", "serve"], cwd=REPO, env=env, check=False)
         base = int(time.time() * 1000) - 3_600_000
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10,
+                                     headers={"Authorization": f"Bearer {METRICS_TOKEN}"}) as http:
             with open(tmp_path / "err1", "wb") as err:
                 first = await nursery.start(functools.partial(serve, stderr=err))
                 await until_healthy(http, first)

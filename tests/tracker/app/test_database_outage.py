@@ -17,7 +17,7 @@ import httpx
 import msgpack
 import trio
 
-from tests.harness import BROKER_USERS, DEMO_CITY, LAT, LON, REPO, start_service, store_task
+from tests.harness import BROKER_USERS, DEMO_CITY, LAT, LON, REPO, auth_headers, start_service, store_task
 from tests.helpers import apublish, wait_for
 from tracker.app.service import import_grids, run_service
 from tracker.devcity.starters import free_port
@@ -58,7 +58,7 @@ async def test_fixes_published_through_a_ten_second_outage_are_all_stored_once(s
     total, burst = 600, 20
     async with trio.open_nursery() as nursery:
         store, running = await start_service(nursery, settings)
-        async with httpx.AsyncClient(base_url=running.url, timeout=10) as http:
+        async with httpx.AsyncClient(base_url=running.url, timeout=10, headers=await auth_headers(store)) as http:
             assert await health(http) == (200, "ok")
 
             async def publish_all() -> None:
@@ -99,6 +99,7 @@ async def test_serve_started_with_the_database_down_waits_for_it_then_serves(bro
     async with trio.open_nursery() as nursery:
         store = await nursery.start(store_task, pg.dsn)
         await import_grids(store, str(DEMO_CITY), 12)
+        headers = await auth_headers(store)
         nursery.cancel_scope.cancel()
     await trio.to_thread.run_sync(pg.stop)
     port = free_port()
@@ -111,7 +112,7 @@ async def test_serve_started_with_the_database_down_waits_for_it_then_serves(bro
         async with trio.open_nursery() as nursery:
             process = await nursery.start(functools.partial(trio.run_process, [sys.executable, "-m", "tracker", "serve"], cwd=REPO,
                                                             env=env, stdout=out, stderr=err, check=False))
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10, headers=headers) as http:
                 # "starting" until its first attempt at the database has failed, then the reason
                 answers: list[tuple[int, str]] = []
 

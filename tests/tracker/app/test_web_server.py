@@ -14,7 +14,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from tests.harness import start_service
+from tests.harness import auth_headers, start_service
 from tests.web.raw_wire import client_frame, open_websocket
 from tracker.app.web_server import serve_web, web_config
 from tracker.metrics import Metrics
@@ -77,10 +77,10 @@ async def test_misbehaving_websocket_clients_leave_the_service_serving(settings,
              client_frame(PING, b"x" * 200),  # a control frame over 125 bytes
              ]
     async with trio.open_nursery() as nursery:
-        _store, running = await start_service(nursery, settings)
+        store, running = await start_service(nursery, settings)
         for _round in range(3):
             for frames in abuse:
-                stream = await open_websocket(running.url)
+                stream = await open_websocket(running.url, await auth_headers(store))
                 try:
                     await stream.send_all(frames)
                     with trio.move_on_after(0.2):
@@ -88,7 +88,7 @@ async def test_misbehaving_websocket_clients_leave_the_service_serving(settings,
                 except trio.BrokenResourceError:
                     pass
                 await stream.aclose()
-        async with httpx.AsyncClient(base_url=running.url, timeout=10) as http:
+        async with httpx.AsyncClient(base_url=running.url, timeout=10, headers=await auth_headers(store)) as http:
             health = (await http.get("/healthz")).status_code
             devices = (await http.get("/api/devices")).status_code
         nursery.cancel_scope.cancel()

@@ -11,7 +11,7 @@ import httpx
 import msgpack
 import trio
 
-from tests.harness import LAT, LON, start_service
+from tests.harness import LAT, LON, auth_headers, start_service
 from tests.helpers import apublish, wait_for
 
 
@@ -42,7 +42,7 @@ async def test_bad_payloads_are_counted_logged_and_do_not_stop_ingest(settings, 
         store, running = await start_service(nursery, settings)
         await apublish(broker, [*bad, (topic.format("c0199"), mixed_batch), (topic.format("c0200"), msgpack.packb(good))])
         await wait_for(lambda: running.pipeline.metrics.get("gridwatch_persisted_total") >= 3)
-        async with httpx.AsyncClient(base_url=running.url) as http:
+        async with httpx.AsyncClient(base_url=running.url, headers=await auth_headers(store)) as http:
             text = (await http.get("/metrics")).text
             letters = (await http.get("/api/dead-letters")).json()["dead_letters"]
         rows = await store.fetch("SELECT device, seq FROM pings ORDER BY device, seq")

@@ -15,7 +15,7 @@ import trio
 from h3.api import basic_int as h3
 from websockets.trio.client import connect as ws_connect
 
-from tests.harness import DEMO_CITY, ws_url
+from tests.harness import DEMO_CITY, auth_headers, ws_url
 from tests.helpers import apublish, wait_for
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -73,7 +73,7 @@ async def test_a_backlog_uploaded_after_an_outage_withdraws_the_alerts_it_dispro
         await store.save_plan(plan(grids))
         running = await nursery.start(lambda task_status: run_service(settings, store, clock_ms=lambda: now[0], task_status=task_status))
         patrol = running.patrol
-        async with ws_connect(ws_url(running)) as ws:
+        async with ws_connect(ws_url(running), additional_headers=await auth_headers(store)) as ws:
             await ws.recv()
             # 08:00–08:30: the first half of the grids, live
             first = walk(cells_by_grid, grids[:6], at("08:00"), 20_000)
@@ -101,7 +101,7 @@ async def test_a_backlog_uploaded_after_an_outage_withdraws_the_alerts_it_dispro
             with trio.move_on_after(2):
                 while len([f for f in frames if f.get("type") == "alert"]) < 9 + len(resolved):
                     frames.append(json.loads(await ws.recv()))
-        async with httpx.AsyncClient(base_url=running.url) as http:
+        async with httpx.AsyncClient(base_url=running.url, headers=await auth_headers(store)) as http:
             still_open = (await http.get("/api/alerts?open=1")).json()["alerts"]
             everything = (await http.get("/api/alerts")).json()["alerts"]
             report = (await http.get(f"/api/reports/coverage?date={DAY}")).json()

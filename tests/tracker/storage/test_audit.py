@@ -3,6 +3,8 @@ read newest first and filtered; the database refuses to update, delete or trunca
 
 from __future__ import annotations
 
+import json
+
 import asyncpg
 import pytest
 import trio_asyncio
@@ -25,6 +27,17 @@ async def test_entries_are_appended_and_read_back_newest_first_with_their_state(
         assert rows[1]["source"] == "10.0.0.7:5123" and rows[1]["scope"] == "city"
         assert [r["actor"] for r in await store.audit_entries(action="login")] == ["zhang", "ops"]
         assert [r["id"] for r in await store.audit_entries(before_id=second)] == [first]
+
+
+async def test_what_a_client_sent_is_kept_even_with_nan_infinity_or_nul_characters(database):
+    async with open_store(database) as store:
+        await store.append_audit(AuditEntry(actor="li\x00", action="plan.exception", outcome="refused", target="t\x00",
+                                            detail="bad \x00 day", source="10.0.0.1:1",
+                                            after={"exception": {"day": float("inf"), "n": [float("nan"), 1.5],
+                                                                 "k\x00": "v\x00"}}))
+        (row,) = await store.audit_entries()
+    assert json.loads(row["after"]) == {"exception": {"day": "inf", "n": ["nan", 1.5], "k\ufffd": "v\ufffd"}}
+    assert (row["actor"], row["target"], row["detail"]) == ("li\ufffd", "t\ufffd", "bad \ufffd day")
 
 
 @pytest.mark.parametrize("statement", [
