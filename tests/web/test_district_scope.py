@@ -6,6 +6,7 @@ each principal (tests/web/access.py), as authentication will have it."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -42,9 +43,20 @@ EVERYONE = {ANNING: ANNING_COMMANDER, QILIHE: QILIHE_COMMANDER, None: CITY_COMMA
 
 
 @asynccontextmanager
-async def clients(running) -> AsyncIterator[dict[str | None, httpx.AsyncClient]]:
-    """An HTTP client of the service's web application per principal: Anning's, Qilihe's, the city's (None)."""
-    app = create_app(running.web)
+async def clients(running, locates: list[str] | None = None) -> AsyncIterator[dict[str | None, httpx.AsyncClient]]:
+    """An HTTP client of the service's web application per principal: Anning's, Qilihe's,
+    the city's (None). ``locates``: the devices the application asked the downlink to
+    reach, in order."""
+    ctx = running.web
+    if locates is not None:
+        downlink = ctx.locate
+
+        async def locate(device: str) -> dict[str, Any] | None:
+            locates.append(device)
+            return await downlink(device)
+
+        ctx = dataclasses.replace(ctx, locate=locate)
+    app = create_app(ctx)
     out = {}
     try:
         for key, who in EVERYONE.items():
@@ -81,7 +93,8 @@ async def test_every_route_answers_the_callers_district_only(settings, broker, t
         store, running = await start_two_districts(nursery, settings, tmp_path)
         await ingest_both_districts(broker, running, store)
         got: dict[str | None, dict[str, Any]] = {}
-        async with clients(running) as http:
+        locates: list[str] = []
+        async with clients(running, locates) as http:
             for key, client in http.items():
                 answers: dict[str, Any] = {}
                 for name, path in (("devices", "/api/devices"), ("grids", "/api/grids"), ("components", "/api/components"),
@@ -134,6 +147,8 @@ async def test_every_route_answers_the_callers_district_only(settings, broker, t
     assert (got[ANNING]["device c1001"], got[ANNING]["device c3001"], got[ANNING]["device v3001"]) == (200, 404, 404)
     assert got[ANNING]["track c3001"].status_code == 404
     assert got[ANNING]["locate v3001"] == 404
+    assert locates == ["v3001", "v3001"]  # Qilihe's and the city's: Anning's request never reached the downlink
+    assert got[QILIHE]["locate v3001"] == 202
     assert got[ANNING]["qilihe_components"]["components"] == []
     assert (got[QILIHE]["device c1001"], got[QILIHE]["device c3001"]) == (404, 200)
     assert (got[None]["device c1001"], got[None]["device c3001"]) == (200, 200)
