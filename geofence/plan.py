@@ -18,6 +18,14 @@ One document, read from and written to JSON by the CLI and the API, stored in Po
 
 The city-wide default rule comes from ``[patrol]`` in config.toml; ``rules.areas`` holds
 per-area exceptions. Collectors are identified by their handset's device id.
+
+Districts: a responsibility area lies in one district (its grids' codes all begin with the
+same 6-digit district code; a plan that mixes them is refused). A collector is a district's
+when every shift of theirs is in its areas. An exception is a district's when everything
+it names (collectors, areas) is; a holiday or a make-up day names nothing and applies to
+the whole city. ``scoped(district)`` is the part of the plan a district account sees;
+``owned_by(item, district)`` decides whether it may add an exception. Only city accounts
+replace the whole plan or add the city-wide exceptions.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from geofence.territory import CoverageRule, CoverageRules, Territory
 
 GRID = re.compile(r"^\d{15}$")
 _EXCEPTIONS = {"holiday", "makeup", "leave", "swap", "reassign", "extra"}
+_CITY_WIDE = {"holiday", "makeup"}  # exceptions that name no collector or area
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
@@ -47,6 +56,47 @@ class PatrolPlan:
     shifts: tuple[Shift, ...] = ()
     exceptions: tuple[Any, ...] = ()
     area_rules: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    # --- districts --------------------------------------------------------------------
+
+    def area_district(self, area: str) -> str | None:
+        """The district an area lies in (None for an area the plan does not hold)."""
+        found = self.areas.get(area)
+        return found[1][0][:6] if found else None
+
+    def district_areas(self, district: str) -> set[str]:
+        return {area for area in self.areas if self.area_district(area) == district}
+
+    def district_collectors(self, district: str) -> set[str]:
+        """Collectors every shift of whom is in ``district``."""
+        districts: dict[str, set[str | None]] = {}
+        for s in self.shifts:
+            districts.setdefault(s.collector, set()).add(self.area_district(s.area))
+        return {who for who, found in districts.items() if found == {district}}
+
+    def owned_by(self, item: Mapping[str, Any], district: str) -> bool:
+        """Whether an exception (as a plan document holds it) names only collectors and
+        areas of ``district``, and at least one of them: city-wide ones (holidays,
+        make-up days) are no district's."""
+        collectors = [item[k] for k in ("collector", "giver", "taker") if isinstance(item.get(k), str)]
+        areas = [item["area"]] if isinstance(item.get("area"), str) else []
+        if not collectors and not areas:
+            return False
+        mine = self.district_collectors(district)
+        return all(c in mine for c in collectors) and all(self.area_district(a) == district for a in areas)
+
+    def scoped(self, district: str | None) -> PatrolPlan:
+        """The part of the plan ``district`` sees (None: all of it): its areas, the shifts
+        in them, the exceptions that are its own or the whole city's, its areas' rules."""
+        if district is None:
+            return self
+        doc = self.to_dict()
+        areas = self.district_areas(district)
+        doc["areas"] = {a: body for a, body in doc["areas"].items() if a in areas}
+        doc["shifts"] = [s for s in doc["shifts"] if s["area"] in areas]
+        doc["exceptions"] = [e for e in doc["exceptions"] if e["type"] in _CITY_WIDE or self.owned_by(e, district)]
+        doc["rules"] = {"areas": {a: r for a, r in doc["rules"]["areas"].items() if a in areas}}
+        return PatrolPlan.from_dict(doc)
 
     def schedule(self) -> Schedule:
         return Schedule(self.shifts, self.exceptions, self.zone)
@@ -82,6 +132,8 @@ class PatrolPlan:
             grids = body.get("grids")
             if not isinstance(grids, list) or not grids or not all(isinstance(g, str) and GRID.match(g) for g in grids):
                 raise PlanError(f"areas.{area}.grids must be a non-empty list of 15-digit grid codes")
+            if len({g[:6] for g in grids}) > 1:
+                raise PlanError(f"areas.{area}.grids: an area lies in one district, got grids of {sorted({g[:6] for g in grids})}")
             areas[str(area)] = (str(body.get("name") or area), tuple(grids))
         shifts = []
         for n, s in enumerate(_list(doc.get("shifts", []), "shifts")):

@@ -26,7 +26,9 @@ def day_bounds(plan: PatrolPlan, day: date) -> tuple[int, int]:
 
 
 def coverage_report(plan: PatrolPlan, cover: dict[int, str], rules: CoverageRules, fixes: Iterable[Placed], day: date,
-                    now_ms: int) -> dict:
+                    now_ms: int, district: str | None = None) -> dict:
+    """The day's coverage; ``district``: its grids only (the plan given is the district's
+    part already, see ``PatrolPlan.scoped``)."""
     schedule = plan.schedule()
     state = CoverageState(schedule, plan.territory(cover))
     last_visit: dict[str, int] = {}
@@ -57,7 +59,10 @@ def coverage_report(plan: PatrolPlan, cover: dict[int, str], rules: CoverageRule
             row["covered"] += 0 if g.shortfalls(rule) else 1
             row["passes"] += g.passes
             row["visits"] += g.visits
-    grids = [{"grid": code, "last_visit": last_visit.get(code), **per_grid[code]} for code in sorted(set(cover.values()))]
+    codes = sorted(set(cover.values()))
+    if district is not None:
+        codes = [code for code in codes if code.startswith(district)]
+    grids = [{"grid": code, "last_visit": last_visit.get(code), **per_grid[code]} for code in codes]
     communities = _rollup(grids, 12)
     streets = _rollup(grids, 9)
     return {"date": day.isoformat(), "collectors": collectors, "grids": grids, "communities": communities, "streets": streets,

@@ -1,7 +1,8 @@
 """``/ws``: the live feed of the command map, one WebSocket per client.
 
-The stream is server → client: a snapshot of every device, in frames of at most
-``[web] ws_snapshot_devices`` devices, then delta frames, alerts and alarms as the
+The stream is server → client, scoped to the caller's district (a city account's: the
+whole city): a snapshot of every device of it, in frames of at most
+``[web] ws_snapshot_devices`` devices, then delta frames, alerts and alarms of it as the
 service's fan-out hands them over. The client may only send small JSON control messages
 (``{"type": "ping"}``, ignored). A socket ends in one of three ways: the client leaves; the
 client sends anything else (closed with 1003); or the client falls behind (closed with
@@ -23,6 +24,7 @@ import trio
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from web.context import FeedTooSlow, Subscription, context
+from web.principal import principal
 
 MAX_CONTROL_CHARS = 4096
 UNSUPPORTED_DATA = 1003
@@ -64,8 +66,9 @@ class Outbox:
 
 async def live_feed(websocket: WebSocket) -> None:
     ctx = context(websocket)
+    who = principal(websocket)
     await websocket.accept()
-    subscription = ctx.feed.subscribe()
+    subscription = ctx.feed.subscribe(who.district)
     outcome: list[Close] = []
     outbox = Outbox(ctx.settings.ws_max_unsent_bytes)
     try:

@@ -18,7 +18,13 @@ async def test_config_names_the_demo_citys_two_districts_and_frames_each(setting
         async with httpx.AsyncClient(base_url=running.url, timeout=10, headers=await auth_headers(store)) as http:
             answer = await http.get("/api/config")
             grids = (await http.get("/api/grids")).json()
+        qilihe_headers = await auth_headers(store, role="supervisor", district="620103")
+        async with httpx.AsyncClient(base_url=running.url, timeout=10, headers=qilihe_headers) as http:
+            district_config = (await http.get("/api/config")).json()
         nursery.cancel_scope.cancel()
+    # a district's account is told of its own district only, so its map frames that
+    assert [d["code"] for d in district_config["districts"]] == ["620103"]
+    assert district_config["district"] == "620103"
     assert answer.status_code == 200
     districts = answer.json()["districts"]
     assert [(d["code"], d["name"], d["grids"]) for d in districts] == [("620103", "七里河区", 192), ("620105", "安宁区", 384)]

@@ -65,23 +65,23 @@ class StoreRecords:
                 raise
             raise _unavailable(exc) from exc
 
-    async def has_device(self, device: str) -> bool:
-        return await self._read(self._store.has_device(device))
+    async def has_device(self, device: str, district: str | None) -> bool:
+        return await self._read(self._store.has_device(device, district))
 
-    async def track(self, device: str, start: datetime, end: datetime, limit: int) -> Sequence[Row]:
-        return await self._read(self._store.track(device, start, end, limit))
+    async def track(self, device: str, start: datetime, end: datetime, limit: int, district: str | None) -> Sequence[Row]:
+        return await self._read(self._store.track(device, start, end, limit, district))
 
     async def dead_letters(self, limit: int) -> Sequence[Row]:
         return await self._read(self._store.dead_letters(limit))
 
-    async def components(self, code_prefix: str, limit: int) -> Sequence[Row]:
-        return await self._read(self._store.components(code_prefix, limit))
+    async def components(self, code_prefix: str, limit: int, district: str | None) -> Sequence[Row]:
+        return await self._read(self._store.components(code_prefix, limit, district))
 
-    async def alarm_events(self, limit: int) -> Sequence[Row]:
-        return await self._read(self._store.alarm_events(limit))
+    async def alarm_events(self, limit: int, district: str | None) -> Sequence[Row]:
+        return await self._read(self._store.alarm_events(limit, district))
 
-    async def patrol_alerts(self, open_only: bool, limit: int) -> Sequence[Row]:
-        return await self._read(self._store.patrol_alerts(open_only, limit))
+    async def patrol_alerts(self, open_only: bool, limit: int, district: str | None) -> Sequence[Row]:
+        return await self._read(self._store.patrol_alerts(open_only, limit, district))
 
     async def audit_entries(self, *, actor: str | None, action: str | None, target: str | None, before_id: int | None,
                             limit: int) -> Sequence[Row]:
@@ -234,15 +234,16 @@ class StoreAudit:
 
 
 class HubSubscription:
-    """One WebSocket client of the hub. Its snapshot holds the ids of the devices live when
-    it joined, not their views: each frame of it is built from the newest views as it is
-    sent, so a client that reads slowly holds one frame, not a copy of the whole map."""
+    """One WebSocket client of the hub, of one district (None: the city). Its snapshot
+    holds the ids of the district's devices live when it joined, not their views: each
+    frame of it is built from the newest views as it is sent, so a client that reads
+    slowly holds one frame, not a copy of the whole map."""
 
-    def __init__(self, hub: Hub, live: LiveState) -> None:
+    def __init__(self, hub: Hub, live: LiveState, district: str | None = None) -> None:
         self._hub = hub
         self._live = live
-        self._client: Client = hub.join()
-        self._devices = list(live.devices)
+        self._client: Client = hub.join(district)
+        self._devices = live.ids(district)
 
     def snapshot_frames(self, devices_per_frame: int) -> Iterator[str]:
         ids, self._devices = self._devices, []
@@ -268,8 +269,8 @@ class HubFeed:
         self._hub = hub
         self._live = live
 
-    def subscribe(self) -> HubSubscription:
-        return HubSubscription(self._hub, self._live)
+    def subscribe(self, district: str | None) -> HubSubscription:
+        return HubSubscription(self._hub, self._live, district)
 
 
 def map_settings(settings: Settings) -> MapSettings:

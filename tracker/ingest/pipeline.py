@@ -355,7 +355,8 @@ class Pipeline:
     async def alarms(self, alarms: list) -> None:
         """Vehicle alarm edges from the JT/T 808 gateway."""
         for a in alarms:
-            self._record_alarm("vehicle", a.device, None, a.name, a.raised, a.t_ms, None, "", a.lat, a.lon)
+            self._record_alarm("vehicle", a.device, None, a.name, a.raised, a.t_ms, None, "", a.lat, a.lon,
+                               self.settings.jt808.district)
 
     def rejected(self, protocol: str, reason: str, raw: bytes, peer: str, device: str | None = None) -> None:
         self._reject(protocol, DecodeError(reason), peer, device, raw, self._clock_ms())
@@ -389,7 +390,7 @@ class Pipeline:
                 self._component_alarm(alarm)
             self._save_sensor_changes()
         for event in routed.events:
-            self.hub.publish_event(event.pop("type"), event)
+            self.hub.publish_event(event.pop("type"), event, event["district"])
         self._bound_devices()
         out.absorb(self._pending)
         self._pending = PersistBatch()
@@ -491,12 +492,29 @@ class Pipeline:
         self._record_alarm("sensor", alarm.device, alarm.component, alarm.kind, alarm.raised, alarm.t_ms, alarm.value, alarm.detail, lat, lon)
 
     def _record_alarm(self, source: str, device: str, component: str | None, kind: str, raised: bool, t_ms: int,
-                      value: float | None, detail: str, lat: float | None, lon: float | None) -> None:
+                      value: float | None, detail: str, lat: float | None, lon: float | None,
+                      device_district: str | None = None) -> None:
+        """``device_district``: the device's, as its transport states it, for a device not
+        live yet (a terminal's first report raises its alarms before its fix is placed)."""
         grid = self.index.cells.get(self.index.cell(lat, lon)) if lat is not None and lon is not None else None
         self._pending.alarms.append((source, device, component, kind, raised, ms_to_datetime(t_ms), value, detail, lat, lon, grid))
         self.metrics.inc("gridwatch_alarm_events_total", source=source, kind=kind)
         self.hub.publish_event("alarm", {"source": source, "device": device, "component": component, "kind": kind, "raised": raised,
-                                         "t": t_ms, "value": value, "detail": detail, "lat": lat, "lon": lon, "grid": grid})
+                                         "t": t_ms, "value": value, "detail": detail, "lat": lat, "lon": lon, "grid": grid},
+                               self._alarm_district(device, component, grid, device_district))
+
+    def _alarm_district(self, device: str, component: str | None, grid: str | None,
+                        device_district: str | None) -> str | None:
+        """Whose clients see an alarm: as the store's ALARM_DISTRICT reads it back, the
+        component's district, else the device's, else that of the grid it was raised in."""
+        if component is not None:
+            return component[:6]
+        placed = self.live.devices.get(device)
+        if placed is not None:
+            return placed.fix.district
+        if device_district is not None:
+            return device_district
+        return grid[:6] if grid is not None else None
 
     def _reject(self, protocol: str, error: DecodeError, source: str, device: str | None, raw: bytes, rx_ms: int) -> None:
         self.metrics.inc("gridwatch_rejected_total", protocol=protocol, reason=error.reason)

@@ -35,7 +35,7 @@ class Routed:
     fixes: list[Fix] = field(default_factory=list)
     readings: list[SensorReading] = field(default_factory=list)
     statuses: list[HandsetStatus] = field(default_factory=list)
-    events: list[dict] = field(default_factory=list)  # for the live stream
+    events: list[dict] = field(default_factory=list)  # for the live stream, each naming its device's district
     rejected: list[tuple[str, DecodeError, str, str | None, bytes, int]] = field(default_factory=list)
     ignored: list[tuple[str, str]] = field(default_factory=list)  # (protocol, what)
 
@@ -137,10 +137,11 @@ class Router:
         if isinstance(message, OwnTracksLocation):
             out.fixes.append(message.fix)
         elif isinstance(message, OwnTracksTransition):
-            out.events.append({"type": "transition", "device": message.ref.device, "t": message.t_ms,
-                               "event": message.event.value, "region": message.region})
+            out.events.append({"type": "transition", "device": message.ref.device, "district": message.ref.district,
+                               "t": message.t_ms, "event": message.event.value, "region": message.region})
         elif isinstance(message, OwnTracksLastWill):
-            out.events.append({"type": "device_offline", "device": message.ref.device, "t": message.rx_ms, "reason": "lwt"})
+            out.events.append({"type": "device_offline", "device": message.ref.device, "district": message.ref.district,
+                               "t": message.rx_ms, "reason": "lwt"})
         elif isinstance(message, OwnTracksStatus):
             out.ignored.append(("owntracks", "status"))
         elif isinstance(message, IgnoredMessage):

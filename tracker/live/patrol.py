@@ -52,13 +52,17 @@ def default_rule(p: PatrolSettings) -> CoverageRule:
 
 
 async def coverage_report_from_store(store: Store, plan: PatrolPlan, cover: dict[int, str], rules: CoverageRules, day,
-                                    now_ms: int, district: str) -> dict:
+                                    now_ms: int, district: str, scope: str | None = None) -> dict:
+    """``district``: the fixes' (the service's); ``scope``: the report of that district's
+    collectors and grids only (None: the whole city's). Only the fixes of the collectors
+    in scope are read."""
+    plan = plan.scoped(scope)
     start, end = day_bounds(plan, day)
     collectors = sorted({s.collector for s in plan.shifts} | {getattr(e, "collector", None) or "" for e in plan.exceptions} - {""})
     rows = await store.pings_of(collectors, ms_to_datetime(start), ms_to_datetime(end))
     fixes = [Placed(Fix(r["device"], DeviceClass.COLLECTOR, district, datetime_to_ms(r["t"]), r["lat"], r["lon"], datetime_to_ms(r["rx"]),
                         r["acc"], None, None, None, r["bat"]), r["cell"], r["grid"], False) for r in rows]
-    return await trio.to_thread.run_sync(coverage_report, plan, cover, rules, fixes, day, now_ms)
+    return await trio.to_thread.run_sync(coverage_report, plan, cover, rules, fixes, day, now_ms, scope)
 
 
 def alert_json(alert: Alert, alert_id: int | None = None) -> dict:
@@ -94,6 +98,7 @@ class Patrol:
         self._pending_fixes = 0
         self._whole = 0  # fixes recorded since coverage was last compacted
         self._wake = trio.Event()
+        self._grid_codes: dict[str | None, list[str]] | None = None  # see grid_codes
         metrics.gauge("gridwatch_patrol_open_alerts", lambda: len(self.state.open_alerts) if self.state else 0, "Open patrol alerts")
 
     # --- plan -------------------------------------------------------------------------
@@ -283,7 +288,14 @@ class Patrol:
         ids = await self.store.patrol_alert_ids([(r[0], r[1], r[2], r[4], r[7]) for r in rows])
         for change, alert_id in zip(changes, ids, strict=True):
             self.metrics.inc("gridwatch_patrol_alerts_total", kind=change.alert.kind.value, change=change.change.value)
-            self.hub.publish_event("alert", {"change": change.change.value, "alert": alert_json(change.alert, alert_id)})
+            self.hub.publish_event("alert", {"change": change.change.value, "alert": alert_json(change.alert, alert_id)},
+                                   self.alert_district(change.alert))
+
+    def alert_district(self, alert: Alert) -> str | None:
+        """As the store reads it back: the grid's district, else the area's."""
+        if alert.grid is not None:
+            return alert.grid[:6]
+        return self.plan.area_district(alert.slot.area) if self.plan is not None else None
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         p = self.settings.patrol
@@ -309,12 +321,13 @@ class Patrol:
                 await self._replay(self.clock_ms() - int(self.settings.patrol.replay_hours * _HOUR))
             log.info("patrol plan version %d in effect", latest[0])
 
-    async def report(self, day) -> dict:
-        """Coverage report of one local day, from the database."""
+    async def report(self, day, district: str | None = None) -> dict:
+        """Coverage report of one local day, from the database: of ``district``'s
+        collectors and grids only, when given."""
         if self.plan is None or self.rules is None:
             return {"date": day.isoformat(), "collectors": [], "grids": [], "communities": [], "streets": [], "timeline": []}
         return await coverage_report_from_store(self.store, self.plan, self.cover, self.rules, day, self.clock_ms(),
-                                                self.settings.grid.district)
+                                                self.settings.grid.district, district)
 
     async def checkpoint(self) -> None:
         self.absorb()
@@ -325,19 +338,33 @@ class Patrol:
 
     # --- views ----------------------------------------------------------------------
 
-    def live(self) -> dict:
-        """Last visit of every grid, the unvisited grids of slots in progress, their progress."""
+    def grid_codes(self, district: str | None = None) -> list[str]:
+        """The unit grids of the cover, sorted; of ``district`` only when given. Grouped
+        once: the cover does not change while the service runs."""
+        if self._grid_codes is None:
+            codes = sorted(set(self.cover.values()))
+            self._grid_codes = {None: codes}
+            for code in codes:
+                self._grid_codes.setdefault(code[:6], []).append(code)
+        return self._grid_codes.get(district, [])
+
+    def live(self, district: str | None = None) -> dict:
+        """Last visit of every grid, the unvisited grids of slots in progress, their
+        progress: of ``district``'s grids and areas only, when given."""
         self.absorb()
         now = self.clock_ms()
         last_visit = self.last_visit
         out: dict[str, Any]
-        out = {"now": now, "grids": {code: last_visit.get(code) for code in sorted(set(self.cover.values()))},
+        out = {"now": now, "grids": {code: last_visit.get(code) for code in self.grid_codes(district)},
                "unvisited": [], "slots": []}
-        if self.state is None or self.rules is None:
+        if self.state is None or self.rules is None or self.plan is None:
             return out
         schedule = self.state.coverage.schedule
+        areas = None if district is None else self.plan.district_areas(district)
         unvisited: set[str] = set()
         for slot in schedule.slots_overlapping(now, now + 1):
+            if areas is not None and slot.area not in areas:
+                continue
             rule = self.rules.for_area(slot.area)
             coverage = self.state.coverage.slot_coverage(slot, rule, now)
             covered = [g for g in coverage.grids if not g.shortfalls(rule, final=False)]

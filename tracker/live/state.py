@@ -62,5 +62,15 @@ class LiveState:
         self.dirty = set()
         return views
 
-    def snapshot(self) -> list[dict]:
-        return [device_view(placed, self.battery.get(d)) for d, placed in self.devices.items()]
+    def snapshot(self, district: str | None = None) -> list[dict]:
+        """Every device's view, or only those of ``district``."""
+        battery = self.battery.get
+        if district is None:
+            return [device_view(placed, battery(d)) for d, placed in self.devices.items()]
+        return [device_view(placed, battery(d)) for d, placed in self.devices.items() if placed.fix.district == district]
+
+    def ids(self, district: str | None = None) -> list[str]:
+        """The devices live now, or those of ``district``."""
+        if district is None:
+            return list(self.devices)
+        return [d for d, placed in self.devices.items() if placed.fix.district == district]

@@ -255,15 +255,22 @@ class Store:
         self._partitions.update(missing)
         return inserted
 
-    async def track(self, device: str, start: datetime, end: datetime, limit: int) -> list[asyncpg.Record]:
+    async def track(self, device: str, start: datetime, end: datetime, limit: int,
+                    district: str | None = None) -> list[asyncpg.Record]:
+        """Fixes of ``device`` in [start, end]; none when ``district`` is given and the
+        device is not of it."""
         return await self._on_connection(lambda con: con.fetch(
-            "SELECT t, lat, lon FROM pings WHERE device = $1 AND t >= $2 AND t <= $3 ORDER BY t LIMIT $4",
-            device, start, end, limit))
+            "SELECT t, lat, lon FROM pings WHERE device = $1 AND t >= $2 AND t <= $3"
+            f" AND {_DEVICE_IN_DISTRICT.format(device='$1', district='$5')} ORDER BY t LIMIT $4",
+            device, start, end, limit, district))
 
-    async def has_device(self, device: str) -> bool:
+    async def has_device(self, device: str, district: str | None = None) -> bool:
+        """Whether the device was ever heard from (and, given ``district``, is of it)."""
         async def op() -> bool:
             async with self._pool.acquire() as con:
-                return await con.fetchval("SELECT EXISTS (SELECT 1 FROM devices WHERE id = $1)", device)
+                return await con.fetchval(
+                    "SELECT EXISTS (SELECT 1 FROM devices WHERE id = $1 AND ($2::text IS NULL OR district = $2))",
+                    device, district)
 
         return await self._run(op)
 
@@ -356,12 +363,19 @@ class Store:
 
         return await self._on_connection(work)
 
-    async def patrol_alerts(self, open_only: bool, limit: int) -> list[asyncpg.Record]:
+    async def patrol_alerts(self, open_only: bool, limit: int, district: str | None = None) -> list[asyncpg.Record]:
+        """The newest alert episodes, of ``district`` only when given: an episode naming a
+        unit grid is its grid's district's; one that names none (a collector who did not
+        start, went offline...) is the district's of its area, whose grids the newest
+        stored plan lists (a plan keeps each area inside one district)."""
         return await self._on_connection(lambda con: con.fetch(
             "SELECT id, kind, collector, slot_id, area, grid, slot_start, slot_end, raised_at, updated_at, resolved_at, "
-            "resolution, detail::text AS detail, text FROM patrol_alerts "
-            + ("WHERE resolved_at IS NULL " if open_only else "") + "ORDER BY raised_at DESC, id DESC LIMIT $1",
-            limit))
+            "resolution, detail::text AS detail, text FROM patrol_alerts WHERE "
+            + ("resolved_at IS NULL AND " if open_only else "")
+            + "($2::text IS NULL OR (CASE WHEN grid IS NOT NULL THEN grid LIKE $2 || '%' ELSE area IN ("
+            "SELECT a.key FROM jsonb_each((SELECT plan -> 'areas' FROM patrol_plans ORDER BY version DESC LIMIT 1)) a "
+            "WHERE a.value -> 'grids' ->> 0 LIKE $2 || '%') END)) ORDER BY raised_at DESC, id DESC LIMIT $1",
+            limit, district))
 
     @_retried
     async def close_open_patrol_alerts(self, at: datetime, resolution: str) -> int:
@@ -397,13 +411,19 @@ class Store:
             "INSERT INTO dead_letters (at, protocol, source, device, reason, error, raw) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             rows))
 
-    async def components(self, code_prefix: str, limit: int) -> list[asyncpg.Record]:
+    async def components(self, code_prefix: str, limit: int, district: str | None = None) -> list[asyncpg.Record]:
+        """Components whose code begins with ``code_prefix`` (and, given ``district``,
+        with the district: a component code begins with its district's)."""
         return await self._on_connection(lambda con: con.fetch(
-            "SELECT code, device, lat, lon, grid, updated_at FROM components WHERE code LIKE $1 || '%' ORDER BY code LIMIT $2",
-            code_prefix, limit))
+            "SELECT code, device, lat, lon, grid, updated_at FROM components WHERE code LIKE $1 || '%'"
+            " AND ($3::text IS NULL OR code LIKE $3 || '%') ORDER BY code LIMIT $2",
+            code_prefix, limit, district))
 
-    async def alarm_events(self, limit: int = 100) -> list[asyncpg.Record]:
-        return await self._on_connection(lambda con: con.fetch("SELECT * FROM alarm_events ORDER BY id DESC LIMIT $1", limit))
+    async def alarm_events(self, limit: int = 100, district: str | None = None) -> list[asyncpg.Record]:
+        """The newest alarm events, of ``district`` only when given (see ALARM_DISTRICT)."""
+        return await self._on_connection(lambda con: con.fetch(
+            f"SELECT * FROM alarm_events WHERE $2::text IS NULL OR {ALARM_DISTRICT} = $2 ORDER BY id DESC LIMIT $1",
+            limit, district))
 
     async def dead_letters(self, limit: int = 100) -> list[asyncpg.Record]:
         return await self._on_connection(lambda con: con.fetch("SELECT * FROM dead_letters ORDER BY id DESC LIMIT $1", limit))
@@ -662,6 +682,18 @@ class Store:
                 return await con.fetch("SELECT * FROM devices ORDER BY last_rx DESC NULLS LAST, id LIMIT $1", limit)
 
         return await self._run(op)
+
+
+# --- district scoping -------------------------------------------------------------
+# A district account sees its district's records only; where a table stores no district
+# it is derived, in SQL, so a query returns no more than it may show.
+# A device is of the district its topic (or its gateway) names, kept in devices.district.
+_DEVICE_IN_DISTRICT = ("({district}::text IS NULL OR EXISTS "
+                       "(SELECT 1 FROM devices d WHERE d.id = {device} AND d.district = {district}))")
+# An alarm event is its component's district's (a component code begins with it), else
+# its device's, else the district of the unit grid it was raised in.
+ALARM_DISTRICT = ("coalesce(left(alarm_events.component, 6), "
+                  "(SELECT d.district FROM devices d WHERE d.id = alarm_events.device), left(alarm_events.grid, 6))")
 
 
 # Tables kept for a configured number of days: table → (the time a row ages from, its key).

@@ -11,6 +11,8 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from geofence.districts import district_extents
 from web.context import context
 from web.params import float_param
+from web.principal import principal
+from web.scoping import grid_collections
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
@@ -21,26 +23,31 @@ async def index(request: Request) -> Response:
 
 async def config(request: Request) -> Response:
     ctx = context(request)
+    who = principal(request)
     s = ctx.settings
-    # the districts the served grids span, so a page can name and frame them; bbox is
-    # [west, south, east, north] in WGS-84, as the grids are served
-    districts = [d.to_dict() for d in district_extents(ctx.grids.get("features", []))]
+    # the districts of the grids this caller is served, so a page can name and frame them;
+    # bbox is [west, south, east, north] in WGS-84, as the grids are served
+    districts = [d.to_dict() for d in district_extents(ctx.grids.get("features", [])) if who.sees(d.code)]
     return JSONResponse({"tile_url": s.tile_url, "map_datum": s.map_datum, "center": list(s.center), "zoom": s.zoom,
-                         "district": s.district, "districts": districts, "zone": ctx.zone()})
+                         "district": who.district or s.district, "districts": districts, "zone": ctx.zone()})
 
 
 async def grids(request: Request) -> Response:
-    return JSONResponse(context(request).grids)
+    """The unit grids of the caller's district (a city account: all of them)."""
+    return Response(grid_collections(request).encoded(principal(request).district), media_type="application/json")
 
 
 async def geocode(request: Request) -> Response:
-    """The H3 cell and the unit grid (with its community, street and district) of a point."""
+    """The H3 cell and the unit grid (with its community, street and district) of a point.
+    A point in a grid of another district than the caller's is answered as outside every
+    grid."""
+    who = principal(request)
     index = context(request).index
     lat = float_param(request, "lat", -90, 90)
     lon = float_param(request, "lon", -180, 180)
     place = index.place(lat, lon)
     body = {"lat": lat, "lon": lon, "cell": h3.int_to_str(index.cell(lat, lon)),
             "grid": None, "community": None, "street": None, "district": None}
-    if place is not None:
+    if place is not None and who.sees_code(place.grid):
         body.update(grid=place.grid, community=place.community, street=place.street, district=place.district)
     return JSONResponse(body)

@@ -14,6 +14,7 @@ from protocols.model import DEVICE_ID
 from web.audit import audited
 from web.context import WebContext, context
 from web.params import error, time_param
+from web.principal import principal
 
 TRACK_DEFAULT = timedelta(minutes=30)
 EARLIEST = datetime.min.replace(tzinfo=UTC)
@@ -21,13 +22,16 @@ MAX_COMPONENTS = 5000
 
 
 async def devices(request: Request) -> Response:
-    return JSONResponse({"devices": context(request).live.snapshot()})
+    """The devices of the caller's district (a city account: all of them)."""
+    return JSONResponse({"devices": context(request).live.snapshot(principal(request).district)})
 
 
 async def device(request: Request) -> Response:
+    """One device; 404 for another district's, as for one that does not exist."""
+    who = principal(request)
     device_id = request.path_params["device"]
     view = context(request).live.view(device_id)
-    if view is None:
+    if view is None or not who.sees(view["district"]):
         return error(404, f"unknown device {device_id!r}")
     return JSONResponse(view)
 
@@ -35,14 +39,15 @@ async def device(request: Request) -> Response:
 async def track(request: Request) -> Response:
     """The device's fixes between ``from`` and ``to`` (default: the last 30 minutes)."""
     ctx = context(request)
+    district = principal(request).district
     device_id = request.path_params["device"]
     end = time_param(request, "to", ms_to_datetime(ctx.clock_ms()))
     start = time_param(request, "from", max(end, EARLIEST + TRACK_DEFAULT) - TRACK_DEFAULT)
     if start > end:
         return error(400, "'from' is after 'to'")
-    if not await _known(ctx, device_id):
+    if not await _known(ctx, device_id, district):
         return error(404, f"unknown device {device_id!r}")
-    rows = await ctx.records.track(device_id, start, end, ctx.settings.track_max_points)
+    rows = await ctx.records.track(device_id, start, end, ctx.settings.track_max_points, district)
     return JSONResponse({
         "type": "Feature",
         "geometry": {"type": "LineString", "coordinates": [[r["lon"], r["lat"]] for r in rows]},
@@ -51,20 +56,28 @@ async def track(request: Request) -> Response:
     })
 
 
-async def _known(ctx: WebContext, device_id: str) -> bool:
-    """Live now, or ever seen; an id no device can have is not looked up."""
+async def _known(ctx: WebContext, device_id: str, district: str | None) -> bool:
+    """Live now, or ever seen, and of ``district`` (None: any); an id no device can have
+    is not looked up."""
     if not DEVICE_ID.fullmatch(device_id):
         return False
-    return ctx.live.view(device_id) is not None or await ctx.records.has_device(device_id)
+    view = ctx.live.view(device_id)
+    if view is not None and (district is None or view["district"] == district):
+        return True
+    return await ctx.records.has_device(device_id, district)
 
 
 async def locate(request: Request) -> Response:
     """Ask a device to report its position now (OwnTracks ``reportLocation``, the handset
-    command of the same name, or JT/T 808's position query)."""
+    command of the same name, or JT/T 808's position query). Another district's device is
+    unknown to a district account: 404, nothing sent."""
     ctx = context(request)
+    district = principal(request).district
     device_id = request.path_params["device"]
     if ctx.locate is None:
         return error(503, "no downlink in this service")
+    if district is not None and not await _known(ctx, device_id, district):
+        return error(404, f"unknown device {device_id!r}")
     try:
         sent = await ctx.locate(device_id)
     except trio.BrokenResourceError as exc:
@@ -78,11 +91,12 @@ async def locate(request: Request) -> Response:
 
 async def components(request: Request) -> Response:
     """Sensors bound to city components ("one manhole, one number"), by code prefix:
-    admin code, then major and minor class (e.g. 6201050101 = water-supply covers)."""
+    admin code, then major and minor class (e.g. 6201050101 = water-supply covers); of the
+    caller's district only."""
     prefix = request.query_params.get("code", "")
     if (not prefix.isdigit() and prefix != "") or len(prefix) > 16:
         return error(400, f"'code' must be up to 16 digits, got {prefix!r}")
-    rows = await context(request).records.components(prefix, MAX_COMPONENTS)
+    rows = await context(request).records.components(prefix, MAX_COMPONENTS, principal(request).district)
     return JSONResponse({"components": [
         {"code": r["code"], "device": r["device"], "lat": r["lat"], "lon": r["lon"], "grid": r["grid"],
          "updated_at": datetime_to_ms(r["updated_at"])} for r in rows]})

@@ -1,5 +1,11 @@
 """Patrol coverage: the plan and its exceptions, and live coverage. All answer 404 while
-patrol coverage is switched off."""
+patrol coverage is switched off.
+
+Scoped by district (see ``geofence.plan``): a district account sees its areas, the shifts
+in them, its own exceptions and the city-wide ones, and live coverage of its grids and
+slots. It may add exceptions that name only its own collectors and areas; replacing the
+whole plan, and the city-wide exceptions (holidays, make-up days), are for city accounts.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from geofence.plan import PlanError
 from web.audit import audited
 from web.context import PatrolEngine, context
 from web.params import error, json_body
+from web.principal import principal
 
 
 def patrol_engine(request: Request) -> PatrolEngine:
@@ -22,19 +29,23 @@ def patrol_engine(request: Request) -> PatrolEngine:
 
 async def coverage_live(request: Request) -> Response:
     """Last visit of every grid and the progress of the slots in progress."""
-    return JSONResponse(patrol_engine(request).live())
+    return JSONResponse(patrol_engine(request).live(principal(request).district))
 
 
 async def plan_get(request: Request) -> Response:
+    district = principal(request).district
     patrol = patrol_engine(request)
     if patrol.plan is None:
         return error(404, "no patrol plan has been loaded")
-    return JSONResponse({"version": patrol.plan_version, "plan": patrol.plan.to_dict()})
+    return JSONResponse({"version": patrol.plan_version, "plan": patrol.plan.scoped(district).to_dict()})
 
 
 async def plan_put(request: Request) -> Response:
     """Replace the whole plan; 422 names what is wrong with it ("body: ...")."""
+    who = principal(request)
     patrol = patrol_engine(request)
+    if who.district is not None:
+        return error(403, "only a city account replaces the whole patrol plan; add exceptions with POST /api/patrol/exceptions")
     doc = await json_body(request)
     if not isinstance(doc, dict):
         return error(422, "a patrol plan is a JSON object")
@@ -50,6 +61,7 @@ async def plan_put(request: Request) -> Response:
 
 async def plan_exception(request: Request) -> Response:
     """Add one exception (holiday, leave, swap, ...) to the plan in effect."""
+    who = principal(request)
     patrol = patrol_engine(request)
     if patrol.plan is None:
         return error(404, "no patrol plan has been loaded")
@@ -57,8 +69,16 @@ async def plan_exception(request: Request) -> Response:
     if not isinstance(item, dict):
         return error(422, "a plan exception is a JSON object")
     before = patrol.plan_version
+    plan = patrol.plan
+    if who.district is not None and not plan.owned_by(item, who.district):
+        # asked before the exception is validated: another district's collector or area
+        # gets the same answer as one that does not exist
+        await audited(request, "plan.exception", "patrol plan", before={"version": before}, after={"exception": item},
+                      outcome="refused", detail=f"outside district {who.district}")
+        return error(403, f"a district account adds exceptions only for collectors and areas of district {who.district}; "
+                          "holidays, make-up days and the rest are for city accounts")
     try:
-        version = await patrol.replace_plan(patrol.plan.with_exception(item).to_dict(), note=f"exception {item.get('type')}")
+        version = await patrol.replace_plan(plan.with_exception(item).to_dict(), note=f"exception {item.get('type')}")
     except PlanError as exc:
         await audited(request, "plan.exception", "patrol plan", before={"version": before}, after={"exception": item},
                       outcome="refused", detail=str(exc))
