@@ -38,12 +38,17 @@ from tests.web.districts import (
 )
 from tracker.app.web_server import serve_web, web_config
 from web.app import create_app
+from web.principal import Role
 
 EVERYONE = {ANNING: ANNING_COMMANDER, QILIHE: QILIHE_COMMANDER, None: CITY_COMMANDER}
+# the plan is the supervisors' to change
+SUPERVISORS = {key: dataclasses.replace(who, account=who.account.replace("commander", "supervisor"), role=Role.SUPERVISOR)
+               for key, who in EVERYONE.items()}
 
 
 @asynccontextmanager
-async def clients(running, locates: list[str] | None = None) -> AsyncIterator[dict[str | None, httpx.AsyncClient]]:
+async def clients(running, locates: list[str] | None = None,
+                  principals: dict | None = None) -> AsyncIterator[dict[str | None, httpx.AsyncClient]]:
     """An HTTP client of the service's web application per principal: Anning's, Qilihe's,
     the city's (None). ``locates``: the devices the application asked the downlink to
     reach, in order."""
@@ -59,7 +64,7 @@ async def clients(running, locates: list[str] | None = None) -> AsyncIterator[di
     app = create_app(ctx)
     out = {}
     try:
-        for key, who in EVERYONE.items():
+        for key, who in (principals or EVERYONE).items():
             out[key] = httpx.AsyncClient(transport=httpx.ASGITransport(app=as_principal(app, who)),
                                          base_url="http://localhost", timeout=10)
         yield out
@@ -162,7 +167,7 @@ async def test_a_district_account_changes_only_its_own_part_of_the_plan(settings
     settings = settings.replace("jt808", enabled=False)
     async with trio.open_nursery() as nursery:
         _store, running = await start_two_districts(nursery, settings, tmp_path)
-        async with clients(running) as http:
+        async with clients(running, principals=SUPERVISORS) as http:
             anning, city = http[ANNING], http[None]
             whole = (await city.get("/api/patrol/plan")).json()["plan"]
             refused_put = await anning.put("/api/patrol/plan", json=whole)

@@ -61,6 +61,8 @@ def test_a_resized_window_is_framed_again_until_the_view_is_moved() -> None:
         driver.find_element(By.CSS_SELECTOR, ".leaflet-control-zoom-in").click()
         wait_for_js(driver, f"document.querySelector('path.gw-grid').getBoundingClientRect().width > "
                             f"{grids.width / 12 * 1.5}", timeout=5)
+        # Leaflet marks the map while a zoom animates: measure once it has settled
+        wait_for_js(driver, "!document.querySelector('.leaflet-zoom-anim')", timeout=5)
         zoomed = framed(page)[1]
         driver.set_window_size(1440, 900)
         wait_for_js(driver, "document.getElementById('gw-map').getBoundingClientRect().width < 1400")
