@@ -18,7 +18,7 @@ from starlette.staticfiles import StaticFiles
 from web.context import Unavailable, WebContext
 from web.guards import CheckHost, LimitBody
 from web.params import error
-from web.routes import alerts, commandmap, devices, ops, patrol, reports
+from web.routes import admin_devices, alerts, commandmap, devices, ops, patrol, reports
 from web.routes.commandmap import STATIC
 from web.stream import live_feed
 
@@ -40,6 +40,11 @@ ROUTES: list[BaseRoute] = [
     Route("/api/patrol/plan", patrol.plan_put, methods=["PUT"]),
     Route("/api/patrol/exceptions", patrol.plan_exception, methods=["POST"]),
     Route("/api/dead-letters", ops.dead_letters),
+    Route("/api/admin/devices", admin_devices.devices_list, methods=["GET"]),
+    Route("/api/admin/devices", admin_devices.devices_add, methods=["POST"]),
+    Route("/api/admin/devices/{device}/disable", admin_devices.device_disable, methods=["POST"]),
+    Route("/api/admin/devices/{device}/enable", admin_devices.device_enable, methods=["POST"]),
+    Route("/api/admin/devices/{device}/rotate", admin_devices.device_rotate, methods=["POST"]),
     Route("/healthz", ops.healthz),
     Route("/metrics", ops.metrics),
     WebSocketRoute("/ws", live_feed),

@@ -118,6 +118,32 @@ class AuditTrail(Protocol):
                        detail: str = "") -> None: ...
 
 
+class Conflict(Exception):
+    """The request clashes with what exists (a device id, phone or component code taken): 409."""
+
+
+class DeviceAdmin(Protocol):
+    """The device registry and the broker accounts behind it. Devices are JSON objects:
+    id, class, district, name, person, plate, phone, terminal_id, component, enabled.
+    Raises ``ValueError`` for a registration that cannot be made as given (400),
+    ``LookupError`` for a device not registered (404), ``Conflict`` (409), and
+    ``Unavailable`` when the database or the broker's control account is not there (503)."""
+
+    async def devices(self) -> list[dict[str, Any]]: ...
+
+    async def add(self, fields: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """Register a device and make its broker account: (the device, its MQTT password)."""
+        ...
+
+    async def set_enabled(self, device: str, enabled: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(before, after)."""
+        ...
+
+    async def rotate(self, device: str) -> tuple[dict[str, Any], str]:
+        """A new MQTT password (the old one's session is closed): (the device, the password)."""
+        ...
+
+
 # The device's id → how the "report now" request went out, or None for an unknown device.
 # Raises trio.BrokenResourceError when the device's link is down.
 Locate = Callable[[str], Awaitable[dict[str, Any] | None]]
@@ -157,6 +183,7 @@ class WebContext:
     locate: Locate | None = None  # None: this service has no downlink
     patrol: PatrolEngine | None = None  # None: patrol coverage is switched off
     audit: AuditTrail | None = None  # None: nothing is recorded (tests of pages that change nothing)
+    devices_admin: DeviceAdmin | None = None  # None: no device registry behind this service
 
     def zone(self) -> str:
         """The time zone of "today": the patrol plan's."""

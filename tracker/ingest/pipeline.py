@@ -61,7 +61,7 @@ from tracker.config import Settings
 from tracker.ingest.broker import BrokerClient, BrokerParams, Message, Receipt
 from tracker.ingest.broker_stats import BrokerStats
 from tracker.ingest.filters import FilterParams, PositionFilter
-from tracker.ingest.routing import Routed, Router, parse_owntracks_map
+from tracker.ingest.routing import Gate, Routed, Router, parse_owntracks_map
 from tracker.live.fanout import Hub
 from tracker.live.state import LiveState
 from tracker.metrics import Metrics, spread
@@ -180,7 +180,9 @@ class Pipeline:
     """Owns the stages and their shared state; ``run`` starts them all."""
 
     def __init__(self, settings: Settings, store: Store, index: GridIndex, metrics: Metrics | None = None,
-                 clock_ms: Callable[[], int] | None = None) -> None:
+                 clock_ms: Callable[[], int] | None = None, gate: Gate | None = None) -> None:
+        """``gate``: the device registry, asked about each message's device (None: every
+        device is accepted)."""
         self.settings = settings
         self.store = store
         self.index = index
@@ -191,7 +193,7 @@ class Pipeline:
         limits = HandsetLimits(h.max_payload_bytes, h.max_batch, int(h.max_future_s * 1000), int(h.max_age_s * 1000))
         owntracks = parse_owntracks_map(settings.owntracks.devices, settings.grid.district) if settings.owntracks.enabled else {}
         self.max_devices = settings.pipeline.max_devices
-        self.router = Router(limits, owntracks, max_routes=3 * self.max_devices)  # a topic per message kind
+        self.router = Router(limits, owntracks, max_routes=3 * self.max_devices, gate=gate)  # a topic per message kind
         self.filter = PositionFilter(filter_params(settings))
         self.sensors = SensorMonitor(sensor_params(settings), int(settings.sensors.silent_after_s * 1000))
         self.vehicle_alarms = AlarmTracker()  # the JT/T 808 gateway's, restored by resume()
@@ -222,6 +224,8 @@ class Pipeline:
         m.describe("gridwatch_fixes_late_total", "Fixes older than the device's newest (stored, not shown live)")
         m.describe("gridwatch_fixes_filtered_total", "Fixes refused by a position filter, by reason")
         m.describe("gridwatch_rejected_total", "Payloads or records refused by a decoder, by protocol and reason")
+        m.describe("gridwatch_device_refused_total", "MQTT payloads refused unread because the device registry refuses their "
+                   "device (unregistered, disabled, wrong_class, wrong_district)")
         m.describe("gridwatch_tolerated_total", "Reports kept despite a defect (a damaged tail, a reading dropped), by protocol and reason")
         m.describe("gridwatch_persisted_total", "Fixes written to PostgreSQL")
         m.describe("gridwatch_pings_already_stored_total", "Fixes received again (a message redelivered) and skipped: already stored")
@@ -380,6 +384,10 @@ class Pipeline:
             self._reject(protocol, error, source, device, raw, rx_ms)
         for protocol, what in routed.ignored:
             metrics.inc("gridwatch_ignored_total", protocol=protocol, type=what)
+        for reason, topic, device in routed.refused:
+            metrics.inc("gridwatch_device_refused_total", reason=reason)
+            if self._log_gate.allow(f"refused:{reason}", self._clock_ms()):
+                log.warning("refused a payload of device %s on %s: %s", device, topic, reason)
         for status in routed.statuses:
             if status.bat is not None:
                 self.live.update_battery(status.device, status.bat)

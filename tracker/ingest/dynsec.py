@@ -1,0 +1,255 @@
+"""The broker's accounts: Mosquitto's dynamic security plugin, driven over MQTT.
+
+The plugin keeps clients (user name, password hash, enabled or not), roles (lists of
+ACLs) and which role each client holds, in a JSON file it rewrites itself, and takes
+commands as JSON published on ``$CONTROL/dynamic-security/v1``, answering on
+``…/v1/response``. A change applies to the next packet: no broker restart.
+
+Every account is pinned by its role to what it may do:
+
+- a device (user name: its id) holds a role of its own, ``device:{id}``, which names
+  its district, class and id in every topic: it may publish only
+  ``gw/v1/{district}/{class}/{id}/{kind}`` for the kinds its class sends (``alarm`` is a
+  sensor's alone) and subscribe only to its ``…/cmd``; a collector may also publish as
+  the OwnTracks user ``{id}``. A role per device (not one shared role with ``%u``) is
+  what pins the district and class: a shared pattern could only pin the id.
+- the service's ingest account reads every uplink, writes downlinks, reads ``$SYS``;
+- the control account (a separate one: the ingest account never changes accounts)
+  reads and writes ``$CONTROL/dynamic-security/#`` and nothing else;
+- an account publishing for every device (the demo's simulator, the benchmark's load)
+  exists only where the demo or the tests start the broker.
+
+Everything else is refused by the default ACL access (publish and subscribe denied).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import json
+import logging
+import os
+import secrets
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from protocols.model import DeviceClass
+from tracker.config import BrokerParams
+from tracker.ingest.broker import BrokerClient, Message, Receipt
+
+log = logging.getLogger(__name__)
+
+CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
+RESPONSE_TOPIC = CONTROL_TOPIC + "/response"
+
+SERVICE_ROLE = "gridwatch-service"
+CONTROL_ROLE = "gridwatch-control"
+ALL_DEVICES_ROLE = "gridwatch-all-devices"  # demo and tests only: never in production
+
+# What a device of each class publishes (the routing table's pairs, tracker.ingest.routing).
+UPLINK_KINDS = {
+    DeviceClass.COLLECTOR: ("pos", "status"),
+    DeviceClass.VEHICLE: ("pos", "status"),
+    DeviceClass.SENSOR: ("pos", "status", "alarm"),
+}
+
+Acl = dict[str, Any]
+
+
+def _acl(acltype: str, topic: str) -> Acl:
+    return {"acltype": acltype, "topic": topic, "allow": True}
+
+
+def _reads(topic: str) -> list[Acl]:
+    return [_acl("subscribePattern", topic), _acl("publishClientReceive", topic)]
+
+
+ROLE_ACLS: dict[str, list[Acl]] = {
+    SERVICE_ROLE: [
+        *_reads("gw/v1/#"), _acl("publishClientSend", "gw/v1/+/+/+/cmd"),
+        *_reads("owntracks/#"), _acl("publishClientSend", "owntracks/+/+/cmd"),
+        *_reads("$SYS/#"),
+    ],
+    CONTROL_ROLE: [*_reads("$CONTROL/dynamic-security/#"), _acl("publishClientSend", "$CONTROL/dynamic-security/#")],
+    ALL_DEVICES_ROLE: [
+        *_reads("gw/v1/#"), _acl("publishClientSend", "gw/v1/#"),
+        *_reads("owntracks/#"), _acl("publishClientSend", "owntracks/#"),
+    ],
+}
+
+# Whatever no role allows is refused; receiving what one may subscribe to is allowed.
+DEFAULT_ACL_ACCESS = [
+    {"acltype": "publishClientSend", "allow": False},
+    {"acltype": "publishClientReceive", "allow": True},
+    {"acltype": "subscribe", "allow": False},
+    {"acltype": "unsubscribe", "allow": True},
+]
+
+
+def device_role(device: str) -> str:
+    return f"device:{device}"
+
+
+def device_acls(device: str, device_class: DeviceClass, district: str) -> list[Acl]:
+    """The ACLs of one device's own role: its topics, under its district and class only."""
+    base = f"gw/v1/{district}/{device_class.value}/{device}"
+    acls = [_acl("publishClientSend", f"{base}/{kind}") for kind in UPLINK_KINDS[device_class]]
+    acls += [_acl("subscribeLiteral", f"{base}/cmd"), _acl("publishClientReceive", f"{base}/cmd")]
+    if device_class is DeviceClass.COLLECTOR:  # the OwnTracks app logs in as its user: the device id
+        acls += [_acl("publishClientSend", f"owntracks/{device}/#"), *_reads(f"owntracks/{device}/#")]
+    return acls
+
+
+def new_password() -> str:
+    """A device's MQTT password: 144 random bits, URL-safe (typed into a handset's settings)."""
+    return secrets.token_urlsafe(18)
+
+
+def hashed_password(password: str, iterations: int = 101) -> dict[str, Any]:
+    """The plugin's stored form of a password (its file's ``password``, ``salt``,
+    ``iterations``): PBKDF2-HMAC-SHA512, 64 bytes, over a 12-byte salt, base64, as
+    `mosquitto_ctrl dynsec init` writes it."""
+    salt = os.urandom(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations, 64)
+    return {"password": base64.b64encode(digest).decode(), "salt": base64.b64encode(salt).decode(), "iterations": iterations}
+
+
+# --- commands ----------------------------------------------------------------------------
+
+
+def create_device(device: str, device_class: DeviceClass, district: str, password: str, text: str = "") -> list[dict]:
+    """The commands that provision a device: its role, then its client holding it."""
+    role = device_role(device)
+    return [
+        {"command": "createRole", "rolename": role, "textname": f"{device_class.value} {device} of {district}",
+         "acls": device_acls(device, device_class, district)},
+        {"command": "createClient", "username": device, "password": password, "textname": text or device,
+         "roles": [{"rolename": role}]},
+    ]
+
+
+def delete_device(device: str) -> list[dict]:
+    return [{"command": "deleteClient", "username": device}, {"command": "deleteRole", "rolename": device_role(device)}]
+
+
+def disable_client(username: str) -> list[dict]:
+    """The plugin disconnects the client's open connections and refuses new ones."""
+    return [{"command": "disableClient", "username": username}]
+
+
+def enable_client(username: str) -> list[dict]:
+    return [{"command": "enableClient", "username": username}]
+
+
+def set_password(username: str, password: str) -> list[dict]:
+    """A new password. The plugin also disconnects the client's open connections (which
+    logged in with the old one): a rotated device must log in again, and only the new
+    password lets it (tests/tracker/registry check both on the installed broker)."""
+    return [{"command": "setClientPassword", "username": username, "password": password}]
+
+
+class DynsecError(RuntimeError):
+    """The plugin refused a command (the message has its answer), or did not answer."""
+
+    def __init__(self, command: str, error: str) -> None:
+        super().__init__(f"{command}: {error}")
+        self.command = command
+        self.error = error
+
+
+@dataclass(frozen=True, slots=True)
+class ControlAccount:
+    host: str
+    port: int
+    username: str
+    password: str
+    timeout_s: float = 10.0
+
+
+_ids = itertools.count()
+
+
+class Dynsec:
+    """A connection of the control account; ``await execute(commands)`` sends them as one
+    batch and returns the plugin's answers, or raises ``DynsecError`` for the first one
+    refused. Use as ``async with open_dynsec(account) as dynsec``."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.client: BrokerClient | None = None
+        self._timeout_s = timeout_s
+        self._waiting: dict[str, tuple[trio.Event, list[dict]]] = {}
+
+    async def _deliver(self, batch: list[Message], receipt: Receipt) -> None:
+        for topic, payload, _ in batch:
+            if topic != RESPONSE_TOPIC:
+                continue
+            try:
+                responses = json.loads(payload).get("responses", [])
+            except (ValueError, AttributeError):
+                log.warning("undecodable answer on %s: %r", RESPONSE_TOPIC, payload[:200])
+                continue
+            for response in responses if isinstance(responses, list) else ():
+                if not isinstance(response, dict):
+                    continue
+                waiting = self._waiting.get(str(response.get("correlationData")))
+                if waiting is not None:
+                    waiting[1].append(response)
+                    waiting[0].set()
+        receipt.settle()
+
+    async def execute(self, commands: Sequence[dict], ignore: Sequence[str] = ()) -> list[dict]:
+        """Run ``commands`` in order, as one batch; the answers, one per command. A
+        command refused raises ``DynsecError`` (those after it in the batch still ran:
+        the plugin goes on after a failure), unless its error is one of ``ignore``."""
+        tag = f"gw-{os.getpid()}-{next(_ids)}-{secrets.token_hex(4)}"
+        keyed = [{**command, "correlationData": f"{tag}-{n}"} for n, command in enumerate(commands)]
+        answers: dict[str, dict] = {}
+        for command in keyed:
+            self._waiting[command["correlationData"]] = (trio.Event(), [])
+        if self.client is None:
+            raise RuntimeError("not connected: use open_dynsec")
+        try:
+            self.client.publish(CONTROL_TOPIC, json.dumps({"commands": keyed}).encode(), qos=1)
+            with trio.move_on_after(self._timeout_s):
+                for command in keyed:
+                    event, got = self._waiting[command["correlationData"]]
+                    await event.wait()
+                    answers[command["correlationData"]] = got[0]
+        finally:
+            for command in keyed:
+                self._waiting.pop(command["correlationData"], None)
+        for command in keyed:
+            answer = answers.get(command["correlationData"])
+            if answer is None:
+                raise DynsecError(command["command"], f"no answer from the broker within {self._timeout_s:.0f} s "
+                                                      "(is the dynamic security plugin loaded?)")
+            if answer.get("error") and answer["error"] not in ignore:
+                raise DynsecError(command["command"], str(answer["error"]))
+        return [answers[c["correlationData"]] for c in keyed]
+
+
+@asynccontextmanager
+async def open_dynsec(account: ControlAccount) -> AsyncIterator[Dynsec]:
+    """The control account connected and subscribed to the plugin's answers."""
+    params = BrokerParams(account.host, account.port, account.username, account.password,
+                          client_id=f"gridwatch-control-{secrets.token_hex(6)}", subscriptions=(RESPONSE_TOPIC,), qos=1,
+                          clean_session=True)
+    dynsec = Dynsec(account.timeout_s)
+    client = dynsec.client = BrokerClient(params, dynsec._deliver)
+    async with trio.open_nursery() as nursery:
+        with trio.fail_after(account.timeout_s):
+            await nursery.start(client.run)
+            while not client.subscribed:  # answers published before the SUBACK would be lost
+                await trio.sleep(0.01)
+        try:
+            yield dynsec
+        finally:
+            with trio.move_on_after(2) as closing:
+                closing.shield = True
+                await client.close()
+            nursery.cancel_scope.cancel()
