@@ -405,6 +405,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("dead-letters", help="recent payloads that failed decoding")
     p.add_argument("--limit", type=int, default=20)
     p.set_defaults(func=cmd_dead_letters)
+
+    from tracker.app.cli_devices import add_device_commands
+
+    add_device_commands(sub)
     return parser
 
 

@@ -235,21 +235,37 @@ class Dynsec:
 
 @asynccontextmanager
 async def open_dynsec(account: ControlAccount) -> AsyncIterator[Dynsec]:
-    """The control account connected and subscribed to the plugin's answers."""
+    """The control account connected and subscribed to the plugin's answers.
+
+    The connection runs in a nursery of its own; an error of the caller's (or the
+    login's) comes out as itself, not inside the nursery's exception group, so callers
+    catch ``DynsecError``, ``BrokerError`` and their own errors plainly.
+    """
     params = BrokerParams(account.host, account.port, account.username, account.password,
                           client_id=f"gridwatch-control-{secrets.token_hex(6)}", subscriptions=(RESPONSE_TOPIC,), qos=1,
                           clean_session=True)
     dynsec = Dynsec(account.timeout_s)
     client = dynsec.client = BrokerClient(params, dynsec._deliver)
-    async with trio.open_nursery() as nursery:
-        with trio.fail_after(account.timeout_s):
-            await nursery.start(client.run)
-            while not client.subscribed:  # answers published before the SUBACK would be lost
-                await trio.sleep(0.01)
-        try:
-            yield dynsec
-        finally:
-            with trio.move_on_after(2) as closing:
-                closing.shield = True
-                await client.close()
-            nursery.cancel_scope.cancel()
+    failure: Exception | None = None
+    try:
+        async with trio.open_nursery() as nursery:
+            try:
+                with trio.fail_after(account.timeout_s):
+                    await nursery.start(client.run)
+                    while not client.subscribed:  # answers published before the SUBACK would be lost
+                        await trio.sleep(0.01)
+                yield dynsec
+            except Exception as exc:
+                failure = exc
+            finally:
+                with trio.move_on_after(2) as closing:
+                    closing.shield = True
+                    await client.close()
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        leaves = group.exceptions
+        if len(leaves) == 1 and isinstance(leaves[0], Exception):
+            raise leaves[0] from None
+        raise
+    if failure is not None:
+        raise failure
