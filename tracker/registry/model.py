@@ -22,9 +22,10 @@ class RegistrationError(ValueError):
 
 
 def normal_phone(phone: str) -> str:
-    """A terminal's SIM number as its headers carry it, in the 12 digits of the 2011/2013
-    editions (a 2019 terminal pads the same number to 20 with zeros)."""
-    return jt808_device_id(phone)[2:]
+    """A terminal's SIM number as its headers carry it: the 12 BCD digits of the
+    2011/2013 editions, a shorter number zero-padded in front (an 11-digit mobile number
+    is 0 + its digits), and a 2019 terminal's 20 digits cut back to those 12."""
+    return jt808_device_id(phone)[2:].zfill(12)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,91 @@
+"""`tracker devices ...` as an operator runs it: a real process against the test broker
+and database. Each change takes effect on the broker at once and is audited as
+``cli:<os user>``; the password is printed once."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import re
+import sys
+
+import trio
+
+from tests.harness import BROKER_USERS, REPO, store_task
+from tests.tracker.registry.devices import Connected, login_refusal
+
+
+async def tracker(database: str, broker, *args: str, control_password: str | None = None) -> tuple[int, str, str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")}
+    environ.update({"TRACKER_DATABASE__DSN": database, "TRACKER_MQTT__HOST": "127.0.0.1", "TRACKER_MQTT__PORT": str(broker.port),
+                    "TRACKER_REGISTRY__CONTROL_PASSWORD": BROKER_USERS["gridwatch-control"] if control_password is None
+                    else control_password, "TRACKER_REGISTRY__CONTROL_TIMEOUT_S": "3"})
+    with trio.fail_after(60):
+        done = await trio.run_process([sys.executable, "-m", "tracker", "devices", *args], cwd=REPO, env=environ,
+                                      capture_stdout=True, capture_stderr=True, check=False)
+    return done.returncode, done.stdout.decode(), done.stderr.decode()
+
+
+def printed_password(out: str) -> str:
+    found = re.search(r"password:\s+(\S+)$", out, re.MULTILINE)
+    assert found, out
+    return found.group(1)
+
+
+async def test_add_disable_enable_rotate_from_the_command_line_take_effect_and_are_audited(database, broker):
+    code, out, err = await tracker(database, broker, "add", "v9401", "--class", "vehicle", "--district", "620105",
+                                   "--plate", "甘A00001", "--phone", "013912345678", "--terminal-id", "T000001")
+    assert code == 0, err
+    password = printed_password(out)
+    device = await trio.to_thread.run_sync(Connected, broker, "v9401", password)
+    assert device.refused is None
+
+    code, out, err = await tracker(database, broker, "add", "v9402", "--class", "vehicle", "--district", "620105",
+                                   "--phone", "13912345678")
+    assert (code, err.strip()) == (1, "tracker: error: a device with this phone is registered already")
+
+    code, out, err = await tracker(database, broker, "disable", "v9401")
+    assert code == 0, err
+    assert await trio.to_thread.run_sync(device.closed.wait, 5)
+    assert await trio.to_thread.run_sync(login_refusal, broker, "v9401", password) == "Not authorized"
+
+    assert (await tracker(database, broker, "enable", "v9401"))[0] == 0
+    assert await trio.to_thread.run_sync(login_refusal, broker, "v9401", password) is None
+
+    code, out, err = await tracker(database, broker, "rotate", "v9401")
+    assert code == 0, err
+    new = re.search(r"new MQTT password of v9401: (\S+)", out).group(1)
+    assert await trio.to_thread.run_sync(login_refusal, broker, "v9401", password) == "Not authorized"
+    assert await trio.to_thread.run_sync(login_refusal, broker, "v9401", new) is None
+
+    code, out, _ = await tracker(database, broker, "list", "--json")
+    (listed,) = json.loads(out)
+    assert (listed["id"], listed["phone"], listed["terminal_id"], listed["enabled"]) == ("v9401", "013912345678", "T000001", True)
+    assert password not in out and new not in out
+
+    async with trio.open_nursery() as nursery:
+        store = await nursery.start(store_task, database)
+        trail = list(reversed(await store.audit_entries(action="device.")))
+        nursery.cancel_scope.cancel()
+    assert [(e["actor"], e["source"], e["action"], e["target"], e["outcome"]) for e in trail] == [
+        (f"cli:{getpass.getuser()}", "cli", action, target, outcome) for action, target, outcome in (
+            ("device.add", "v9401", "ok"), ("device.add", "v9402", "refused"), ("device.disable", "v9401", "ok"),
+            ("device.enable", "v9401", "ok"), ("device.rotate", "v9401", "ok"))]
+    assert all(password not in str(dict(e)) and new not in str(dict(e)) for e in trail)
+    device.close()
+
+
+async def test_operator_mistakes_end_with_one_line(database, broker):
+    code, _, err = await tracker(database, broker, "disable", "nobody")
+    assert (code, err.strip()) == (1, "tracker: error: no registered device 'nobody'")
+    code, _, err = await tracker(database, broker, "add", "s1", "--class", "sensor", "--district", "620105", "--component", "123")
+    assert (code, err.strip()) == (1, "tracker: error: component '123': a 16-digit component code")
+    code, _, err = await tracker(database, broker, "add", "c1", "--class", "collector", "--district", "620105", control_password="")
+    assert code == 2 and "control_password" in err and "Traceback" not in err
+    code, _, err = await tracker(database, broker, "add", "c1", "--class", "collector", "--district", "620105",
+                                 control_password="wrong")
+    assert code == 1 and "Traceback" not in err, err
+    # nothing half-made: the refused registration left no row behind
+    code, out, _ = await tracker(database, broker, "list")
+    assert out.strip() == "0 device(s)"
