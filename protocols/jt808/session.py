@@ -483,16 +483,18 @@ class Jt808Session:
 
     def _on_authenticate(self, header: Header, body: bytes, frame: bytes, rx_ms: int, out: Outcome) -> None:
         auth = decode_authentication(header, body)
-        reason = None if self.policy.accepts(header.phone, auth.code) else "bad_auth_code"
-        if reason is None and self.terminals is not None:
-            known = self.terminals.lookup(header.phone)
-            if known is None:
-                reason = "unregistered_terminal"
-            elif not self.terminals.claim(known.device, self):
-                # an authenticated connection holds this identity: a second one must not
-                # take its command link (nor report as it) while the first lives
-                reason = "identity_in_use"
-            else:
+        known = self.terminals.lookup(header.phone) if self.terminals is not None else None
+        if self.terminals is not None and known is None:
+            reason: str | None = "unregistered_terminal"
+        elif not self.policy.accepts(header.phone, auth.code):
+            reason = "bad_auth_code"
+        elif known is not None and self.terminals is not None and not self.terminals.claim(known.device, self):
+            # an authenticated connection holds this identity: a second one must not take
+            # its command link (nor report as it) while the first lives
+            reason = "identity_in_use"
+        else:
+            reason = None
+            if known is not None:
                 self.device, self.district = known.device, known.district
         if reason is not None:
             self._on("auth_failed")
