@@ -125,7 +125,7 @@ def cmd_broker_accounts(args, settings) -> int:
     account and the control account, with the passwords of config.toml, and their roles;
     accounts already in the file (devices) are kept."""
     from tracker.devcity.dynsec_file import write_dynsec_file
-    from tracker.ingest.dynsec import CONTROL_ROLE, SERVICE_ROLE
+    from tracker.ingest.dynsec_roles import CONTROL_ROLE, SERVICE_ROLE
 
     mqtt, registry = settings.mqtt, settings.registry
     if not mqtt.password or not registry.control_password:

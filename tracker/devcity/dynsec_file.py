@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tracker.ingest.dynsec import (
+from tracker.ingest.dynsec_roles import (
     ALL_DEVICES_ROLE,
     CONTROL_ROLE,
     DEFAULT_ACL_ACCESS,
