@@ -107,6 +107,32 @@ class Provisioning:
                 passwords.append(password)
         return passwords
 
+    async def ensure_all(self, devices: Sequence[RegisteredDevice]) -> dict[str, str]:
+        """Every one of ``devices`` registered and given a fresh password, over one broker
+        connection: the new ones added, the registered ones rotated (their broker account
+        made again should the broker have lost it). The demo's fleet, at each start."""
+        known = {d.id for d in await self.devices()}
+        passwords = dict(zip([d.id for d in devices if d.id not in known],
+                             await self.add_all([d for d in devices if d.id not in known]), strict=True))
+        async with self._broker() as broker:
+            for device in devices:
+                if device.id in passwords:
+                    continue
+                password = new_password()
+                try:
+                    await broker.execute(set_password(device.id, password))
+                except DynsecError as exc:
+                    if exc.error != "Client not found":
+                        raise
+                    await broker.execute(delete_device(device.id), ignore=_ABSENT)
+                    await broker.execute(create_device(device.id, device.device_class, device.district, password))
+                await self.store.device_rotated(device.id)
+                passwords[device.id] = password
+        if self.registry is not None:
+            for row in await self.store.registered_devices():
+                self.registry.put(RegisteredDevice.from_row(row))
+        return passwords
+
     async def set_enabled(self, device: str, enabled: bool) -> tuple[RegisteredDevice, RegisteredDevice]:
         """(before, after). Disabling closes the device's open connection and refuses the
         next; enabling lets it log in again with the password it had."""
