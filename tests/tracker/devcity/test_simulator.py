@@ -13,8 +13,8 @@ import trio
 from tests.fakes import RecordingSink
 from tests.harness import BROKER_USERS, DEMO_CITY, start_service
 from tests.helpers import wait_for
-from tracker.devcity.jt808_terminal import Jt808Terminal
 from tracker import config
+from tracker.devcity.jt808_terminal import Jt808Terminal
 from tracker.devcity.simulator import build_fleet, fleet_registrations, run_fleet
 from tracker.ingest.broker import BrokerParams
 from tracker.ingest.jt808_gateway import Jt808Settings, serve_jt808
