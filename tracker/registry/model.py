@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from protocols.jt808.messages import device_id as jt808_device_id
 from protocols.model import COMPONENT_CODE, DEVICE_ID, DISTRICT_CODE, DeviceClass
 
-_PHONE = re.compile(r"^\d{1,20}$")
+_PHONE = re.compile(r"[0-9]{1,20}")
 _TEXT_MAX = 100
 
 
@@ -42,23 +42,23 @@ class RegisteredDevice:
     enabled: bool = True
 
     def __post_init__(self) -> None:
-        if not DEVICE_ID.match(self.id):
+        if not DEVICE_ID.fullmatch(self.id):
             raise RegistrationError(f"device id {self.id!r}: 1-64 of A-Z a-z 0-9 _ . : -")
-        if not DISTRICT_CODE.match(self.district):
+        if not (self.district.isascii() and DISTRICT_CODE.fullmatch(self.district)):
             raise RegistrationError(f"district {self.district!r}: a 6-digit admin code")
         for key in ("name", "person", "plate", "terminal_id"):
             value = getattr(self, key)
             if len(value) > _TEXT_MAX or any(ord(ch) < 32 for ch in value):
                 raise RegistrationError(f"{key}: at most {_TEXT_MAX} printable characters")
         if self.phone is not None:
-            if not _PHONE.match(self.phone):
+            if not _PHONE.fullmatch(self.phone):
                 raise RegistrationError(f"phone {self.phone!r}: the terminal's SIM number, 1-20 digits")
             if self.device_class is not DeviceClass.VEHICLE:
                 raise RegistrationError("phone: only a vehicle terminal (JT/T 808) has one")
         if self.terminal_id and self.phone is None:
             raise RegistrationError("terminal_id: give the terminal's phone too")
         if self.component is not None:
-            if not COMPONENT_CODE.match(self.component):
+            if not (self.component.isascii() and COMPONENT_CODE.fullmatch(self.component)):
                 raise RegistrationError(f"component {self.component!r}: a 16-digit component code")
             if self.device_class is not DeviceClass.SENSOR:
                 raise RegistrationError("component: only a sensor reports on a component")
@@ -72,7 +72,7 @@ class RegisteredDevice:
         except ValueError:
             raise RegistrationError(f"class {device_class!r}: collector, vehicle or sensor") from None
         if phone is not None:
-            if not _PHONE.match(phone):
+            if not _PHONE.fullmatch(phone):
                 raise RegistrationError(f"phone {phone!r}: the terminal's SIM number, 1-20 digits")
             phone = normal_phone(phone)
         return cls(device, klass, district, name.strip(), person.strip(), plate.strip(), phone, terminal_id.strip(),

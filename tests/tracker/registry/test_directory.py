@@ -65,3 +65,14 @@ def test_a_registration_that_cannot_be_made_says_why(fields, message):
     args = {"device": "c1", "device_class": "collector", "district": "620105"} | fields
     with pytest.raises(RegistrationError, match=message):
         RegisteredDevice.new(args.pop("device"), args.pop("device_class"), args.pop("district"), **args)
+
+
+@pytest.mark.parametrize("fields", [{"device": "c1\n"}, {"district": "620105\n"}, {"phone": "١٣٩١٢٣٤٥٦٧٨"},
+                                    {"device_class": "sensor", "component": "6201050101000001\n"},
+                                    {"district": "٦٢٠١٠٥"}])
+def test_a_trailing_newline_or_other_scripts_digits_are_not_let_through_to_the_database(fields):
+    args = {"device": "c1", "device_class": "collector", "district": "620105"} | fields
+    if "phone" in fields:
+        args["device_class"] = "vehicle"
+    with pytest.raises(RegistrationError):
+        RegisteredDevice.new(args.pop("device"), args.pop("device_class"), args.pop("district"), **args)
