@@ -10,7 +10,8 @@ frames only after answering, so its reports keep their order; while one terminal
 for its commit (at most the persist flush window, ``[pipeline] persist_flush_ms``, when
 the database keeps up) the others carry on.
 
-A connection ends on EOF, on a reset, after ``idle_timeout_s`` without a whole frame
+A connection ends on EOF, on a reset, at its first read after its terminal was disabled
+in the registry, after ``idle_timeout_s`` without a whole frame
 (stray bytes do not keep it open), when it has not authenticated within ``auth_timeout_s``
 (if authentication is required), when an answer cannot be sent within ``send_timeout_s``,
 or after ``max_bad_frames`` undecodable frames in a row. Connections are capped in total
@@ -216,6 +217,9 @@ class Jt808Gateway:
                 return "auth_timeout" if auth_at <= idle_at else "idle_timeout"
             if not data:
                 return "eof_in_frame" if reader.pending_bytes else None
+            if session.authenticated and session.phone is not None and self.terminals is not None \
+                    and self.terminals(session.phone) is None:
+                return "terminal_disabled"  # disabled (or unregistered) since it logged in: hang up, unanswered
             out = session.receive(reader.feed(data), self.now_ms())
             if session.authenticated:
                 unauthenticated_since = None

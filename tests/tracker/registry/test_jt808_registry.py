@@ -119,6 +119,24 @@ async def test_a_registered_terminal_gets_its_code_and_keeps_its_command_link_ag
         nursery.cancel_scope.cancel()
 
 
+async def test_a_terminal_disabled_while_connected_is_hung_up_on_and_its_report_not_stored(refusing, broker):
+    async with trio.open_nursery() as nursery:
+        store, running = await start_service(nursery, refusing)
+        await register(refusing, store, running)
+        stream = await trio.open_tcp_stream("127.0.0.1", running.jt808_port)
+        buffer = bytearray()
+        _, _, code = register_result(await exchange(stream, buffer, REGISTER_2013))
+        assert general_result(await exchange(stream, buffer, authenticate(code))) == 0
+        await Provisioning(store, control_account(refusing), running.registry).set_enabled("v-lz-001", False)
+        await stream.send_all(bytes.fromhex(location(4, datetime.now(UTC))))
+        with pytest.raises(EOFError):
+            await read_frame(stream, buffer)
+        await wait_for(lambda: running.pipeline.metrics.get("gridwatch_rejected_total", protocol="jt808", reason="terminal_disabled") == 1)
+        assert "v-lz-001" not in running.pipeline.live.devices and "v-lz-001" not in running.gateway.sessions
+        await stream.aclose()
+        nursery.cancel_scope.cancel()
+
+
 async def test_a_disabled_terminal_can_no_longer_authenticate(refusing, broker):
     async with trio.open_nursery() as nursery:
         store, running = await start_service(nursery, refusing)
