@@ -8,8 +8,11 @@ import getpass
 import json
 import os
 import re
+import subprocess
 import sys
+import threading
 
+import paho.mqtt.client as paho
 import trio
 
 from tests.harness import BROKER_USERS, REPO, store_task
@@ -89,3 +92,39 @@ async def test_operator_mistakes_end_with_one_line(database, broker):
     # nothing half-made: the refused registration left no row behind
     code, out, _ = await tracker(database, broker, "list")
     assert out.strip() == "0 device(s)"
+
+
+async def test_simulate_register_logs_every_device_in_as_itself(database, broker):
+    """`tracker simulate --register`: the fleet registered, then each device publishing on
+    its own account (a production broker has no account publishing for everyone)."""
+    heard: set[str] = set()
+
+    def listen(stop: threading.Event) -> None:
+        client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"listener-{os.getpid()}", protocol=paho.MQTTv311)
+        client.username_pw_set("gridwatch", BROKER_USERS["gridwatch"])
+        client.on_connect = lambda c, *_: c.subscribe("gw/v1/#", 0)
+        client.on_message = lambda _c, _u, msg: heard.add(msg.topic.split("/")[4])
+        client.connect("127.0.0.1", broker.port)
+        while not stop.is_set():
+            client.loop(0.05)
+        client.disconnect()
+
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")}
+    environ.update({"TRACKER_DATABASE__DSN": database, "TRACKER_REGISTRY__CONTROL_PASSWORD": BROKER_USERS["gridwatch-control"]})
+    stop = threading.Event()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.to_thread.run_sync, listen, stop)
+        process = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "tracker", "simulate", "--host", "127.0.0.1", "--port", str(broker.port), "--register",
+             "--collectors", "2", "--vehicles", "0", "--sensors", "1", "--interval", "0.2", "--username", "nobody"],
+            cwd=REPO, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            with trio.fail_after(30):
+                while not heard >= {"c0001", "c0002", "mh-0001"}:
+                    await trio.sleep(0.1)
+        finally:
+            process.kill()
+            await process.wait()
+            stop.set()
+    code, out, _ = await tracker(database, broker, "list")
+    assert out.splitlines()[-1] == "3 device(s)"
