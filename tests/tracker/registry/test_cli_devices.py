@@ -91,7 +91,7 @@ async def test_operator_mistakes_end_with_one_line(database, broker):
     assert code == 1 and "Traceback" not in err, err
     # nothing half-made: the refused registration left no row behind
     code, out, _ = await tracker(database, broker, "list")
-    assert out.strip() == "0 device(s)"
+    assert (code, out.strip()) == (0, "0 device(s)")
 
 
 async def test_simulate_register_logs_every_device_in_as_itself(database, broker):
@@ -127,4 +127,4 @@ async def test_simulate_register_logs_every_device_in_as_itself(database, broker
             await process.wait()
             stop.set()
     code, out, _ = await tracker(database, broker, "list")
-    assert out.splitlines()[-1] == "3 device(s)"
+    assert (code, out.splitlines()[-1]) == (0, "3 device(s)")
