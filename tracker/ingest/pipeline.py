@@ -24,7 +24,10 @@ Stages are tasks in one nursery joined by bounded channels:
 - live fan-out: coalesces; the hub ticks and sends each client the devices that moved.
   Alarm events go to clients unmerged, in order.
 
-Decoding is pure; a ``DecodeError`` is counted by protocol and reason, logged with the
+Before decoding, each message's device is put to the device registry (the ``gate``, an
+in-memory lookup): a device it refuses (unregistered, disabled, another class or
+district) is counted in ``gridwatch_device_refused_total`` by reason and its payload is
+dropped unread. Decoding is pure; a ``DecodeError`` is counted by protocol and reason, logged with the
 device id, sampled into dead letters, and ingest moves on. Any other exception is a bug
 and stops the service loudly.
 
