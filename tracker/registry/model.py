@@ -71,6 +71,7 @@ class RegisteredDevice:
             klass = DeviceClass(device_class)
         except ValueError:
             raise RegistrationError(f"class {device_class!r}: collector, vehicle or sensor") from None
+        phone = phone or None  # an empty field: no phone
         if phone is not None:
             if not _PHONE.fullmatch(phone):
                 raise RegistrationError(f"phone {phone!r}: the terminal's SIM number, 1-20 digits")

@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
+import trio
+
 from tracker.config import Settings
 from tracker.ingest.dynsec import (
     ControlAccount,
@@ -101,7 +103,11 @@ class Provisioning:
                     if not device.enabled:
                         await broker.execute(disable_client(device.id))
                 except BaseException:
-                    await self.store.unregister_device(device.id)
+                    # withdrawn even when cancelled: a registration without its account
+                    # would only confuse (bounded: the database may be what failed)
+                    with trio.move_on_after(10) as cleanup:
+                        cleanup.shield = True
+                        await self.store.unregister_device(device.id)
                     raise
                 self._known(device)
                 passwords.append(password)
