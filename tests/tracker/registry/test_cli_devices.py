@@ -4,7 +4,9 @@ and database. Each change takes effect on the broker at once and is audited as
 
 from __future__ import annotations
 
+import base64
 import getpass
+import hashlib
 import json
 import os
 import re
@@ -128,3 +130,23 @@ async def test_simulate_register_logs_every_device_in_as_itself(database, broker
             stop.set()
     code, out, _ = await tracker(database, broker, "list")
     assert (code, out.splitlines()[-1]) == (0, "3 device(s)")
+
+
+async def test_broker_accounts_writes_the_production_file_with_the_configured_passwords(tmp_path):
+    path = tmp_path / "dynamic-security.json"
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")}
+    environ.update({"TRACKER_MQTT__PASSWORD": "ingest-pass", "TRACKER_REGISTRY__CONTROL_PASSWORD": "control-pass"})
+    done = await trio.run_process([sys.executable, "-m", "tracker", "broker-accounts", str(path)], cwd=REPO, env=environ,
+                                  capture_stdout=True, capture_stderr=True, check=False)
+    assert done.returncode == 0, done.stderr
+    clients = {c["username"]: c for c in json.loads(path.read_text())["clients"]}
+    assert {name: [r["rolename"] for r in c["roles"]] for name, c in clients.items()} == {
+        "gridwatch": ["gridwatch-service"], "gridwatch-control": ["gridwatch-control"]}
+    for name, password in (("gridwatch", b"ingest-pass"), ("gridwatch-control", b"control-pass")):
+        c = clients[name]
+        digest = hashlib.pbkdf2_hmac("sha512", password, base64.b64decode(c["salt"]), c["iterations"], 64)
+        assert base64.b64decode(c["password"]) == digest
+    environ.pop("TRACKER_REGISTRY__CONTROL_PASSWORD")
+    refused = await trio.run_process([sys.executable, "-m", "tracker", "broker-accounts", str(path)], cwd=REPO, env=environ,
+                                     capture_stdout=True, capture_stderr=True, check=False)
+    assert refused.returncode == 2 and b"control_password" in refused.stderr

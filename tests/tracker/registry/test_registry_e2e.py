@@ -4,7 +4,6 @@ at once, and what becomes of payloads from devices the registry does not know.""
 
 from __future__ import annotations
 
-import functools
 import time
 
 import httpx
@@ -171,4 +170,14 @@ async def test_a_registration_made_elsewhere_reaches_ingest_within_the_refresh(r
         nursery.cancel_scope.cancel()
 
 
-del functools
+
+
+async def test_without_a_control_account_the_admin_api_says_provisioning_is_off(refusing, broker):
+    settings = refusing.replace("registry", control_password="")
+    async with trio.open_nursery() as nursery:
+        store, running = await start_service(nursery, settings)
+        async with httpx.AsyncClient(base_url=running.url, headers=await auth_headers(store)) as http:
+            answer = await http.post("/api/admin/devices", json={"id": "c9300", "class": "collector", "district": "620105"})
+        assert answer.status_code == 503 and "control_password" in answer.json()["error"]
+        assert await store.registered_devices() == []
+        nursery.cancel_scope.cancel()
