@@ -208,7 +208,8 @@ async def run_service(settings: Settings, store: Store, *, clock_ms: Clock | Non
     registry = Registry(accept_unregistered=settings.registry.unregistered is Unregistered.ACCEPT,
                         jt808_district=settings.jt808.district)
     await database.retrying("registry", registry.load, store)
-    pipeline = Pipeline(settings, store, index, metrics, clock_ms=clock_ms, gate=registry.refusal)
+    pipeline = Pipeline(settings, store, index, metrics, clock_ms=clock_ms, gate=registry.refusal,
+                        component_of=registry.component)
     await _warm_start(store, pipeline.live, settings.pipeline.max_devices)
     patrol = await _patrol(settings, store, index, pipeline, metrics, clock_ms) if settings.patrol.enabled else None
     await pipeline.resume()  # alarm state: a recovery after a restart clears what was raised before it

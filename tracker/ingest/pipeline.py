@@ -183,9 +183,11 @@ class Pipeline:
     """Owns the stages and their shared state; ``run`` starts them all."""
 
     def __init__(self, settings: Settings, store: Store, index: GridIndex, metrics: Metrics | None = None,
-                 clock_ms: Callable[[], int] | None = None, gate: Gate | None = None) -> None:
+                 clock_ms: Callable[[], int] | None = None, gate: Gate | None = None,
+                 component_of: Callable[[str], str | None] | None = None) -> None:
         """``gate``: the device registry, asked about each message's device (None: every
-        device is accepted)."""
+        device is accepted). ``component_of``: the component code a sensor is registered
+        on (None: not registered with one); its records about another are refused."""
         self.settings = settings
         self.store = store
         self.index = index
@@ -197,6 +199,7 @@ class Pipeline:
         owntracks = parse_owntracks_map(settings.owntracks.devices, settings.grid.district) if settings.owntracks.enabled else {}
         self.max_devices = settings.pipeline.max_devices
         self.router = Router(limits, owntracks, max_routes=3 * self.max_devices, gate=gate)  # a topic per message kind
+        self._component_of = component_of
         self.filter = PositionFilter(filter_params(settings))
         self.sensors = SensorMonitor(sensor_params(settings), int(settings.sensors.silent_after_s * 1000))
         self.vehicle_alarms = AlarmTracker()  # the JT/T 808 gateway's, restored by resume()
@@ -228,7 +231,8 @@ class Pipeline:
         m.describe("gridwatch_fixes_filtered_total", "Fixes refused by a position filter, by reason")
         m.describe("gridwatch_rejected_total", "Payloads or records refused by a decoder, by protocol and reason")
         m.describe("gridwatch_device_refused_total", "MQTT payloads refused unread because the device registry refuses their "
-                   "device (unregistered, disabled, wrong_class, wrong_district)")
+                   "device (unregistered, disabled, wrong_class, wrong_district), or a sensor's record about a "
+                   "component other than its registered one (wrong_component)")
         m.describe("gridwatch_tolerated_total", "Reports kept despite a defect (a damaged tail, a reading dropped), by protocol and reason")
         m.describe("gridwatch_persisted_total", "Fixes written to PostgreSQL")
         m.describe("gridwatch_pings_already_stored_total", "Fixes received again (a message redelivered) and skipped: already stored")
@@ -394,9 +398,12 @@ class Pipeline:
         for status in routed.statuses:
             if status.bat is not None:
                 self.live.update_battery(status.device, status.bat)
-        if routed.readings:
-            self._bind_components(routed.readings)
-            for alarm in self.sensors.observe(routed.readings):
+        readings = routed.readings
+        if readings and self._component_of is not None:
+            readings = self._own_components(readings)
+        if readings:
+            self._bind_components(readings)
+            for alarm in self.sensors.observe(readings):
                 self._component_alarm(alarm)
             self._save_sensor_changes()
         for event in routed.events:
@@ -478,6 +485,22 @@ class Pipeline:
     def _devices_remembered(self) -> float:
         return max(len(self.live.devices), len(self.live.battery), self.filter.remembered, len(self.sensors.components),
                    len(self._bindings))
+
+    def _own_components(self, readings: list) -> list:
+        """"One manhole, one number": a sensor registered on a component speaks for that
+        one only; a record about another is refused (``wrong_component``)."""
+        component_of = self._component_of
+        assert component_of is not None
+        kept = []
+        for r in readings:
+            registered = component_of(r.device)
+            if registered is None or registered == r.component:
+                kept.append(r)
+                continue
+            self.metrics.inc("gridwatch_device_refused_total", reason="wrong_component")
+            if self._log_gate.allow("refused:wrong_component", self._clock_ms()):
+                log.warning("refused a record of sensor %s about component %s: registered on %s", r.device, r.component, registered)
+        return kept
 
     def _bind_components(self, readings) -> None:
         """"One manhole, one number": each sensor is bound to the component it reports

@@ -67,6 +67,11 @@ class Registry:
             return "wrong_district"
         return None
 
+    def component(self, device: str) -> str | None:
+        """The component code a sensor is registered on; None when it has none here."""
+        known = self.devices.get(device)
+        return known.component if known is not None else None
+
     def terminal(self, phone: str) -> KnownTerminal | None:
         """The JT/T 808 terminal with this SIM number, registered and enabled; else None
         (or, accepting unregistered devices, a terminal unknown here as ``jt{phone}``)."""

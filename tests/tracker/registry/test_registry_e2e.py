@@ -181,3 +181,26 @@ async def test_without_a_control_account_the_admin_api_says_provisioning_is_off(
         assert answer.status_code == 503 and "control_password" in answer.json()["error"]
         assert await store.registered_devices() == []
         nursery.cancel_scope.cancel()
+
+
+async def test_a_sensor_speaks_only_for_the_component_it_is_registered_on(refusing, broker):
+    own, other = "6201050101000001", "6201050101000002"
+    t = int(time.time() * 1000)
+
+    def record(component: str, t_ms: int) -> bytes:
+        return msgpack.packb({"dev": "s9002", "comp": component, "t": t_ms, "type": "manhole", "kind": "status", "tilt": 0.5,
+                              "bat": 90})
+
+    async with trio.open_nursery() as nursery:
+        store, running = await start_service(nursery, refusing)
+        (password,) = await provision(refusing, store, running, RegisteredDevice.new("s9002", "sensor", "620105", component=own))
+        topic = "gw/v1/620105/sensor/s9002/status"
+        await apublish(broker, [(topic, record(other, t - 1000)), (topic, record(own, t))], username="s9002", password=password)
+        await wait_for(lambda: "s9002" in running.pipeline.sensors.last_seen)
+        metrics = running.pipeline.metrics
+        assert metrics.get("gridwatch_device_refused_total", reason="wrong_component") == 1
+        await wait_for(lambda: running.pipeline.persist_lag_s() == 0)
+        await trio.sleep(0.5)
+        rows = await store.fetch("SELECT code FROM components WHERE device = 's9002'")
+        assert [r["code"] for r in rows] == [own]
+        nursery.cancel_scope.cancel()
