@@ -21,13 +21,14 @@ from tracker.storage.store import open_store
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATE = "gridwatch_template"
 
+# The accounts the test broker starts with (their roles: tracker.devcity.dynsec_file's
+# DEFAULT_ROLES). Device accounts are not here: a test that needs one provisions it
+# through the registry, as production does (tests/tracker/registry).
 BROKER_USERS = {
     "gridwatch": "svc-secret",
+    "gridwatch-control": "control-secret",
+    # publishes for any device: the load generators' and most tests' account
     "simulator": "sim-secret",
-    # a real device account, pinned to its own topics by mosquitto/acl
-    "c9001": "device-secret",
-    # an OwnTracks phone: the broker user is the OwnTracks user
-    "alice": "alice-secret",
 }
 # the test cluster's superuser and application role (start_postgres keyword arguments)
 PG_PASSWORDS = {"superuser_password": "pg-admin-secret", "role_password": "pg-app-secret"}

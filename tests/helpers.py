@@ -11,10 +11,12 @@ import trio
 from tracker.devcity.starters import Mosquitto
 
 
-def publish(broker: Mosquitto, messages: list[tuple[str, bytes]], username: str = "simulator") -> None:
-    """Publish with a plain paho client, as a device would (blocking: run in a thread)."""
+def publish(broker: Mosquitto, messages: list[tuple[str, bytes]], username: str = "simulator",
+            password: str | None = None) -> None:
+    """Publish with a plain paho client, as a device would (blocking: run in a thread);
+    ``password`` None: the broker's starting account of that name."""
     client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"test-pub-{id(messages)}", protocol=paho.MQTTv311)
-    client.username_pw_set(username, broker.users[username])
+    client.username_pw_set(username, broker.users[username] if password is None else password)
     client.connect("127.0.0.1", broker.port)
     client.loop_start()
     try:
@@ -42,8 +44,9 @@ def discard_session(broker: Mosquitto, client_id: str, username: str = "gridwatc
     client.disconnect()
 
 
-async def apublish(broker: Mosquitto, messages: list[tuple[str, bytes]], username: str = "simulator") -> None:
-    await trio.to_thread.run_sync(publish, broker, messages, username)
+async def apublish(broker: Mosquitto, messages: list[tuple[str, bytes]], username: str = "simulator",
+                   password: str | None = None) -> None:
+    await trio.to_thread.run_sync(publish, broker, messages, username, password)
 
 
 async def wait_for(condition: Callable[[], object], timeout: float = 10.0, interval: float = 0.02):

@@ -267,6 +267,22 @@ class HealthSettings:
     database_probe_s: float = 5.0
 
 
+class Unregistered(enum.StrEnum):
+    REFUSE = "refuse"  # count and drop payloads of devices the registry does not know
+    ACCEPT = "accept"  # let them through (known devices are still held to their registration)
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrySettings:
+    unregistered: Unregistered = Unregistered.REFUSE
+    refresh_s: float = 2.0
+    # the broker account that manages the others over $CONTROL/dynamic-security/v1:
+    # not the ingest account ([mqtt] username), which may not touch accounts
+    control_username: str = "gridwatch-control"
+    control_password: str = ""
+    control_timeout_s: float = 10.0
+
+
 @dataclass(frozen=True, slots=True)
 class LogSettings:
     level: str = "INFO"
@@ -289,6 +305,7 @@ class Settings:
     demo: DemoSettings = field(default_factory=DemoSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
+    registry: RegistrySettings = field(default_factory=RegistrySettings)
     log: LogSettings = field(default_factory=LogSettings)
 
     def replace(self, section: str, **values) -> Settings:
@@ -446,4 +463,8 @@ def _validate(s: types.SimpleNamespace) -> None:
     for key in ("pings_days", "filtered_fixes_days", "dead_letters_days"):
         need(getattr(s.retention, key) >= 0, f"[retention] {key}", "must be >= 0 (0: keep forever)")
     need(s.retention.check_s > 0 and s.retention.delete_batch > 0, "[retention] check_s", "and delete_batch must be > 0")
+    need(s.registry.refresh_s > 0 and s.registry.control_timeout_s > 0, "[registry] refresh_s",
+         "and control_timeout_s must be > 0")
+    need(s.registry.control_username != s.mqtt.username, "[registry] control_username",
+         "must not be the ingest account ([mqtt] username): only the control account may change accounts")
     need(s.sensors.silent_after_s > 0 and s.sensors.watchdog_s > 0, "[sensors] silent_after_s", "and watchdog_s must be > 0")

@@ -23,7 +23,7 @@ from web.guards import CheckHost, LimitBody
 from web.params import error
 from web.policy import EVERYONE, PUBLIC, READERS, Scoping, allow, guard, policy_of
 from web.principal import Role
-from web.routes import alerts, audit, commandmap, devices, ops, patrol, reports, session
+from web.routes import admin_devices, alerts, audit, commandmap, devices, ops, patrol, reports, session
 from web.routes.commandmap import STATIC
 from web.stream import live_feed
 
@@ -31,6 +31,7 @@ from web.stream import live_feed
 # is scoped. READ = viewer and up (admin, commander, supervisor, viewer); a collector sees
 # the page, its own session and its own device only.
 READ = allow(*READERS)
+ADMIN = allow(Role.ADMIN, scoping=Scoping.CITY)
 ROUTES: list[BaseRoute] = [
     guard(Route("/", commandmap.index), allow(*EVERYONE, scoping=Scoping.NONE, page=True)),
     guard(Route("/login", session.login_page), PUBLIC),
@@ -58,6 +59,12 @@ ROUTES: list[BaseRoute] = [
     # raw payloads and their senders' addresses
     guard(Route("/api/dead-letters", ops.dead_letters), allow(Role.ADMIN, scoping=Scoping.CITY)),
     guard(Route("/api/audit", audit.audit_entries), allow(Role.ADMIN, scoping=Scoping.CITY)),
+    # the device registry and the broker accounts behind it: the city's administrators
+    guard(Route("/api/admin/devices", admin_devices.devices_list, methods=["GET"]), ADMIN),
+    guard(Route("/api/admin/devices", admin_devices.devices_add, methods=["POST"]), ADMIN),
+    guard(Route("/api/admin/devices/{device}/disable", admin_devices.device_disable, methods=["POST"]), ADMIN),
+    guard(Route("/api/admin/devices/{device}/enable", admin_devices.device_enable, methods=["POST"]), ADMIN),
+    guard(Route("/api/admin/devices/{device}/rotate", admin_devices.device_rotate, methods=["POST"]), ADMIN),
     guard(Route("/healthz", ops.healthz), PUBLIC),
     guard(Route("/metrics", ops.metrics), allow(Role.ADMIN, scoping=Scoping.CITY, metrics_token=True)),
     guard(WebSocketRoute("/ws", live_feed), READ),

@@ -197,6 +197,32 @@ class AuthSettings:
     metrics_token: str = ""  # "" : /metrics for admin accounts only
 
 
+class Conflict(Exception):
+    """The request clashes with what exists (a device id, phone or component code taken): 409."""
+
+
+class DeviceAdmin(Protocol):
+    """The device registry and the broker accounts behind it. Devices are JSON objects:
+    id, class, district, name, person, plate, phone, terminal_id, component, enabled.
+    Raises ``ValueError`` for a registration that cannot be made as given (400),
+    ``LookupError`` for a device not registered (404), ``Conflict`` (409), and
+    ``Unavailable`` when the database or the broker's control account is not there (503)."""
+
+    async def devices(self) -> list[dict[str, Any]]: ...
+
+    async def add(self, fields: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """Register a device and make its broker account: (the device, its MQTT password)."""
+        ...
+
+    async def set_enabled(self, device: str, enabled: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(before, after)."""
+        ...
+
+    async def rotate(self, device: str) -> tuple[dict[str, Any], str]:
+        """A new MQTT password (the old one's session is closed): (the device, the password)."""
+        ...
+
+
 # The device's id → how the "report now" request went out, or None for an unknown device.
 # Raises trio.BrokenResourceError when the device's link is down.
 Locate = Callable[[str], Awaitable[dict[str, Any] | None]]
@@ -238,6 +264,7 @@ class WebContext:
     audit: AuditTrail | None = None  # None: nothing is recorded (tests of pages that change nothing)
     accounts: Accounts | None = None  # None: nobody can log in (only a principal put in the scope passes)
     auth: AuthSettings = AuthSettings()
+    devices_admin: DeviceAdmin | None = None  # None: no device registry behind this service
 
     def zone(self) -> str:
         """The time zone of "today": the patrol plan's."""

@@ -22,6 +22,7 @@ import hashlib
 import hmac
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from protocols.errors import DecodeError
 from protocols.jt808.framing import FramingError
@@ -32,6 +33,7 @@ from protocols.jt808.messages import (
     Location,
     MsgId,
     RegisterResult,
+    Registration,
     Result,
     decode_authentication,
     decode_batch,
@@ -153,6 +155,31 @@ class SessionPolicy:
         return hmac.compare_digest(code, self.auth_code(phone))
 
 
+@dataclass(frozen=True, slots=True)
+class KnownTerminal:
+    """A terminal the platform knows: the device it is, where, and what it must say it is
+    when it registers (empty: not checked)."""
+
+    device: str
+    district: str
+    terminal_id: str = ""
+    plate: str = ""
+
+
+class Terminals(Protocol):
+    """Who may register and authenticate, and whose command link is whose. A connection's
+    session asks it; the gateway answers from the device registry and its connections."""
+
+    def lookup(self, phone: str) -> KnownTerminal | None:
+        """The terminal with this SIM number, or None: unknown to the platform, or disabled."""
+        ...
+
+    def claim(self, device: str, session: Jt808Session) -> bool:
+        """Bind the device's command link to ``session``: False (and nothing changes) while
+        another connection that authenticated as that device holds it."""
+        ...
+
+
 class SessionState(enum.Enum):
     CONNECTED = "connected"
     REGISTERED = "registered"  # holds an auth code, has not presented it
@@ -264,13 +291,18 @@ class _Reassembly:
 class Jt808Session:
     """One TCP connection of one terminal."""
 
-    def __init__(self, policy: SessionPolicy, alarms: AlarmTracker | None = None) -> None:
+    def __init__(self, policy: SessionPolicy, alarms: AlarmTracker | None = None, terminals: Terminals | None = None) -> None:
+        """``terminals`` None: any terminal may register and authenticate, as the device
+        ``jt{phone}`` of the policy's district, and no connection is told apart from
+        another claiming the same phone (benchmarks, decoder tests)."""
         self.policy = policy
         self.alarms = alarms if alarms is not None else AlarmTracker()
+        self.terminals = terminals
         self.state = SessionState.CONNECTED
         self.phone: str | None = None
         self.header_version: int | None = None
         self.device: str | None = None
+        self.district = policy.district  # the registered terminal's, once it registers or authenticates
         self.edition: str | None = None
         self.imei: str | None = None
         self.software_version: str | None = None
@@ -424,15 +456,49 @@ class Jt808Session:
     def _on_register(self, header: Header, body: bytes, frame: bytes, rx_ms: int, out: Outcome) -> None:
         registration = decode_registration(header, body)
         self.edition = registration.edition
+        if self.terminals is not None:
+            refusal = self._registration_refusal(header.phone, registration)
+            if refusal is not None:
+                reason, result = refusal
+                out.rejected.append((reason, frame[:_SAMPLE_BYTES]))
+                out.answers.append(encode_register_response(header, self._next_serial(), result))
+                return
         self._on("registered")
         code = self.policy.auth_code(header.phone)
         out.answers.append(encode_register_response(header, self._next_serial(), RegisterResult.OK, code))
 
+    def _registration_refusal(self, phone: str, registration: Registration) -> tuple[str, RegisterResult] | None:
+        """Why the platform turns a registration down (0x8100 result 4 "no such terminal in
+        the database", 2 "no such vehicle"), or None to accept it."""
+        assert self.terminals is not None
+        known = self.terminals.lookup(phone)
+        if known is None:
+            return "unregistered_terminal", RegisterResult.NO_SUCH_TERMINAL
+        if known.terminal_id and registration.terminal_id.strip() != known.terminal_id:
+            return "terminal_id_mismatch", RegisterResult.NO_SUCH_TERMINAL
+        if known.plate and registration.plate_color and registration.plate.strip() != known.plate:
+            return "plate_mismatch", RegisterResult.NO_SUCH_VEHICLE
+        self.device, self.district = known.device, known.district
+        return None
+
     def _on_authenticate(self, header: Header, body: bytes, frame: bytes, rx_ms: int, out: Outcome) -> None:
         auth = decode_authentication(header, body)
-        if not self.policy.accepts(header.phone, auth.code):
+        known = self.terminals.lookup(header.phone) if self.terminals is not None else None
+        if self.terminals is not None and known is None:
+            reason: str | None = "unregistered_terminal"
+        elif not self.policy.accepts(header.phone, auth.code):
+            reason = "bad_auth_code"
+        elif known is not None and self.terminals is not None and not self.terminals.claim(known.device, self):
+            # an authenticated connection holds this identity: a second one must not take
+            # its command link (nor report as it) while the first lives
+            reason = "identity_in_use"
+        else:
+            reason = None
+            if known is not None:
+                self.device, self.district = known.device, known.district
+        if reason is not None:
             self._on("auth_failed")
-            out.rejected.append(("bad_auth_code", frame[:_SAMPLE_BYTES]))
+            out.rejected.append((reason, frame[:_SAMPLE_BYTES]))
             self._answer(header, Result.FAIL, out)
             return
         self._on("authenticated")
@@ -537,7 +603,7 @@ class Jt808Session:
             out.tolerated.append(("altitude_range", frame[:_SAMPLE_BYTES]))
         # positional on purpose: keyword construction of a NamedTuple costs twice as much
         fix = Fix(
-            self.device, _VEHICLE, self.policy.district, t_ms, lat, lon, rx_ms,
+            self.device, _VEHICLE, self.district, t_ms, lat, lon, rx_ms,
             None, spd, hdg, altitude, None, _WGS84, seq,
         )
         out.fixes.append(fix)

@@ -1,33 +1,25 @@
-"""The broker ACL pins a device to its own topics: the user name is the device id."""
+"""The broker's accounts and roles (dynamic security plugin): the service reads $SYS, a
+device does not; the ingest account cannot change accounts, the control account can and
+can do nothing else. What a device may publish: tests/tracker/registry."""
 
 from __future__ import annotations
 
 import time
 
-import msgpack
 import paho.mqtt.client as paho
+import pytest
 import trio
 
-from tests.harness import LAT, LON, start_service
-from tests.helpers import apublish, wait_for
+from protocols.model import DeviceClass
+from tests.harness import BROKER_USERS
+from tracker.ingest.dynsec import ControlAccount, DynsecError, create_device, delete_device, open_dynsec
 
 
-async def test_device_can_publish_only_as_itself(settings, broker):
-    fix = msgpack.packb({"t": int(time.time() * 1000), "lat": LAT, "lon": LON, "acc": 5})
-    async with trio.open_nursery() as nursery:
-        _store, running = await start_service(nursery, settings)
-        await apublish(broker, [("gw/v1/620105/collector/c9002/pos", fix), ("gw/v1/620105/collector/c9001/pos", fix)], username="c9001")
-        await wait_for(lambda: "c9001" in running.pipeline.live.devices)
-        await trio.sleep(0.3)  # time enough for a second message to arrive, if the broker let it through
-        assert set(running.pipeline.live.devices) == {"c9001"}
-        nursery.cancel_scope.cancel()
-
-
-def _sys_topics_seen(broker, username: str, seconds: float) -> set[str]:
+def _sys_topics_seen(broker, username: str, password: str, seconds: float) -> set[str]:
     """$SYS topics a client of ``username`` receives within ``seconds`` (retained ones at once)."""
     seen: set[str] = set()
     client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"sys-reader-{username}", protocol=paho.MQTTv311)
-    client.username_pw_set(username, broker.users[username])
+    client.username_pw_set(username, password)
     client.on_message = lambda _c, _u, msg: seen.add(msg.topic)
     client.connect("127.0.0.1", broker.port)
     client.subscribe("$SYS/#", 0)
@@ -38,6 +30,29 @@ def _sys_topics_seen(broker, username: str, seconds: float) -> set[str]:
     return seen
 
 
-def test_the_service_reads_the_broker_counters_and_a_device_does_not(broker):
-    assert "$SYS/broker/publish/messages/dropped" in _sys_topics_seen(broker, "gridwatch", 1.0)
-    assert _sys_topics_seen(broker, "c9001", 1.0) == set()
+def _control(broker, username: str = "gridwatch-control") -> ControlAccount:
+    return ControlAccount("127.0.0.1", broker.port, username, BROKER_USERS[username], timeout_s=3)
+
+
+async def test_the_service_reads_the_broker_counters_and_a_device_does_not(broker):
+    async with open_dynsec(_control(broker)) as dynsec:
+        await dynsec.execute(delete_device("c9301"), ignore=("Client not found", "Role not found"))
+        await dynsec.execute(create_device("c9301", DeviceClass.COLLECTOR, "620105", "device-secret"))
+    # a retained counter, there from the broker's start (the dropped-messages one comes once it moves)
+    assert "$SYS/broker/clients/connected" in await trio.to_thread.run_sync(
+        _sys_topics_seen, broker, "gridwatch", BROKER_USERS["gridwatch"], 1.0)
+    assert await trio.to_thread.run_sync(_sys_topics_seen, broker, "c9301", "device-secret", 1.0) == set()
+
+
+async def test_only_the_control_account_changes_accounts(broker):
+    # the ingest account may not even hear the plugin's answer: no answer, no change
+    with pytest.raises(DynsecError, match="no answer"):
+        async with open_dynsec(_control(broker, "gridwatch")) as dynsec:
+            await dynsec.execute(create_device("c9302", DeviceClass.COLLECTOR, "620105", "x"))
+    async with open_dynsec(_control(broker)) as dynsec:
+        (answer,) = await dynsec.execute([{"command": "getClient", "username": "c9302"}], ignore=("Client not found",))
+        assert answer.get("error") == "Client not found"
+
+
+def test_the_control_account_reads_no_device_traffic(broker):
+    assert _sys_topics_seen(broker, "gridwatch-control", BROKER_USERS["gridwatch-control"], 1.0) == set()

@@ -69,3 +69,12 @@ def test_jt808_connection_limits_reach_the_gateway():
     gateway = s.jt808  # the section is the gateway's own settings class
     assert isinstance(gateway, Jt808Settings)
     assert (gateway.auth_timeout_s, gateway.max_connections_per_address, gateway.idle_timeout_s) == (30.0, 8, 300.0)
+
+
+def test_the_registry_refuses_unregistered_devices_unless_told_and_keeps_the_control_account_apart():
+    assert load(None, environ={}).registry.unregistered == "refuse"
+    assert load(None, environ={"TRACKER_REGISTRY__UNREGISTERED": "accept"}).registry.unregistered == "accept"
+    with pytest.raises(ConfigError, match=r"\[registry\] unregistered: must be refuse or accept"):
+        load(None, environ={"TRACKER_REGISTRY__UNREGISTERED": "maybe"})
+    with pytest.raises(ConfigError, match=r"\[registry\] control_username: must not be the ingest account"):
+        load(None, environ={"TRACKER_REGISTRY__CONTROL_USERNAME": "gridwatch"})

@@ -8,14 +8,29 @@ import time
 
 import httpx
 import paho.mqtt.client as paho
+import pytest
 import trio
 
 from protocols.epoch import datetime_to_ms
+from protocols.model import DeviceClass
 from tests.harness import BROKER_USERS, auth_headers, start_service
 from tests.helpers import apublish, wait_for
+from tracker.ingest.dynsec import ControlAccount, create_device, delete_device, open_dynsec
+
+ALICE = "alice-secret"
 
 
-async def test_owntracks_location_appears_as_the_mapped_collector(settings, broker):
+@pytest.fixture
+async def alice(broker):
+    """The phone's broker account: OwnTracks user "alice", provisioned as a collector's
+    account is (its role lets it use owntracks/alice/# only)."""
+    control = ControlAccount("127.0.0.1", broker.port, "gridwatch-control", BROKER_USERS["gridwatch-control"])
+    async with open_dynsec(control) as dynsec:
+        await dynsec.execute(delete_device("alice"), ignore=("Client not found", "Role not found"))
+        await dynsec.execute(create_device("alice", DeviceClass.COLLECTOR, "620105", ALICE))
+
+
+async def test_owntracks_location_appears_as_the_mapped_collector(settings, broker, alice):
     settings = settings.replace("owntracks", devices=("alice/phone=c0042",))
     tst = int(time.time())
     # exactly what the OwnTracks Android app publishes (retained, QoS 1)
@@ -23,7 +38,7 @@ async def test_owntracks_location_appears_as_the_mapped_collector(settings, brok
                           "lat": 36.1051, "lon": 103.7199, "m": 1, "t": "u", "tid": "ph", "tst": tst, "vac": 3, "vel": 4}).encode()
     async with trio.open_nursery() as nursery:
         store, running = await start_service(nursery, settings)
-        await apublish(broker, [("owntracks/alice/phone", payload)], username="alice")
+        await apublish(broker, [("owntracks/alice/phone", payload)], username="alice", password=ALICE)
         await wait_for(lambda: "c0042" in running.pipeline.live.devices)
         async with httpx.AsyncClient(base_url=running.url, headers=await auth_headers(store)) as http:
             devices = (await http.get("/api/devices")).json()["devices"]
@@ -33,7 +48,7 @@ async def test_owntracks_location_appears_as_the_mapped_collector(settings, brok
         "collector", tst * 1000, "620105003003010", 64.0, round(4 / 3.6, 3))
 
 
-async def test_a_location_whose_numbers_no_column_holds_is_refused_and_the_service_goes_on(settings, broker):
+async def test_a_location_whose_numbers_no_column_holds_is_refused_and_the_service_goes_on(settings, broker, alice):
     settings = settings.replace("owntracks", devices=("alice/phone=c0042",))
     tst = int(time.time())
     base = {"_type": "location", "lat": 36.1051, "lon": 103.7199, "tst": tst, "t": "u", "tid": "ph"}
@@ -44,7 +59,7 @@ async def test_a_location_whose_numbers_no_column_holds_is_refused_and_the_servi
     ]
     async with trio.open_nursery() as nursery:
         store, running = await start_service(nursery, settings)
-        await apublish(broker, [("owntracks/alice/phone", json.dumps(m).encode()) for m in messages], username="alice")
+        await apublish(broker, [("owntracks/alice/phone", json.dumps(m).encode()) for m in messages], username="alice", password=ALICE)
         metrics = running.pipeline.metrics
         await wait_for(lambda: metrics.get("gridwatch_persisted_total") >= 2)
         rows = await store.fetch("SELECT t, acc, alt FROM pings WHERE device = 'c0042' ORDER BY t")
@@ -54,14 +69,14 @@ async def test_a_location_whose_numbers_no_column_holds_is_refused_and_the_servi
         [((tst - 10) * 1000, None, None), (tst * 1000, 12.0, 1521.0)], 1)
 
 
-async def test_report_location_command_reaches_the_phone(settings, broker):
+async def test_report_location_command_reaches_the_phone(settings, broker, alice):
     settings = settings.replace("owntracks", devices=("alice/phone=c0042",))
     received: list[bytes] = []
     subscribed = threading.Event()
 
     def phone() -> None:
         client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="alice-phone", protocol=paho.MQTTv311)
-        client.username_pw_set("alice", BROKER_USERS["alice"])
+        client.username_pw_set("alice", ALICE)
         client.on_connect = lambda c, u, f, rc, p: c.subscribe("owntracks/alice/phone/cmd", 1)
         client.on_subscribe = lambda c, u, mid, rcs, p: subscribed.set()
         client.on_message = lambda c, u, msg: received.append(msg.payload)

@@ -50,6 +50,11 @@ MATRIX: dict[str, set[Role] | str] = {
     "POST /api/patrol/exceptions": {SUPERVISOR, ADMIN},
     "GET /api/dead-letters": {ADMIN},
     "GET /api/audit": {ADMIN},
+    "GET /api/admin/devices": {ADMIN},
+    "POST /api/admin/devices": {ADMIN},
+    "POST /api/admin/devices/{device}/disable": {ADMIN},
+    "POST /api/admin/devices/{device}/enable": {ADMIN},
+    "POST /api/admin/devices/{device}/rotate": {ADMIN},
     "GET /healthz": "public",
     "GET /metrics": {ADMIN},
     "WS /ws": READERS,
@@ -58,7 +63,7 @@ MATRIX: dict[str, set[Role] | str] = {
 OWN_DEVICE = "c0001"
 CONCRETE = {"{device}": OWN_DEVICE, "{path}": "app.css"}
 BODIES = {"PUT /api/patrol/plan": b"{}", "POST /api/patrol/exceptions": b"{}", "POST /api/session": b"{}",
-          "POST /api/session/password": b"{}"}
+          "POST /api/session/password": b"{}", "POST /api/admin/devices": b"{}"}
 
 
 def route_keys() -> list[str]:

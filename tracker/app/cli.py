@@ -133,17 +133,30 @@ def cmd_simulate(args, settings) -> int:
     from pathlib import Path
 
     from tracker.devcity.city import PATH
-    from tracker.devcity.simulator import build_fleet, run_fleet
+    from tracker.devcity.simulator import build_fleet, fleet_registrations, run_fleet
     from tracker.ingest.broker import BrokerParams
+    from tracker.ingest.dynsec import DynsecError
+    from tracker.registry.provisioning import Provisioning, ProvisioningOff, control_account
 
+    settings = settings.replace("mqtt", host=args.host or settings.mqtt.host, port=args.port or settings.mqtt.port)
     m = settings.mqtt
-    params = BrokerParams(args.host or m.host, args.port or m.port, args.username, args.password, "gridwatch-sim", m.keepalive_s)
+    params = BrokerParams(m.host, m.port, args.username, args.password, "gridwatch-sim", m.keepalive_s)
     fleet = build_fleet(Path(args.grids or PATH), args.collectors, args.vehicles, args.sensors)
     jt808 = args.jt808
 
     async def main() -> None:
+        accounts = None
+        if args.register:  # each device registered (or given a fresh password) and logged in as itself
+            async with _store(settings) as store:
+                try:
+                    accounts = await Provisioning(store, control_account(settings)).ensure_all(fleet_registrations(fleet))
+                except ProvisioningOff as exc:
+                    raise config_mod.ConfigError(str(exc)) from None
+                except DynsecError as exc:
+                    raise CommandError(f"the broker did not register the fleet: {exc}") from None
         async with trio.open_nursery() as nursery:
-            await nursery.start(functools.partial(run_fleet, params, fleet, args.interval, jt808, connections=args.connections))
+            await nursery.start(functools.partial(run_fleet, params, fleet, args.interval, jt808, connections=args.connections,
+                                                  accounts=accounts))
             vehicles = f"vehicles on JT/T 808 at {jt808[0]}:{jt808[1]}" if jt808 else "vehicles on MQTT"
             print(f"simulating {len(fleet)} devices against {params.host}:{params.port} ({vehicles})", flush=True)
 
@@ -419,8 +432,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("simulate", help="the simulated fleet alone, against any broker")
     p.add_argument("--host")
     p.add_argument("--port", type=int)
-    p.add_argument("--username", default="simulator")
+    p.add_argument("--username", default="simulator", help="an account that may publish for every device (the demo's and "
+                   "the tests' brokers have one; a production broker does not: use --register)")
     p.add_argument("--password", default="")
+    p.add_argument("--register", action="store_true", help="register every simulated device in the configured database "
+                   "and broker ([registry] control account) and connect each as itself")
     p.add_argument("--grids", help="GeoJSON of the unit grids to patrol (default: the demo city)")
     p.add_argument("--collectors", type=int, default=48)
     p.add_argument("--vehicles", type=int, default=6)
@@ -493,6 +509,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("dead-letters", help="recent payloads that failed decoding")
     p.add_argument("--limit", type=int, default=20)
     p.set_defaults(func=cmd_dead_letters)
+
+    from tracker.app.cli_devices import add_device_commands
+
+    add_device_commands(sub)
     return parser
 
 

@@ -20,13 +20,11 @@ from tracker.app.service import import_grids, run_service
 from tracker.config import Settings
 from tracker.devcity.city import PATH as DEMO_CITY, demo_plan
 from tracker.devcity.credentials import kept_passwords
-from tracker.devcity.simulator import build_fleet, run_fleet
-from tracker.devcity.starters import (
-    SERVICE_ACCOUNT,
-    SIMULATOR_ACCOUNT,
-    start_private_services,
-)
+from tracker.devcity.dynsec_file import CONTROL_ACCOUNT, SERVICE_ACCOUNT
+from tracker.devcity.simulator import build_fleet, fleet_registrations, run_fleet
+from tracker.devcity.starters import start_private_services
 from tracker.ingest.broker import BrokerParams
+from tracker.registry.provisioning import Provisioning, control_account
 from tracker.storage.store import Store, open_store
 from web.principal import Role
 
@@ -47,7 +45,8 @@ def run_demo(settings: Settings) -> None:
         print(f"  passwords in {services.secrets_file}", flush=True)
         logins = kept_passwords(services.secrets_file.parent, [f"web/{a.name}" for a in DEMO_ACCOUNTS] + [METRICS_TOKEN])
         settings = settings.replace("auth", metrics_token=logins[METRICS_TOKEN])
-        trio.run(_main, settings, broker.port, services.simulator_password, logins)
+        settings = settings.replace("registry", control_username=CONTROL_ACCOUNT, control_password=services.control_password)
+        trio.run(_main, settings, broker.port, logins)
     finally:
         services.stop()
     print("gridwatch demo: stopped", flush=True)
@@ -85,7 +84,7 @@ async def ensure_demo_accounts(store: Store, passwords: dict[str, str]) -> list[
     return lines
 
 
-async def _main(settings: Settings, broker_port: int, simulator_password: str, logins: dict[str, str]) -> None:
+async def _main(settings: Settings, broker_port: int, logins: dict[str, str]) -> None:
     async with open_store(settings.database.dsn, settings.database.pool_min, settings.database.pool_max) as store:
         applied = await store.migrate()
         if applied:
@@ -101,8 +100,12 @@ async def _main(settings: Settings, broker_port: int, simulator_password: str, l
         async with trio.open_nursery() as nursery:
             running = await nursery.start(functools.partial(run_service, settings, store, tune=True))
             fleet = build_fleet(DEMO_CITY, settings.demo.collectors, settings.demo.vehicles, settings.demo.sensors)
-            params = BrokerParams("127.0.0.1", broker_port, SIMULATOR_ACCOUNT, simulator_password, "gridwatch-sim")
-            await nursery.start(run_fleet, params, fleet, settings.demo.interval_s,
+            # every simulated device is registered and logs in as itself, with a password
+            # fresh at each start (passwords are kept nowhere)
+            accounts = await Provisioning(store, control_account(settings), running.registry).ensure_all(fleet_registrations(fleet))
+            print(f"  registered {len(accounts)} devices (`tracker devices list`)", flush=True)
+            params = BrokerParams("127.0.0.1", broker_port, "", "", "gridwatch-sim")
+            await nursery.start(functools.partial(run_fleet, accounts=accounts), params, fleet, settings.demo.interval_s,
                                 (settings.jt808.host, running.jt808_port) if running.jt808_port else None)
             print(f"  simulating {len(fleet)} devices", flush=True)
             print("\n".join(await ensure_demo_accounts(store, logins)), flush=True)

@@ -21,12 +21,14 @@ from tracker.app.commands import DeviceCommands, service_health
 from tracker.app.web_edge import web_context
 from tracker.app.web_server import serve_web, web_config
 from tracker.clock import Clock, wall_clock_ms
-from tracker.config import Settings
+from tracker.config import Settings, Unregistered
 from tracker.ingest.jt808_gateway import Jt808Gateway, serve_jt808
 from tracker.ingest.pipeline import Pipeline
 from tracker.live.patrol import Patrol
 from tracker.live.state import LiveState
 from tracker.metrics import Metrics
+from tracker.registry.directory import Registry
+from tracker.registry.provisioning import Provisioning, control_account
 from tracker.storage.retention import run_retention
 from tracker.storage.retry import DatabaseState
 from tracker.storage.schema import check_schema
@@ -48,6 +50,7 @@ class Running:
     gateway_scope: trio.CancelScope | None = None
     patrol: Patrol | None = None
     gateway: Jt808Gateway | None = None
+    registry: Registry | None = None
 
     async def stop(self) -> None:
         """Stop the sources, drain the pipeline (nothing received is lost), stop the rest."""
@@ -207,22 +210,29 @@ async def run_service(settings: Settings, store: Store, *, clock_ms: Clock | Non
     index = GridIndex(settings.grid.h3_resolution, await store.grid_cells())
     if not index.cells:
         log.warning("no unit grids loaded: every position will be off-grid (import with `tracker grids import FILE`)")
-    pipeline = Pipeline(settings, store, index, metrics, clock_ms=clock_ms)
+    registry = Registry(accept_unregistered=settings.registry.unregistered is Unregistered.ACCEPT,
+                        jt808_district=settings.jt808.district)
+    await database.retrying("registry", registry.load, store)
+    pipeline = Pipeline(settings, store, index, metrics, clock_ms=clock_ms, gate=registry.refusal,
+                        component_of=registry.component)
     await _warm_start(store, pipeline.live, settings.pipeline.max_devices)
     patrol = await _patrol(settings, store, index, pipeline, metrics, clock_ms) if settings.patrol.enabled else None
     await pipeline.resume()  # alarm state: a recovery after a restart clears what was raised before it
-    gateway = Jt808Gateway(settings.jt808, pipeline, clock_ms, pipeline.vehicle_alarms) if settings.jt808.enabled else None
+    gateway = (Jt808Gateway(settings.jt808, pipeline, clock_ms, pipeline.vehicle_alarms, terminals=registry.terminal)
+               if settings.jt808.enabled else None)
     commands = DeviceCommands(pipeline, gateway)
     if tune:
         tune_gc()
     healthy = functools.partial(service_health, database, pipeline, settings.health.max_persist_lag_s)
     web = web_context(settings, clock_ms=clock_ms, store=store, index=index, live=pipeline.live, hub=pipeline.hub,
                       metrics=metrics, grids=to_feature_collection(await store.grids()),
-                      healthy=healthy, locate=commands.locate, patrol=patrol)
+                      healthy=healthy, locate=commands.locate, patrol=patrol,
+                      provisioning=Provisioning(store, control_account(settings), registry))
     app = create_app(web)
     with trio.CancelScope() as scope:
         async with trio.open_nursery() as nursery:
             await nursery.start(pipeline.run)
+            await nursery.start(registry.watch, store, settings.registry.refresh_s)
             await nursery.start(run_retention, store, settings.retention, clock_ms, metrics)
             if patrol is not None:
                 await nursery.start(patrol.run)
@@ -240,7 +250,7 @@ async def run_service(settings: Settings, store: Store, *, clock_ms: Clock | Non
             else:
                 front.healthy, front.app, url = healthy, app, front.url
             log.info("serving the command map at %s", url)
-            task_status.started(Running(pipeline, web, url, scope, jt808_port, gateway_scope, patrol, gateway))
+            task_status.started(Running(pipeline, web, url, scope, jt808_port, gateway_scope, patrol, gateway, registry))
 
 
 async def _watch_database(store: Store, database: DatabaseState, every_s: float) -> None:

@@ -25,15 +25,20 @@ from tracker.access.passwords import (
 )
 from tracker.app.accounts import valid_name
 from tracker.config import AuthSettings, Settings
+from tracker.ingest.broker import BrokerError
+from tracker.ingest.dynsec import DynsecError
 from tracker.live.fanout import Client, ClientTooSlow, Hub
 from tracker.live.patrol import Patrol
 from tracker.live.state import LiveState
 from tracker.metrics import Metrics
+from tracker.registry.model import RegisteredDevice
+from tracker.registry.provisioning import Provisioning, ProvisioningOff
 from tracker.storage.audit import AuditEntry
 from tracker.storage.retry import retryable
-from tracker.storage.store import Store
+from tracker.storage.store import RegistryConflict, Store
 from web.context import (
     AuthSettings as WebAuthSettings,
+    Conflict,
     FeedTooSlow,
     Locate,
     LoginRefused,
@@ -233,6 +238,44 @@ class StoreAudit:
             raise Unavailable("database unavailable: the action could not be audited") from exc
 
 
+class RegistryAdmin:
+    """The device registry for the web: provisioning's errors as the web's (a bad
+    registration ValueError, a clash Conflict, no database, broker or control account
+    Unavailable)."""
+
+    def __init__(self, provisioning: Provisioning) -> None:
+        self._provisioning = provisioning
+
+    async def _do(self, action: Awaitable[T]) -> T:
+        try:
+            return await action
+        except RegistryConflict as exc:
+            raise Conflict(str(exc)) from None
+        except (ProvisioningOff, DynsecError, BrokerError, OSError, trio.TooSlowError) as exc:
+            raise Unavailable(f"device provisioning unavailable: {exc}") from exc
+        except Exception as exc:
+            if not retryable(exc):
+                raise
+            raise Unavailable(f"database unavailable: {' '.join(str(exc).split())[:200]}") from exc
+
+    async def devices(self) -> list[dict[str, Any]]:
+        return [d.as_dict() for d in await self._do(self._provisioning.devices())]
+
+    async def add(self, fields: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        fields = dict(fields)
+        device = RegisteredDevice.new(fields.pop("id"), fields.pop("class"), fields.pop("district"), **fields)
+        password = await self._do(self._provisioning.add(device))
+        return device.as_dict(), password
+
+    async def set_enabled(self, device: str, enabled: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+        before, after = await self._do(self._provisioning.set_enabled(device, enabled))
+        return before.as_dict(), after.as_dict()
+
+    async def rotate(self, device: str) -> tuple[dict[str, Any], str]:
+        known, password = await self._do(self._provisioning.rotate(device))
+        return known.as_dict(), password
+
+
 class HubSubscription:
     """One WebSocket client of the hub, of one district (None: the city). Its snapshot
     holds the ids of the district's devices live when it joined, not their views: each
@@ -291,8 +334,10 @@ def auth_settings(settings: Settings) -> WebAuthSettings:
 
 def web_context(settings: Settings, *, clock_ms: Callable[[], int], store: Store, index: GridIndex, live: LiveState,
                 hub: Hub, metrics: Metrics, grids: dict[str, Any], healthy: Callable[[], tuple[bool, str]],
-                locate: Locate, patrol: Patrol | None, accounts: StoreAccounts | None = None) -> WebContext:
+                locate: Locate, patrol: Patrol | None, accounts: StoreAccounts | None = None,
+                provisioning: Provisioning | None = None) -> WebContext:
     """``accounts``: default, the store's with trio's clock for the lockout and the cache."""
     return WebContext(map_settings(settings), clock_ms, StoreRecords(store), index, live, HubFeed(hub, live), metrics, grids,
                       healthy=healthy, locate=locate, patrol=patrol, audit=StoreAudit(store),
-                      accounts=accounts or StoreAccounts(store, settings.auth, clock_ms), auth=auth_settings(settings))
+                      accounts=accounts or StoreAccounts(store, settings.auth, clock_ms), auth=auth_settings(settings),
+                      devices_admin=RegistryAdmin(provisioning) if provisioning is not None else None)

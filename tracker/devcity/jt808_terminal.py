@@ -88,6 +88,11 @@ class _Link:
         return split_message(self.frames.popleft())
 
 
+def terminal_id(phone: str) -> str:
+    """The simulated terminal's id, as it registers (and as the demo registers it)."""
+    return f"T{phone[-6:]}"
+
+
 def _bcd_time(now: float) -> bytes:
     return bytes.fromhex(time.strftime("%y%m%d%H%M%S", time.gmtime(now + GMT8_S)))
 
@@ -158,7 +163,7 @@ class Jt808Terminal:
         maker_n, model_n, terminal_n = (11, 30, 30) if self.version is not None else (5, 20, 7)
         district = v.walker.district
         return (struct.pack(">HH", int(district[:2]), int(district[2:])) + b"GWSIM".ljust(maker_n, b"\0")
-                + b"GW-T808".ljust(model_n, b"\0") + f"T{v.phone[-6:]}".encode().ljust(terminal_n, b"\0")
+                + b"GW-T808".ljust(model_n, b"\0") + terminal_id(v.phone).encode().ljust(terminal_n, b"\0")
                 + bytes((v.plate_color,)) + v.plate.encode("gbk"))
 
     def _authentication(self) -> bytes:

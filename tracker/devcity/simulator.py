@@ -31,6 +31,7 @@ import math
 import random
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,8 +50,9 @@ from tracker.devcity.devices import (
     WaterlogGauge,
     centroid,
 )
-from tracker.devcity.jt808_terminal import Jt808Terminal
+from tracker.devcity.jt808_terminal import Jt808Terminal, terminal_id
 from tracker.ingest.broker import BrokerClient, BrokerParams
+from tracker.registry.model import RegisteredDevice
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,20 @@ class Fleet:
 
     def __len__(self) -> int:
         return len(self.collectors) + len(self.vehicles) + len(self.sensors)
+
+
+def fleet_registrations(fleet: Fleet) -> list[RegisteredDevice]:
+    """What the registry must hold for the fleet to be let in: every device with its
+    class and district; vehicles with their terminal's phone, terminal id and plate
+    (their JT/T 808 registration is checked against them); sensors with their
+    component code."""
+    devices = [RegisteredDevice.new(w.device, "collector", w.district, name=f"collector {w.device}", person=f"collector {w.device}")
+               for w in fleet.collectors]
+    devices += [RegisteredDevice.new(v.walker.device, "vehicle", v.walker.district, name=f"vehicle {v.plate}", plate=v.plate,
+                                     phone=v.phone, terminal_id=terminal_id(v.phone)) for v in fleet.vehicles]
+    devices += [RegisteredDevice.new(s.device, "sensor", s.district, name=f"{s.type} {s.component}", component=s.component)
+                for s in fleet.sensors]
+    return devices
 
 
 def build_fleet(grid_file: Path, collectors: int, vehicles: int, sensors: int, seed: int = 7) -> Fleet:
@@ -137,21 +153,32 @@ def build_fleet(grid_file: Path, collectors: int, vehicles: int, sensors: int, s
 
 async def run_fleet(params: BrokerParams, fleet: Fleet, interval_s: float, jt808: tuple[str, int] | None, *,
                     connections: int = 0, seed: int = 11, lift: tuple[float, float] | None = None,
-                    sensor_period_s: float = SENSOR_PERIOD_S, task_status=trio.TASK_STATUS_IGNORED) -> None:
+                    sensor_period_s: float = SENSOR_PERIOD_S, accounts: Mapping[str, str] | None = None,
+                    task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Run the fleet forever.
 
     ``jt808``: (host, port) of the JT/T 808 gateway the vehicles' terminals connect to;
     None: vehicles publish handset payloads over MQTT. ``connections``: how many MQTT
     connections to share between the MQTT devices (0: one per device, as real handsets
-    have). ``lift``: (after_s, for_s): the first manhole cover is lifted that many seconds
+    have). ``accounts``: device id → MQTT password: each MQTT device then connects as
+    itself, one connection each, as registered devices do (``params`` gives the broker
+    and the keepalive; ``connections`` is ignored); None: every device publishes through
+    ``params``' account, which must be one that may publish for any device (a
+    benchmark's or a test's, never a production broker's). ``lift``: (after_s, for_s): the first manhole cover is lifted that many seconds
     after the start, for that long, and otherwise stays down.
     """
     rng = random.Random(seed)
     handsets = fleet.collectors + ([] if jt808 is not None else [v.walker for v in fleet.vehicles])
     mqtt_devices = len(handsets) + len(fleet.sensors)
-    n_conn = min(connections or mqtt_devices, mqtt_devices)
-    clients = [BrokerClient(BrokerParams(params.host, params.port, params.username, params.password,
-                                         f"{params.client_id}-{i}", params.keepalive_s)) for i in range(n_conn)]
+    if accounts is not None:
+        ids = [w.device for w in handsets] + [s.device for s in fleet.sensors]
+        n_conn = len(ids)
+        clients = [BrokerClient(BrokerParams(params.host, params.port, device, accounts[device], f"{params.client_id}-{device}",
+                                             params.keepalive_s)) for device in ids]
+    else:
+        n_conn = min(connections or mqtt_devices, mqtt_devices)
+        clients = [BrokerClient(BrokerParams(params.host, params.port, params.username, params.password,
+                                             f"{params.client_id}-{i}", params.keepalive_s)) for i in range(n_conn)]
     start = time.time()
     if lift is not None:
         cover = next((s for s in fleet.sensors if isinstance(s, ManholeCover)), None)

@@ -28,6 +28,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from tracker.devcity.credentials import FILE_NAME, kept_passwords
+from tracker.devcity.dynsec_file import CONTROL_ACCOUNT, DEFAULT_ROLES, SERVICE_ACCOUNT, SIMULATOR_ACCOUNT, write_dynsec_file
 
 log = logging.getLogger(__name__)
 
@@ -134,13 +135,24 @@ class Mosquitto:
             shutil.rmtree(self.scratch, ignore_errors=True)
 
 
-def start_mosquitto(state_dir: Path, port: int, users: Mapping[str, str], overrides: str = "") -> Mosquitto:
-    """Start Mosquitto with mosquitto/mosquitto.conf and mosquitto/acl on a loopback port,
-    with ``users`` (name: password) as its only accounts. ``overrides``: configuration
-    lines after the file's (a test broker with a tiny queue, say).
+DYNSEC_PLUGIN = Path("/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so")
+DYNSEC_FILE = "dynamic-security.json"
+
+
+def start_mosquitto(state_dir: Path, port: int, users: Mapping[str, str], overrides: str = "",
+                    roles: Mapping[str, str] | None = None) -> Mosquitto:
+    """Start Mosquitto with mosquitto/mosquitto.conf and the dynamic security plugin on a
+    loopback port. ``users`` (name: password) are the accounts the starter provisions;
+    ``roles`` (name: one of ``tracker.devcity.dynsec_file.ROLES``) what each may do,
+    by default ``DEFAULT_ROLES`` for the names it lists (an account given no role may
+    connect and do nothing). Devices are not provisioned here: the registry adds them
+    at run time over ``$CONTROL/dynamic-security/v1``, and the plugin keeps them in its
+    file, which later starts keep (only the accounts above are rewritten).
+    ``overrides``: configuration lines after the file's (a test broker with a tiny
+    queue, say).
 
     As root the broker drops to the `mosquitto` user (its ``user`` option), which then
-    reads the password and ACL files: those, and its persistence directory, are its own.
+    reads and rewrites the plugin's file: that, and its persistence directory, are its own.
     """
     if not users:
         raise ValueError("the broker needs at least one account")
@@ -148,9 +160,9 @@ def start_mosquitto(state_dir: Path, port: int, users: Mapping[str, str], overri
         if not name or ":" in name or "\n" in name or "\n" in password or not password:
             raise ValueError(f"unusable broker account {name!r}")
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    passwd_tool = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
     if not Path(binary).exists():
         raise ServiceError("mosquitto is not installed (Debian package 'mosquitto')")
+    plugin = dynsec_plugin()
     state_dir = Path(state_dir).resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     _kill_stale(state_dir / "mosquitto.pid")
@@ -159,29 +171,25 @@ def start_mosquitto(state_dir: Path, port: int, users: Mapping[str, str], overri
     scratch = _home_for(run_as, state_dir, "mosquitto")
     home = scratch or state_dir
     _give(run_as, home, 0o700)
-    passwd = home / "passwd"
-    passwd.unlink(missing_ok=True)
-    # plain text first, hashed in place: no password ever appears on a command line
-    fd = os.open(passwd, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.writelines(f"{name}:{password}\n" for name, password in users.items())
-    hashed = subprocess.run([passwd_tool, "-U", str(passwd)], capture_output=True, text=True)
-    if hashed.returncode != 0:
-        passwd.unlink(missing_ok=True)
-        raise ServiceError(f"mosquitto_passwd failed: {hashed.stderr.strip()}")
-    acl = home / "acl"
-    shutil.copyfile(MOSQUITTO_DIR / "acl", acl)
+    dynsec = home / DYNSEC_FILE
+    granted = {name: (roles if roles is not None else DEFAULT_ROLES).get(name) for name in users}
+    try:
+        write_dynsec_file(dynsec, users, granted)
+    except ValueError as exc:
+        raise ServiceError(f"{dynsec}: {exc}") from None
+    (home / "passwd").unlink(missing_ok=True)  # left by a broker of the password-file days
+    (home / "acl").unlink(missing_ok=True)
     conf = home / "mosquitto.conf"
     header = [
         f"listener {port} 127.0.0.1",
-        f"password_file {passwd}",
-        f"acl_file {acl}",
+        f"plugin {plugin}",
+        f"plugin_opt_config_file {dynsec}",
         f"persistence_location {home}/",
     ]
     if run_as is not None:
         header.append(f"user {run_as}")
     conf.write_text("\n".join(header) + "\n" + (MOSQUITTO_DIR / "mosquitto.conf").read_text() + "\n" + overrides)
-    for path in (passwd, acl, conf):
+    for path in (dynsec, conf):
         _give(run_as, path, 0o600)
     log_path = state_dir / "mosquitto.log"
     with open(log_path, "ab") as logf:
@@ -194,6 +202,15 @@ def start_mosquitto(state_dir: Path, port: int, users: Mapping[str, str], overri
         proc.wait()
         raise ServiceError(f"{exc}; see {log_path}: {log_path.read_text()[-2000:]}") from None
     return Mosquitto(port, proc, dict(users), log_path, scratch)
+
+
+def dynsec_plugin() -> Path:
+    """Where Debian's mosquitto package puts the dynamic security plugin; an error that
+    says so when it is not there (another distribution, another architecture)."""
+    if not DYNSEC_PLUGIN.exists():
+        raise ServiceError(f"the Mosquitto dynamic security plugin is not at {DYNSEC_PLUGIN} (Debian package "
+                           "'mosquitto' 2.0 or later on x86-64); the broker cannot authenticate anyone without it")
+    return DYNSEC_PLUGIN
 
 
 def _kill_stale(pid_file: Path) -> None:
@@ -385,8 +402,6 @@ SELECT format('CREATE DATABASE %I OWNER %I', {_literal(database)}, {_literal(rol
 # --- the demo's pair --------------------------------------------------------------------
 
 SECRETS_DIR = "secrets"
-SERVICE_ACCOUNT = "gridwatch"
-SIMULATOR_ACCOUNT = "simulator"
 
 
 @dataclass
@@ -405,6 +420,10 @@ class PrivateServices:
     def simulator_password(self) -> str:
         return self.broker.users[SIMULATOR_ACCOUNT]
 
+    @property
+    def control_password(self) -> str:
+        return self.broker.users[CONTROL_ACCOUNT]
+
     def stop(self) -> None:
         try:
             self.database.stop()
@@ -413,16 +432,16 @@ class PrivateServices:
 
 
 def start_private_services(state_dir: Path, mqtt_port: int = 0, pg_port: int = 0, *, durable: bool = True) -> PrivateServices:
-    """Mosquitto under ``state_dir/mosquitto`` with the service's and the simulator's
-    accounts, and the cluster under ``state_dir/pg``; every password generated on the
+    """Mosquitto under ``state_dir/mosquitto`` with the service's, the control and the
+    simulator's accounts, and the cluster under ``state_dir/pg``; every password generated on the
     first start, kept in ``state_dir/secrets`` and reused on later starts.
     ``durable=False``: see start_postgres."""
     state_dir = Path(state_dir).resolve()
     secrets_dir = state_dir / SECRETS_DIR
-    passwords = kept_passwords(secrets_dir, (f"mqtt/{SERVICE_ACCOUNT}", f"mqtt/{SIMULATOR_ACCOUNT}",
-                                         f"postgres/{SUPERUSER}", f"postgres/{SERVICE_ACCOUNT}"))
-    broker = start_mosquitto(state_dir / "mosquitto", mqtt_port, {
-        SERVICE_ACCOUNT: passwords[f"mqtt/{SERVICE_ACCOUNT}"], SIMULATOR_ACCOUNT: passwords[f"mqtt/{SIMULATOR_ACCOUNT}"]})
+    accounts = (SERVICE_ACCOUNT, CONTROL_ACCOUNT, SIMULATOR_ACCOUNT)
+    passwords = kept_passwords(secrets_dir, (*(f"mqtt/{name}" for name in accounts),
+                                             f"postgres/{SUPERUSER}", f"postgres/{SERVICE_ACCOUNT}"))
+    broker = start_mosquitto(state_dir / "mosquitto", mqtt_port, {name: passwords[f"mqtt/{name}"] for name in accounts})
     try:
         database = start_postgres(state_dir, pg_port, superuser_password=passwords[f"postgres/{SUPERUSER}"],
                                   role_password=passwords[f"postgres/{SERVICE_ACCOUNT}"], role=SERVICE_ACCOUNT, durable=durable)

@@ -9,7 +9,7 @@ module subscribes to those counters and exports them as ``gridwatch_broker_*`` g
 It uses a connection of its own (client id ``{client_id}-sys``), so the ingest path
 never sees a ``$SYS`` topic: no per-message test in routing, no ``$SYS`` message in the
 ingest counters, and the counters keep coming while ingest pushes back. The account needs
-``topic read $SYS/#`` (mosquitto/acl).
+to read ``$SYS/#``, which the service role grants (tracker/ingest/dynsec_roles.py).
 
 The values are the broker's, broker-wide, since the broker started (a broker restart
 starts them at 0 again). A gauge appears once the broker has published it.

@@ -10,7 +10,8 @@ frames only after answering, so its reports keep their order; while one terminal
 for its commit (at most the persist flush window, ``[pipeline] persist_flush_ms``, when
 the database keeps up) the others carry on.
 
-A connection ends on EOF, on a reset, after ``idle_timeout_s`` without a whole frame
+A connection ends on EOF, on a reset, at its first read after its terminal was disabled
+in the registry, after ``idle_timeout_s`` without a whole frame
 (stray bytes do not keep it open), when it has not authenticated within ``auth_timeout_s``
 (if authentication is required), when an answer cannot be sent within ``send_timeout_s``,
 or after ``max_bad_frames`` undecodable frames in a row. Connections are capped in total
@@ -31,9 +32,11 @@ from typing import Protocol
 import trio
 
 from protocols.jt808.framing import FrameReader
+from protocols.jt808.messages import device_id
 from protocols.jt808.session import (
     AlarmTracker,
     Jt808Session,
+    KnownTerminal,
     VehicleAlarm,
 )
 from protocols.model import Fix
@@ -84,12 +87,49 @@ def _peer(stream: trio.abc.Stream) -> tuple[str, str]:
     return f"{host}:{port}", host
 
 
+# A terminal's SIM number → the terminal the registry has (registered and enabled), or None.
+TerminalLookup = Callable[[str], KnownTerminal | None]
+
+
+class _Link:
+    """What one connection's session asks about terminals: the registry (through the
+    gateway), and which connection holds each authenticated terminal's command link."""
+
+    __slots__ = ("_gateway", "_stream", "_lock")
+
+    def __init__(self, gateway: Jt808Gateway, stream: trio.abc.Stream, lock: trio.Lock) -> None:
+        self._gateway = gateway
+        self._stream = stream
+        self._lock = lock
+
+    def lookup(self, phone: str) -> KnownTerminal | None:
+        gateway = self._gateway
+        if gateway.terminals is None:
+            return KnownTerminal(device_id(phone), gateway.settings.district)
+        return gateway.terminals(phone)
+
+    def claim(self, device: str, session: Jt808Session) -> bool:
+        # First come keeps the link until its connection ends (EOF, reset, idle timeout):
+        # a second connection with the same phone and code is refused, not preferred,
+        # since the code alone does not prove it is the same terminal reconnecting.
+        held = self._gateway.sessions.get(device)
+        if held is not None and held[0] is not session:
+            return False
+        self._gateway.sessions[device] = (session, self._stream, self._lock)
+        return True
+
+
 class Jt808Gateway:
-    """The connections of one gateway: their count, the shared alarm state, the sink."""
+    """The connections of one gateway: their count, the shared alarm state, the sink.
+
+    ``terminals`` (the device registry's lookup) decides who may register and
+    authenticate; None admits any terminal as ``jt{phone}`` of the gateway's district.
+    """
 
     def __init__(self, settings: Jt808Settings, sink: Jt808Sink, now_ms: Callable[[], int] = wall_clock_ms,
-                 alarms: AlarmTracker | None = None) -> None:
+                 alarms: AlarmTracker | None = None, terminals: TerminalLookup | None = None) -> None:
         self.settings = settings
+        self.terminals = terminals
         self.policy = settings.session_policy()
         self.sink = sink
         self.now_ms = now_ms
@@ -146,8 +186,8 @@ class Jt808Gateway:
     async def _converse(self, stream: trio.abc.Stream, peer: str) -> str | None:
         """Serve one terminal until it leaves (None) or is sent away (the reason)."""
         reader = FrameReader(self.settings.max_frame_bytes)
-        session = Jt808Session(self.policy, self.alarms)
         lock = trio.Lock()  # the conversation's answers and platform queries share the stream
+        session = Jt808Session(self.policy, self.alarms, _Link(self, stream, lock))
         try:
             return await self._conversation(stream, peer, reader, session, lock)
         finally:
@@ -177,6 +217,9 @@ class Jt808Gateway:
                 return "auth_timeout" if auth_at <= idle_at else "idle_timeout"
             if not data:
                 return "eof_in_frame" if reader.pending_bytes else None
+            if session.authenticated and session.phone is not None and self.terminals is not None \
+                    and self.terminals(session.phone) is None:
+                return "terminal_disabled"  # disabled (or unregistered) since it logged in: hang up, unanswered
             out = session.receive(reader.feed(data), self.now_ms())
             if session.authenticated:
                 unauthenticated_since = None
@@ -190,11 +233,6 @@ class Jt808Gateway:
             if out.alarms:
                 await sink.alarms(out.alarms)
             stored = await sink.fixes(out.fixes) if out.fixes else None
-            device = session.device
-            if session.authenticated and device is not None:
-                known = self.sessions.get(device)
-                if known is None or known[0] is not session:
-                    self.sessions[device] = (session, stream, lock)  # a reconnect replaces the old link
             if out.answers:
                 if stored is not None:
                     await stored.wait()  # answered means stored: the terminal drops what is answered

@@ -24,7 +24,10 @@ Stages are tasks in one nursery joined by bounded channels:
 - live fan-out: coalesces; the hub ticks and sends each client the devices that moved.
   Alarm events go to clients unmerged, in order.
 
-Decoding is pure; a ``DecodeError`` is counted by protocol and reason, logged with the
+Before decoding, each message's device is put to the device registry (the ``gate``, an
+in-memory lookup): a device it refuses (unregistered, disabled, another class or
+district) is counted in ``gridwatch_device_refused_total`` by reason and its payload is
+dropped unread. Decoding is pure; a ``DecodeError`` is counted by protocol and reason, logged with the
 device id, sampled into dead letters, and ingest moves on. Any other exception is a bug
 and stops the service loudly.
 
@@ -61,7 +64,7 @@ from tracker.config import Settings
 from tracker.ingest.broker import BrokerClient, BrokerParams, Message, Receipt
 from tracker.ingest.broker_stats import BrokerStats
 from tracker.ingest.filters import FilterParams, PositionFilter
-from tracker.ingest.routing import Routed, Router, parse_owntracks_map
+from tracker.ingest.routing import Gate, Routed, Router, parse_owntracks_map
 from tracker.live.fanout import Hub
 from tracker.live.state import LiveState
 from tracker.metrics import Metrics, spread
@@ -180,7 +183,11 @@ class Pipeline:
     """Owns the stages and their shared state; ``run`` starts them all."""
 
     def __init__(self, settings: Settings, store: Store, index: GridIndex, metrics: Metrics | None = None,
-                 clock_ms: Callable[[], int] | None = None) -> None:
+                 clock_ms: Callable[[], int] | None = None, gate: Gate | None = None,
+                 component_of: Callable[[str], str | None] | None = None) -> None:
+        """``gate``: the device registry, asked about each message's device (None: every
+        device is accepted). ``component_of``: the component code a sensor is registered
+        on (None: not registered with one); its records about another are refused."""
         self.settings = settings
         self.store = store
         self.index = index
@@ -191,7 +198,8 @@ class Pipeline:
         limits = HandsetLimits(h.max_payload_bytes, h.max_batch, int(h.max_future_s * 1000), int(h.max_age_s * 1000))
         owntracks = parse_owntracks_map(settings.owntracks.devices, settings.grid.district) if settings.owntracks.enabled else {}
         self.max_devices = settings.pipeline.max_devices
-        self.router = Router(limits, owntracks, max_routes=3 * self.max_devices)  # a topic per message kind
+        self.router = Router(limits, owntracks, max_routes=3 * self.max_devices, gate=gate)  # a topic per message kind
+        self._component_of = component_of
         self.filter = PositionFilter(filter_params(settings))
         self.sensors = SensorMonitor(sensor_params(settings), int(settings.sensors.silent_after_s * 1000))
         self.vehicle_alarms = AlarmTracker()  # the JT/T 808 gateway's, restored by resume()
@@ -222,6 +230,9 @@ class Pipeline:
         m.describe("gridwatch_fixes_late_total", "Fixes older than the device's newest (stored, not shown live)")
         m.describe("gridwatch_fixes_filtered_total", "Fixes refused by a position filter, by reason")
         m.describe("gridwatch_rejected_total", "Payloads or records refused by a decoder, by protocol and reason")
+        m.describe("gridwatch_device_refused_total", "MQTT payloads refused unread because the device registry refuses their "
+                   "device (unregistered, disabled, wrong_class, wrong_district), or a sensor's record about a "
+                   "component other than its registered one (wrong_component)")
         m.describe("gridwatch_tolerated_total", "Reports kept despite a defect (a damaged tail, a reading dropped), by protocol and reason")
         m.describe("gridwatch_persisted_total", "Fixes written to PostgreSQL")
         m.describe("gridwatch_pings_already_stored_total", "Fixes received again (a message redelivered) and skipped: already stored")
@@ -381,12 +392,19 @@ class Pipeline:
             self._reject(protocol, error, source, device, raw, rx_ms)
         for protocol, what in routed.ignored:
             metrics.inc("gridwatch_ignored_total", protocol=protocol, type=what)
+        for reason, topic, device in routed.refused:
+            metrics.inc("gridwatch_device_refused_total", reason=reason)
+            if self._log_gate.allow(f"refused:{reason}", self._clock_ms()):
+                log.warning("refused a payload of device %s on %s: %s", device, topic, reason)
         for status in routed.statuses:
             if status.bat is not None:
                 self.live.update_battery(status.device, status.bat)
-        if routed.readings:
-            self._bind_components(routed.readings)
-            for alarm in self.sensors.observe(routed.readings):
+        readings = routed.readings
+        if readings and self._component_of is not None:
+            readings = self._own_components(readings)
+        if readings:
+            self._bind_components(readings)
+            for alarm in self.sensors.observe(readings):
                 self._component_alarm(alarm)
             self._save_sensor_changes()
         for event in routed.events:
@@ -468,6 +486,22 @@ class Pipeline:
     def _devices_remembered(self) -> float:
         return max(len(self.live.devices), len(self.live.battery), self.filter.remembered, len(self.sensors.components),
                    len(self._bindings))
+
+    def _own_components(self, readings: list) -> list:
+        """"One manhole, one number": a sensor registered on a component speaks for that
+        one only; a record about another is refused (``wrong_component``)."""
+        component_of = self._component_of
+        assert component_of is not None
+        kept = []
+        for r in readings:
+            registered = component_of(r.device)
+            if registered is None or registered == r.component:
+                kept.append(r)
+                continue
+            self.metrics.inc("gridwatch_device_refused_total", reason="wrong_component")
+            if self._log_gate.allow("refused:wrong_component", self._clock_ms()):
+                log.warning("refused a record of sensor %s about component %s: registered on %s", r.device, r.component, registered)
+        return kept
 
     def _bind_components(self, readings) -> None:
         """"One manhole, one number": each sensor is bound to the component it reports

@@ -6,6 +6,8 @@
     owntracks/{user}/{device}[/...]            OwnTracks app (mapped to a project device)
 
 Pure: decoding results and refusals are collected into a ``Routed`` for the pipeline.
+A ``gate`` (the device registry) is asked about every message's device before its
+payload is decoded: a device it refuses produces nothing but a ``refused`` entry.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from protocols.owntracks import (
 from protocols.sensor import SensorReading, decode_sensor
 
 _CLASSES = {c.value: c for c in DeviceClass}
+
+# (device, class, district) → why its payloads are refused, None when they are accepted
+Gate = Callable[[str, DeviceClass, str], str | None]
 _KINDS = ("pos", "alarm", "status")
 
 
@@ -38,6 +43,7 @@ class Routed:
     events: list[dict] = field(default_factory=list)  # for the live stream, each naming its device's district
     rejected: list[tuple[str, DecodeError, str, str | None, bytes, int]] = field(default_factory=list)
     ignored: list[tuple[str, str]] = field(default_factory=list)  # (protocol, what)
+    refused: list[tuple[str, str, str]] = field(default_factory=list)  # (reason, topic, device): the gate's
 
 
 def parse_topic(topic: str) -> tuple[str, DeviceRef]:
@@ -71,8 +77,9 @@ def parse_owntracks_map(entries: tuple[str, ...], district: str) -> dict[tuple[s
 
 class Router:
     def __init__(self, handset: HandsetLimits, owntracks_devices: Mapping[tuple[str, str], DeviceRef],
-                 max_routes: int = 500_000) -> None:
+                 max_routes: int = 500_000, gate: Gate | None = None) -> None:
         self.handset = handset
+        self.gate = gate
         self.max_routes = max_routes  # parsed topics remembered; a cache: emptied when full
         self.routes_dropped = 0
         self.owntracks_devices = owntracks_devices
@@ -101,6 +108,12 @@ class Router:
                     self._routes.clear()
                 self._routes[topic] = route
             kind, ref = route
+            gate = self.gate
+            if gate is not None:
+                refusal = gate(ref.device, ref.device_class, ref.district)
+                if refusal is not None:
+                    out.refused.append((refusal, topic, ref.device))
+                    return
             handler = self._table.get((kind, ref.device_class))
             if handler is None:
                 raise DecodeError("unsupported", f"no decoder for {kind!r} messages of {ref.device_class.value}s")
@@ -134,6 +147,12 @@ class Router:
                 device = self.owntracks_devices[(parts[1], parts[2])].device
             out.rejected.append(("owntracks", error, topic, device, payload, rx_ms))
             return
+        ref = message.fix if isinstance(message, OwnTracksLocation) else getattr(message, "ref", None)
+        if ref is not None and self.gate is not None:
+            refusal = self.gate(ref.device, ref.device_class, ref.district)
+            if refusal is not None:
+                out.refused.append((refusal, topic, ref.device))
+                return
         if isinstance(message, OwnTracksLocation):
             out.fixes.append(message.fix)
         elif isinstance(message, OwnTracksTransition):

@@ -90,6 +90,18 @@ def _text(value: str) -> str:
     return value.replace("\x00", "\ufffd")
 
 
+# what a registration is made of (the table's other columns are the database's own)
+REGISTRY_COLUMNS = ("id", "class", "district", "name", "person", "plate", "phone", "terminal_id", "component", "enabled")
+
+
+class RegistryConflict(ValueError):
+    """A device's id, phone or component code is registered already; ``column`` says which."""
+
+    def __init__(self, column: str) -> None:
+        super().__init__(f"a device with this {column} is registered already")
+        self.column = column
+
+
 class StoreError(RuntimeError):
     """The database refused an operation the service relies on."""
 
@@ -541,6 +553,50 @@ class Store:
     async def tokens(self, account_id: int) -> list[asyncpg.Record]:
         return await self._on_connection(lambda con: con.fetch(
             "SELECT id, label, created_at, revoked_at FROM api_tokens WHERE account_id = $1 ORDER BY id", account_id))
+
+    # --- device registry ------------------------------------------------------------
+
+    async def registered_devices(self) -> list[asyncpg.Record]:
+        """Every registered device (REGISTRY_COLUMNS and its times), by id."""
+        return await self._on_connection(lambda con: con.fetch("SELECT * FROM registered_devices ORDER BY id"))
+
+    async def registered_device(self, device: str) -> asyncpg.Record | None:
+        return await self._on_connection(lambda con: con.fetchrow("SELECT * FROM registered_devices WHERE id = $1", device))
+
+    async def registry_version(self) -> tuple[int, datetime | None]:
+        """(how many, newest change): what tells a cached copy of the registry it is stale."""
+        row = await self._on_connection(lambda con: con.fetch("SELECT count(*) AS n, max(updated) AS at FROM registered_devices"))
+        return row[0]["n"], row[0]["at"]
+
+    async def register_device(self, row: Sequence) -> asyncpg.Record:
+        """Insert one device (REGISTRY_COLUMNS); its row. Raises ``RegistryConflict``
+        naming the column when the id, phone or component code is registered already."""
+        columns = ", ".join(REGISTRY_COLUMNS)
+        values = ", ".join(f"${n}" for n in range(1, len(REGISTRY_COLUMNS) + 1))
+        try:
+            rows = await self._on_connection(lambda con: con.fetch(
+                f"INSERT INTO registered_devices ({columns}) VALUES ({values}) RETURNING *", *row))
+            return rows[0]
+        except asyncpg.UniqueViolationError as exc:
+            constraint = exc.constraint_name or ""
+            column = "id" if constraint.endswith("_pkey") else constraint.removeprefix("registered_devices_").removesuffix("_key")
+            raise RegistryConflict(column) from None
+
+    async def set_device_enabled(self, device: str, enabled: bool) -> asyncpg.Record | None:
+        """Enable or disable a registered device; its row, None when not registered."""
+        return await self._on_connection(lambda con: con.fetchrow(
+            "UPDATE registered_devices SET enabled = $2, updated = clock_timestamp() WHERE id = $1 RETURNING *", device, enabled))
+
+    async def device_rotated(self, device: str) -> asyncpg.Record | None:
+        """Note that a device's password was replaced; its row, None when not registered."""
+        return await self._on_connection(lambda con: con.fetchrow(
+            "UPDATE registered_devices SET rotated = clock_timestamp(), updated = clock_timestamp() WHERE id = $1 RETURNING *",
+            device))
+
+    async def unregister_device(self, device: str) -> bool:
+        """Remove a registration (a provisioning whose broker half failed); whether it was there."""
+        return await self._on_connection(lambda con: con.fetchval(
+            "WITH gone AS (DELETE FROM registered_devices WHERE id = $1 RETURNING 1) SELECT count(*) > 0 FROM gone", device))
 
     # --- alarm state ----------------------------------------------------------------
 

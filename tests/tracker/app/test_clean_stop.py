@@ -80,7 +80,8 @@ async def test_sigterm_stores_and_acknowledges_what_it_received_so_the_next_run_
                     "TRACKER_MQTT__PORT": str(broker.port), "TRACKER_MQTT__QOS": "1",
                     "TRACKER_MQTT__PASSWORD": BROKER_USERS["gridwatch"], "TRACKER_MQTT__CLIENT_ID": settings.mqtt.client_id,
                     "TRACKER_WEB__PORT": str(port), "TRACKER_JT808__PORT": "0", "TRACKER_LOG__LEVEL": "WARNING",
-                    "TRACKER_AUTH__METRICS_TOKEN": METRICS_TOKEN})
+                    "TRACKER_AUTH__METRICS_TOKEN": METRICS_TOKEN,
+                    "TRACKER_REGISTRY__UNREGISTERED": "accept"})  # made-up devices, as in the settings fixture
         serve = functools.partial(trio.run_process, [sys.executable, "-m", "tracker", "serve"], cwd=REPO, env=env, check=False)
         base = int(time.time() * 1000) - 3_600_000
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10,

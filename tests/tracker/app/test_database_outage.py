@@ -107,7 +107,8 @@ async def test_serve_started_with_the_database_down_waits_for_it_then_serves(bro
     env.update({"TRACKER_DATABASE__DSN": pg.dsn, "TRACKER_DATABASE__RETRY_MAX_S": "0.5", "TRACKER_HEALTH__DATABASE_PROBE_S": "0.5",
                 "TRACKER_MQTT__HOST": "127.0.0.1", "TRACKER_MQTT__PORT": str(broker.port), "TRACKER_MQTT__QOS": "1",
                 "TRACKER_MQTT__PASSWORD": BROKER_USERS["gridwatch"], "TRACKER_MQTT__CLIENT_ID": f"gw-outage-{os.getpid()}",
-                "TRACKER_WEB__PORT": str(port), "TRACKER_JT808__PORT": "0", "TRACKER_LOG__LEVEL": "WARNING"})
+                "TRACKER_WEB__PORT": str(port), "TRACKER_JT808__PORT": "0", "TRACKER_LOG__LEVEL": "WARNING",
+                "TRACKER_REGISTRY__UNREGISTERED": "accept"})  # made-up devices, as in the settings fixture
     with open(tmp_path / "out", "wb") as out, open(tmp_path / "err", "wb") as err:
         async with trio.open_nursery() as nursery:
             process = await nursery.start(functools.partial(trio.run_process, [sys.executable, "-m", "tracker", "serve"], cwd=REPO,

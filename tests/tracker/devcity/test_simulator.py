@@ -14,10 +14,12 @@ import trio
 from tests.fakes import RecordingSink
 from tests.harness import BROKER_USERS, DEMO_CITY, start_service
 from tests.helpers import wait_for
+from tracker import config
 from tracker.devcity.jt808_terminal import Jt808Terminal
-from tracker.devcity.simulator import build_fleet, run_fleet
+from tracker.devcity.simulator import build_fleet, fleet_registrations, run_fleet
 from tracker.ingest.broker import BrokerParams
 from tracker.ingest.jt808_gateway import Jt808Settings, serve_jt808
+from tracker.registry.provisioning import Provisioning, control_account
 
 # the first of each kind in Anning (620105), the second in Qilihe (620103), the third in Anning
 COLLECTORS = {"c0001", "c0002", "c0003"}
@@ -90,3 +92,26 @@ async def test_a_dropped_terminal_reconnects_registers_anew_and_backfills_what_i
     assert dict(sink.rejects) == {"bad_auth_code": 1}  # the stale code, once; then it registered again
     assert any(f.seq is None for f in sink.got_fixes)  # 0x0704 backfill items carry no serial
     assert times == sorted(times)  # what it recorded while away came in before its live reports
+
+
+async def test_a_registered_fleet_logs_in_device_by_device_and_nothing_is_refused(settings, broker):
+    """The demo's way: the registry refuses the unknown, every device is registered and
+    connects with its own account, vehicles register with their phone and terminal id."""
+    settings = settings.replace("registry", unregistered=config.Unregistered.REFUSE)
+    fleet = build_fleet(DEMO_CITY, collectors=2, vehicles=1, sensors=2)
+    registrations = fleet_registrations(fleet)
+    ids = {d.id for d in registrations}
+    async with trio.open_nursery() as nursery:
+        store, running = await start_service(nursery, settings)
+        provisioning = Provisioning(store, control_account(settings), running.registry)
+        await provisioning.ensure_all(fleet_registrations(fleet))
+        accounts = await provisioning.ensure_all(fleet_registrations(fleet))  # a second start: fresh passwords
+        params = BrokerParams("127.0.0.1", broker.port, "", "", "sim-registered")
+        await nursery.start(functools.partial(run_fleet, params, fleet, 0.25, ("127.0.0.1", running.jt808_port),
+                                              accounts=accounts))
+        await wait_for(lambda: running.pipeline.live.devices.keys() >= ids)
+        refused = dict(running.pipeline.metrics.labelled.get("gridwatch_device_refused_total", {}))
+        rejected = dict(running.pipeline.metrics.labelled.get("gridwatch_rejected_total", {}))
+        nursery.cancel_scope.cancel()
+    assert len(ids) == 5 and {d.device_class.value for d in registrations} == {"collector", "vehicle", "sensor"}
+    assert (refused, rejected) == ({}, {})

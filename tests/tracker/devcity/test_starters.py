@@ -19,15 +19,19 @@ import paho.mqtt.publish as paho_publish
 import pytest
 from paho.mqtt.exception import MQTTException
 
+from protocols.model import DeviceClass
 from tests.harness import BROKER_USERS, REPO
+from tracker.devcity import starters
 from tracker.devcity.credentials import kept_passwords
 from tracker.devcity.starters import (
     SUPERUSER,
     Postgres,
     ServiceError,
+    start_mosquitto,
     start_postgres,
     start_private_services,
 )
+from tracker.ingest.dynsec import ControlAccount, create_device, open_dynsec
 from tracker.storage.store import DAY_MS, open_store
 
 # quotes, URL delimiters and a percent sign: the DSN and the SQL must carry them intact
@@ -137,9 +141,32 @@ def test_the_broker_runs_unprivileged_and_still_reads_its_accounts(broker):
         assert uids == [pwd.getpwnam("mosquitto").pw_uid] * 4
     else:
         assert uids == [os.geteuid()] * 4
-    # the password file is read after the broker dropped to its user: accounts still work
-    assert _connack(broker.port, "c9001", BROKER_USERS["c9001"]) is None
-    assert _connack(broker.port, "c9001", "guess") is not None
+    # the plugin's file is read after the broker dropped to its user: accounts still work
+    assert _connack(broker.port, "gridwatch", BROKER_USERS["gridwatch"]) is None
+    assert _connack(broker.port, "gridwatch", "guess") is not None
+
+
+def test_without_the_dynamic_security_plugin_the_broker_is_not_started(tmp_path, monkeypatch):
+    monkeypatch.setattr(starters, "DYNSEC_PLUGIN", tmp_path / "nowhere" / "mosquitto_dynamic_security.so")
+    with pytest.raises(ServiceError, match=r"dynamic security plugin is not at .*nowhere"):
+        start_mosquitto(tmp_path / "m", 0, {"gridwatch": "x"})
+
+
+async def test_accounts_added_at_run_time_outlive_a_broker_restart_and_the_starting_ones_follow_the_caller(tmp_path):
+    users = {"gridwatch": "one", "gridwatch-control": "ctl"}
+    broker = start_mosquitto(tmp_path / "m", 0, users)
+    try:
+        async with open_dynsec(ControlAccount("127.0.0.1", broker.port, "gridwatch-control", "ctl")) as dynsec:
+            await dynsec.execute(create_device("c9501", DeviceClass.COLLECTOR, "620105", "dev-pass"))
+    finally:
+        broker.stop()
+    again = start_mosquitto(tmp_path / "m", broker.port, {**users, "gridwatch": "two"})
+    try:
+        assert _connack(again.port, "c9501", "dev-pass") is None
+        assert _connack(again.port, "gridwatch", "one") is not None
+        assert _connack(again.port, "gridwatch", "two") is None
+    finally:
+        again.discard()
 
 
 def test_kept_passwords_are_random_per_state_dir_and_kept_when_names_are_added(tmp_path):
@@ -162,8 +189,9 @@ def test_the_demo_passwords_are_generated_on_first_start_kept_owner_only_and_reu
         assert secrets_file.parent.parent == tmp_path
         assert (_mode(secrets_file), _mode(secrets_file.parent)) == (0o600, 0o700)
         kept = json.loads(secrets_file.read_text())
-        assert sorted(kept) == ["mqtt/gridwatch", "mqtt/simulator", "postgres/gridwatch", "postgres/postgres"]
-        assert len(set(kept.values())) == 4
+        assert sorted(kept) == ["mqtt/gridwatch", "mqtt/gridwatch-control", "mqtt/simulator", "postgres/gridwatch",
+                                "postgres/postgres"]
+        assert len(set(kept.values())) == 5
         assert services.service_password == kept["mqtt/gridwatch"]
         assert services.database.role_password == kept["postgres/gridwatch"]
         # the printed DSN names the application role and holds no password
@@ -181,6 +209,7 @@ def test_the_demo_passwords_are_generated_on_first_start_kept_owner_only_and_reu
         assert psql(again.database, "SELECT 1", role=SUPERUSER, password=kept["postgres/postgres"]).stdout == "1\n"
         assert _connack(again.broker.port, "gridwatch", kept["mqtt/gridwatch"]) is None
         assert _connack(again.broker.port, "simulator", kept["mqtt/simulator"]) is None
+        assert _connack(again.broker.port, "gridwatch-control", kept["mqtt/gridwatch-control"]) is None
         assert _connack(again.broker.port, "gridwatch", BROKER_USERS["gridwatch"]) is not None
     finally:
         again.database.discard()

@@ -1,0 +1,1 @@
+"""The device registry: which devices the service takes data from, and their broker accounts."""
