@@ -337,31 +337,3 @@ def _resolution_facts(coverage: CoverageState, alert: Alert, now_ms: int,
             return {"first_fix_ms": first[0].t_ms}
     return {}
 
-
-def describe(alert: Alert) -> str:
-    """One line for people: "3 grids unvisited, 25 min left"."""
-    d = alert.detail
-    match alert.kind:
-        case AlertKind.GRID_NOT_COVERED:
-            text = (f"unit grid {alert.grid} not covered: {d['cells_visited']}/"
-                    f"{d['cells_total']} cells ({d['share']:.0%}, needs "
-                    f"{d['min_cell_share']:.0%}), {d['passes']}/{d['passes_required']} passes")
-        case AlertKind.COVERAGE_WARNING:
-            short, unvisited = len(d["grids"]), len(d["unvisited"])
-            noun = "grid" if short == 1 else "grids"
-            text = (f"{short} {noun} unvisited" if short == unvisited else
-                    f"{short} {noun} not yet covered ({unvisited} unvisited)")
-            text += f", {d['minutes_left']} min left"
-        case AlertKind.OFFLINE:
-            text = f"no fix for {d['minutes']:.0f} min"
-        case AlertKind.OFF_GRID:
-            text = f"outside the responsibility grid for {d['minutes']:.0f} min"
-        case AlertKind.STATIONARY:
-            text = f"within {d['radius_m']:.0f} m for {d['minutes']:.0f} min"
-        case AlertKind.BATTERY_LOW:
-            text = f"battery at {d['battery_pct']:.0f}%"
-        case AlertKind.NOT_STARTED:
-            text = f"no fix {d['minutes']:.0f} min into the slot"
-    if alert.resolution is not None:
-        text += f" (resolved: {alert.resolution})"
-    return text

@@ -22,6 +22,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from alerts.messages import configured_catalogue
 from protocols.jt808.framing import MAX_FRAME_BYTES
 from protocols.jt808.session import AuthCodePolicy, SessionPolicy
 from protocols.model import DISTRICT_CODE
@@ -208,6 +209,8 @@ class PatrolSettings:
     battery_low_pct: float = 20.0
     warning_lead_min: float = 30.0
     not_started_min: float = 15.0
+    # "kind=severity" pairs over alerts/messages.toml's, e.g. "offline=critical"
+    alert_severity: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -459,6 +462,10 @@ def _validate(s: types.SimpleNamespace) -> None:
         need(getattr(s.jt808, key) > 0, f"[jt808] {key}", "must be > 0")
     need(s.patrol.evaluate_s > 0 and s.patrol.checkpoint_s > 0, "[patrol] evaluate_s", "and checkpoint_s must be > 0")
     need(0.0 <= s.patrol.min_cell_share <= 1.0, "[patrol] min_cell_share", "must be between 0 and 1")
+    try:
+        configured_catalogue(tuple(s.patrol.alert_severity))
+    except ValueError as exc:
+        raise ConfigError(f"[patrol] alert_severity: {exc}") from None
     need(s.patrol.passes_required >= 0, "[patrol] passes_required", "must be >= 0")
     for key in ("pings_days", "filtered_fixes_days", "dead_letters_days"):
         need(getattr(s.retention, key) >= 0, f"[retention] {key}", "must be >= 0 (0: keep forever)")

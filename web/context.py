@@ -9,12 +9,13 @@ Rows from the store are read by column name only, so any mapping-like record wil
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol, cast
 
 from starlette.requests import HTTPConnection
 
+from alerts.messages import Catalogue, default_catalogue
 from geofence.index import GridIndex
 from geofence.plan import PatrolPlan
 from web.principal import Principal
@@ -265,6 +266,7 @@ class WebContext:
     accounts: Accounts | None = None  # None: nobody can log in (only a principal put in the scope passes)
     auth: AuthSettings = AuthSettings()
     devices_admin: DeviceAdmin | None = None  # None: no device registry behind this service
+    alert_messages: Catalogue = field(default_factory=default_catalogue)  # texts and severities of alerts
 
     def zone(self) -> str:
         """The time zone of "today": the patrol plan's."""

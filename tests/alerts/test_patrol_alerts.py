@@ -15,6 +15,7 @@ from datetime import date, time
 
 import h3.api.basic_int as h3
 
+from alerts.messages import describe
 from alerts.patrol import (
     Alert,
     AlertChange,
@@ -22,7 +23,6 @@ from alerts.patrol import (
     Change,
     PatrolState,
     Resolution,
-    describe,
     evaluate,
 )
 from geofence.placed import Placed
@@ -80,10 +80,10 @@ def test_skipping_the_north_half_of_a_grid_raises_exactly_one_coverage_alert_at_
     assert when == at("2025-09-29 10:00") == alert.raised_at_ms
     assert (alert.grid, alert.collector, alert.detail["shortfalls"]) == (SW, "c01", ["cells"])
     assert alert.detail["share"] < 0.6
-    assert describe(alert).startswith(
+    assert describe(alert, 'en').startswith(
         f"unit grid {SW} not covered: {len(south_half)}/{len(sw)} cells")
     # the early warning came first, followed the collector into the grid, and gave way
-    warnings = [(now, c.change, describe(c.alert))
+    warnings = [(now, c.change, describe(c.alert, 'en'))
                 for now, c in log if c.alert.kind is AlertKind.COVERAGE_WARNING]
     assert warnings == [
         (at("2025-09-29 09:30"), Change.RAISED, "1 grid unvisited, 30 min left"),
@@ -119,7 +119,7 @@ def test_a_handset_offline_that_uploads_its_backlog_resolves_the_alerts_it_dispr
         (at("2025-09-29 09:20"), NE, Resolution.DISPROVED)]
     proof = not_covered[1][1]
     assert proof.detail["share"] == 1.0 and proof.detail["shortfalls"] == []
-    assert describe(proof).endswith("(resolved: late fixes show it did not happen)")
+    assert describe(proof, 'en').endswith("(resolved: late fixes show it did not happen)")
     assert state.open_alerts == []
 
 
@@ -130,7 +130,7 @@ def test_a_handset_that_really_was_offline_is_cleared_when_it_comes_back():
     after = walk(cells(NE)[:5], at("2025-09-29 08:58"), device="c02")
     log = patrol(state, before + after, at("2025-09-29 08:00"), at("2025-09-29 08:59"))
     (_, raised), (when, cleared) = changes(log, AlertKind.OFFLINE)
-    assert describe(raised) == "no fix for 16 min"
+    assert describe(raised, 'en') == "no fix for 16 min"
     assert when == at("2025-09-29 08:58") and cleared.resolution is Resolution.CLEARED
     assert cleared.detail["next_fix_ms"] == at("2025-09-29 08:58")
 
@@ -195,7 +195,7 @@ def test_the_early_warning_counts_down_and_follows_the_patrol():
              + walk(cells(NE), at("2025-09-29 09:40"), every_s=20))
     rule = CoverageRule(warning_lead_min=25)
     log = patrol(state, fixes, at("2025-09-29 08:00"), at("2025-09-29 10:00"), rule)
-    warnings = [(now, c.change, describe(c.alert))
+    warnings = [(now, c.change, describe(c.alert, 'en'))
                 for now, c in log if c.alert.kind is AlertKind.COVERAGE_WARNING]
     assert warnings == [
         (at("2025-09-29 09:35"), Change.RAISED, "3 grids unvisited, 25 min left"),
@@ -214,7 +214,7 @@ def test_not_started_is_cleared_by_a_late_start_and_disproved_by_a_late_fix():
                  at("2025-09-29 08:00"), at("2025-09-29 08:30"))
     (_, raised), (when, cleared) = changes(log, AlertKind.NOT_STARTED)
     assert raised.raised_at_ms == at("2025-09-29 08:15")
-    assert describe(raised) == "no fix 15 min into the slot"
+    assert describe(raised, 'en') == "no fix 15 min into the slot"
     assert (when, cleared.resolution) == (at("2025-09-29 08:20"), Resolution.CLEARED)
     assert cleared.detail["first_fix_ms"] == at("2025-09-29 08:20")
 
@@ -233,14 +233,14 @@ def test_off_grid_stationary_and_battery_low_rise_and_clear():
     log = patrol(state, waiting + arriving, at("2025-09-29 08:00"), at("2025-09-29 08:50"))
 
     (raised_at, off), (cleared_at, back) = changes(log, AlertKind.OFF_GRID)
-    assert (raised_at, describe(off)) == (
+    assert (raised_at, describe(off, 'en')) == (
         at("2025-09-29 08:16"), "outside the responsibility grid for 16 min")
     assert (cleared_at, back.resolution) == (at("2025-09-29 08:40"), Resolution.CLEARED)
     (raised_at, still), (cleared_at, moved) = changes(log, AlertKind.STATIONARY)
-    assert (raised_at, describe(still)) == (at("2025-09-29 08:31"), "within 30 m for 31 min")
+    assert (raised_at, describe(still, 'en')) == (at("2025-09-29 08:31"), "within 30 m for 31 min")
     assert (cleared_at, moved.resolution) == (at("2025-09-29 08:40"), Resolution.CLEARED)
     ((raised_at, battery),) = changes(log, AlertKind.BATTERY_LOW)  # 15% -> 14%: no update
-    assert (raised_at, describe(battery)) == (at("2025-09-29 08:00"), "battery at 15%")
+    assert (raised_at, describe(battery, 'en')) == (at("2025-09-29 08:00"), "battery at 15%")
 
 
 def test_leave_recorded_after_the_alert_withdraws_it():

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import trio
 
+from alerts.messages import configured_catalogue
 from geofence.index import GridIndex
 from protocols.epoch import datetime_to_ms, ms_to_datetime
 from tracker.access.lockout import Lockout, LockoutRule
@@ -340,4 +341,5 @@ def web_context(settings: Settings, *, clock_ms: Callable[[], int], store: Store
     return WebContext(map_settings(settings), clock_ms, StoreRecords(store), index, live, HubFeed(hub, live), metrics, grids,
                       healthy=healthy, locate=locate, patrol=patrol, audit=StoreAudit(store),
                       accounts=accounts or StoreAccounts(store, settings.auth, clock_ms), auth=auth_settings(settings),
-                      devices_admin=RegistryAdmin(provisioning) if provisioning is not None else None)
+                      devices_admin=RegistryAdmin(provisioning) if provisioning is not None else None,
+                      alert_messages=configured_catalogue(settings.patrol.alert_severity))

@@ -15,7 +15,8 @@ from typing import Any
 
 import trio
 
-from alerts.patrol import Alert, AlertChange, PatrolState, describe, evaluate
+from alerts.messages import Catalogue, configured_catalogue, default_catalogue
+from alerts.patrol import Alert, AlertChange, PatrolState, evaluate
 from geofence.coverage import strictly_increasing
 from geofence.placed import Placed, PlacedSlice
 from geofence.plan import PatrolPlan
@@ -65,11 +66,15 @@ async def coverage_report_from_store(store: Store, plan: PatrolPlan, cover: dict
     return await trio.to_thread.run_sync(coverage_report, plan, cover, rules, fixes, day, now_ms, scope)
 
 
-def alert_json(alert: Alert, alert_id: int | None = None) -> dict:
+def alert_json(alert: Alert, alert_id: int | None = None, catalogue: Catalogue | None = None) -> dict:
+    """``text``: Chinese; ``texts``: every language of the catalogue."""
+    catalogue = catalogue or default_catalogue()
+    texts = catalogue.texts(alert.kind, alert.detail, alert.grid, alert.resolution)
     return {
         "id": alert_id, "kind": alert.kind.value, "collector": alert.collector, "slot_id": alert.slot.id, "area": alert.slot.area,
         "grid": alert.grid, "raised_at": alert.raised_at_ms, "updated_at": alert.updated_at_ms, "resolved_at": alert.resolved_at_ms,
-        "resolution": alert.resolution.value if alert.resolution is not None else None, "detail": alert.detail, "text": describe(alert),
+        "resolution": alert.resolution.value if alert.resolution is not None else None, "detail": alert.detail, "text": texts["zh"],
+        "texts": texts, "severity": catalogue.severity(alert.kind).value,
     }
 
 
@@ -82,6 +87,7 @@ class Patrol:
         self.hub = hub
         self.metrics = metrics
         self.clock_ms = clock_ms or wall_clock_ms
+        self.catalogue = configured_catalogue(settings.patrol.alert_severity) if settings is not None else default_catalogue()
         self.plan: PatrolPlan | None = None
         self.plan_version = 0
         self.rules: CoverageRules | None = None
@@ -283,12 +289,13 @@ class Patrol:
             rows.append((a.kind.value, a.collector, a.slot.id, a.slot.area, a.grid, ms_to_datetime(a.slot.start_ms),
                          ms_to_datetime(a.slot.end_ms), ms_to_datetime(a.raised_at_ms), ms_to_datetime(a.updated_at_ms),
                          ms_to_datetime(a.resolved_at_ms) if a.resolved_at_ms is not None else None,
-                         a.resolution.value if a.resolution is not None else None, a.detail, describe(a)))
+                         a.resolution.value if a.resolution is not None else None, a.detail,
+                         self.catalogue.text(a.kind, a.detail, a.grid, a.resolution)))
         await self.store.record_patrol_alerts(rows)  # the outbox first, then the stream
         ids = await self.store.patrol_alert_ids([(r[0], r[1], r[2], r[4], r[7]) for r in rows])
         for change, alert_id in zip(changes, ids, strict=True):
             self.metrics.inc("gridwatch_patrol_alerts_total", kind=change.alert.kind.value, change=change.change.value)
-            self.hub.publish_event("alert", {"change": change.change.value, "alert": alert_json(change.alert, alert_id)},
+            self.hub.publish_event("alert", {"change": change.change.value, "alert": alert_json(change.alert, alert_id, self.catalogue)},
                                    self.alert_district(change.alert))
 
     def alert_district(self, alert: Alert) -> str | None:

@@ -4,10 +4,13 @@ district (the store derives each record's district, see its ``district`` argumen
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from alerts.messages import Catalogue, Lang, Severity, negotiate
+from alerts.patrol import AlertKind
 from protocols.epoch import datetime_to_ms
 from web.context import context
 from web.params import limit_param
@@ -18,14 +21,26 @@ async def patrol_alerts(request: Request) -> Response:
     """Patrol alerts; ``open=1`` for the unresolved ones only."""
     open_only = request.query_params.get("open", "0") in ("1", "true", "yes")
     limit = limit_param(request, 200, 5000)
-    rows = await context(request).records.patrol_alerts(open_only, limit, principal(request).district)
-    return JSONResponse({"alerts": [
-        {"id": r["id"], "kind": r["kind"], "collector": r["collector"], "slot_id": r["slot_id"], "area": r["area"],
-         "grid": r["grid"], "raised_at": datetime_to_ms(r["raised_at"]), "updated_at": datetime_to_ms(r["updated_at"]),
-         "resolved_at": datetime_to_ms(r["resolved_at"]) if r["resolved_at"] else None, "resolution": r["resolution"],
-         "detail": json.loads(r["detail"]), "text": r["text"]}
-        for r in rows
-    ]})
+    lang = negotiate(request.query_params.get("lang"), request.headers.get("accept-language"))
+    ctx = context(request)
+    rows = await ctx.records.patrol_alerts(open_only, limit, principal(request).district)
+    return JSONResponse({"lang": lang.value, "alerts": [_alert(ctx.alert_messages, r, lang) for r in rows]})
+
+
+def _alert(messages: Catalogue, r: Any, lang: Lang) -> dict[str, Any]:
+    """A stored alert, its text rendered again from its facts in the asker's language."""
+    detail = json.loads(r["detail"])
+    try:
+        kind = AlertKind(r["kind"])
+        texts = messages.texts(kind, detail, r["grid"], r["resolution"])
+        text, severity = texts[lang.value], messages.severity(kind).value
+    except (ValueError, KeyError):
+        # a kind or detail no catalogue entry fits (a row older than the catalogue): as stored
+        text, texts, severity = r["text"], {}, Severity.WARNING.value
+    return {"id": r["id"], "kind": r["kind"], "collector": r["collector"], "slot_id": r["slot_id"], "area": r["area"],
+            "grid": r["grid"], "raised_at": datetime_to_ms(r["raised_at"]), "updated_at": datetime_to_ms(r["updated_at"]),
+            "resolved_at": datetime_to_ms(r["resolved_at"]) if r["resolved_at"] else None, "resolution": r["resolution"],
+            "detail": detail, "text": text, "texts": texts, "severity": severity}
 
 
 async def alarms(request: Request) -> Response:
