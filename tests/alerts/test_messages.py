@@ -1,9 +1,11 @@
+# ruff: noqa: RUF001  (the Chinese texts use full-width punctuation on purpose)
 """The alert message catalogue: every kind speaks Chinese and English, every placeholder
 is filled from a real alert's detail, severities are known and can be overridden."""
 
 from __future__ import annotations
 
 import re
+
 import pytest
 
 from alerts.messages import CATALOGUE_PATH, Catalogue, Lang, Severity, configured_catalogue, default_catalogue, describe, negotiate
@@ -76,7 +78,7 @@ def test_a_catalogue_missing_a_language_is_refused(tmp_path) -> None:
     src = CATALOGUE_PATH.read_text(encoding="utf-8")  # the shipped file, less one English template
     broken = tmp_path / "messages.toml"
     broken.write_text(src.replace('en = "no fix for {minutes:.0f} min"\n', ""), encoding="utf-8")
-    with pytest.raises(ValueError, match="kinds.offline has no en template"):
+    with pytest.raises(ValueError, match=r"kinds\.offline has no en template"):
         Catalogue.load(broken)
 
 
