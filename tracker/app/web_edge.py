@@ -77,6 +77,9 @@ class StoreRecords:
     async def track(self, device: str, start: datetime, end: datetime, limit: int, district: str | None) -> Sequence[Row]:
         return await self._read(self._store.track(device, start, end, limit, district))
 
+    async def history(self, device: str, start: datetime, end: datetime, limit: int, district: str | None) -> Sequence[Row]:
+        return await self._read(self._store.history(device, start, end, limit, district))
+
     async def dead_letters(self, limit: int) -> Sequence[Row]:
         return await self._read(self._store.dead_letters(limit))
 

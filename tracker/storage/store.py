@@ -669,6 +669,18 @@ class Store:
         return await self.retry.retrying("pings_of", self.pings_of, devices, start, end)
 
 
+    # --- history --------------------------------------------------------------------
+
+    @_retried
+    async def history(self, device: str, start: datetime, end: datetime, limit: int,
+                      district: str | None = None) -> list[asyncpg.Record]:
+        """Fixes of ``device`` in [start, end] with their accuracy, for the filtered track
+        (``geofence.tracks``); none when ``district`` is given and the device is not of it."""
+        return await self._on_connection(lambda con: con.fetch(
+            "SELECT t, lat, lon, acc FROM pings WHERE device = $1 AND t >= $2 AND t <= $3"
+            f" AND {_DEVICE_IN_DISTRICT.format(device='$1', district='$5')} ORDER BY t LIMIT $4",
+            device, start, end, limit, district))
+
     # --- retention ------------------------------------------------------------------
 
     async def ping_days(self) -> list[int]:
