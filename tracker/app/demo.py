@@ -14,11 +14,13 @@ import trio
 
 from geofence.districts import district_name
 from geofence.plan import PatrolPlan
+from protocols.epoch import ms_to_datetime
 from tracker.access.passwords import password_matches
 from tracker.app.accounts import add_account, set_enabled, set_password
 from tracker.app.service import import_grids, run_service
+from tracker.clock import wall_clock_ms
 from tracker.config import Settings
-from tracker.devcity.city import PATH as DEMO_CITY, demo_plan
+from tracker.devcity.city import FIRST_SLOT_LEFT_MIN, PATH as DEMO_CITY, SLOT_STAGGER_MIN, demo_plan
 from tracker.devcity.credentials import kept_passwords
 from tracker.devcity.dynsec_file import CONTROL_ACCOUNT, SERVICE_ACCOUNT
 from tracker.devcity.simulator import build_fleet, fleet_registrations, run_fleet
@@ -84,6 +86,15 @@ async def ensure_demo_accounts(store: Store, passwords: dict[str, str]) -> list[
     return lines
 
 
+def is_demo_plan(stored: dict, grid_doc: dict, collectors: int) -> bool:
+    """Whether ``stored`` is a plan the demo laid out (at some start) that nobody has changed
+    since: the same areas, collectors, rules and exceptions, whatever its slot times."""
+    def shape(doc: dict) -> dict:
+        return doc | {"shifts": sorted({(s["collector"], s["area"]) for s in doc["shifts"]})}
+
+    return shape(stored) == shape(PatrolPlan.from_dict(demo_plan(grid_doc, collectors)).to_dict())
+
+
 async def _main(settings: Settings, broker_port: int, logins: dict[str, str]) -> None:
     async with open_store(settings.database.dsn, settings.database.pool_min, settings.database.pool_max) as store:
         applied = await store.migrate()
@@ -93,10 +104,14 @@ async def _main(settings: Settings, broker_port: int, logins: dict[str, str]) ->
             report = await import_grids(store, str(DEMO_CITY), settings.grid.h3_resolution)
             districts = ", ".join(f"{district_name(d)} {d}" for d in dict.fromkeys(g.district for g in report.grids))
             print(f"  imported {len(report.grids)} unit grids of {districts} ({len(report.cover)} H3 cells)", flush=True)
-        if await store.latest_plan() is None:
-            plan = demo_plan(json.loads(DEMO_CITY.read_text(encoding="utf-8")), settings.demo.collectors)
-            version = await store.save_plan(PatrolPlan.from_dict(plan).to_dict(), "demo plan")
-            print(f"  patrol plan v{version}: {len(plan['areas'])} responsibility grids, {len(plan['shifts'])} two-hour slots a day", flush=True)
+        stored = await store.latest_plan()
+        grid_doc = json.loads(DEMO_CITY.read_text(encoding="utf-8"))
+        if stored is None or is_demo_plan(stored[1], grid_doc, settings.demo.collectors):
+            # laid out afresh at every start, so that the first alerts come minutes after it
+            plan = PatrolPlan.from_dict(demo_plan(grid_doc, settings.demo.collectors, ms_to_datetime(wall_clock_ms()))).to_dict()
+            version = await store.save_plan(plan, "demo plan")
+            print(f"  patrol plan v{version}: {len(plan['areas'])} responsibility grids, {len(plan['shifts'])} two-hour slots a day, "
+                  f"the first ending {FIRST_SLOT_LEFT_MIN}-{FIRST_SLOT_LEFT_MIN + 7 * SLOT_STAGGER_MIN + 1} min from now", flush=True)
         async with trio.open_nursery() as nursery:
             running = await nursery.start(functools.partial(run_service, settings, store, tune=True))
             fleet = build_fleet(DEMO_CITY, settings.demo.collectors, settings.demo.vehicles, settings.demo.sensors)

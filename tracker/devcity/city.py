@@ -19,8 +19,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from geofence.citygen import City, Districts
 from geofence.districts import district_name
@@ -106,6 +108,11 @@ def share_out(count: int, weights: dict[str, int]) -> list[str]:
     return order
 
 
+DEMO_ZONE = ZoneInfo("Asia/Shanghai")
+FIRST_SLOT_LEFT_MIN = 34  # minutes left (at most 35, rounded up) of the slot running when the demo starts (see demo_plan)
+SLOT_STAGGER_MIN = 3
+
+
 def collector_areas(grid_doc: dict, collectors: int) -> dict[str, str]:
     """Which community each collector patrols: collectors are shared out among the
     districts by their number of communities, and a district's k-th collector patrols its
@@ -121,15 +128,25 @@ def collector_areas(grid_doc: dict, collectors: int) -> dict[str, str]:
     return areas
 
 
+def _hhmm(minutes: int) -> str:
+    return f"{minutes // 60 % 24:02d}:{minutes % 60:02d}"
+
+
 def collector_id(index: int) -> str:
     return f"c{index + 1:04d}"
 
 
-def demo_plan(grid_doc: dict, collectors: int) -> dict:
+def demo_plan(grid_doc: dict, collectors: int, started: datetime | None = None) -> dict:
     """The demo's patrol plan: one responsibility grid per community; each collector
     patrols the community ``collector_areas`` gives it, in its own district, in two-hour
-    slots around the clock, so a few minutes of demo show coverage building up and alerts
-    being raised."""
+    slots around the clock.
+
+    ``started``: when the demo starts. Its slots are then laid so that the slot running at
+    the start ends ``FIRST_SLOT_LEFT_MIN`` minutes later, a collector's a few minutes after
+    the one before (in eight steps of ``SLOT_STAGGER_MIN``): the coverage warning, due
+    ``[patrol] warning_lead_min`` before a slot ends, comes within minutes of the start
+    for grids really not covered yet, and not for every collector in the same minute.
+    Without it, slots start at even hours."""
     communities: dict[str, list[str]] = {}
     names: dict[str, str] = {}
     for f in grid_doc["features"]:
@@ -138,12 +155,17 @@ def demo_plan(grid_doc: dict, collectors: int) -> dict:
         names[code[:12]] = f["properties"]["community_name"]
     areas = sorted(communities)
     shifts = []
-    for collector, area in collector_areas(grid_doc, collectors).items():
-        for start in range(0, 24, 2):
+    for i, (collector, area) in enumerate(collector_areas(grid_doc, collectors).items()):
+        first = 0
+        if started is not None:
+            local = started.astimezone(DEMO_ZONE)
+            first_end = local + timedelta(minutes=FIRST_SLOT_LEFT_MIN + (i % 8) * SLOT_STAGGER_MIN, seconds=59)
+            first = (first_end.hour * 60 + first_end.minute) % 120  # minutes past midnight of the day's first slot
+        for start in range(first, first + 24 * 60, 120):
             shifts.append({"collector": collector, "area": area, "days": "Mon-Sun",
-                           "start": f"{start:02d}:00", "end": f"{(start + 2) % 24:02d}:00"})
+                           "start": _hhmm(start), "end": _hhmm(start + 120)})
     return {
-        "zone": "Asia/Shanghai",
+        "zone": DEMO_ZONE.key,
         "areas": {a: {"name": names[a], "grids": sorted(communities[a])} for a in areas},
         "shifts": shifts,
         "exceptions": [{"type": "holiday", "day": "2026-10-01", "name": "国庆节"}],

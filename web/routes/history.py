@@ -28,8 +28,8 @@ HISTORY_MAX = timedelta(days=7)
 EARLIEST = datetime.min.replace(tzinfo=UTC)
 TRACK = TrackSettings()
 METHOD = {
-    "zh": (f"去抖：剔除精度差于 {TRACK.max_acc_m:.0f} 米的定位；每个定位取前后 {TRACK.window_ms // 1000} 秒内定位按精度加权"
-           f"（权重 1/精度²）的平均位置；与上一保留点的距离不超过两者精度半径（至少 {TRACK.min_move_m:.0f} 米）的移动不计。"
+    "zh": (f"去抖：剔除精度差于 {TRACK.max_acc_m:.0f} 米的定位；每个定位取前后 {TRACK.window_ms // 1000} 秒内定位按精度加权"  # noqa: RUF001 (Chinese punctuation)
+           f"（权重 1/精度²）的平均位置；与上一保留点的距离不超过两者精度半径（至少 {TRACK.min_move_m:.0f} 米）的移动不计。"  # noqa: RUF001
            "里程按去抖后的轨迹计算。"),
     "en": (f"Jitter filter: fixes worse than {TRACK.max_acc_m:.0f} m dropped; each fix moved to the accuracy-weighted "
            f"(1/accuracy²) mean of the fixes within {TRACK.window_ms // 1000} s of it; moves within the accuracy radius "
