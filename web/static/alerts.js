@@ -24,7 +24,9 @@ function newestFirst(a, b) {
 }
 
 export class AlertBoard {
-  constructor(nodes, { getJSON, describePlace, onPick, onAlarmChange }) {
+  constructor(nodes, { getJSON, describePlace, onPick, onAlarmChange, onRender = null, alertsUrl = ALERTS_URL }) {
+    this.onRender = onRender; // after every render: what decorates the rows (triage.js)
+    this.alertsUrl = alertsUrl;
     this.nodes = nodes;
     this.getJSON = getJSON;
     this.describePlace = describePlace;
@@ -61,7 +63,7 @@ export class AlertBoard {
   async load(now) {
     const load = ++this.loads;
     this.pending = [];
-    const [alerts, alarms] = await Promise.allSettled([this.getJSON(ALERTS_URL), this.getJSON(ALARMS_URL)]);
+    const [alerts, alarms] = await Promise.allSettled([this.getJSON(this.alertsUrl), this.getJSON(ALARMS_URL)]);
     if (load !== this.loads) return;
     const replay = this.pending;
     this.pending = null;
@@ -315,6 +317,7 @@ export class AlertBoard {
     this.nodes.count.classList.toggle('gw-has-alerts', count > 0);
     this.nodes.count.title = `${this.alerts.size} patrol alerts, ${this.alarms.size} alarms open`;
     this.tick(now);
+    if (this.onRender) this.onRender();
   }
 
   tick(now) {

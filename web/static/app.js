@@ -10,9 +10,11 @@ import { DeviceDetails } from './details.js';
 import { DeviceList } from './devicelist.js';
 import { isStale } from './format.js';
 import { GridLayer } from './grids.js';
+import { HistoryPanel } from './history.js';
 import { LiveFeed, liveFeedUrl } from './live.js';
 import { DeviceMarkers } from './markers.js';
 import { Tabs } from './tabs.js';
+import { AlertTriage, pageLang } from './triage.js';
 
 const FALLBACK_CENTER = [36.1, 103.72];
 const FALLBACK_ZOOM = 14;
@@ -53,6 +55,8 @@ window.gridwatch = Object.freeze({
   get alerts() { return board ? board.alerts : new Map(); },
   get alarms() { return board ? board.alarms : new Map(); },
   get alertsLoaded() { return Boolean(board && board.loaded); },
+  get triage() { return triage; },
+  get history() { return historyPanel; },
 });
 
 const $ = (id) => document.getElementById(id);
@@ -73,6 +77,8 @@ let board;
 let alarmMarkers;
 let coverage;
 let tabs;
+let triage;
+let historyPanel;
 let retryAt = null;
 
 const describeGrid = (code) => (grids ? grids.info(code) : null);
@@ -86,7 +92,10 @@ const FRAME_HANDLERS = {
     board.load(Date.now());
   },
   delta: (frame) => applyDelta(frame.devices || []),
-  alert: (frame) => board.alertFrame(frame, Date.now()),
+  alert: (frame) => {
+    board.alertFrame(frame, Date.now());
+    triage.alertFrame(frame);
+  },
   alarm: (frame) => board.alarmFrame(frame, Date.now()),
   incident: () => {},
 };
@@ -131,6 +140,7 @@ function select(id, { pan = false } = {}) {
   state.selected = device ? device.id : null;
   markers.select(state.selected, now);
   list.select(state.selected);
+  if (historyPanel && device) historyPanel.setDevice(device.id);
   if (!device) {
     details.clear();
     return;
@@ -373,7 +383,21 @@ async function boot() {
     describePlace: (code) => grids.placeName(code),
     onPick: pick,
     onAlarmChange: (key, alarm) => alarmMarkers.set(key, alarm),
+    onRender: () => triage && triage.update(),
+    alertsUrl: pageLang() === 'en' ? '/api/alerts?open=1&limit=200&lang=en' : undefined,
   });
+  triage = new AlertTriage(map, {
+    list: $('gw-alert-rows'), board, grids, lang: pageLang(),
+    devicePosition: (id) => (state.devices.has(id) ? markers.position(id) : null),
+    onPick: (item) => {
+      tabs.show('gw-tab-alerts');
+      pick(item);
+    },
+  });
+  historyPanel = new HistoryPanel(map, $('gw-panel-history'), {
+    getJSON, devices: () => state.devices.values(), describeGrid,
+  });
+  $('gw-tab-history').addEventListener('click', () => historyPanel.refreshDevices());
   coverage = new CoverageLayer(map, grids, { getJSON });
   const chart = new CoverageChart({
     panel: $('gw-chart-panel'),
