@@ -3,6 +3,7 @@ with a pause, published over MQTT, stored in PostgreSQL, answered filtered."""
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from datetime import UTC, date, datetime, time, timedelta
@@ -13,10 +14,11 @@ import trio
 
 from protocols.coords import distance_m
 from protocols.epoch import datetime_to_ms
-from tests.harness import LAT, LON, auth_headers, start_service
+from tests.harness import DEMO_CITY, LAT, LON, auth_headers, start_service
 from tests.helpers import apublish, wait_for
 
 MINUTE = 60_000
+AREA = "620105001001"
 M_PER_DEG_LAT = 111_320.0
 
 
@@ -55,6 +57,14 @@ async def test_the_history_filters_jitter_measures_the_filtered_track_and_finds_
             bad = [await http.get("/api/devices/c0401/history", params=p)
                    for p in ({"stop_min": "soon"}, {"from": now_ms, "to": start_ms}, {"from": "yesterday"},
                              {"from": now_ms - 9 * 24 * 60 * MINUTE})]
+            # once c0401 is on a slot of the plan (16:00-18:00 in Lanzhou, 08:00-10:00 UTC), the
+            # default range is the shift so far
+            grids = sorted(f["properties"]["code"] for f in json.loads(DEMO_CITY.read_text(encoding="utf-8"))["features"]
+                           if f["properties"]["code"].startswith(AREA))
+            plan = {"zone": "Asia/Shanghai", "areas": {AREA: {"name": "万里社区", "grids": grids}},
+                    "shifts": [{"collector": "c0401", "area": AREA, "days": "Mon-Sun", "start": "16:00", "end": "18:00"}]}
+            assert (await http.put("/api/patrol/plan", json=plan)).status_code == 200
+            in_slot = (await http.get("/api/devices/c0401/history")).json()
         other_district = await auth_headers(store, role="supervisor", district="620103")
         async with httpx.AsyncClient(base_url=running.url, timeout=20, headers=other_district) as http:
             hidden = await http.get("/api/devices/c0401/history")
@@ -78,3 +88,7 @@ async def test_the_history_filters_jitter_measures_the_filtered_track_and_finds_
     assert [r.status_code for r in bad] == [400, 400, 400, 400]
     assert all("error" in r.json() for r in bad)
     assert hidden.status_code == 404 and "error" in hidden.json()
+    slot_start = datetime_to_ms(datetime.combine(day, time(8, 0), UTC))
+    assert in_slot["slot"] == {"start": slot_start, "end": slot_start + 120 * MINUTE, "area": AREA}
+    assert (in_slot["from"], in_slot["to"]) == (slot_start, now_ms)
+    assert in_slot["raw"]["points"] == len([f for f in fixes if f[0] >= slot_start])
