@@ -59,7 +59,7 @@ export class AlertTriage {
     this.areaSelect = choose('area', 'Filter by responsibility grid', [['', '全部责任网格']]);
     this.groups = el('ul', { class: 'gw-alert-groups', title: 'Open patrol alerts by responsibility grid' });
     this.soundToggle = el('button', { type: 'button', class: 'gw-sound', 'aria-pressed': 'true',
-      title: 'Beep and notify on new critical or major alerts' }, '🔔 提醒');
+      title: '提醒：新的紧急、重要告警响铃并弹出桌面通知 (beep and notify on new critical or major alerts)' }, '🔔');
     this.soundToggle.addEventListener('click', () => {
       const on = this.soundToggle.getAttribute('aria-pressed') !== 'true';
       this.soundToggle.setAttribute('aria-pressed', String(on));
