@@ -59,7 +59,7 @@ export class AlertTriage {
     this.areaSelect = choose('area', 'Filter by responsibility grid', [['', '全部责任网格']]);
     this.groups = el('ul', { class: 'gw-alert-groups', title: 'Open patrol alerts by responsibility grid' });
     this.soundToggle = el('button', { type: 'button', class: 'gw-sound', 'aria-pressed': 'true',
-      title: '提醒：新的紧急、重要告警响铃并弹出桌面通知 (beep and notify on new critical or major alerts)' }, '🔔');
+      title: '提醒：新的紧急、重要告警响铃并弹出桌面通知 (beep and notify on new critical or major alerts)' }, '响铃');
     this.soundToggle.addEventListener('click', () => {
       const on = this.soundToggle.getAttribute('aria-pressed') !== 'true';
       this.soundToggle.setAttribute('aria-pressed', String(on));
@@ -254,7 +254,7 @@ export class AlertTriage {
         if (entry) entry.marker.remove();
         const icon = L.divIcon({
           className: `gw-alert-marker gw-alert-marker--${severity}`,
-          html: `<span class="gw-alert-marker-core">${SEVERITIES[severity].zh.slice(0, 1)}</span>`,
+          html: `<span class="gw-alert-marker-core"><span>${SEVERITIES[severity].zh.slice(0, 1)}</span></span>`,
           iconSize: [22, 22],
         });
         const marker = L.marker(at, { icon, pane: 'gw-alert-markers', riseOnHover: true, keyboard: false });
