@@ -30,13 +30,13 @@ async def patrol_alerts(request: Request) -> Response:
 def _alert(messages: Catalogue, r: Any, lang: Lang) -> dict[str, Any]:
     """A stored alert, its text rendered again from its facts in the asker's language."""
     detail = json.loads(r["detail"])
+    kind = AlertKind(r["kind"]) if r["kind"] in AlertKind.__members__.values() else None
+    severity = messages.severity(kind).value if kind is not None else Severity.WARNING.value
     try:
-        kind = AlertKind(r["kind"])
-        texts = messages.texts(kind, detail, r["grid"], r["resolution"])
-        text, severity = texts[lang.value], messages.severity(kind).value
-    except (ValueError, KeyError):
-        # a kind or detail no catalogue entry fits (a row older than the catalogue): as stored
-        text, texts, severity = r["text"], {}, Severity.WARNING.value
+        texts = messages.texts(kind, detail, r["grid"], r["resolution"]) if kind is not None else {}
+    except (ValueError, KeyError, TypeError):
+        texts = {}  # a detail the catalogue's templates do not fit (a row older than them)
+    text = texts.get(lang.value, r["text"])  # else: as stored
     return {"id": r["id"], "kind": r["kind"], "collector": r["collector"], "slot_id": r["slot_id"], "area": r["area"],
             "grid": r["grid"], "raised_at": datetime_to_ms(r["raised_at"]), "updated_at": datetime_to_ms(r["updated_at"]),
             "resolved_at": datetime_to_ms(r["resolved_at"]) if r["resolved_at"] else None, "resolution": r["resolution"],
