@@ -395,7 +395,7 @@ async function boot() {
     },
   });
   historyPanel = new HistoryPanel(map, $('gw-panel-history'), {
-    getJSON, devices: () => state.devices.values(), describeGrid,
+    getJSON, devices: () => state.devices.values(),
   });
   $('gw-tab-history').addEventListener('click', () => historyPanel.refreshDevices());
   coverage = new CoverageLayer(map, grids, { getJSON });

@@ -20,11 +20,10 @@ export function localInput(ms) {
 }
 
 export class HistoryPanel {
-  constructor(map, panel, { getJSON, devices, describeGrid }) {
+  constructor(map, panel, { getJSON, devices }) {
     this.map = map;
     this.getJSON = getJSON;
     this.devices = devices; // () => [{ id, class, name }]
-    this.describeGrid = describeGrid;
     this.layer = L.layerGroup().addTo(map);
     this.marker = null;
     this.points = []; // { t, lat, lng } in time order
