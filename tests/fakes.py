@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+from collections.abc import Sequence
 
 import trio
 
@@ -53,7 +54,7 @@ class RecordingSink:
             await self.hold.wait()
         self.got_fixes.extend(fixes)
 
-    async def alarms(self, alarms: list[VehicleAlarm]) -> None:
+    async def alarms(self, alarms: list[VehicleAlarm], fixes: Sequence[Fix] = ()) -> None:
         self.got_alarms.extend(alarms)
 
     def rejected(self, protocol: str, reason: str, raw: bytes, peer: str) -> None:

@@ -26,7 +26,7 @@ import collections
 import ipaddress
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import trio
@@ -59,7 +59,9 @@ class Jt808Sink(Protocol):
         answer to their report waits for; None: taken is as good as stored."""
         ...
 
-    async def alarms(self, alarms: list[VehicleAlarm]) -> None: ...
+    async def alarms(self, alarms: list[VehicleAlarm], fixes: Sequence[Fix] = ()) -> None:
+        """Alarm edges, with the fixes of the reports that raised them (an overspeed's speed)."""
+        ...
 
     def rejected(self, protocol: str, reason: str, raw: bytes, peer: str) -> None: ...
 
@@ -231,7 +233,7 @@ class Jt808Gateway:
                 sink.tolerated(PROTOCOL, reason, raw, peer)
             # alarms first: the edges a report raised are stored with (or before) its fixes
             if out.alarms:
-                await sink.alarms(out.alarms)
+                await sink.alarms(out.alarms, out.fixes)
             stored = await sink.fixes(out.fixes) if out.fixes else None
             if out.answers:
                 if stored is not None:
