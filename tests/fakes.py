@@ -19,6 +19,7 @@ class RecordingStore:
         self.alarm_batches: list[list[tuple]] = []
         self.sensor_states: dict[str, tuple] = {}  # device → its latest saved row
         self.dead: list[tuple] = []
+        self.readings: list[tuple] = []
         self.hold: trio.Event | None = None  # writes wait for it: a commit that takes its time
 
     async def write_pings(self, rows, days, devices, filtered=(), alarms=(), components=()) -> int:
@@ -39,6 +40,9 @@ class RecordingStore:
 
     async def add_dead_letters(self, rows) -> None:
         self.dead.extend(rows)
+
+    async def add_sensor_readings(self, rows) -> None:
+        self.readings.extend(rows)
 
 
 class RecordingSink:
