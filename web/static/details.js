@@ -82,7 +82,7 @@ export class DeviceDetails {
     const label = deviceLabel(d);
     title.replaceChildren(
       el('span', { class: 'gw-details-label', title: d.id }, label),
-      label !== d.id ? el('span', { class: 'gw-details-id' }, d.id) : null,
+      ...(label !== d.id ? [el('span', { class: 'gw-details-id' }, d.id)] : []),
       el('span', { class: 'gw-badge', 'data-class': d.class, title: classTitle(d.class) }, classLabel(d.class)),
       el('span', { class: `gw-status ${stale ? 'gw-status--stale' : 'gw-status--live'}`, title: stale ? 'stale' : 'live' },
         stale ? '离线' : '在线'),

@@ -106,7 +106,7 @@ export class DeviceList {
     const label = deviceLabel(device);
     const facts = deviceFacts(device);
     cells.id.replaceChildren(el('span', { class: 'gw-device-label' }, label),
-      label !== device.id ? el('span', { class: 'gw-device-id' }, device.id) : null);
+      ...(label !== device.id ? [el('span', { class: 'gw-device-id' }, device.id)] : []));
     cells.id.title = [label, ...facts, device.id].filter((v, i, all) => all.indexOf(v) === i).join(' · ');
     cells.cls.textContent = classLabel(device.class);
     cells.cls.title = classTitle(device.class);
