@@ -49,10 +49,10 @@ async def test_a_locate_reaches_the_handset_and_the_service_does_not_ingest_its_
         await wait_for(lambda: received)
         # the command came back to the service too: it was taken and set aside
         await wait_for(lambda: metrics.get("gridwatch_ignored_total", protocol="handset", type="downlink") == 1)
-        await apublish(broker, [("gw/v1/620105/collector/c0001/pos", msgpack.packb({"t": now + 1000, "lat": LAT, "lon": LON}))])
+        await apublish(broker, [("gw/v1/620105/collector/c0001/pos", msgpack.packb({"t": now + 1000, "lat": LAT, "lon": LON, "acc": 5.0}))])
         await wait_for(lambda: running.pipeline.live.devices["c0001"].fix.t_ms == now + 1000)
         await wait_for(lambda: metrics.get("gridwatch_persisted_total") >= 2)
-        rejected = metrics.get("gridwatch_rejected_total", protocol="handset", reason="bad_topic")
+        rejected = sum(metrics.labelled.get("gridwatch_rejected_total", {}).values())
         dead = await store.fetch("SELECT source, reason FROM dead_letters")
         nursery.cancel_scope.cancel()
     assert (answer.status_code, answer.json()["topic"], json.loads(received[0])) == (202, CMD, {"cmd": "reportLocation"})
