@@ -48,6 +48,7 @@ class RecordingStore:
 class RecordingSink:
     def __init__(self) -> None:
         self.got_fixes: list[Fix] = []
+        self.got_heard: list[tuple[str, int]] = []
         self.got_alarms: list[VehicleAlarm] = []
         self.rejects: collections.Counter[str] = collections.Counter()
         self.tolerated_counts: collections.Counter[str] = collections.Counter()
@@ -60,6 +61,9 @@ class RecordingSink:
 
     async def alarms(self, alarms: list[VehicleAlarm], fixes: Sequence[Fix] = ()) -> None:
         self.got_alarms.extend(alarms)
+
+    def heard(self, device: str, rx_ms: int) -> None:
+        self.got_heard.append((device, rx_ms))
 
     def rejected(self, protocol: str, reason: str, raw: bytes, peer: str) -> None:
         assert protocol == "jt808"

@@ -12,10 +12,11 @@ import httpx
 import msgpack
 import trio
 
+from protocols.epoch import datetime_to_ms
 from protocols.jt808.messages import encode_message
 from tests.harness import auth_headers, start_service
 from tests.helpers import apublish, wait_for
-from tests.jt808_wire import AUTH_2013, exchange
+from tests.jt808_wire import AUTH_2013, HEARTBEAT_2013, exchange
 from tracker.registry.model import RegisteredDevice
 
 ANNING_BIN, QILIHE_BIN = "6201050302000003", "6201030302000001"
@@ -93,6 +94,12 @@ async def test_alarm_events_carry_the_value_and_the_limit(settings, broker):
         await exchange(stream, buffer, AUTH_2013)
         await exchange(stream, buffer, _location(1, t0, 0, 420).hex())
         await exchange(stream, buffer, _location(2, t0 + timedelta(seconds=10), 1 << 1, 724).hex())  # overspeed at 72.4 km/h
+        live = running.pipeline.live
+        await wait_for(lambda: "jt013912345678" in live.devices)
+        reported = live.view("jt013912345678")["heard"]
+        await trio.sleep(1.1)
+        await exchange(stream, buffer, HEARTBEAT_2013)  # parked: no fix, still there
+        heartbeat = live.view("jt013912345678")
         await stream.aclose()
         with trio.fail_after(10):
             while len(rows := await store.fetch("SELECT kind, value, alarm_limit FROM alarm_events ORDER BY kind")) < 2:
@@ -101,6 +108,7 @@ async def test_alarm_events_carry_the_value_and_the_limit(settings, broker):
             alarms = {a["kind"]: a for a in (await http.get("/api/alarms")).json()["alarms"]}
         nursery.cancel_scope.cancel()
     assert [tuple(r) for r in rows] == [("full", 91.0, 80.0), ("overspeed", 72.4, 60.0)]
+    assert heartbeat["t"] == datetime_to_ms(t0 + timedelta(seconds=10)) and heartbeat["heard"] >= reported + 1000
     assert (alarms["full"]["value"], alarms["full"]["limit"]) == (91.0, 80.0)
     assert (alarms["overspeed"]["value"], alarms["overspeed"]["limit"], alarms["overspeed"]["detail"]) == (
         72.4, 60.0, "speed 72.4 km/h, limit 60 km/h")

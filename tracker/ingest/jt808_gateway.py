@@ -65,6 +65,10 @@ class Jt808Sink(Protocol):
 
     def rejected(self, protocol: str, reason: str, raw: bytes, peer: str) -> None: ...
 
+    def heard(self, device: str, rx_ms: int) -> None:
+        """A frame of the authenticated terminal ``device`` was answered: it is online."""
+        ...
+
     def tolerated(self, protocol: str, reason: str, raw: bytes, peer: str) -> None:
         """A report kept despite a defect (``Outcome.tolerated``): count it."""
 
@@ -222,9 +226,12 @@ class Jt808Gateway:
             if session.authenticated and session.phone is not None and self.terminals is not None \
                     and self.terminals(session.phone) is None:
                 return "terminal_disabled"  # disabled (or unregistered) since it logged in: hang up, unanswered
-            out = session.receive(reader.feed(data), self.now_ms())
+            now_ms = self.now_ms()
+            out = session.receive(reader.feed(data), now_ms)
             if session.authenticated:
                 unauthenticated_since = None
+                if session.device is not None and out.answers:
+                    sink.heard(session.device, now_ms)  # a parked truck's heartbeats keep it online
             elif unauthenticated_since is None:
                 unauthenticated_since = trio.current_time()
             for reason, raw in out.rejected:

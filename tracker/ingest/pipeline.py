@@ -387,6 +387,10 @@ class Pipeline:
     def rejected(self, protocol: str, reason: str, raw: bytes, peer: str, device: str | None = None) -> None:
         self._reject(protocol, DecodeError(reason), peer, device, raw, self._clock_ms())
 
+    def heard(self, device: str, rx_ms: int) -> None:
+        """A terminal spoke (a heartbeat too): online, whether or not it reported a fix."""
+        self.live.update_heard(device, rx_ms)
+
     def tolerated(self, protocol: str, reason: str, raw: bytes, peer: str) -> None:
         self.metrics.inc("gridwatch_tolerated_total", protocol=protocol, reason=reason)
         if self._log_gate.allow(f"tolerated:{reason}", self._clock_ms()):
