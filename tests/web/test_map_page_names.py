@@ -71,10 +71,13 @@ def test_the_list_names_collectors_vehicles_and_sensors_as_the_registry_does(nam
 
 def test_the_details_name_the_vehicle_and_its_plate(named: Page) -> None:
     _open(named, "jt013901050001")
+    wait_for_js(named.driver, "document.getElementById('gw-track-info').textContent.includes('轨迹：')")
+    track = named.js("return document.getElementById('gw-track-info').textContent")
     title = named.js("return document.getElementById('gw-details-title').textContent")
     body = named.js("return document.getElementById('gw-details-body').textContent")
     assert title.startswith("甘A·D1234jt013901050001")
     assert "车牌甘A·D1234" in body and "名称环卫车 3 号" in body
+    assert track.startswith("甘A·D1234 近30分钟轨迹")
 
 
 def test_a_sensor_shows_its_latest_readings_and_a_chart_of_its_day(named: Page) -> None:

@@ -81,8 +81,8 @@ export class DeviceDetails {
     const title = this.nodes.title;
     const label = deviceLabel(d);
     title.replaceChildren(
-      el('span', { class: 'gw-details-label', title: d.id }, label),
-      ...(label !== d.id ? [el('span', { class: 'gw-details-id' }, d.id)] : []),
+      ...(label !== d.id ? [el('span', { class: 'gw-details-label' }, label)] : []),
+      el('span', { class: 'gw-details-id', title: 'Device id' }, d.id),
       el('span', { class: 'gw-badge', 'data-class': d.class, title: classTitle(d.class) }, classLabel(d.class)),
       el('span', { class: `gw-status ${stale ? 'gw-status--stale' : 'gw-status--live'}`, title: stale ? 'stale' : 'live' },
         stale ? '离线' : '在线'),
@@ -157,7 +157,8 @@ export class DeviceDetails {
     let metres = 0;
     for (let i = 1; i < latlngs.length; i++) metres += this.map.distance(latlngs[i - 1], latlngs[i]);
     const since = this.trackStart ? `，自 ${formatClock(this.trackStart)}` : '';
-    this.nodes.trackInfo.textContent = `近30分钟轨迹：${latlngs.length} 点，${formatDistance(metres)}${since}`;
+    const who = this.device ? `${deviceLabel(this.device)} ` : '';
+    this.nodes.trackInfo.textContent = `${who}近30分钟轨迹：${latlngs.length} 点，${formatDistance(metres)}${since}`;
     this.nodes.trackInfo.title = 'Track over the last 30 minutes: points, length';
   }
 
