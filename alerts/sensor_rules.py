@@ -234,6 +234,21 @@ def _number(value: object) -> float | None:
     return value
 
 
+def alarm_limit(kind: str, p: SensorRuleParams) -> float | None:
+    """The limit an alarm of ``kind`` is raised past, in the unit of its value (a tilt's is
+    the installed angle plus the threshold); None for a condition the sensor judges itself."""
+    limits: dict[str, float | None] = {
+        TILT: p.installed_tilt_deg + p.tilt_threshold_deg,
+        FULL: p.bin_full_pct,
+        WATERLOG: p.waterlog_alarm_cm,
+        WATER: p.water_alarm_cm,
+        GAS: p.gas_alarm_ppm,
+        LOW_BATTERY: p.low_battery_pct,
+        FLAPPING: float(p.flap_toggles),
+    }
+    return limits.get(kind)
+
+
 def _band(alarm: bool, clear: bool) -> bool | None:
     """True past the alarm threshold, False past the clearing one, None in between (hold)."""
     return True if alarm else False if clear else None

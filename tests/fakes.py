@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+from collections.abc import Sequence
 
 import trio
 
@@ -18,6 +19,7 @@ class RecordingStore:
         self.alarm_batches: list[list[tuple]] = []
         self.sensor_states: dict[str, tuple] = {}  # device → its latest saved row
         self.dead: list[tuple] = []
+        self.readings: list[tuple] = []
         self.hold: trio.Event | None = None  # writes wait for it: a commit that takes its time
 
     async def write_pings(self, rows, days, devices, filtered=(), alarms=(), components=()) -> int:
@@ -39,10 +41,14 @@ class RecordingStore:
     async def add_dead_letters(self, rows) -> None:
         self.dead.extend(rows)
 
+    async def add_sensor_readings(self, rows) -> None:
+        self.readings.extend(rows)
+
 
 class RecordingSink:
     def __init__(self) -> None:
         self.got_fixes: list[Fix] = []
+        self.got_heard: list[tuple[str, int]] = []
         self.got_alarms: list[VehicleAlarm] = []
         self.rejects: collections.Counter[str] = collections.Counter()
         self.tolerated_counts: collections.Counter[str] = collections.Counter()
@@ -53,8 +59,11 @@ class RecordingSink:
             await self.hold.wait()
         self.got_fixes.extend(fixes)
 
-    async def alarms(self, alarms: list[VehicleAlarm]) -> None:
+    async def alarms(self, alarms: list[VehicleAlarm], fixes: Sequence[Fix] = ()) -> None:
         self.got_alarms.extend(alarms)
+
+    def heard(self, device: str, rx_ms: int) -> None:
+        self.got_heard.append((device, rx_ms))
 
     def rejected(self, protocol: str, reason: str, raw: bytes, peer: str) -> None:
         assert protocol == "jt808"

@@ -184,10 +184,27 @@ class SensorSettings:
 
 @dataclass(frozen=True, slots=True)
 class Jt808Config(Jt808Settings):
-    """[jt808]: the gateway's settings, with the service's port, and whether it runs."""
+    """[jt808]: the gateway's settings, with the service's port, and whether it runs.
+    ``speed_limit_kmh``: the limit the terminals are set to raise overspeed at (their
+    parameter 0x0055), stored with each overspeed alarm beside the speed reported."""
 
     port: int = 6808
     enabled: bool = True
+    speed_limit_kmh: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSettings:
+    """[live]: how the map judges a device online, by class: heard from (any message:
+    position, status, alarm, reading) within this many seconds. A sensor that sits still
+    and reports its status every 10 minutes is online; a handset reports every few seconds."""
+
+    online_collector_s: float = 300.0
+    online_vehicle_s: float = 300.0
+    online_sensor_s: float = 1800.0
+
+    def online_s(self) -> dict[str, float]:
+        return {"collector": self.online_collector_s, "vehicle": self.online_vehicle_s, "sensor": self.online_sensor_s}
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +277,7 @@ class RetentionSettings:
     pings_days: int = 400
     filtered_fixes_days: int = 30
     dead_letters_days: int = 14
+    sensor_readings_days: int = 30
     check_s: float = 3600.0
     delete_batch: int = 5000
 
@@ -310,6 +328,7 @@ class Settings:
     health: HealthSettings = field(default_factory=HealthSettings)
     registry: RegistrySettings = field(default_factory=RegistrySettings)
     log: LogSettings = field(default_factory=LogSettings)
+    live: LiveSettings = field(default_factory=LiveSettings)
 
     def replace(self, section: str, **values) -> Settings:
         """A copy with some keys of one section changed (used by `demo` and tests)."""
@@ -467,7 +486,10 @@ def _validate(s: types.SimpleNamespace) -> None:
     except ValueError as exc:
         raise ConfigError(f"[patrol] alert_severity: {exc}") from None
     need(s.patrol.passes_required >= 0, "[patrol] passes_required", "must be >= 0")
-    for key in ("pings_days", "filtered_fixes_days", "dead_letters_days"):
+    for key in ("online_collector_s", "online_vehicle_s", "online_sensor_s"):
+        need(getattr(s.live, key) > 0, f"[live] {key}", "must be > 0")
+    need(s.jt808.speed_limit_kmh > 0, "[jt808] speed_limit_kmh", "must be > 0")
+    for key in ("pings_days", "filtered_fixes_days", "dead_letters_days", "sensor_readings_days"):
         need(getattr(s.retention, key) >= 0, f"[retention] {key}", "must be >= 0 (0: keep forever)")
     need(s.retention.check_s > 0 and s.retention.delete_batch > 0, "[retention] check_s", "and delete_batch must be > 0")
     need(s.registry.refresh_s > 0 and s.registry.control_timeout_s > 0, "[registry] refresh_s",

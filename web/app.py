@@ -23,7 +23,7 @@ from web.guards import CheckHost, LimitBody
 from web.params import error
 from web.policy import EVERYONE, PUBLIC, READERS, Scoping, allow, guard, policy_of
 from web.principal import Role
-from web.routes import admin_devices, alerts, audit, commandmap, devices, history, ops, patrol, reports, session
+from web.routes import admin_devices, alerts, audit, commandmap, devices, history, ops, patrol, readings, reports, session
 from web.routes.commandmap import STATIC
 from web.stream import live_feed
 
@@ -45,6 +45,7 @@ ROUTES: list[BaseRoute] = [
     guard(Route("/api/devices/{device}", devices.device), allow(*EVERYONE, scoping=Scoping.OWN_DEVICE)),
     guard(Route("/api/devices/{device}/track", devices.track), allow(*EVERYONE, scoping=Scoping.OWN_DEVICE)),
     guard(Route("/api/devices/{device}/history", history.history), allow(*EVERYONE, scoping=Scoping.OWN_DEVICE)),
+    guard(Route("/api/devices/{device}/readings", readings.readings), READ),
     guard(Route("/api/geocode", commandmap.geocode), READ),
     guard(Route("/api/devices/{device}/locate", devices.locate, methods=["POST"]), allow(Role.COMMANDER, Role.ADMIN)),
     guard(Route("/api/alarms", alerts.alarms), READ),

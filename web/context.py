@@ -53,6 +53,11 @@ class Records(Protocol):
 
     async def alarm_events(self, limit: int, district: str | None) -> Sequence[Row]: ...
 
+    async def sensor_readings(self, device: str, start: datetime, end: datetime, limit: int,
+                              district: str | None) -> Sequence[Row]:
+        """A sensor's records (t, kind and a column per reading), oldest first."""
+        ...
+
     async def patrol_alerts(self, open_only: bool, limit: int, district: str | None) -> Sequence[Row]: ...
 
     async def audit_entries(self, *, actor: str | None, action: str | None, target: str | None, before_id: int | None,
@@ -247,6 +252,8 @@ class MapSettings:
     allowed_hosts: tuple[str, ...] = ("127.0.0.1", "::1", "localhost")  # see web.guards.HostNames
     ws_snapshot_devices: int = 500  # devices per snapshot frame
     ws_max_unsent_bytes: int = 8 << 20  # a WebSocket client that leaves more unsent is closed
+    # a device is online while heard from within this many seconds, by class ([live])
+    online_s: tuple[tuple[str, float], ...] = (("collector", 300.0), ("vehicle", 300.0), ("sensor", 1800.0))
 
 
 def _all_healthy() -> tuple[bool, str]:

@@ -1,4 +1,4 @@
-# ruff: noqa: RUF001  (the Chinese texts use full-width punctuation on purpose)
+
 """The alert message catalogue: every kind speaks Chinese and English, every placeholder
 is filled from a real alert's detail, severities are known and can be overridden."""
 

@@ -93,5 +93,10 @@ async def test_report_location_command_reaches_the_phone(settings, broker, alice
         async with httpx.AsyncClient(base_url=running.url, headers=await auth_headers(store)) as http:
             answer = await http.post("/api/devices/c0042/locate")
         await wait_for(lambda: received)
+        # the command reached the service too (it reads owntracks/#): set aside, not refused
+        metrics = running.pipeline.metrics
+        await wait_for(lambda: metrics.get("gridwatch_ignored_total", protocol="owntracks", type="downlink") == 1)
+        rejected = sum(metrics.labelled.get("gridwatch_rejected_total", {}).values())
         nursery.cancel_scope.cancel()
     assert (answer.status_code, json.loads(received[0])) == (202, {"_type": "cmd", "action": "reportLocation"})
+    assert rejected == 0

@@ -175,6 +175,13 @@ class FakeService:
     coverage_requests: int = 0
     report_dates: list[str] = field(default_factory=list)
     pushed: queue.SimpleQueue[dict[str, Any]] = field(default_factory=queue.SimpleQueue)
+    # [live] online_s as /api/config gives it (None: left out, the page's defaults), a
+    # sensor's readings by device (GET /api/devices/{id}/readings), and every locate
+    # command asked for: (device, the X-CSRF-Token header) and the answer to give.
+    online_s: dict[str, float] | None = None
+    readings: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    locates: list[tuple[str, str | None]] = field(default_factory=list)
+    locate_answer: tuple[int, dict[str, Any]] = (202, {"via": "mqtt", "sent": True})
     # Who the page is logged in as (GET /api/session); None: nobody, the page goes to /login.
     user: dict[str, Any] | None = field(default_factory=lambda: {
         "account": "zhang.wei", "role": "commander", "scope": "city", "district": None, "device": None,
@@ -196,6 +203,8 @@ class FakeService:
             Route("/api/grids", self.grid_collection),
             Route("/api/devices", self.device_list),
             Route("/api/devices/{device}/track", self.track),
+            Route("/api/devices/{device}/readings", self.device_readings),
+            Route("/api/devices/{device}/locate", self.locate, methods=["POST"]),
             Route("/api/alerts", self.open_alerts),
             Route("/api/alarms", self.alarm_history),
             Route("/api/coverage/live", self.live_coverage),
@@ -222,8 +231,23 @@ class FakeService:
         lats = [p[1] for f in self.grids["features"] for p in f["geometry"]["coordinates"][0]]
         districts = [{"code": DISTRICT, "name": "安宁区", "grids": len(codes),
                       "bbox": [min(lons), min(lats), max(lons), max(lats)]}] if codes else []
-        return JSONResponse({"tile_url": self.tile_url, "center": list(self.centre), "zoom": self.zoom,
-                             "district": DISTRICT, "districts": districts})
+        body = {"tile_url": self.tile_url, "center": list(self.centre), "zoom": self.zoom,
+                "district": DISTRICT, "districts": districts}
+        if self.online_s is not None:
+            body["online_s"] = self.online_s
+        return JSONResponse(body)
+
+    async def device_readings(self, request: Request) -> JSONResponse:
+        id_ = request.path_params["device"]
+        if id_ not in self.readings:
+            return JSONResponse({"error": f"unknown device {id_!r}"}, status_code=404)
+        return JSONResponse({"device": id_, "readings": self.readings[id_]})
+
+    async def locate(self, request: Request) -> JSONResponse:
+        id_ = request.path_params["device"]
+        self.locates.append((id_, request.headers.get("x-csrf-token")))
+        status, body = self.locate_answer
+        return JSONResponse(body | {"device": id_} if status < 400 else body, status_code=status)
 
     async def grid_collection(self, request: Request) -> JSONResponse:
         return JSONResponse(self.grids)

@@ -47,7 +47,7 @@ async def test_alerts_are_read_in_chinese_unless_english_is_asked_for(settings, 
         return [(a["kind"], a["severity"], a["text"]) for a in answer["alerts"]]
 
     chinese = [("offline", "major", "16 分钟无定位"),
-               ("coverage_warning", "warning", "2 个网格尚未巡查到位（其中 1 个未到访），距班次结束 12 分钟"),  # noqa: RUF001
+               ("coverage_warning", "warning", "2 个网格尚未巡查到位（其中 1 个未到访），距班次结束 12 分钟"),
                ("not_started", "critical", "no fix 15 min into the slot")]
     english = [("offline", "major", "no fix for 16 min"),
                ("coverage_warning", "warning", "2 grids not yet covered (1 unvisited), 12 min left"),

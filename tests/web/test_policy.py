@@ -39,6 +39,7 @@ MATRIX: dict[str, set[Role] | str] = {
     "GET /api/devices/{device}": EVERYONE,  # a collector: its own device only
     "GET /api/devices/{device}/track": EVERYONE,  # likewise
     "GET /api/devices/{device}/history": EVERYONE,  # likewise
+    "GET /api/devices/{device}/readings": READERS,
     "GET /api/geocode": READERS,
     "POST /api/devices/{device}/locate": {COMMANDER, ADMIN},
     "GET /api/alarms": READERS,

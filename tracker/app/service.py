@@ -215,6 +215,7 @@ async def run_service(settings: Settings, store: Store, *, clock_ms: Clock | Non
     await database.retrying("registry", registry.load, store)
     pipeline = Pipeline(settings, store, index, metrics, clock_ms=clock_ms, gate=registry.refusal,
                         component_of=registry.component)
+    pipeline.live.names = registry.names  # the map calls registered devices by their names
     await _warm_start(store, pipeline.live, settings.pipeline.max_devices)
     patrol = await _patrol(settings, store, index, pipeline, metrics, clock_ms) if settings.patrol.enabled else None
     await pipeline.resume()  # alarm state: a recovery after a restart clears what was raised before it

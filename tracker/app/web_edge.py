@@ -89,6 +89,10 @@ class StoreRecords:
     async def alarm_events(self, limit: int, district: str | None) -> Sequence[Row]:
         return await self._read(self._store.alarm_events(limit, district))
 
+    async def sensor_readings(self, device: str, start: datetime, end: datetime, limit: int,
+                              district: str | None) -> Sequence[Row]:
+        return await self._read(self._store.sensor_readings(device, start, end, limit, district))
+
     async def patrol_alerts(self, open_only: bool, limit: int, district: str | None) -> Sequence[Row]:
         return await self._read(self._store.patrol_alerts(open_only, limit, district))
 
@@ -327,7 +331,8 @@ def map_settings(settings: Settings) -> MapSettings:
                        district=settings.grid.district, track_max_points=web.track_max_points,
                        max_body_bytes=web.max_body_bytes,
                        allowed_hosts=web.allowed_hosts or default_allowed_hosts(web.host, web.public_name),
-                       ws_snapshot_devices=web.ws_snapshot_devices, ws_max_unsent_bytes=web.ws_max_unsent_bytes)
+                       ws_snapshot_devices=web.ws_snapshot_devices, ws_max_unsent_bytes=web.ws_max_unsent_bytes,
+                       online_s=tuple(settings.live.online_s().items()))
 
 
 def auth_settings(settings: Settings) -> WebAuthSettings:

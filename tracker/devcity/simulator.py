@@ -72,13 +72,25 @@ def fleet_registrations(fleet: Fleet) -> list[RegisteredDevice]:
     class and district; vehicles with their terminal's phone, terminal id and plate
     (their JT/T 808 registration is checked against them); sensors with their
     component code."""
-    devices = [RegisteredDevice.new(w.device, "collector", w.district, name=f"collector {w.device}", person=f"collector {w.device}")
-               for w in fleet.collectors]
-    devices += [RegisteredDevice.new(v.walker.device, "vehicle", v.walker.district, name=f"vehicle {v.plate}", plate=v.plate,
+    devices = [RegisteredDevice.new(w.device, "collector", w.district, name=f"采集员 {person}", person=person)
+               for n, w in enumerate(fleet.collectors) for person in (demo_person(n),)]
+    devices += [RegisteredDevice.new(v.walker.device, "vehicle", v.walker.district, name=f"环卫车 {v.plate}", plate=v.plate,
                                      phone=v.phone, terminal_id=terminal_id(v.phone)) for v in fleet.vehicles]
-    devices += [RegisteredDevice.new(s.device, "sensor", s.district, name=f"{s.type} {s.component}", component=s.component)
-                for s in fleet.sensors]
+    # the component's serial (its last six digits) tells four bins of one street apart
+    devices += [RegisteredDevice.new(s.device, "sensor", s.district, name=f"{SENSOR_NAMES.get(s.type, s.type)} {s.component[-6:]}",
+                                     component=s.component) for s in fleet.sensors]
     return devices
+
+
+# what the demo calls its sensors and who its collectors are (made-up names, distinct for
+# the first 400 collectors)
+SENSOR_NAMES = {"manhole": "井盖", "bin": "果皮箱", "waterlog": "积水监测点"}
+_SURNAMES = "王李张刘陈杨赵黄周吴徐孙马朱胡郭何高林罗"
+_GIVEN = ("芳", "伟", "娜", "敏", "静", "磊", "洋", "艳", "勇", "军", "杰", "娟", "涛", "明", "超", "秀英", "霞", "平", "刚", "桂英")
+
+
+def demo_person(n: int) -> str:
+    return _SURNAMES[n % len(_SURNAMES)] + _GIVEN[(n // len(_SURNAMES) + 7 * n) % len(_GIVEN)]
 
 
 def build_fleet(grid_file: Path, collectors: int, vehicles: int, sensors: int, seed: int = 7) -> Fleet:

@@ -26,7 +26,7 @@ import collections
 import ipaddress
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import trio
@@ -59,9 +59,15 @@ class Jt808Sink(Protocol):
         answer to their report waits for; None: taken is as good as stored."""
         ...
 
-    async def alarms(self, alarms: list[VehicleAlarm]) -> None: ...
+    async def alarms(self, alarms: list[VehicleAlarm], fixes: Sequence[Fix] = ()) -> None:
+        """Alarm edges, with the fixes of the reports that raised them (an overspeed's speed)."""
+        ...
 
     def rejected(self, protocol: str, reason: str, raw: bytes, peer: str) -> None: ...
+
+    def heard(self, device: str, rx_ms: int) -> None:
+        """A frame of the authenticated terminal ``device`` was answered: it is online."""
+        ...
 
     def tolerated(self, protocol: str, reason: str, raw: bytes, peer: str) -> None:
         """A report kept despite a defect (``Outcome.tolerated``): count it."""
@@ -220,9 +226,12 @@ class Jt808Gateway:
             if session.authenticated and session.phone is not None and self.terminals is not None \
                     and self.terminals(session.phone) is None:
                 return "terminal_disabled"  # disabled (or unregistered) since it logged in: hang up, unanswered
-            out = session.receive(reader.feed(data), self.now_ms())
+            now_ms = self.now_ms()
+            out = session.receive(reader.feed(data), now_ms)
             if session.authenticated:
                 unauthenticated_since = None
+                if session.device is not None and out.answers:
+                    sink.heard(session.device, now_ms)  # a parked truck's heartbeats keep it online
             elif unauthenticated_since is None:
                 unauthenticated_since = trio.current_time()
             for reason, raw in out.rejected:
@@ -231,7 +240,7 @@ class Jt808Gateway:
                 sink.tolerated(PROTOCOL, reason, raw, peer)
             # alarms first: the edges a report raised are stored with (or before) its fixes
             if out.alarms:
-                await sink.alarms(out.alarms)
+                await sink.alarms(out.alarms, out.fixes)
             stored = await sink.fixes(out.fixes) if out.fixes else None
             if out.answers:
                 if stored is not None:

@@ -44,20 +44,21 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import trio
 
-from alerts.sensor_rules import ComponentAlarm, SensorRuleParams, SensorState
+from alerts.sensor_rules import ComponentAlarm, SensorRuleParams, SensorState, alarm_limit
 from alerts.sensors import SensorMonitor, SensorRecord
 from geofence.index import GridIndex
 from geofence.placed import Placed, PlacedSlice
 from protocols.epoch import datetime_to_ms, ms_to_datetime
 from protocols.errors import DecodeError
 from protocols.handset import HandsetLimits
-from protocols.jt808.session import AlarmTracker
+from protocols.jt808.session import AlarmTracker, alarm_name
 from protocols.model import DeviceClass, Fix
+from protocols.sensor import SensorReading
 from tracker.bounds import evict_oldest, excess, least_recent
 from tracker.clock import wall_clock_ms
 from tracker.config import Settings
@@ -66,7 +67,7 @@ from tracker.ingest.broker_stats import BrokerStats
 from tracker.ingest.filters import FilterParams, PositionFilter
 from tracker.ingest.routing import Gate, Routed, Router, parse_owntracks_map
 from tracker.live.fanout import Hub
-from tracker.live.state import LiveState
+from tracker.live.state import READING_FIELDS, LiveState
 from tracker.metrics import Metrics, spread
 from tracker.storage.store import DAY_MS, PING_COLUMNS, Store
 
@@ -90,6 +91,7 @@ _FIX_AS_PING = ("device", *(f.removesuffix("_ms") for f in Fix._fields[3:]), "ce
 if _FIX_AS_PING != PING_COLUMNS:
     raise ImportError(f"PING_COLUMNS {PING_COLUMNS} no longer follow Fix's fields {_FIX_AS_PING}")
 _PING_T, _PING_RX = PING_COLUMNS.index("t"), PING_COLUMNS.index("rx")
+OVERSPEED = alarm_name(1)  # JT/T 808 alarm bit 1
 
 
 class Stored:
@@ -120,13 +122,14 @@ class PersistBatch:
     dead_letters: list[tuple] = field(default_factory=list)
     components: dict[str, tuple] = field(default_factory=dict)  # component code → binding row
     sensors: dict[str, tuple] = field(default_factory=dict)  # device → its state as the alarms above leave it
+    readings: list[tuple] = field(default_factory=list)  # sensor records (READING_COLUMNS)
     # broker messages (or JT/T 808 fixes) whose outcome is all in this batch and those
     # before it: settled (PUBACKs sent, the terminal answered) once this batch is committed
     receipts: list[Receipt | Stored] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.rows or self.filtered or self.alarms or self.dead_letters or self.components or self.sensors
-                    or self.receipts)
+                    or self.readings or self.receipts)
 
     def absorb(self, other: PersistBatch) -> None:
         self.rows.extend(other.rows)
@@ -136,6 +139,7 @@ class PersistBatch:
         self.dead_letters.extend(other.dead_letters)
         self.components.update(other.components)
         self.sensors.update(other.sensors)  # batches come in order: the later state wins
+        self.readings.extend(other.readings)
         self.receipts.extend(other.receipts)
 
 
@@ -363,14 +367,29 @@ class Pipeline:
         await self._inbound_send.send(("fixes", fixes, 0, stored))
         return stored
 
-    async def alarms(self, alarms: list) -> None:
-        """Vehicle alarm edges from the JT/T 808 gateway."""
+    async def alarms(self, alarms: list, fixes: Sequence[Fix] = ()) -> None:
+        """Vehicle alarm edges from the JT/T 808 gateway; ``fixes``: the reports that
+        raised them, whose speed an overspeed alarm carries (km/h, against
+        ``[jt808] speed_limit_kmh``)."""
+        speeds = {(f.device, f.t_ms): f.spd for f in fixes if f.spd is not None}
         for a in alarms:
-            self._record_alarm("vehicle", a.device, None, a.name, a.raised, a.t_ms, None, "", a.lat, a.lon,
-                               self.settings.jt808.district)
+            value = limit = None
+            detail = ""
+            if a.name == OVERSPEED:
+                limit = self.settings.jt808.speed_limit_kmh
+                spd = speeds.get((a.device, a.t_ms))
+                if spd is not None:
+                    value = round(spd * 3.6, 1)
+                    detail = f"speed {value:g} km/h, limit {limit:g} km/h"
+            self._record_alarm("vehicle", a.device, None, a.name, a.raised, a.t_ms, value, detail, a.lat, a.lon,
+                               self.settings.jt808.district, limit)
 
     def rejected(self, protocol: str, reason: str, raw: bytes, peer: str, device: str | None = None) -> None:
         self._reject(protocol, DecodeError(reason), peer, device, raw, self._clock_ms())
+
+    def heard(self, device: str, rx_ms: int) -> None:
+        """A terminal spoke (a heartbeat too): online, whether or not it reported a fix."""
+        self.live.update_heard(device, rx_ms)
 
     def tolerated(self, protocol: str, reason: str, raw: bytes, peer: str) -> None:
         self.metrics.inc("gridwatch_tolerated_total", protocol=protocol, reason=reason)
@@ -396,13 +415,17 @@ class Pipeline:
             metrics.inc("gridwatch_device_refused_total", reason=reason)
             if self._log_gate.allow(f"refused:{reason}", self._clock_ms()):
                 log.warning("refused a payload of device %s on %s: %s", device, topic, reason)
+        live = self.live
+        for device, rx_ms in routed.heard.items():
+            live.update_heard(device, rx_ms)
         for status in routed.statuses:
             if status.bat is not None:
-                self.live.update_battery(status.device, status.bat)
+                live.update_battery(status.device, status.bat)
         readings = routed.readings
         if readings and self._component_of is not None:
             readings = self._own_components(readings)
         if readings:
+            self._keep_readings(readings)
             self._bind_components(readings)
             for alarm in self.sensors.observe(readings):
                 self._component_alarm(alarm)
@@ -503,6 +526,15 @@ class Pipeline:
                 log.warning("refused a record of sensor %s about component %s: registered on %s", r.device, r.component, registered)
         return kept
 
+    def _keep_readings(self, readings: list[SensorReading]) -> None:
+        """Every record to sensor_readings (the chart of a sensor's day), its values to the live view."""
+        rows = self._pending.readings
+        for r in readings:
+            values = {name: getattr(r, name) for name in READING_FIELDS}
+            self.live.update_readings(r.device, r.t_ms, values)
+            rows.append((r.device, ms_to_datetime(r.t_ms), ms_to_datetime(r.rx_ms), r.component, r.kind.value,
+                         *(values[name] for name in READING_FIELDS)))
+
     def _bind_components(self, readings) -> None:
         """"One manhole, one number": each sensor is bound to the component it reports
         on, at the sensor's position when known; rewritten when either changes."""
@@ -523,18 +555,24 @@ class Pipeline:
     def _component_alarm(self, alarm: ComponentAlarm) -> None:
         placed = self.live.devices.get(alarm.device)
         lat, lon = (placed.fix.lat, placed.fix.lon) if placed else (None, None)
-        self._record_alarm("sensor", alarm.device, alarm.component, alarm.kind, alarm.raised, alarm.t_ms, alarm.value, alarm.detail, lat, lon)
+        self._record_alarm("sensor", alarm.device, alarm.component, alarm.kind, alarm.raised, alarm.t_ms, alarm.value, alarm.detail, lat, lon,
+                           limit=alarm_limit(alarm.kind, self.sensors.params))
 
     def _record_alarm(self, source: str, device: str, component: str | None, kind: str, raised: bool, t_ms: int,
                       value: float | None, detail: str, lat: float | None, lon: float | None,
-                      device_district: str | None = None) -> None:
+                      device_district: str | None = None, limit: float | None = None) -> None:
         """``device_district``: the device's, as its transport states it, for a device not
-        live yet (a terminal's first report raises its alarms before its fix is placed)."""
+        live yet (a terminal's first report raises its alarms before its fix is placed).
+        ``limit``: what ``value`` was judged against, in its unit."""
         grid = self.index.cells.get(self.index.cell(lat, lon)) if lat is not None and lon is not None else None
-        self._pending.alarms.append((source, device, component, kind, raised, ms_to_datetime(t_ms), value, detail, lat, lon, grid))
+        self._pending.alarms.append((source, device, component, kind, raised, ms_to_datetime(t_ms), value, detail, lat, lon, grid,
+                                     limit))
         self.metrics.inc("gridwatch_alarm_events_total", source=source, kind=kind)
-        self.hub.publish_event("alarm", {"source": source, "device": device, "component": component, "kind": kind, "raised": raised,
-                                         "t": t_ms, "value": value, "detail": detail, "lat": lat, "lon": lon, "grid": grid},
+        names = self.live.names(device) if self.live.names is not None else None
+        self.hub.publish_event("alarm", {"source": source, "device": device, "label": names["label"] if names else device,
+                                         "component": component, "kind": kind, "raised": raised,
+                                         "t": t_ms, "value": value, "limit": limit, "detail": detail, "lat": lat, "lon": lon,
+                                         "grid": grid},
                                self._alarm_district(device, component, grid, device_district))
 
     def _alarm_district(self, device: str, component: str | None, grid: str | None,
@@ -664,6 +702,8 @@ class Pipeline:
             self._oldest_unpersisted_rx = None
         if batch.alarms or batch.sensors:
             await self.store.record_alarms(batch.alarms, list(batch.sensors.values()))
+        if batch.readings:
+            await self.store.add_sensor_readings(batch.readings)
         if batch.dead_letters:
             await self.store.add_dead_letters(batch.dead_letters)
             self.metrics.inc("gridwatch_dead_letters_total", len(batch.dead_letters))

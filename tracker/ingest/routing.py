@@ -4,6 +4,13 @@
     gw/v1/{district}/{collector|vehicle}/{device}/status   handset status
     gw/v1/{district}/sensor/{device}/status|alarm          component sensor records
     owntracks/{user}/{device}[/...]            OwnTracks app (mapped to a project device)
+    gw/v1/…/{device}/cmd, owntracks/…/cmd      downlinks: the service's own commands
+
+Downlinks go out on topics the uplink subscriptions also match (``gw/v1/+/+/+/+``,
+``owntracks/#``), and the broker hands every subscriber what it publishes, so the
+service receives its own commands (and those of any other platform instance). They are
+ignored, counted by ``gridwatch_ignored_total{type="downlink"}``: not a device's
+message, so neither a rejection nor a dead letter.
 
 Pure: decoding results and refusals are collected into a ``Routed`` for the pipeline.
 A ``gate`` (the device registry) is asked about every message's device before its
@@ -33,6 +40,17 @@ _CLASSES = {c.value: c for c in DeviceClass}
 # (device, class, district) → why its payloads are refused, None when they are accepted
 Gate = Callable[[str, DeviceClass, str], str | None]
 _KINDS = ("pos", "alarm", "status")
+DOWNLINK = "cmd"  # the last topic level of a command to a device
+
+
+def is_downlink(topic: str) -> bool:
+    """A command to a device (``gw/v1/{district}/{class}/{device}/cmd`` or OwnTracks'
+    ``owntracks/{user}/{device}/cmd``), as the platform publishes it."""
+    root, _, rest = topic.partition("/")
+    if not topic.endswith("/" + DOWNLINK):
+        return False
+    levels = rest.count("/") + 2
+    return (root == "gw" and levels == 6 and topic.startswith("gw/v1/")) or (root == "owntracks" and levels == 4)
 
 
 @dataclass(slots=True)
@@ -44,6 +62,8 @@ class Routed:
     rejected: list[tuple[str, DecodeError, str, str | None, bytes, int]] = field(default_factory=list)
     ignored: list[tuple[str, str]] = field(default_factory=list)  # (protocol, what)
     refused: list[tuple[str, str, str]] = field(default_factory=list)  # (reason, topic, device): the gate's
+    # device → receipt time of its newest message that decoded (of any kind): it is online
+    heard: dict[str, int] = field(default_factory=dict)
 
 
 def parse_topic(topic: str) -> tuple[str, DeviceRef]:
@@ -96,6 +116,9 @@ class Router:
         }
 
     def route(self, topic: str, payload: bytes, rx_ms: int, out: Routed) -> None:
+        if is_downlink(topic):
+            out.ignored.append(("owntracks" if topic.startswith("owntracks/") else "handset", "downlink"))
+            return
         if topic.startswith("owntracks/"):
             self._owntracks(topic, payload, rx_ms, out)
             return
@@ -118,6 +141,7 @@ class Router:
             if handler is None:
                 raise DecodeError("unsupported", f"no decoder for {kind!r} messages of {ref.device_class.value}s")
             handler(payload, ref, rx_ms, out, topic)
+            out.heard[ref.device] = rx_ms
         except DecodeError as error:
             protocol = "sensor" if route is not None and route[1].device_class is DeviceClass.SENSOR and route[0] != "pos" else "handset"
             out.rejected.append((protocol, error, topic, route[1].device if route else None, payload, rx_ms))
@@ -153,6 +177,8 @@ class Router:
             if refusal is not None:
                 out.refused.append((refusal, topic, ref.device))
                 return
+        if ref is not None:
+            out.heard[ref.device] = rx_ms
         if isinstance(message, OwnTracksLocation):
             out.fixes.append(message.fix)
         elif isinstance(message, OwnTracksTransition):

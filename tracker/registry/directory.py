@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 import trio
 
 from protocols.jt808.messages import device_id
 from protocols.jt808.session import KnownTerminal
 from protocols.model import DeviceClass
-from tracker.registry.model import RegisteredDevice, normal_phone
+from tracker.registry.model import RegisteredDevice, device_names, normal_phone
 from tracker.storage.retry import retryable
 from tracker.storage.store import Store
 
@@ -39,10 +40,25 @@ class Registry:
         self.devices: dict[str, RegisteredDevice] = {}
         self._by_phone: dict[str, RegisteredDevice] = {}
         self._version: tuple[int, object] | None = None
+        self._names: dict[str, dict[str, Any]] = {}
 
     def replace(self, devices: Iterable[RegisteredDevice]) -> None:
         self.devices = {d.id: d for d in devices}
         self._by_phone = {d.phone: d for d in self.devices.values() if d.phone is not None}
+        self._names = {}
+
+    def names(self, device: str) -> dict[str, Any] | None:
+        """What the map calls a registered device (its label and the fields behind it);
+        None for one not registered, which the map calls by its id. Built once per
+        registration and kept until the registry changes: the live view asks per device
+        and per frame."""
+        names = self._names.get(device)
+        if names is None:
+            known = self.devices.get(device)
+            if known is None:
+                return None
+            names = self._names[device] = device_names(known)
+        return names
 
     def put(self, device: RegisteredDevice) -> None:
         """One device added or changed by this process: in effect for the next message."""
@@ -50,6 +66,7 @@ class Registry:
         if old is not None and old.phone is not None:
             self._by_phone.pop(old.phone, None)
         self.devices[device.id] = device
+        self._names.pop(device.id, None)
         if device.phone is not None:
             self._by_phone[device.phone] = device
 

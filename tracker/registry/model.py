@@ -94,3 +94,14 @@ class RegisteredDevice:
         return {"id": self.id, "class": self.device_class.value, "district": self.district, "name": self.name,
                 "person": self.person, "plate": self.plate, "phone": self.phone, "terminal_id": self.terminal_id,
                 "component": self.component, "enabled": self.enabled}
+
+
+def device_names(device: RegisteredDevice) -> dict[str, Any]:
+    """What a person reads for a device: its ``label`` (a collector's name, a vehicle's
+    plate, a sensor's name or component code, else the device's own name or its id) and
+    the registry's fields behind it."""
+    by_class = {DeviceClass.COLLECTOR: device.person, DeviceClass.VEHICLE: device.plate,
+                DeviceClass.SENSOR: device.name}.get(device.device_class, "")
+    label = by_class or device.name or device.person or device.plate or device.component or device.id
+    return {"label": label, "name": device.name, "person": device.person, "plate": device.plate,
+            "component": device.component}

@@ -40,7 +40,9 @@ _PG_EPOCH_MS = 946_684_800_000
 # and follow the order of a Fix's fields, so the pipeline builds a row by slicing its fix.
 PING_COLUMNS = ("device", "t", "lat", "lon", "rx", "acc", "spd", "hdg", "alt", "bat", "crs", "seq", "cell", "grid", "late")
 FILTERED_COLUMNS = ("device", "t", "rx", "lat", "lon", "acc", "spd", "seq", "reason")
-ALARM_COLUMNS = ("source", "device", "component", "kind", "raised", "t", "value", "detail", "lat", "lon", "grid")
+ALARM_COLUMNS = ("source", "device", "component", "kind", "raised", "t", "value", "detail", "lat", "lon", "grid", "alarm_limit")
+# a sensor record as sensor_readings stores it
+READING_COLUMNS = ("device", "t", "rx", "component", "kind", "tilt", "water", "gas", "smoke", "fill", "level", "bat")
 
 
 def _timestamptz_to_pg(value: int | datetime) -> tuple[int]:
@@ -251,7 +253,7 @@ class Store:
                     if filtered:
                         await con.execute(_INSERT_FILTERED, *(list(column) for column in zip(*filtered, strict=True)))
                     if alarms:
-                        await con.execute(_INSERT_ALARMS, *(list(column) for column in zip(*alarms, strict=True)))
+                        await con.execute(_INSERT_ALARMS, *_alarm_columns(alarms))
                     if components:
                         # a sensor moved to another component gives up its old binding first
                         await con.execute("UPDATE components SET device = NULL WHERE device = ANY($1::text[]) AND NOT code = ANY($2::text[])",
@@ -612,7 +614,7 @@ class Store:
             async with self._pool.acquire() as con:
                 async with con.transaction():
                     if alarms:
-                        await con.execute(_INSERT_ALARMS, *(list(column) for column in zip(*alarms, strict=True)))
+                        await con.execute(_INSERT_ALARMS, *_alarm_columns(alarms))
                     if sensors:
                         await con.executemany(
                             "INSERT INTO sensor_states (device, component, last_seen, silent, rules) VALUES ($1, $2, $3, $4, $5::jsonb) "
@@ -752,6 +754,30 @@ class Store:
         return await self._run(op)
 
 
+    # --- sensor readings ----------------------------------------------------------------
+
+    @_retried
+    async def add_sensor_readings(self, rows: Sequence[tuple]) -> None:
+        """Store sensor records (READING_COLUMNS); one delivered again is skipped."""
+
+        async def op() -> None:
+            async with self._pool.acquire() as con:
+                await con.execute(_INSERT_READINGS, *(list(column) for column in zip(*rows, strict=True)))
+
+        if rows:
+            await self._run(op)
+
+    async def sensor_readings(self, device: str, start: datetime, end: datetime, limit: int,
+                              district: str | None = None) -> list[asyncpg.Record]:
+        """A sensor's records between ``start`` and ``end``, oldest first, at most ``limit``
+        (the newest ones when there are more); of ``district`` only when given (its
+        component's district, as alarms derive theirs)."""
+        return await self._on_connection(lambda con: con.fetch(
+            "SELECT * FROM (SELECT * FROM sensor_readings WHERE device = $1 AND t >= $2 AND t <= $3 "
+            "AND ($5::text IS NULL OR left(component, 6) = $5) ORDER BY t DESC LIMIT $4) newest ORDER BY t",
+            device, start, end, limit, district))
+
+
 # --- district scoping -------------------------------------------------------------
 # A district account sees its district's records only; where a table stores no district
 # it is derived, in SQL, so a query returns no more than it may show.
@@ -766,7 +792,7 @@ ALARM_DISTRICT = ("coalesce(left(alarm_events.component, 6), "
 
 # Tables kept for a configured number of days: table → (the time a row ages from, its key).
 # Refused fixes age from their receipt (their own time may be days older: a backlog).
-RETAINED = {"filtered_fixes": ("rx", "ctid"), "dead_letters": ("at", "id")}
+RETAINED = {"filtered_fixes": ("rx", "ctid"), "dead_letters": ("at", "id"), "sensor_readings": ("rx", "ctid")}
 
 
 def _ping_partition(day: int) -> str:
@@ -800,7 +826,18 @@ _INSERT_FILTERED = (
 _INSERT_ALARMS = (
     f"INSERT INTO alarm_events ({', '.join(ALARM_COLUMNS)}) "
     "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::timestamptz[], $7::float8[], "
-    "$8::text[], $9::float8[], $10::float8[], $11::text[]) ON CONFLICT (source, device, kind, t, raised) DO NOTHING"
+    "$8::text[], $9::float8[], $10::float8[], $11::text[], $12::float8[]) ON CONFLICT (source, device, kind, t, raised) DO NOTHING"
+)
+def _alarm_columns(alarms: Sequence[tuple]) -> list[list]:
+    """ALARM_COLUMNS as arrays; an event given without its limit (the last column) has none."""
+    rows = [a if len(a) == len(ALARM_COLUMNS) else (*a, None) for a in alarms]
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
+_INSERT_READINGS = (
+    f"INSERT INTO sensor_readings ({', '.join(READING_COLUMNS)}) "
+    "SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::text[], $5::text[], $6::real[], $7::real[], "
+    "$8::real[], $9::bool[], $10::real[], $11::real[], $12::real[]) ON CONFLICT (device, t, kind) DO NOTHING"
 )
 
 # One statement for a whole batch of devices: arrays in, a set-based upsert server-side.

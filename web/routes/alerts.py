@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 from alerts.messages import Catalogue, Lang, Severity, negotiate
 from alerts.patrol import AlertKind
 from protocols.epoch import datetime_to_ms
-from web.context import context
+from web.context import WebContext, context
 from web.params import limit_param
 from web.principal import principal
 
@@ -46,10 +46,18 @@ def _alert(messages: Catalogue, r: Any, lang: Lang) -> dict[str, Any]:
 async def alarms(request: Request) -> Response:
     """Alarm events of sensors and vehicles, raised and cleared."""
     limit = limit_param(request, 100, 1000)
-    rows = await context(request).records.alarm_events(limit, principal(request).district)
+    ctx = context(request)
+    rows = await ctx.records.alarm_events(limit, principal(request).district)
     return JSONResponse({"alarms": [
         {"id": r["id"], "source": r["source"], "device": r["device"], "component": r["component"], "kind": r["kind"],
-         "raised": r["raised"], "t": datetime_to_ms(r["t"]), "value": r["value"], "detail": r["detail"],
+         "raised": r["raised"], "t": datetime_to_ms(r["t"]), "value": r["value"], "limit": r["alarm_limit"],
+         "label": _label(ctx, r["device"]), "detail": r["detail"],
          "lat": r["lat"], "lon": r["lon"], "grid": r["grid"]}
         for r in rows
     ]})
+
+
+def _label(ctx: WebContext, device: str) -> str:
+    """What the map calls the device (the registry's name, plate or person), else its id."""
+    view = ctx.live.view(device)
+    return view.get("label", device) if view is not None else device

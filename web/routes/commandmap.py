@@ -29,7 +29,8 @@ async def config(request: Request) -> Response:
     # bbox is [west, south, east, north] in WGS-84, as the grids are served
     districts = [d.to_dict() for d in district_extents(ctx.grids.get("features", [])) if who.sees(d.code)]
     return JSONResponse({"tile_url": s.tile_url, "map_datum": s.map_datum, "center": list(s.center), "zoom": s.zoom,
-                         "district": who.district or s.district, "districts": districts, "zone": ctx.zone()})
+                         "district": who.district or s.district, "districts": districts, "zone": ctx.zone(),
+                         "online_s": dict(s.online_s)})
 
 
 async def grids(request: Request) -> Response:

@@ -51,9 +51,15 @@ async def track(request: Request) -> Response:
     return JSONResponse({
         "type": "Feature",
         "geometry": {"type": "LineString", "coordinates": [[r["lon"], r["lat"]] for r in rows]},
-        "properties": {"device": device_id, "from": start.isoformat(), "to": end.isoformat(),
+        "properties": {"device": device_id, "label": _label(ctx, device_id), "from": start.isoformat(), "to": end.isoformat(),
                        "times": [datetime_to_ms(r["t"]) for r in rows]},
     })
+
+
+def _label(ctx: WebContext, device_id: str) -> str:
+    """What the map calls the device (its registry name), else its id."""
+    view = ctx.live.view(device_id)
+    return view.get("label", device_id) if view is not None else device_id
 
 
 async def _known(ctx: WebContext, device_id: str, district: str | None) -> bool:

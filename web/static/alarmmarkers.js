@@ -38,7 +38,7 @@ export class AlarmMarkers {
     if (node) {
       node.dataset.alarmKey = key;
       node.dataset.kind = alarm.kind;
-      node.title = `${kind.title} · ${alarm.device}${alarm.grid ? ` · ${alarm.grid}` : ''}`;
+      node.title = `${kind.title} · ${alarm.label || alarm.device}${alarm.grid ? ` · ${alarm.grid}` : ''}`;
     }
   }
 

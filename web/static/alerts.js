@@ -5,6 +5,7 @@
 
 import { el, formatAge, formatClock } from './format.js';
 import { ALARM_SOURCES, alarmKind, alertKind, resolutionText } from './kinds.js';
+import { valueAndLimit } from './names.js';
 
 export const ALERTS_URL = '/api/alerts?open=1&limit=200';
 export const ALARMS_URL = '/api/alarms?limit=100';
@@ -233,11 +234,11 @@ export class AlertBoard {
       + (alarm.component ? `, component ${alarm.component}` : '');
     cells.kind.textContent = kind.label;
     cells.kind.title = kind.title;
-    cells.who.textContent = alarm.device;
+    cells.who.textContent = alarm.label || alarm.device;
     cells.who.title = `${source} ${alarm.source || ''}${alarm.component ? ` · 部件 ${alarm.component}` : ''}`.trim();
     this.fillWhere(cells.where, alarm.grid, null);
     cells.age.title = `Raised at ${formatClock(alarm.t)}`;
-    const value = alarm.value == null ? '' : `${Number(alarm.value).toLocaleString('zh-CN', { maximumFractionDigits: 1 })}${kind.unit}`;
+    const value = valueAndLimit(alarm, kind.unit || '');
     cells.text.textContent = [value, alarm.detail].filter(Boolean).join(' · ');
     this.fillAge(row, now);
   }

@@ -9,6 +9,7 @@ import { CoverageLayer } from './coverage.js';
 import { DeviceDetails } from './details.js';
 import { DeviceList } from './devicelist.js';
 import { isStale } from './format.js';
+import { setOnlineThresholds } from './online.js';
 import { GridLayer } from './grids.js';
 import { HistoryPanel } from './history.js';
 import { LiveFeed, liveFeedUrl } from './live.js';
@@ -347,6 +348,7 @@ async function boot() {
     showBanner(`配置加载失败，使用默认设置 (config failed to load: ${error.message})`);
   }
   setDatum(config.map_datum);
+  setOnlineThresholds(config.online_s);
   const tiled = typeof config.tile_url === 'string' && config.tile_url !== '';
   showDistricts(config);
 
@@ -367,7 +369,9 @@ async function boot() {
     body: $('gw-details-body'),
     trackInfo: $('gw-track-info'),
     close: $('gw-details-close'),
-  }, { describeGrid, onClose: () => select(null) });
+    commands: $('gw-commands'),
+    readings: $('gw-readings-chart'),
+  }, { describeGrid, onClose: () => select(null), user: state.user, getJSON });
   tabs = new Tabs($('gw-tabs'));
   alarmMarkers = new AlarmMarkers(map, { onSelect: showAlarmOnList });
   board = new AlertBoard({

@@ -3,12 +3,18 @@
 import {
   classLabel, classTitle, el, formatAge, formatBattery, formatClock, formatDistance, formatNumber, formatSpeed, isStale,
 } from './format.js';
+import { LocateControl } from './commands.js';
+import { deviceLabel } from './names.js';
+import { lastHeard } from './online.js';
+import { ReadingsChart, readingRows } from './readings.js';
 
 export const TRACK_WINDOW_MS = 30 * 60 * 1000;
 
 export class DeviceDetails {
-  constructor(map, nodes, { describeGrid, onClose }) {
+  constructor(map, nodes, { describeGrid, onClose, user = null, getJSON = null }) {
     this.map = map;
+    this.locate = nodes.commands ? new LocateControl(nodes.commands, { user }) : null;
+    this.chart = nodes.readings && getJSON ? new ReadingsChart(nodes.readings, { getJSON }) : null;
     this.nodes = nodes;
     this.describeGrid = describeGrid;
     this.device = null;
@@ -29,13 +35,21 @@ export class DeviceDetails {
     this.device = device;
     this.nodes.panel.hidden = false;
     this.render(now);
-    if (changed) this.loadTrack(device.id, now);
+    if (this.locate) this.locate.show(device);
+    if (changed) {
+      this.loadTrack(device.id, now);
+      if (this.chart) {
+        if (device.class === 'sensor') this.chart.load(device, now);
+        else this.chart.clear();
+      }
+    }
   }
 
   update(device, now) {
     if (!this.device || this.device.id !== device.id) return;
     const previousT = this.device.t;
     this.device = device;
+    if (this.locate) this.locate.update(device);
     if (this.track && device.t > previousT) {
       this.track.addLatLng([device.lat, device.lon]);
       this.updateTrackInfo();
@@ -55,6 +69,8 @@ export class DeviceDetails {
     this.device = null;
     this.request += 1;
     this.nodes.panel.hidden = true;
+    if (this.locate) this.locate.clear();
+    if (this.chart) this.chart.clear();
     this.removeTrack();
   }
 
@@ -63,8 +79,10 @@ export class DeviceDetails {
     const place = this.describeGrid(d.grid);
     const stale = isStale(d, now);
     const title = this.nodes.title;
+    const label = deviceLabel(d);
     title.replaceChildren(
-      el('span', { class: 'gw-details-id' }, d.id),
+      ...(label !== d.id ? [el('span', { class: 'gw-details-label' }, label)] : []),
+      el('span', { class: 'gw-details-id', title: 'Device id' }, d.id),
       el('span', { class: 'gw-badge', 'data-class': d.class, title: classTitle(d.class) }, classLabel(d.class)),
       el('span', { class: `gw-status ${stale ? 'gw-status--stale' : 'gw-status--live'}`, title: stale ? 'stale' : 'live' },
         stale ? '离线' : '在线'),
@@ -72,7 +90,14 @@ export class DeviceDetails {
     const gridText = d.grid
       ? place ? `${d.grid}（${place.community_name} · ${place.street_name}）` : d.grid
       : '网格外';
+    const heard = lastHeard(d);
     const rows = [
+      ...(d.plate ? [['车牌', 'Plate', d.plate]] : []),
+      ...(d.person ? [['采集员', 'Collector', d.person]] : []),
+      ...(d.name && d.name !== label ? [['名称', 'Name', d.name]] : []),
+      ...(d.component ? [['部件', 'Component code', d.component]] : []),
+      ['最后消息', 'Last message of any kind', Number.isFinite(heard) ? `${formatClock(heard)}（${formatAge(now - heard)}前）` : '—'],
+      ...readingRows(d),
       ['网格', 'Unit grid', gridText],
       ['定位时间', 'Fix time', `${formatClock(d.t)}（${formatAge(now - d.t)}前）`],
       ['坐标', 'Latitude, longitude (WGS-84)', `${(d.wgs ? d.wgs[0] : d.lat).toFixed(6)}, ${(d.wgs ? d.wgs[1] : d.lon).toFixed(6)}`],
@@ -132,7 +157,8 @@ export class DeviceDetails {
     let metres = 0;
     for (let i = 1; i < latlngs.length; i++) metres += this.map.distance(latlngs[i - 1], latlngs[i]);
     const since = this.trackStart ? `，自 ${formatClock(this.trackStart)}` : '';
-    this.nodes.trackInfo.textContent = `近30分钟轨迹：${latlngs.length} 点，${formatDistance(metres)}${since}`;
+    const who = this.device ? `${deviceLabel(this.device)} ` : '';
+    this.nodes.trackInfo.textContent = `${who}近30分钟轨迹：${latlngs.length} 点，${formatDistance(metres)}${since}`;
     this.nodes.trackInfo.title = 'Track over the last 30 minutes: points, length';
   }
 

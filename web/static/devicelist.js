@@ -1,6 +1,8 @@
 // The device list panel: one row per device, sorted by id, updated in place.
 
 import { DEVICE_CLASSES, classLabel, classTitle, el, formatAge, formatBattery, isStale } from './format.js';
+import { deviceFacts, deviceLabel, nameTerms } from './names.js';
+import { lastHeard } from './online.js';
 
 export class DeviceList {
   constructor(tbody, emptyNote, { onSelect, describeGrid }) {
@@ -30,6 +32,7 @@ export class DeviceList {
     const cls = DEVICE_CLASSES[device.class];
     const haystack = [
       device.id,
+      ...nameTerms(device),
       device.class,
       cls ? cls.zh : '',
       device.grid || '',
@@ -59,7 +62,7 @@ export class DeviceList {
 
   create(device) {
     const cells = {
-      id: el('td', { class: 'gw-col-id' }, device.id),
+      id: el('td', { class: 'gw-col-id' }),
       cls: el('td', { class: 'gw-col-class' }),
       grid: el('td', { class: 'gw-col-grid' }),
       age: el('td', { class: 'gw-col-age' }),
@@ -100,6 +103,11 @@ export class DeviceList {
 
   fill(row, now) {
     const { device, cells, node } = row;
+    const label = deviceLabel(device);
+    const facts = deviceFacts(device);
+    cells.id.replaceChildren(el('span', { class: 'gw-device-label' }, label),
+      ...(label !== device.id ? [el('span', { class: 'gw-device-id' }, device.id)] : []));
+    cells.id.title = [label, ...facts, device.id].filter((v, i, all) => all.indexOf(v) === i).join(' · ');
     cells.cls.textContent = classLabel(device.class);
     cells.cls.title = classTitle(device.class);
     cells.cls.dataset.class = device.class;
@@ -114,7 +122,7 @@ export class DeviceList {
   }
 
   fillAge(row, now) {
-    row.cells.age.textContent = formatAge(now - row.device.t);
+    row.cells.age.textContent = formatAge(now - lastHeard(row.device));
     row.node.classList.toggle('gw-stale', isStale(row.device, now));
   }
 

@@ -1,6 +1,6 @@
 // Display helpers shared by the map, the device list and the details panel.
 
-export const STALE_AFTER_MS = 5 * 60 * 1000;
+import { isOnline } from './online.js';
 
 export const DEVICE_CLASSES = Object.freeze({
   collector: Object.freeze({ zh: '采集员', en: 'collector' }),
@@ -18,8 +18,9 @@ export function classTitle(deviceClass) {
   return label ? `${label.zh} ${label.en}` : String(deviceClass);
 }
 
+// Offline: not heard from (by any message) within its class's window (online.js).
 export function isStale(device, now) {
-  return !Number.isFinite(device.t) || now - device.t > STALE_AFTER_MS;
+  return !isOnline(device, now);
 }
 
 export function formatAge(ms) {

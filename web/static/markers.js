@@ -2,6 +2,7 @@
 // new fix over roughly one tick, so positions never jump on a live feed.
 
 import { classTitle, isStale } from './format.js';
+import { deviceLabel } from './names.js';
 
 const ICON_SIZES = { collector: [16, 16], vehicle: [22, 22], sensor: [14, 14] };
 const Z_OFFSETS = { sensor: 0, collector: 100, vehicle: 200 };
@@ -79,7 +80,7 @@ export class DeviceMarkers {
     if (!node) return;
     const { device } = entry;
     node.dataset.device = device.id;
-    node.title = `${device.id} · ${classTitle(device.class)}`;
+    node.title = `${deviceLabel(device)}${device.label && device.label !== device.id ? ` (${device.id})` : ''} · ${classTitle(device.class)}`;
     node.classList.toggle('gw-stale', isStale(device, now));
     node.classList.toggle('gw-selected', device.id === this.selected);
     node.classList.toggle('gw-dimmed', !this.matches(device));

@@ -115,7 +115,7 @@ async def test_a_backlog_uploaded_after_an_outage_withdraws_the_alerts_it_dispro
     # the feed says it in both languages of the catalogue, with the kind's severity
     offline = [f["alert"] for f in frames if f.get("type") == "alert" and f["alert"]["kind"] == "offline"]
     assert {a["severity"] for a in offline} == {"major"}
-    assert offline[-1]["text"].endswith("（已解除：迟到定位表明未发生）")  # noqa: RUF001
+    assert offline[-1]["text"].endswith("（已解除：迟到定位表明未发生）")
     assert offline[-1]["texts"]["en"].endswith("(resolved: late fixes show it did not happen)")
     (slot,) = report["collectors"]
     assert (slot["collector"], slot["grids_covered"], slot["grids_total"]) == (COLLECTOR, 12, 12)

@@ -45,7 +45,7 @@ async def _fill(store, days_back: range) -> None:
 async def test_pings_partitions_older_than_the_window_are_dropped_and_newer_kept(database):
     async with open_store(database) as store:
         await _fill(store, range(0, 6))  # today and the five days before
-        swept = await sweep(store, RetentionSettings(pings_days=3, filtered_fixes_days=0, dead_letters_days=0), NOW)
+        swept = await sweep(store, RetentionSettings(pings_days=3, filtered_fixes_days=0, dead_letters_days=0, sensor_readings_days=0), NOW)
         assert swept.ping_days == [TODAY - 5, TODAY - 4]
         assert await store.ping_days() == [TODAY - 3, TODAY - 2, TODAY - 1, TODAY]
         left = await store.fetch("SELECT t FROM pings ORDER BY t")
@@ -54,7 +54,7 @@ async def test_pings_partitions_older_than_the_window_are_dropped_and_newer_kept
         await store.write_pings([ping((TODAY - 5) * DAY_MS + HOUR)], {TODAY - 5}, [])
         assert await store.ping_days() == [TODAY - 5, TODAY - 3, TODAY - 2, TODAY - 1, TODAY]
         # and a second sweep at the same time finds only that one
-        again = await sweep(store, RetentionSettings(pings_days=3, filtered_fixes_days=0, dead_letters_days=0), NOW)
+        again = await sweep(store, RetentionSettings(pings_days=3, filtered_fixes_days=0, dead_letters_days=0, sensor_readings_days=0), NOW)
         assert again.ping_days == [TODAY - 5]
 
 
@@ -63,7 +63,7 @@ async def test_a_window_of_zero_days_keeps_everything(database):
         await _fill(store, range(0, 900, 100))
         await store.write_pings([], set(), [], filtered=[refused(NOW - 500 * DAY_MS)])
         await store.add_dead_letters([dead_letter(NOW - 500 * DAY_MS)])
-        swept = await sweep(store, RetentionSettings(pings_days=0, filtered_fixes_days=0, dead_letters_days=0), NOW)
+        swept = await sweep(store, RetentionSettings(pings_days=0, filtered_fixes_days=0, dead_letters_days=0, sensor_readings_days=0), NOW)
         assert swept.ping_days == [] and swept.deleted == {}
         assert len(await store.ping_days()) == 9
         assert len(await store.fetch("SELECT 1 FROM filtered_fixes")) == 1
@@ -78,13 +78,22 @@ async def test_refused_fixes_and_dead_letters_past_their_window_are_deleted_in_b
         await store.add_dead_letters([dead_letter(NOW - 8 * DAY_MS - i) for i in range(7)] + [dead_letter(NOW - 6 * DAY_MS)])
         alarm = ("sensor", "s01", None, "tilt", True, ms_to_datetime(NOW - 900 * DAY_MS), 31.0, "", 36.1, 103.7, GRID)
         await store.record_alarms([alarm])
-        settings = RetentionSettings(pings_days=0, filtered_fixes_days=30, dead_letters_days=7, delete_batch=5)
+        await store.add_sensor_readings([reading(NOW - 31 * DAY_MS - i * 1000) for i in range(6)] + [reading(NOW - 29 * DAY_MS)])
+        settings = RetentionSettings(pings_days=0, filtered_fixes_days=30, dead_letters_days=7, sensor_readings_days=30,
+                                     delete_batch=5)
         swept = await sweep(store, settings, NOW)
-        assert swept.deleted == {"filtered_fixes": 23, "dead_letters": 7}
+        assert swept.deleted == {"filtered_fixes": 23, "dead_letters": 7, "sensor_readings": 6}
+        assert [r["rx"] for r in await store.fetch("SELECT rx FROM sensor_readings")] == [ms_to_datetime(NOW - 29 * DAY_MS)]
         kept = await store.fetch("SELECT rx FROM filtered_fixes ORDER BY rx")
         assert [r["rx"] for r in kept] == [ms_to_datetime(NOW - 29 * DAY_MS), ms_to_datetime(NOW - HOUR)]
         assert [r["at"] for r in await store.fetch("SELECT at FROM dead_letters")] == [ms_to_datetime(NOW - 6 * DAY_MS)]
         assert len(await store.fetch("SELECT 1 FROM alarm_events")) == 1  # the audit trail stays
+
+
+def reading(rx_ms: int) -> tuple:
+    """A litter bin's status record (READING_COLUMNS), received at ``rx_ms``."""
+    return ("bin-01", ms_to_datetime(rx_ms - 1000), ms_to_datetime(rx_ms), "6201050301000001", "status",
+            None, None, None, None, 64.0, None, 81.0)
 
 
 @pytest.fixture
@@ -106,7 +115,7 @@ async def test_the_periodic_sweep_follows_the_clock(database, still_clock):
     service's later, the next partition has aged out."""
     now = [NOW]
     metrics = Metrics()
-    settings = RetentionSettings(pings_days=2, filtered_fixes_days=0, dead_letters_days=0, check_s=3600.0)
+    settings = RetentionSettings(pings_days=2, filtered_fixes_days=0, dead_letters_days=0, sensor_readings_days=0, check_s=3600.0)
 
     def dropped() -> int:
         return metrics.get("gridwatch_retention_deleted_total", table="pings_partitions")
