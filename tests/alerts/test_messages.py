@@ -1,4 +1,3 @@
-
 """The alert message catalogue: every kind speaks Chinese and English, every placeholder
 is filled from a real alert's detail, severities are known and can be overridden."""
 

@@ -1,4 +1,3 @@
-
 """The command map for the people who watch it all day, in headless Chromium: patrol alerts
 in Chinese with their severity, grouped by responsibility grid with counts, narrowed by
 filters, marked on the map, beeping and notifying when a high-severity one is raised; and
