@@ -17,6 +17,7 @@ from starlette.requests import HTTPConnection
 
 from geofence.index import GridIndex
 from geofence.plan import PatrolPlan
+from web.basemaps import BaseMap
 from web.principal import Principal
 
 DEFAULT_ZONE = "Asia/Shanghai"  # the zone of "today" while no patrol plan names one
@@ -242,6 +243,7 @@ class MapSettings:
     allowed_hosts: tuple[str, ...] = ("127.0.0.1", "::1", "localhost")  # see web.guards.HostNames
     ws_snapshot_devices: int = 500  # devices per snapshot frame
     ws_max_unsent_bytes: int = 8 << 20  # a WebSocket client that leaves more unsent is closed
+    basemap: BaseMap | None = None  # None: the tiles of tile_url (if any) in map_datum
 
 
 def _all_healthy() -> tuple[bool, str]:
