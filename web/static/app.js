@@ -4,6 +4,7 @@
 import { displayPoint, setDatum, toDisplay } from './datum.js';
 import { AlarmMarkers } from './alarmmarkers.js';
 import { AlertBoard } from './alerts.js';
+import { addBaseMap } from './basemap.js';
 import { CoverageChart } from './chart.js';
 import { CoverageLayer } from './coverage.js';
 import { DeviceDetails } from './details.js';
@@ -337,13 +338,12 @@ async function boot() {
     showBanner(`配置加载失败，使用默认设置 (config failed to load: ${error.message})`);
   }
   setDatum(config.map_datum);
-  const tiled = typeof config.tile_url === 'string' && config.tile_url !== '';
   showDistricts(config);
 
   map = L.map('gw-map', { minZoom: 3, maxZoom: 20, zoomSnap: 0.5 });
   map.attributionControl.setPrefix('Leaflet');
+  const tiled = addBaseMap(map, config);
   map.getContainer().classList.add(tiled ? 'gw-tiled' : 'gw-untiled');
-  if (tiled) L.tileLayer(config.tile_url, { maxZoom: 20, maxNativeZoom: 18 }).addTo(map);
   L.control.scale({ imperial: false }).addTo(map);
   const hasCenter = validCenter(config.center);
   map.setView(hasCenter ? displayPoint(...config.center) : FALLBACK_CENTER, Number.isFinite(config.zoom) ? config.zoom : FALLBACK_ZOOM);
