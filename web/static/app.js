@@ -11,6 +11,7 @@ import { DeviceDetails } from './details.js';
 import { DeviceList } from './devicelist.js';
 import { isStale } from './format.js';
 import { GridLayer } from './grids.js';
+import { LabelLayout } from './labels.js';
 import { LiveFeed, liveFeedUrl } from './live.js';
 import { DeviceMarkers } from './markers.js';
 import { Tabs } from './tabs.js';
@@ -398,8 +399,10 @@ async function boot() {
   const [gridResult, deviceResult] = await Promise.allSettled([getJSON('/api/grids'), getJSON('/api/devices')]);
   if (gridResult.status === 'fulfilled') {
     const bounds = grids.load(gridResult.value);
+    const labels = new LabelLayout(map, grids);
     state.gridsLoaded = true;
     if (bounds) frameGrids(bounds);
+    labels.schedule();
     coverage.refresh();
   } else {
     showBanner(`网格加载失败 (grids failed to load: ${gridResult.reason.message})`);
