@@ -196,6 +196,7 @@ class FakeService:
     def app(self) -> Starlette:
         return Starlette(routes=[
             Route("/", self.index),
+            Route("/wall", self.index),
             Route("/login", self.login_page),
             Route("/api/session", self.session),
             Route("/api/config", self.config),

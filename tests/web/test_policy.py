@@ -28,6 +28,7 @@ READERS = {ADMIN, COMMANDER, SUPERVISOR, VIEWER}
 # Every route: the roles that may call it ("public": no credentials asked).
 MATRIX: dict[str, set[Role] | str] = {
     "GET /": EVERYONE,
+    "GET /wall": EVERYONE,
     "GET /login": "public",
     "POST /api/session": "public",
     "GET /api/session": EVERYONE,

@@ -15,6 +15,7 @@ import { LabelLayout } from './labels.js';
 import { LiveFeed, liveFeedUrl } from './live.js';
 import { DeviceMarkers } from './markers.js';
 import { Tabs } from './tabs.js';
+import { WallPanels, isWall, markWall, wallMapOptions } from './wall.js';
 
 const FALLBACK_CENTER = [36.1, 103.72];
 const FALLBACK_ZOOM = 14;
@@ -323,6 +324,7 @@ function validCenter(center) {
 }
 
 async function boot() {
+  markWall();
   state.user = await loadUser();
   if (!state.user) return;
   showUser(state.user);
@@ -341,7 +343,10 @@ async function boot() {
   setDatum(config.map_datum);
   showDistricts(config);
 
-  map = L.map('gw-map', { minZoom: 3, maxZoom: 20, zoomSnap: 0.5 });
+  // the wall's panels take their place before the map measures its container
+  const live = () => ({ devices: state.devices, alerts: board.alerts, alarms: board.alarms });
+  const wall = isWall() ? new WallPanels(document.querySelector('.gw-main'), { getJSON, live }) : null;
+  map = L.map('gw-map', { minZoom: 3, maxZoom: 20, zoomSnap: 0.5, ...wallMapOptions() });
   map.attributionControl.setPrefix('Leaflet');
   const tiled = addBaseMap(map, config);
   map.getContainer().classList.add(tiled ? 'gw-tiled' : 'gw-untiled');
@@ -412,6 +417,7 @@ async function boot() {
   }
 
   chart.start(Date.now());
+  if (wall) wall.start();
   new LiveFeed(liveFeedUrl(window.location), { onFrame, onState: showConnection, onDenied: toLogin }).start();
   setInterval(tick, 1000);
 }
