@@ -179,6 +179,8 @@ class FakeService:
     coverage: dict[str, Any] | None = None
     timeline: list[dict[str, Any]] = field(default_factory=list)
     coverage_requests: int = 0
+    # What GET /api/cases/summary answers; None: 404, as from a service that keeps no cases.
+    cases: dict[str, Any] | None = None
     report_dates: list[str] = field(default_factory=list)
     pushed: queue.SimpleQueue[dict[str, Any]] = field(default_factory=queue.SimpleQueue)
     # Who the page is logged in as (GET /api/session); None: nobody, the page goes to /login.
@@ -207,6 +209,7 @@ class FakeService:
             Route("/api/alarms", self.alarm_history),
             Route("/api/coverage/live", self.live_coverage),
             Route("/api/reports/coverage", self.coverage_report),
+            Route("/api/cases/summary", self.case_summary),
             Route("/tiles/{z:int}/{x:int}/{y:int}.png", self.tile),
             WebSocketRoute("/ws", self.live),
             Mount("/static", StaticFiles(directory=STATIC)),
@@ -289,6 +292,11 @@ class FakeService:
         self.report_dates.append(day)
         return JSONResponse({"date": day, "timeline": self.timeline, "collectors": [], "grids": [],
                              "communities": [], "streets": []})
+
+    async def case_summary(self, request: Request) -> JSONResponse:
+        if self.cases is None:
+            return JSONResponse({"error": "not found"}, status_code=404)
+        return JSONResponse(self.cases)
 
     async def tile(self, request: Request) -> Response:
         self.tiles_served += 1

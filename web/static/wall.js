@@ -4,7 +4,8 @@
 // online by class, open alerts by kind and alarms by severity, coverage of the patrol slots
 // in progress, and the case figures once the service has them. Nothing here needs a hand:
 // the live feed reconnects by itself, the figures from the live state are redrawn every
-// second, and those the feed does not carry are fetched again every half minute.
+// second, and those the feed does not carry are fetched again every half minute
+// (?refresh=SECONDS to change that).
 
 import { COVERAGE_URL } from './coverage.js';
 import { DEVICE_CLASSES, el, formatClock, isStale } from './format.js';
@@ -13,6 +14,7 @@ import { alarmKind, alertKind } from './kinds.js';
 // The case figures, when the service keeps cases: a 404 (no such endpoint) hides the panel.
 export const CASES_URL = '/api/cases/summary';
 export const WALL_REFRESH_MS = 30 * 1000;
+const MIN_REFRESH_MS = 2000;
 const REDRAW_MS = 1000;
 const LEVELS = [
   ['critical', '紧急', 'critical'],
@@ -29,6 +31,13 @@ const CASE_LABELS = {
   reported_today: ['今日上报', 'reported today'],
 };
 const MAX_ROWS = 6;
+
+// How often the figures are fetched again: ?refresh=SECONDS on the wall's address, else
+// every half minute.
+export function refreshMs(location = window.location) {
+  const seconds = Number(new URLSearchParams(location.search).get('refresh'));
+  return Number.isFinite(seconds) && seconds > 0 ? Math.max(MIN_REFRESH_MS, seconds * 1000) : WALL_REFRESH_MS;
+}
 
 export function isWall(location = window.location) {
   return location.pathname === '/wall' || new URLSearchParams(location.search).get('wall') === '1';
@@ -68,7 +77,7 @@ export class WallPanels {
     this.refresh();
     this.redraw();
     setInterval(() => this.redraw(), REDRAW_MS);
-    setInterval(() => this.refresh(), WALL_REFRESH_MS);
+    setInterval(() => this.refresh(), refreshMs());
   }
 
   async refresh() {
