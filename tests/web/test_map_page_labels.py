@@ -58,13 +58,13 @@ def test_street_and_community_names_are_drawn_and_no_two_labels_overlap(width: i
 def test_zooming_out_keeps_the_names_apart_by_hiding_those_that_would_collide() -> None:
     with open_browser(width=1440, height=900) as driver, loaded_page(driver, FakeService()) as page:
         settled(page)
-        for step in range(3):
+        for _ in range(3):
             passes = int(page.js("return document.getElementById('gw-map').dataset.labelPasses"))
             driver.find_element(By.CSS_SELECTOR, ".leaflet-control-zoom-out").click()
             settled(page, passes + 1)
             assert_apart(visible_labels(page))
         # far out the lattice is a few dozen pixels: some names had to give way
         hidden = page.js("return document.querySelectorAll('.gw-label.gw-collided').length")
-        assert hidden >= 1, step
+        assert hidden >= 1
         assert page.js("return document.querySelectorAll('.gw-label--grid').length") == 0
         page.assert_no_console_errors()
