@@ -9,8 +9,11 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import trio
+from selenium.webdriver.common.by import By
 
 from tests.browser import after_paint, browser_errors, open_browser, wait_for_js
+from tests.harness import new_account, start_service
 from tests.web.fake_map import FakeService, Page, serving
 from tests.web.legibility import Box, box, boxes, displayed_text, extent
 from tests.web.test_map_page_labels import assert_apart, settled, visible_labels
@@ -117,3 +120,29 @@ def test_figures_are_fetched_again_by_themselves_and_case_figures_show_once_ther
         assert figure(page, "[data-figure='overdue']") == "5"
         assert figure(page, "[data-figure='by_stage.派遣']") == "12"
         assert errors_but_the_missing_cases(page) == []
+
+
+async def test_the_wall_logs_in_into_its_own_mode_on_the_real_service(settings, broker):
+    settings = settings.replace("jt808", enabled=False)
+    async with trio.open_nursery() as nursery:
+        store, running = await start_service(nursery, settings)
+        name, password = await new_account(store, role="viewer", district=None)
+
+        def in_browser() -> tuple[str, bool, list[str]]:
+            with open_browser(width=1920, height=1080) as driver:
+                driver.get(running.url + "/wall")
+                wait_for_js(driver, "location.pathname === '/login' && window.gridwatchLogin && window.gridwatchLogin.ready")
+                came_to = driver.execute_script("return location.pathname + location.search")
+                driver.find_element(By.ID, "gw-login-name").send_keys(name)
+                driver.find_element(By.ID, "gw-login-password").send_keys(password)
+                driver.find_element(By.ID, "gw-login-submit").click()
+                wait_for_js(driver, "location.pathname === '/wall' && window.gridwatch && window.gridwatch.gridsLoaded",
+                            timeout=20)
+                wait_for_js(driver, "document.querySelectorAll('.gw-wall-panel').length >= 4", timeout=10)
+                wall = driver.execute_script("return document.body.classList.contains('gw-wall')")
+                return came_to, wall, [e for e in browser_errors(driver) if "401" not in e and NO_CASES not in e]
+
+        came_to, wall, errors = await trio.to_thread.run_sync(in_browser)
+        nursery.cancel_scope.cancel()
+    assert came_to == "/login?next=/wall"
+    assert wall and errors == []

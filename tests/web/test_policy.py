@@ -173,6 +173,8 @@ async def test_without_credentials_every_route_but_the_public_ones_answers_401_j
             assert response.status_code not in (401, 403), key
         elif key == "GET /":
             assert (response.status_code, response.headers["location"]) == (303, "/login")
+        elif key == "GET /wall":  # the big screen logs in again into its own mode
+            assert (response.status_code, response.headers["location"]) == (303, "/login?next=/wall")
         else:
             assert response.status_code == 401, key
             assert response.headers["content-type"] == "application/json"

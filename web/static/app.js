@@ -263,7 +263,8 @@ function tick() {
 }
 
 function toLogin() {
-  window.location.replace('/login');
+  const here = window.location.pathname + window.location.search;
+  window.location.replace(here === '/' ? '/login' : `/login?next=${encodeURIComponent(here)}`);
 }
 
 async function getJSON(path) {
