@@ -68,3 +68,27 @@ def test_zooming_out_keeps_the_names_apart_by_hiding_those_that_would_collide() 
         assert hidden >= 1
         assert page.js("return document.querySelectorAll('.gw-label--grid').length") == 0
         page.assert_no_console_errors()
+
+
+def test_without_tiles_the_roads_between_grids_are_drawn_under_them_a_streets_width_wide() -> None:
+    with open_browser(width=1440, height=900) as driver, loaded_page(driver, FakeService()) as page:
+        settled(page)
+        road = page.js("const p = document.querySelector('path.gw-road'); const pane = p.closest('.leaflet-pane');"
+                       "return [Number(getComputedStyle(pane).zIndex), parseFloat(p.getAttribute('stroke-width')),"
+                       " document.querySelectorAll('path.gw-road').length]")
+        grids_pane = page.js("return Number(getComputedStyle(document.querySelector('path.gw-grid')"
+                             ".closest('.leaflet-pane')).zIndex)")
+        assert road[0] < grids_pane and road[2] == 1  # below the grids: their outlines stay on top
+        # 12 m at the scale bar's metres per pixel
+        metres_per_px = page.js("const bar = document.querySelector('.leaflet-control-scale-line');"
+                                "return [parseFloat(bar.textContent) * (bar.textContent.includes('km') ? 1000 : 1),"
+                                " bar.getBoundingClientRect().width]")
+        assert road[1] == pytest.approx(12 / (metres_per_px[0] / metres_per_px[1]), rel=0.1)
+        page.assert_no_console_errors()
+
+
+def test_with_tiles_no_roads_are_drawn_over_them() -> None:
+    with open_browser(width=1440, height=900) as driver, \
+            loaded_page(driver, FakeService(tile_url="/tiles/{z}/{x}/{y}.png")) as page:
+        assert page.js("return document.querySelectorAll('path.gw-road').length") == 0
+        page.assert_no_console_errors()

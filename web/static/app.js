@@ -13,6 +13,7 @@ import { isStale } from './format.js';
 import { GridLayer } from './grids.js';
 import { LabelLayout } from './labels.js';
 import { LiveFeed, liveFeedUrl } from './live.js';
+import { RoadGaps } from './roads.js';
 import { DeviceMarkers } from './markers.js';
 import { Tabs } from './tabs.js';
 import { WallPanels, isWall, markWall, wallMapOptions } from './wall.js';
@@ -406,6 +407,7 @@ async function boot() {
   if (gridResult.status === 'fulfilled') {
     const bounds = grids.load(gridResult.value);
     const labels = new LabelLayout(map, grids);
+    if (!tiled) new RoadGaps(map, gridResult.value.features || []);
     state.gridsLoaded = true;
     if (bounds) frameGrids(bounds);
     labels.schedule();
