@@ -236,6 +236,10 @@ class WebSettings:
     port: int = 8080
     tile_url: str = ""
     map_datum: str = "wgs84"
+    basemap: str = "none"
+    tianditu_key: str = ""
+    custom_url: str = ""
+    custom_datum: str = "wgs84"
     center: tuple[float, ...] = (36.1046, 103.7191)
     zoom: int = 15
     track_max_points: int = 20000
@@ -460,6 +464,12 @@ def _validate(s: types.SimpleNamespace) -> None:
     need(s.web.ws_max_unsent_bytes > 0, "[web] ws_max_unsent_bytes", "must be > 0")
     need(all(h.strip() == h and h for h in s.web.allowed_hosts), "[web] allowed_hosts", "must be host names, \"*\" or \"*.domain\"")
     need(s.web.map_datum in ("wgs84", "gcj02", "bd09"), "[web] map_datum", "must be wgs84, gcj02 or bd09")
+    need(s.web.basemap in ("none", "tianditu", "amap", "custom"), "[web] basemap", "must be none, tianditu, amap or custom")
+    need(s.web.basemap != "tianditu" or (s.web.tianditu_key.strip().isalnum()), "[web] tianditu_key",
+         "must be the Tianditu key (letters and digits) when basemap = \"tianditu\"")
+    need(s.web.basemap != "custom" or all(p in s.web.custom_url for p in ("{z}", "{x}", "{y}")), "[web] custom_url",
+         "must be a tile URL template with {z}, {x} and {y} when basemap = \"custom\"")
+    need(s.web.custom_datum in ("wgs84", "cgcs2000", "gcj02"), "[web] custom_datum", "must be wgs84, cgcs2000 or gcj02")
     need(s.log.level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"), "[log] level", "must be DEBUG, INFO, WARNING or ERROR")
     need(s.auth.session_hours > 0, "[auth] session_hours", "must be > 0")
     need(1 <= s.auth.slow_after <= s.auth.lock_after, "[auth] slow_after", "must be >= 1 and <= lock_after")

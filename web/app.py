@@ -34,6 +34,8 @@ READ = allow(*READERS)
 ADMIN = allow(Role.ADMIN, scoping=Scoping.CITY)
 ROUTES: list[BaseRoute] = [
     guard(Route("/", commandmap.index), allow(*EVERYONE, scoping=Scoping.NONE, page=True)),
+    # the same page in its big-screen (大屏) mode: the map and live figures, no controls
+    guard(Route("/wall", commandmap.index), allow(*EVERYONE, scoping=Scoping.NONE, page=True)),
     guard(Route("/login", session.login_page), PUBLIC),
     guard(Route("/api/session", session.login, methods=["POST"]), PUBLIC),
     guard(Route("/api/session", session.whoami, methods=["GET"]), allow(*EVERYONE, scoping=Scoping.NONE)),

@@ -18,6 +18,7 @@ from starlette.requests import HTTPConnection
 from alerts.messages import Catalogue, default_catalogue
 from geofence.index import GridIndex
 from geofence.plan import PatrolPlan
+from web.basemaps import BaseMap
 from web.principal import Principal
 
 DEFAULT_ZONE = "Asia/Shanghai"  # the zone of "today" while no patrol plan names one
@@ -254,6 +255,7 @@ class MapSettings:
     ws_max_unsent_bytes: int = 8 << 20  # a WebSocket client that leaves more unsent is closed
     # a device is online while heard from within this many seconds, by class ([live])
     online_s: tuple[tuple[str, float], ...] = (("collector", 300.0), ("vehicle", 300.0), ("sensor", 1800.0))
+    basemap: BaseMap | None = None  # None: the tiles of tile_url (if any) in map_datum
 
 
 def _all_healthy() -> tuple[bool, str]:

@@ -22,6 +22,7 @@ import hmac
 import json
 from dataclasses import dataclass
 from enum import StrEnum
+from urllib.parse import quote
 
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -132,7 +133,7 @@ class _Enforce:
             await _close_websocket(receive, send, TRY_AGAIN_LATER if refused[0] == 503 else POLICY_VIOLATION, refused[1])
         elif refused[0] == 401 and self.policy.page:
             await send({"type": "http.response.start", "status": 303,
-                        "headers": [(b"location", b"/login"), (b"content-length", b"0")]})
+                        "headers": [(b"location", _login_location(scope)), (b"content-length", b"0")]})
             await send({"type": "http.response.body", "body": b""})
         else:
             await _json_error(send, *refused)
@@ -168,3 +169,11 @@ async def _close_websocket(receive: Receive, send: Send, code: int, reason: str)
         return
     await send({"type": "websocket.accept"})
     await send({"type": "websocket.close", "code": code, "reason": reason[:120]})
+
+
+def _login_location(scope: Scope) -> bytes:
+    """The login page, told which page to come back to when it is not the map's root (the
+    big screen at /wall, or /?wall=1, logs in again into its own mode)."""
+    query = scope.get("query_string", b"")
+    here = scope.get("path", "/") + (f"?{query.decode('latin-1')}" if query else "")
+    return b"/login" if here == "/" else b"/login?next=" + quote(here, safe="/").encode("ascii")

@@ -153,6 +153,12 @@ class FakeService:
     grids: dict[str, Any] = field(default_factory=canned_grids)
     devices: list[dict[str, Any]] = field(default_factory=lambda: canned_devices(int(time.time() * 1000)))
     tile_url: str = ""
+    # /api/config's base map (``web.basemaps.BaseMap.to_dict()``) and datum, when a test sets them
+    basemap: dict[str, Any] | None = None
+    map_datum: str = "wgs84"
+    # Tiles asked of other hosts (a browser started with --host-resolver-rules sends the
+    # tile services' host names here): "host/path?query" in the order asked.
+    foreign_tiles: list[str] = field(default_factory=list)
     # The view /api/config proposes: the lattice's centre at zoom 16.5 unless a test says
     # otherwise; the page frames the grids it receives whatever this says.
     centre: tuple[float, float] = (LAT0 + ROWS * DLAT / 2, LON0 + COLUMNS * DLON / 2)
@@ -173,6 +179,8 @@ class FakeService:
     coverage: dict[str, Any] | None = None
     timeline: list[dict[str, Any]] = field(default_factory=list)
     coverage_requests: int = 0
+    # What GET /api/cases/summary answers; None: 404, as from a service that keeps no cases.
+    cases: dict[str, Any] | None = None
     report_dates: list[str] = field(default_factory=list)
     pushed: queue.SimpleQueue[dict[str, Any]] = field(default_factory=queue.SimpleQueue)
     # [live] online_s as /api/config gives it (None: left out, the page's defaults), a
@@ -197,6 +205,7 @@ class FakeService:
     def app(self) -> Starlette:
         return Starlette(routes=[
             Route("/", self.index),
+            Route("/wall", self.index),
             Route("/login", self.login_page),
             Route("/api/session", self.session),
             Route("/api/config", self.config),
@@ -209,9 +218,11 @@ class FakeService:
             Route("/api/alarms", self.alarm_history),
             Route("/api/coverage/live", self.live_coverage),
             Route("/api/reports/coverage", self.coverage_report),
+            Route("/api/cases/summary", self.case_summary),
             Route("/tiles/{z:int}/{x:int}/{y:int}.png", self.tile),
             WebSocketRoute("/ws", self.live),
             Mount("/static", StaticFiles(directory=STATIC)),
+            Route("/{path:path}", self.foreign_tile),
         ])
 
     async def index(self, request: Request) -> FileResponse:
@@ -231,7 +242,8 @@ class FakeService:
         lats = [p[1] for f in self.grids["features"] for p in f["geometry"]["coordinates"][0]]
         districts = [{"code": DISTRICT, "name": "安宁区", "grids": len(codes),
                       "bbox": [min(lons), min(lats), max(lons), max(lats)]}] if codes else []
-        body = {"tile_url": self.tile_url, "center": list(self.centre), "zoom": self.zoom,
+        extra = {"basemap": self.basemap} if self.basemap is not None else {}
+        body = {**extra, "tile_url": self.tile_url, "map_datum": self.map_datum, "center": list(self.centre), "zoom": self.zoom,
                 "district": DISTRICT, "districts": districts}
         if self.online_s is not None:
             body["online_s"] = self.online_s
@@ -305,8 +317,21 @@ class FakeService:
         return JSONResponse({"date": day, "timeline": self.timeline, "collectors": [], "grids": [],
                              "communities": [], "streets": []})
 
+    async def case_summary(self, request: Request) -> JSONResponse:
+        if self.cases is None:
+            return JSONResponse({"error": "not found"}, status_code=404)
+        return JSONResponse(self.cases)
+
     async def tile(self, request: Request) -> Response:
         self.tiles_served += 1
+        return Response(TILE_PNG, media_type="image/png")
+
+    async def foreign_tile(self, request: Request) -> Response:
+        host = request.headers.get("host", "").split(":")[0]
+        if host in ("127.0.0.1", "localhost", ""):
+            return JSONResponse({"error": "not found"}, status_code=404)
+        query = f"?{request.url.query}" if request.url.query else ""
+        self.foreign_tiles.append(f"{host}{request.url.path}{query}")
         return Response(TILE_PNG, media_type="image/png")
 
     async def live(self, ws: WebSocket) -> None:

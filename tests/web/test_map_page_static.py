@@ -175,9 +175,10 @@ def test_the_command_map_renders_legibly(page: Page) -> None:
                        ".map(p => [p.getAttribute('stroke'), Number(p.getAttribute('fill-opacity'))])")
     assert all(stroke not in (None, "none") and fill_opacity > 0 for stroke, fill_opacity in outlines)
 
-    # Near in: the six community names, apart from each other and readable; street names wait for zooming out.
+    # The six community names and the two street names, apart from each other and readable.
     communities = [name for _street, (_name, names) in STREETS.items() for name in names.values()]
-    assert sorted(displayed_text(page, ".gw-label")) == sorted(communities)
+    streets = [name for name, _names in STREETS.values()]
+    assert sorted(displayed_text(page, ".gw-label")) == sorted(communities + streets)
     labels = boxes(page, ".gw-label--community span")
     assert all(map_box.contains(label) for label in labels)
     assert not any(a.overlaps(b) for i, a in enumerate(labels) for b in labels[i + 1:])

@@ -28,6 +28,7 @@ READERS = {ADMIN, COMMANDER, SUPERVISOR, VIEWER}
 # Every route: the roles that may call it ("public": no credentials asked).
 MATRIX: dict[str, set[Role] | str] = {
     "GET /": EVERYONE,
+    "GET /wall": EVERYONE,
     "GET /login": "public",
     "POST /api/session": "public",
     "GET /api/session": EVERYONE,
@@ -174,6 +175,8 @@ async def test_without_credentials_every_route_but_the_public_ones_answers_401_j
             assert response.status_code not in (401, 403), key
         elif key == "GET /":
             assert (response.status_code, response.headers["location"]) == (303, "/login")
+        elif key == "GET /wall":  # the big screen logs in again into its own mode
+            assert (response.status_code, response.headers["location"]) == (303, "/login?next=/wall")
         else:
             assert response.status_code == 401, key
             assert response.headers["content-type"] == "application/json"

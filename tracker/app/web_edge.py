@@ -37,6 +37,7 @@ from tracker.registry.provisioning import Provisioning, ProvisioningOff
 from tracker.storage.audit import AuditEntry
 from tracker.storage.retry import retryable
 from tracker.storage.store import RegistryConflict, Store
+from web.basemaps import base_map
 from web.context import (
     AuthSettings as WebAuthSettings,
     Conflict,
@@ -327,7 +328,11 @@ class HubFeed:
 def map_settings(settings: Settings) -> MapSettings:
     web = settings.web
     lat, lon = web.center
-    return MapSettings(tile_url=web.tile_url, map_datum=web.map_datum, center=(lat, lon), zoom=web.zoom,
+    basemap = base_map(web.basemap, tianditu_key=web.tianditu_key, custom_url=web.custom_url,
+                       custom_datum=web.custom_datum, legacy_url=web.tile_url, legacy_datum=web.map_datum)
+    tile_url = basemap.layers[0].url if basemap.layers else ""
+    return MapSettings(tile_url=tile_url, map_datum=basemap.display_datum, center=(lat, lon), zoom=web.zoom,
+                       basemap=basemap,
                        district=settings.grid.district, track_max_points=web.track_max_points,
                        max_body_bytes=web.max_body_bytes,
                        allowed_hosts=web.allowed_hosts or default_allowed_hosts(web.host, web.public_name),

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from geofence.districts import district_extents
+from web.basemaps import base_map
 from web.context import context
 from web.params import float_param
 from web.principal import principal
@@ -28,7 +29,11 @@ async def config(request: Request) -> Response:
     # the districts of the grids this caller is served, so a page can name and frame them;
     # bbox is [west, south, east, north] in WGS-84, as the grids are served
     districts = [d.to_dict() for d in district_extents(ctx.grids.get("features", [])) if who.sees(d.code)]
-    return JSONResponse({"tile_url": s.tile_url, "map_datum": s.map_datum, "center": list(s.center), "zoom": s.zoom,
+    # basemap: the preset's tile layers and the datum they are drawn in ({"preset": "none"}
+    # draws the grids alone); tile_url and map_datum stay for pages that read only those
+    basemap = s.basemap if s.basemap is not None else base_map("none", legacy_url=s.tile_url, legacy_datum=s.map_datum)
+    return JSONResponse({"tile_url": s.tile_url, "map_datum": s.map_datum, "basemap": basemap.to_dict(),
+                         "center": list(s.center), "zoom": s.zoom,
                          "district": who.district or s.district, "districts": districts, "zone": ctx.zone(),
                          "online_s": dict(s.online_s)})
 

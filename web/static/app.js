@@ -4,6 +4,7 @@
 import { displayPoint, setDatum, toDisplay } from './datum.js';
 import { AlarmMarkers } from './alarmmarkers.js';
 import { AlertBoard } from './alerts.js';
+import { addBaseMap } from './basemap.js';
 import { CoverageChart } from './chart.js';
 import { CoverageLayer } from './coverage.js';
 import { DeviceDetails } from './details.js';
@@ -12,10 +13,13 @@ import { isStale } from './format.js';
 import { setOnlineThresholds } from './online.js';
 import { GridLayer } from './grids.js';
 import { HistoryPanel } from './history.js';
+import { LabelLayout } from './labels.js';
 import { LiveFeed, liveFeedUrl } from './live.js';
+import { RoadGaps } from './roads.js';
 import { DeviceMarkers } from './markers.js';
 import { Tabs } from './tabs.js';
 import { AlertTriage, pageLang } from './triage.js';
+import { WallPanels, isWall, markWall, wallMapOptions } from './wall.js';
 
 const FALLBACK_CENTER = [36.1, 103.72];
 const FALLBACK_ZOOM = 14;
@@ -271,7 +275,8 @@ function tick() {
 }
 
 function toLogin() {
-  window.location.replace('/login');
+  const here = window.location.pathname + window.location.search;
+  window.location.replace(here === '/' ? '/login' : `/login?next=${encodeURIComponent(here)}`);
 }
 
 async function getJSON(path) {
@@ -332,6 +337,7 @@ function validCenter(center) {
 }
 
 async function boot() {
+  markWall();
   state.user = await loadUser();
   if (!state.user) return;
   showUser(state.user);
@@ -349,13 +355,15 @@ async function boot() {
   }
   setDatum(config.map_datum);
   setOnlineThresholds(config.online_s);
-  const tiled = typeof config.tile_url === 'string' && config.tile_url !== '';
   showDistricts(config);
 
-  map = L.map('gw-map', { minZoom: 3, maxZoom: 20, zoomSnap: 0.5 });
+  // the wall's panels take their place before the map measures its container
+  const live = () => ({ devices: state.devices, alerts: board.alerts, alarms: board.alarms });
+  const wall = isWall() ? new WallPanels(document.querySelector('.gw-main'), { getJSON, live }) : null;
+  map = L.map('gw-map', { minZoom: 3, maxZoom: 20, zoomSnap: 0.5, ...wallMapOptions() });
   map.attributionControl.setPrefix('Leaflet');
+  const tiled = addBaseMap(map, config);
   map.getContainer().classList.add(tiled ? 'gw-tiled' : 'gw-untiled');
-  if (tiled) L.tileLayer(config.tile_url, { maxZoom: 20, maxNativeZoom: 18 }).addTo(map);
   L.control.scale({ imperial: false }).addTo(map);
   const hasCenter = validCenter(config.center);
   map.setView(hasCenter ? displayPoint(...config.center) : FALLBACK_CENTER, Number.isFinite(config.zoom) ? config.zoom : FALLBACK_ZOOM);
@@ -426,8 +434,11 @@ async function boot() {
   const [gridResult, deviceResult] = await Promise.allSettled([getJSON('/api/grids'), getJSON('/api/devices')]);
   if (gridResult.status === 'fulfilled') {
     const bounds = grids.load(gridResult.value);
+    const labels = new LabelLayout(map, grids);
+    if (!tiled) new RoadGaps(map, gridResult.value.features || []);
     state.gridsLoaded = true;
     if (bounds) frameGrids(bounds);
+    labels.schedule();
     coverage.refresh();
   } else {
     showBanner(`网格加载失败 (grids failed to load: ${gridResult.reason.message})`);
@@ -437,6 +448,7 @@ async function boot() {
   }
 
   chart.start(Date.now());
+  if (wall) wall.start();
   new LiveFeed(liveFeedUrl(window.location), { onFrame, onState: showConnection, onDenied: toLogin }).start();
   setInterval(tick, 1000);
 }

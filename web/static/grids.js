@@ -190,7 +190,7 @@ export class GridLayer {
         ['street', props.street, props.street_name],
       ]) {
         const key = `${kind}:${code}`;
-        if (!groups.has(key)) groups.set(key, { kind, name: name || code, lat: 0, lng: 0, n: 0 });
+        if (!groups.has(key)) groups.set(key, { kind, code, name: name || code, lat: 0, lng: 0, n: 0 });
         const g = groups.get(key);
         g.lat += centre.lat;
         g.lng += centre.lng;
@@ -200,7 +200,7 @@ export class GridLayer {
     for (const g of groups.values()) {
       const icon = L.divIcon({
         className: `gw-label gw-label--${g.kind}`,
-        html: `<span>${escapeHtml(g.name)}</span>`,
+        html: `<span data-code="${escapeHtml(g.code)}">${escapeHtml(g.name)}</span>`,
         iconSize: null,
       });
       L.marker([g.lat / g.n, g.lng / g.n], { icon, interactive: false, keyboard: false }).addTo(this.labels);

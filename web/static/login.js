@@ -21,7 +21,7 @@ async function logIn(event) {
       body: JSON.stringify({ name: $('gw-login-name').value, password: $('gw-login-password').value }),
     });
     if (response.ok) {
-      window.location.replace('/');
+      window.location.replace(returnTo(new URLSearchParams(window.location.search).get('next')));
       return;
     }
     const body = await response.json().catch(() => ({}));
@@ -41,3 +41,8 @@ async function logIn(event) {
 
 $('gw-login-form').addEventListener('submit', logIn);
 window.gridwatchLogin = Object.freeze({ ready: true });
+
+// The page that sent the browser here (?next=/wall), on this site only; else the map.
+function returnTo(next) {
+  return typeof next === 'string' && /^\/(?![\/\\])/.test(next) ? next : '/';
+}
