@@ -19,7 +19,7 @@ from geofence.index import GridIndex
 from geofence.plan import PatrolPlan
 from web.principal import Principal
 
-DEFAULT_ZONE = "Asia/Shanghai"  # the zone of "today" while no patrol plan names one
+DEFAULT_ZONE = "Asia/Shanghai"  # the city's zone unless [city] timezone says otherwise
 
 
 class Unavailable(Exception):
@@ -242,6 +242,7 @@ class MapSettings:
     allowed_hosts: tuple[str, ...] = ("127.0.0.1", "::1", "localhost")  # see web.guards.HostNames
     ws_snapshot_devices: int = 500  # devices per snapshot frame
     ws_max_unsent_bytes: int = 8 << 20  # a WebSocket client that leaves more unsent is closed
+    city_zone: str = DEFAULT_ZONE  # [city] timezone: report days, times without an offset, the page's clocks
 
 
 def _all_healthy() -> tuple[bool, str]:
@@ -267,9 +268,8 @@ class WebContext:
     devices_admin: DeviceAdmin | None = None  # None: no device registry behind this service
 
     def zone(self) -> str:
-        """The time zone of "today": the patrol plan's."""
-        plan = self.patrol.plan if self.patrol is not None else None
-        return plan.zone if plan is not None else DEFAULT_ZONE
+        """The city's time zone: of "today", of report days, of a time given without an offset."""
+        return self.settings.city_zone
 
 
 def context(connection: HTTPConnection) -> WebContext:

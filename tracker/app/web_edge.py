@@ -323,7 +323,8 @@ def map_settings(settings: Settings) -> MapSettings:
                        district=settings.grid.district, track_max_points=web.track_max_points,
                        max_body_bytes=web.max_body_bytes,
                        allowed_hosts=web.allowed_hosts or default_allowed_hosts(web.host, web.public_name),
-                       ws_snapshot_devices=web.ws_snapshot_devices, ws_max_unsent_bytes=web.ws_max_unsent_bytes)
+                       ws_snapshot_devices=web.ws_snapshot_devices, ws_max_unsent_bytes=web.ws_max_unsent_bytes,
+                       city_zone=settings.city.timezone)
 
 
 def auth_settings(settings: Settings) -> WebAuthSettings:

@@ -10,10 +10,11 @@ from starlette.responses import JSONResponse, Response
 
 from protocols.epoch import datetime_to_ms
 from web.context import context
-from web.params import limit_param
+from web.params import accepts, limit_param
 from web.principal import principal
 
 
+@accepts("open", "limit")
 async def patrol_alerts(request: Request) -> Response:
     """Patrol alerts; ``open=1`` for the unresolved ones only."""
     open_only = request.query_params.get("open", "0") in ("1", "true", "yes")
@@ -28,6 +29,7 @@ async def patrol_alerts(request: Request) -> Response:
     ]})
 
 
+@accepts("limit")
 async def alarms(request: Request) -> Response:
     """Alarm events of sensors and vehicles, raised and cleared."""
     limit = limit_param(request, 100, 1000)

@@ -110,7 +110,10 @@ export class DeviceDetails {
       return;
     }
     if (request !== this.request) return;
-    const coords = (feature && feature.geometry && feature.geometry.coordinates) || [];
+    // one fix is a Point, none an empty FeatureCollection: both draw as no line
+    const geometry = feature && feature.geometry;
+    const coords = geometry && geometry.type === 'LineString' ? geometry.coordinates
+      : geometry && geometry.type === 'Point' ? [geometry.coordinates] : [];
     const latlngs = coords.map(([lon, lat]) => [lat, lon]);
     const times = (feature.properties && feature.properties.times) || [];
     this.trackStart = times.length ? times[0] : null;
