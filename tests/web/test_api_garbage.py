@@ -118,7 +118,7 @@ def names_what_is_wrong(message: str) -> bool:
     quoted = set(re.findall(r"'([A-Za-z_-]+)'", message))
     member = re.match(r"[A-Za-z_]+(\[\d+\]|\.[A-Za-z_]+)* (must|is|has|needs) ", message)
     return bool(quoted & PARAMETERS) or member is not None or message.startswith(
-        ("unknown device ", "body ", "body: ", "the body ", "a patrol plan ", "a plan exception "))
+        ("unknown device ", "unknown query parameter ", "body ", "body: ", "the body ", "a patrol plan ", "a plan exception "))
 
 
 async def test_every_route_answers_garbage_with_a_client_error_that_names_the_parameter(settings, broker):

@@ -8,7 +8,7 @@ import { CoverageChart } from './chart.js';
 import { CoverageLayer } from './coverage.js';
 import { DeviceDetails } from './details.js';
 import { DeviceList } from './devicelist.js';
-import { isStale } from './format.js';
+import { isStale, setCityZone } from './format.js';
 import { GridLayer } from './grids.js';
 import { LiveFeed, liveFeedUrl } from './live.js';
 import { DeviceMarkers } from './markers.js';
@@ -337,6 +337,7 @@ async function boot() {
     showBanner(`配置加载失败，使用默认设置 (config failed to load: ${error.message})`);
   }
   setDatum(config.map_datum);
+  setCityZone(config.zone);
   const tiled = typeof config.tile_url === 'string' && config.tile_url !== '';
   showDistricts(config);
 

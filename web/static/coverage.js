@@ -2,7 +2,7 @@
 // the grids of patrol slots in progress that are still unvisited outlined in dashed red.
 // Off by default; while on it refreshes from /api/coverage/live every 30 seconds.
 
-import { el, formatClock } from './format.js';
+import { el, formatClock, formatDateTime } from './format.js';
 
 export const COVERAGE_URL = '/api/coverage/live';
 export const COVERAGE_REFRESH_MS = 30 * 1000;
@@ -130,7 +130,7 @@ export class CoverageLayer {
     const share = total ? `，已覆盖 ${Math.round((covered / total) * 100)}%` : '';
     this.status.textContent = `进行中班次 ${slots.length}${share} · ${formatClock(now)}`;
     this.status.title = `${slots.length} patrol slots in progress, ${covered}/${total} of their grids covered; `
-      + `as of ${new Date(now).toLocaleString()}`;
+      + `as of ${formatDateTime(now)}`;
   }
 
   clear() {
