@@ -354,37 +354,44 @@ def ms_local(ms: int, zone: str) -> str:
 
 
 def cmd_report_coverage(args, settings) -> int:
-    import csv
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
 
     from geofence.plan import PatrolPlan
+    from tracker.clock import wall_clock_ms
     from tracker.live.patrol import coverage_report_from_store, default_rule
+    from web.exports import to_csv
+    from web.routes.exports import COVERAGE
 
     async def main() -> int:
         async with _store(settings) as store:
             plan = PatrolPlan.from_dict(_stored_plan(await store.latest_plan())[1])
             cover = dict(await store.grid_cells())
-            day = args.date or date.today()
-            import time as _time
-
+            now_ms = wall_clock_ms()
+            day = args.date or datetime.fromtimestamp(now_ms / 1000, ZoneInfo(settings.city.timezone)).date()
             report = await coverage_report_from_store(store, plan, cover, plan.rules(default_rule(settings.patrol)), day,
-                                                      int(_time.time() * 1000), settings.grid.district)
+                                                      now_ms, settings.grid.district)
         rows = report["collectors"]
-        print(f"coverage on {report['date']}: {len(rows)} slots")
+        summary = report["summary"]
+        share = "no data" if summary["share"] is None else f"{summary['share']:.0%}"
+        print(f"coverage on {report['date']}: {len(rows)} slots; {summary['grids_covered']}/{summary['grids_total']} grids "
+              f"covered ({share}) over {summary['slots']} slots with data, {summary['slots_no_data']} without")
         print(f"{'collector':<10} {'area':<13} {'slot':<23} {'grids':>9} {'share':>6} {'passes':>6} {'inside':>8}")
         for r in rows:
             slot = f"{ms_local(r['start'], plan.zone)}–{ms_local(r['end'], plan.zone)[6:]}"
-            print(f"{r['collector']:<10} {r['area']:<13} {slot:<23} {r['grids_covered']:>4}/{r['grids_total']:<4} {r['share']:>6.0%} "
-                  f"{r['passes']:>6} {r['inside_min']:>6.0f} m{'' if r['complete'] else ' (in progress)'}")
+            figure = (f"{r['grids_covered']:>4}/{r['grids_total']:<4} {r['share']:>6.0%}" if r["share"] is not None
+                      else f"{'':>4} {'':<4} {r['status']:>6}")
+            print(f"{r['collector']:<10} {r['area']:<13} {slot:<23} {figure} "
+                  f"{r['passes']:>6} {r['inside_min']:>6.0f} m{'' if r['status'] != 'in_progress' else ' (in progress)'}")
         for level in ("streets", "communities"):
             print(f"\n{level}:")
             for r in report[level]:
                 share = "-" if r["share"] is None else f"{r['share']:.0%}"
                 print(f"  {r['code']:<13} {r['covered']:>4}/{r['scheduled']:<4} grid-slots covered ({share})")
         out = args.csv or f"coverage-{report['date']}.csv"
-        with open(out, "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0].keys()) if rows else ["collector"])
-            writer.writeheader()
-            writer.writerows(rows)
+        # the same file as GET /api/exports/coverage.csv: city times, 是/否, two header rows
+        with open(out, "wb") as f:
+            f.write(to_csv(COVERAGE, rows, settings.city.timezone))
         print(f"\nwrote {out}")
         return 0
 

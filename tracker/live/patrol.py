@@ -313,6 +313,7 @@ class Patrol:
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         p = self.settings.patrol
+        await self._refresh_periods()
         task_status.started()
         next_checkpoint = trio.current_time() + p.checkpoint_s
         while True:
@@ -320,13 +321,16 @@ class Patrol:
                 await self._wake.wait()
             self._wake = trio.Event()
             await self._follow_plan()
-            if self.runs is not None:
-                now = self.clock_ms()
-                self._periods = await self.runs.periods(now - 2 * 24 * _HOUR, now + 1)
+            await self._refresh_periods()
             await self.evaluate_now()
             if self.state is not None and trio.current_time() >= next_checkpoint:
                 await self.checkpoint()
                 next_checkpoint = trio.current_time() + p.checkpoint_s
+
+    async def _refresh_periods(self) -> None:
+        if self.runs is not None:
+            now = self.clock_ms()
+            self._periods = await self.runs.periods(now - 2 * 24 * _HOUR, now + 1)
 
     async def _follow_plan(self) -> None:
         """A plan changed elsewhere (CLI, another instance's API) takes effect here too."""
