@@ -353,6 +353,20 @@ def ms_local(ms: int, zone: str) -> str:
     return datetime.fromtimestamp(ms / 1000, ZoneInfo(zone)).strftime("%m-%d %H:%M")
 
 
+def _as_of(value: str, zone: str) -> int:
+    from zoneinfo import ZoneInfo
+
+    from starlette.exceptions import HTTPException
+
+    from protocols.epoch import datetime_to_ms
+    from web.params import parse_time
+
+    try:
+        return datetime_to_ms(parse_time(value, "--as-of", ZoneInfo(zone)))
+    except HTTPException as exc:
+        raise CommandError(exc.detail) from None
+
+
 def cmd_report_coverage(args, settings) -> int:
     from datetime import datetime
     from zoneinfo import ZoneInfo
@@ -367,7 +381,7 @@ def cmd_report_coverage(args, settings) -> int:
         async with _store(settings) as store:
             plan = PatrolPlan.from_dict(_stored_plan(await store.latest_plan())[1])
             cover = dict(await store.grid_cells())
-            now_ms = wall_clock_ms()
+            now_ms = wall_clock_ms() if args.as_of is None else _as_of(args.as_of, settings.city.timezone)
             day = args.date or datetime.fromtimestamp(now_ms / 1000, ZoneInfo(settings.city.timezone)).date()
             report = await coverage_report_from_store(store, plan, cover, plan.rules(default_rule(settings.patrol)), day,
                                                       now_ms, settings.grid.district)
@@ -485,7 +499,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="reports")
     rsub = p.add_subparsers(dest="report_command", required=True)
     g = rsub.add_parser("coverage", help="patrol coverage per collector and slot, community and street; writes CSV")
-    g.add_argument("--date", type=_day, help="YYYY-MM-DD, local (default today)")
+    g.add_argument("--date", type=_day, help="YYYY-MM-DD, a day of the city ([city] timezone; default today)")
+    g.add_argument("--as-of", help="the day as it stood at this time (as the API takes times: ISO 8601 with an offset, "
+                                   "epoch milliseconds, or a local time of the city; default now)")
     g.add_argument("--csv", help="CSV file (default coverage-DATE.csv)")
     g.set_defaults(func=cmd_report_coverage)
 
