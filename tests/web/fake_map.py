@@ -172,6 +172,7 @@ class FakeService:
     alarms: list[dict[str, Any]] = field(default_factory=list)
     coverage: dict[str, Any] | None = None
     timeline: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, Any] | None = None  # the day's figure, as the report and live coverage ("today") give it
     coverage_requests: int = 0
     report_dates: list[str] = field(default_factory=list)
     pushed: queue.SimpleQueue[dict[str, Any]] = field(default_factory=queue.SimpleQueue)
@@ -278,7 +279,7 @@ class FakeService:
         except ValueError:
             return JSONResponse({"error": f"'date' must be YYYY-MM-DD, got {day!r}"}, status_code=400)
         self.report_dates.append(day)
-        return JSONResponse({"date": day, "timeline": self.timeline, "collectors": [], "grids": [],
+        return JSONResponse({"date": day, "summary": self.summary, "timeline": self.timeline, "collectors": [], "grids": [],
                              "communities": [], "streets": []})
 
     async def tile(self, request: Request) -> Response:

@@ -7,6 +7,7 @@ import { AlertBoard } from './alerts.js';
 import { CoverageChart } from './chart.js';
 import { CoverageLayer } from './coverage.js';
 import { DeviceDetails } from './details.js';
+import { Downloads } from './downloads.js';
 import { DeviceList } from './devicelist.js';
 import { isStale, setCityZone } from './format.js';
 import { GridLayer } from './grids.js';
@@ -352,13 +353,16 @@ async function boot() {
   grids = new GridLayer(map, { tiled });
   markers = new DeviceMarkers(map, { onSelect: (id) => select(id) });
   list = new DeviceList($('gw-device-rows'), $('gw-empty'), { onSelect: (id) => select(id, { pan: true }), describeGrid });
+  const downloads = new Downloads({
+    alertsPanel: $('gw-panel-alerts'), chartPanel: $('gw-chart-panel'), trackInfo: $('gw-track-info'),
+  });
   details = new DeviceDetails(map, {
     panel: $('gw-details'),
     title: $('gw-details-title'),
     body: $('gw-details-body'),
     trackInfo: $('gw-track-info'),
     close: $('gw-details-close'),
-  }, { describeGrid, onClose: () => select(null) });
+  }, { describeGrid, onClose: () => select(null), onTrack: (id, from, to) => downloads.setTrack(id, from, to) });
   tabs = new Tabs($('gw-tabs'));
   alarmMarkers = new AlarmMarkers(map, { onSelect: showAlarmOnList });
   board = new AlertBoard({
@@ -380,7 +384,7 @@ async function boot() {
     panel: $('gw-chart-panel'),
     container: $('gw-coverage-chart'),
     latest: $('gw-chart-latest'),
-  }, { getJSON, zone: config.zone });
+  }, { getJSON, zone: config.zone, onDate: (date) => downloads.setCoverageDate(date) });
 
   $('gw-filter').addEventListener('input', (event) => {
     list.setFilter(event.target.value);

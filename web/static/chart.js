@@ -45,7 +45,8 @@ function svg(tag, attrs = {}, ...children) {
 }
 
 export class CoverageChart {
-  constructor({ panel, container, latest }, { getJSON, zone }) {
+  constructor({ panel, container, latest }, { getJSON, zone, onDate }) {
+    this.onDate = onDate || (() => {});
     chartZone = zone || undefined;
     this.zone = chartZone;
     this.panel = panel;
@@ -78,7 +79,8 @@ export class CoverageChart {
     }
     if (request !== this.request) return;
     this.date = date;
-    this.render((report && report.timeline) || []);
+    this.onDate(date);
+    this.render((report && report.timeline) || [], report && report.summary);
   }
 
   showNote(text, title) {
@@ -86,7 +88,9 @@ export class CoverageChart {
     this.latest.textContent = '—';
   }
 
-  render(timeline) {
+  // ``summary``: the day's figure as the server computes it for every view (slots without
+  // data left out); the line is that figure every 15 minutes, gaps where there was no data.
+  render(timeline, summary) {
     const points = timeline
       .filter((p) => p && Number.isFinite(p.t) && Number.isFinite(p.share))
       .map((p) => ({ t: p.t, share: Math.min(1, Math.max(0, p.share)) }))
@@ -144,7 +148,9 @@ export class CoverageChart {
     svg('circle', { class: 'gw-chart-now', cx: fmt(lastX), cy: fmt(y(last.share)), r: 4 }),
     label);
     this.container.replaceChildren(chart);
-    this.latest.textContent = percent(last.share);
-    this.latest.title = `Share of scheduled grids covered so far, at ${clock(last.t)} ${zoneLabel()}`;
+    const share = summary && Number.isFinite(summary.share) ? summary.share : last.share;
+    this.latest.textContent = percent(share);
+    this.latest.title = `Share of scheduled grids covered so far, at ${clock(last.t)} ${zoneLabel()}`
+      + (summary && summary.slots_no_data ? `; ${summary.slots_no_data} slots without data left out` : '');
   }
 }

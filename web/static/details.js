@@ -7,7 +7,8 @@ import {
 export const TRACK_WINDOW_MS = 30 * 60 * 1000;
 
 export class DeviceDetails {
-  constructor(map, nodes, { describeGrid, onClose }) {
+  constructor(map, nodes, { describeGrid, onClose, onTrack }) {
+    this.onTrack = onTrack || (() => {});
     this.map = map;
     this.nodes = nodes;
     this.describeGrid = describeGrid;
@@ -128,6 +129,7 @@ export class DeviceDetails {
     const path = this.track.getElement();
     if (path) path.setAttribute('data-device', id);
     this.updateTrackInfo();
+    this.onTrack(id, from.getTime(), to.getTime());
   }
 
   updateTrackInfo() {
@@ -144,5 +146,6 @@ export class DeviceDetails {
     this.track = null;
     this.trackStart = null;
     this.nodes.trackInfo.textContent = '';
+    this.onTrack(null);
   }
 }
