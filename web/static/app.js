@@ -354,7 +354,7 @@ async function boot() {
   markers = new DeviceMarkers(map, { onSelect: (id) => select(id) });
   list = new DeviceList($('gw-device-rows'), $('gw-empty'), { onSelect: (id) => select(id, { pan: true }), describeGrid });
   const downloads = new Downloads({
-    alertsPanel: $('gw-panel-alerts'), chartPanel: $('gw-chart-panel'), trackInfo: $('gw-track-info'),
+    alertsPanel: $('gw-panel-alerts'), chartPanel: $('gw-chart-panel'), detailsClose: $('gw-details-close'),
   });
   details = new DeviceDetails(map, {
     panel: $('gw-details'),

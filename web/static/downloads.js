@@ -24,15 +24,16 @@ function row(label, kind, formats, params, title) {
 }
 
 export class Downloads {
-  constructor({ alertsPanel, chartPanel, trackInfo }) {
+  constructor({ alertsPanel, chartPanel, detailsClose }) {
     alertsPanel.append(
       row('设备报警', 'alarms', ['csv', 'xlsx'], {}, 'Download alarms'),
       row('巡查告警', 'alerts', ['csv', 'xlsx'], {}, 'Download patrol alerts'),
     );
     this.coverage = row('覆盖报告', 'coverage', ['csv', 'xlsx'], {}, "Download today's coverage report");
     chartPanel.append(this.coverage);
-    this.track = el('p', { class: 'gw-downloads', 'data-kind': 'track', hidden: true });
-    trackInfo.after(this.track);
+    // in the details header, beside its close button: the panel stays as tall as it was
+    this.track = el('span', { class: 'gw-downloads gw-downloads--inline', 'data-kind': 'track', hidden: true });
+    detailsClose.before(this.track);
   }
 
   // The report of the city day the chart shows.
@@ -45,7 +46,7 @@ export class Downloads {
   setTrack(device, fromMs, toMs) {
     this.track.hidden = device == null;
     if (device == null) return;
-    this.track.replaceChildren('轨迹 下载：', ...links('track', ['csv', 'xlsx', 'gpx', 'geojson'],
+    this.track.replaceChildren('轨迹', ...links('track', ['csv', 'xlsx', 'gpx', 'geojson'],
       { device, from: String(fromMs), to: String(toMs) }, `Download the track of ${device}`));
   }
 }
