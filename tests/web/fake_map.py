@@ -172,6 +172,7 @@ class FakeService:
     alarms: list[dict[str, Any]] = field(default_factory=list)
     coverage: dict[str, Any] | None = None
     timeline: list[dict[str, Any]] = field(default_factory=list)
+    zone: str = "Asia/Shanghai"  # the city's zone ([city] timezone), as /api/config gives it
     summary: dict[str, Any] | None = None  # the day's figure, as the report and live coverage ("today") give it
     coverage_requests: int = 0
     report_dates: list[str] = field(default_factory=list)
@@ -224,7 +225,7 @@ class FakeService:
         districts = [{"code": DISTRICT, "name": "安宁区", "grids": len(codes),
                       "bbox": [min(lons), min(lats), max(lons), max(lats)]}] if codes else []
         return JSONResponse({"tile_url": self.tile_url, "center": list(self.centre), "zoom": self.zoom,
-                             "district": DISTRICT, "districts": districts})
+                             "district": DISTRICT, "districts": districts, "zone": self.zone})
 
     async def grid_collection(self, request: Request) -> JSONResponse:
         return JSONResponse(self.grids)

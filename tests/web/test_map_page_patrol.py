@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -322,7 +323,8 @@ def test_the_coverage_layer_shades_grids_by_last_visit_and_outlines_the_unvisite
 def test_the_chart_draws_todays_coverage_one_point_per_timeline_entry(page: Page) -> None:
     timeline = page.service.timeline
     wait_for_js(page.driver, "document.querySelectorAll('#gw-coverage-chart svg circle.gw-chart-point').length > 0")
-    assert page.service.report_dates[-1] == date.today().isoformat()
+    # the city's day (the service's zone), whatever the machine's
+    assert page.service.report_dates[-1] == datetime.now(ZoneInfo(page.service.zone)).date().isoformat()
     points = page.js("return [...document.querySelectorAll('#gw-coverage-chart svg circle.gw-chart-point')]"
                      ".map(c => [Number(c.dataset.t), Number(c.getAttribute('cx')), Number(c.getAttribute('cy'))])")
     assert [t for t, _, _ in points] == [p["t"] for p in timeline]
