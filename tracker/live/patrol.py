@@ -346,7 +346,8 @@ class Patrol:
         """Coverage report of one local day, from the database: of ``district``'s
         collectors and grids only, when given."""
         if self.plan is None or self.rules is None:
-            return {"date": day.isoformat(), "collectors": [], "grids": [], "communities": [], "streets": [], "timeline": []}
+            return {"date": day.isoformat(), "summary": coverage_summary([]), "collectors": [], "grids": [], "communities": [],
+                    "streets": [], "timeline": []}
         return await coverage_report_from_store(self.store, self.plan, self.cover, self.rules, day, self.clock_ms(),
                                                 self.settings.grid.district, district, self.runs)
 
