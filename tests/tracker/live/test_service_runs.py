@@ -8,23 +8,26 @@ from datetime import UTC, datetime, timedelta
 import trio
 
 from protocols.epoch import datetime_to_ms
-from tests.harness import start_service, store_task
+from tests.harness import store_task
 from tracker.live import runs as runs_module
 from tracker.live.runs import ServiceRuns
 
 START = datetime(2026, 12, 1, 6, 30, tzinfo=UTC)
 
 
-async def test_a_clean_stop_ends_the_run_where_it_stopped(settings, broker):
-    settings = settings.replace("jt808", enabled=False)
+async def test_a_clean_stop_ends_the_run_where_it_stopped(settings):
     now = [datetime_to_ms(START)]
     async with trio.open_nursery() as nursery:
-        store, running = await start_service(nursery, settings, clock_ms=lambda: now[0])
+        store = await nursery.start(store_task, settings.database.dsn)
+        runs = ServiceRuns(store, lambda: now[0])
+        await runs.start()
         now[0] += 5 * 60_000
-        await running.stop()
-        rows = await store.fetch("SELECT started_at, stopped_at FROM service_runs ORDER BY id")
+        await runs.stop()  # what Running.stop does last
+        rows = await store.fetch("SELECT started_at, heartbeat_at, stopped_at FROM service_runs ORDER BY id")
+        periods = await store.runs_between(START, START + timedelta(hours=1))
         nursery.cancel_scope.cancel()
-    assert [(r["started_at"], r["stopped_at"]) for r in rows] == [(START, START + timedelta(minutes=5))]
+    assert [tuple(r.values()) for r in rows] == [(START, START + timedelta(minutes=5), START + timedelta(minutes=5))]
+    assert periods == [(START, START + timedelta(minutes=5))]
 
 
 async def test_heartbeats_mark_how_long_a_run_that_never_stopped_lasted(settings, monkeypatch):
