@@ -193,6 +193,13 @@ class PatrolPlan:
         }
 
     def with_exception(self, item: Mapping[str, Any]) -> PatrolPlan:
+        """The plan with one more exception. The collectors it names must have a shift in
+        the plan: an exception for nobody would be kept, versioned and never apply."""
+        known = {s.collector for s in self.shifts}
+        for key in ("collector", "giver", "taker"):
+            who = item.get(key)
+            if isinstance(who, str) and who not in known:
+                raise PlanError(f"exception.{key}: unknown collector {who!r}: no shift of the plan names them")
         doc = self.to_dict()
         doc["exceptions"].append(dict(item))
         return PatrolPlan.from_dict(doc)

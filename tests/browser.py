@@ -20,7 +20,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,7 +61,7 @@ def browser_available() -> tuple[bool, str]:
 
 @contextlib.contextmanager
 def open_browser(
-    *, width: int = 1440, height: int = 900, extra_args: tuple[str, ...] = ()
+    *, width: int = 1440, height: int = 900, extra_args: tuple[str, ...] = (), env: Mapping[str, str] | None = None
 ) -> Iterator[WebDriver]:
     """A fresh headless Chromium with its own temporary profile, quit on exit.
 
@@ -81,7 +81,8 @@ def open_browser(
     for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}", *extra_args):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    service = Service(executable_path=str(CHROMEDRIVER))
+    # ``env``: added to the environment of chromedriver and so of Chromium (TZ, LANG, ...)
+    service = Service(executable_path=str(CHROMEDRIVER), env={**os.environ, **env} if env else None)
     try:
         driver = webdriver.Chrome(service=service, options=options)
         try:

@@ -19,6 +19,7 @@ import os
 import tomllib
 import types
 import typing
+import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -120,6 +121,13 @@ class DatabaseSettings:
     command_timeout_s: float = 60.0
     retry_first_s: float = 0.05
     retry_max_s: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class CitySettings:
+    # The zone of the city's clocks: report days are its days, the API reads a time
+    # without an offset in it, the map shows every time in it.
+    timezone: str = "Asia/Shanghai"
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,6 +325,7 @@ class LogSettings:
 class Settings:
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    city: CitySettings = field(default_factory=CitySettings)
     grid: GridSettings = field(default_factory=GridSettings)
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
     handset: HandsetSettings = field(default_factory=HandsetSettings)
@@ -449,6 +458,7 @@ def _validate(s: types.SimpleNamespace) -> None:
     need(0 < s.database.retry_first_s <= s.database.retry_max_s, "[database] retry_first_s", "must be > 0 and <= retry_max_s")
     need(s.health.max_persist_lag_s > 0 and s.health.database_probe_s > 0, "[health] max_persist_lag_s",
          "and database_probe_s must be > 0")
+    need(_known_zone(s.city.timezone), "[city] timezone", f"must be an IANA time zone (e.g. Asia/Shanghai), got {s.city.timezone!r}")
     need(0 <= s.grid.h3_resolution <= 15, "[grid] h3_resolution", "must be 0..15")
     need(len(s.grid.district) == 6 and s.grid.district.isdigit(), "[grid] district", "must be a 6-digit admin code")
     for key in ("inbound_queue", "inbound_max_bytes", "persist_queue", "persist_batch_rows", "persist_flush_ms", "broadcast_tick_ms",
@@ -507,3 +517,11 @@ def _validate(s: types.SimpleNamespace) -> None:
     need(s.registry.control_username != s.mqtt.username, "[registry] control_username",
          "must not be the ingest account ([mqtt] username): only the control account may change accounts")
     need(s.sensors.silent_after_s > 0 and s.sensors.watchdog_s > 0, "[sensors] silent_after_s", "and watchdog_s must be > 0")
+
+
+def _known_zone(name: str) -> bool:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True

@@ -23,7 +23,7 @@ from web.guards import CheckHost, LimitBody
 from web.params import error
 from web.policy import EVERYONE, PUBLIC, READERS, Scoping, allow, guard, policy_of
 from web.principal import Role
-from web.routes import admin_devices, alerts, audit, commandmap, devices, history, ops, patrol, readings, reports, session
+from web.routes import admin_devices, alerts, audit, commandmap, devices, exports, history, ops, patrol, readings, reports, session
 from web.routes.commandmap import STATIC
 from web.stream import live_feed
 
@@ -55,6 +55,8 @@ ROUTES: list[BaseRoute] = [
     guard(Route("/api/alerts", alerts.patrol_alerts), READ),
     guard(Route("/api/coverage/live", patrol.coverage_live), READ),
     guard(Route("/api/reports/coverage", reports.coverage_report), READ),
+    # alarms, alerts, coverage and tracks as files (web.routes.exports), scoped as those lists
+    guard(Route("/api/exports/{name}", exports.export), READ),
     guard(Route("/api/patrol/plan", patrol.plan_get, methods=["GET"]), READ),
     # the whole plan covers every district: replaced by city accounts only
     guard(Route("/api/patrol/plan", patrol.plan_put, methods=["PUT"]),

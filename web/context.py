@@ -21,7 +21,7 @@ from geofence.plan import PatrolPlan
 from web.basemaps import BaseMap
 from web.principal import Principal
 
-DEFAULT_ZONE = "Asia/Shanghai"  # the zone of "today" while no patrol plan names one
+DEFAULT_ZONE = "Asia/Shanghai"  # the city's zone unless [city] timezone says otherwise
 
 
 class Unavailable(Exception):
@@ -256,6 +256,7 @@ class MapSettings:
     # a device is online while heard from within this many seconds, by class ([live])
     online_s: tuple[tuple[str, float], ...] = (("collector", 300.0), ("vehicle", 300.0), ("sensor", 1800.0))
     basemap: BaseMap | None = None  # None: the tiles of tile_url (if any) in map_datum
+    city_zone: str = DEFAULT_ZONE  # [city] timezone: report days, times without an offset, the page's clocks
 
 
 def _all_healthy() -> tuple[bool, str]:
@@ -282,9 +283,8 @@ class WebContext:
     alert_messages: Catalogue = field(default_factory=default_catalogue)  # texts and severities of alerts
 
     def zone(self) -> str:
-        """The time zone of "today": the patrol plan's."""
-        plan = self.patrol.plan if self.patrol is not None else None
-        return plan.zone if plan is not None else DEFAULT_ZONE
+        """The city's time zone: of "today", of report days, of a time given without an offset."""
+        return self.settings.city_zone
 
 
 def context(connection: HTTPConnection) -> WebContext:

@@ -68,6 +68,11 @@ async def live_feed(websocket: WebSocket) -> None:
     ctx = context(websocket)
     who = principal(websocket)
     await websocket.accept()
+    if websocket.query_params:
+        # the feed takes no query parameters: a filter it would ignore is refused, by name
+        name = sorted(websocket.query_params)[0]
+        await websocket.close(code=1008, reason=f"unknown query parameter {name!r} (this endpoint takes: none)")
+        return
     subscription = ctx.feed.subscribe(who.district)
     outcome: list[Close] = []
     outbox = Outbox(ctx.settings.ws_max_unsent_bytes)
@@ -86,6 +91,9 @@ async def live_feed(websocket: WebSocket) -> None:
             await websocket.close(code=close.code, reason=close.reason)
         except (RuntimeError, WebSocketDisconnect):
             pass  # the peer went away first
+
+
+live_feed.accepted_params = frozenset()  # type: ignore[attr-defined]
 
 
 async def _take_frames(subscription: Subscription, outbox: Outbox, done: trio.CancelScope, outcome: list[Close]) -> None:

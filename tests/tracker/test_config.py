@@ -56,6 +56,8 @@ def test_environment_overrides_one_key():
     ("[jt808]\ndistrict = '6201'\n", {}, "[jt808] district: must be a 6-digit admin code"),
     ("", {"TRACKER_JT808__SEND_TIMEOUT_S": "0"}, "[jt808] send_timeout_s: must be > 0"),
     ("[jt808]\nenabled = 'sometimes'\n", {}, "[jt808] enabled: expected bool"),
+    ("[city]\ntimezone = 'Beijing'\n", {}, "[city] timezone: must be an IANA time zone"),
+    ("", {"TRACKER_CITY__TIMEZONE": "UTC+8"}, "[city] timezone: must be an IANA time zone"),
 ])
 def test_bad_configuration_names_the_key(tmp_path, text, env, message):
     path = tmp_path / "config.toml"

@@ -178,6 +178,8 @@ class FakeService:
     alarms: list[dict[str, Any]] = field(default_factory=list)
     coverage: dict[str, Any] | None = None
     timeline: list[dict[str, Any]] = field(default_factory=list)
+    zone: str = "Asia/Shanghai"  # the city's zone ([city] timezone), as /api/config gives it
+    summary: dict[str, Any] | None = None  # the day's figure, as the report and live coverage ("today") give it
     coverage_requests: int = 0
     # What GET /api/cases/summary answers; None: 404, as from a service that keeps no cases.
     cases: dict[str, Any] | None = None
@@ -244,7 +246,7 @@ class FakeService:
                       "bbox": [min(lons), min(lats), max(lons), max(lats)]}] if codes else []
         extra = {"basemap": self.basemap} if self.basemap is not None else {}
         body = {**extra, "tile_url": self.tile_url, "map_datum": self.map_datum, "center": list(self.centre), "zoom": self.zoom,
-                "district": DISTRICT, "districts": districts}
+                "district": DISTRICT, "districts": districts, "zone": self.zone}
         if self.online_s is not None:
             body["online_s"] = self.online_s
         return JSONResponse(body)
@@ -314,7 +316,7 @@ class FakeService:
         except ValueError:
             return JSONResponse({"error": f"'date' must be YYYY-MM-DD, got {day!r}"}, status_code=400)
         self.report_dates.append(day)
-        return JSONResponse({"date": day, "timeline": self.timeline, "collectors": [], "grids": [],
+        return JSONResponse({"date": day, "summary": self.summary, "timeline": self.timeline, "collectors": [], "grids": [],
                              "communities": [], "streets": []})
 
     async def case_summary(self, request: Request) -> JSONResponse:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -95,6 +96,10 @@ def expected_bucket(age_min: int | None) -> str:
     return "fresh" if age_min < 30 else "recent" if age_min < 120 else "stale"
 
 
+# The day's figure: the chart's last point, and the legend's "today" (slots without data left out).
+TODAY = {"share": 0.83, "grids_total": 96, "grids_covered": 80, "slots": 6, "slots_no_data": 2, "status": "ok"}
+
+
 def canned_coverage(now: int, codes: list[str]) -> dict[str, Any]:
     visits = {code: None if (age := VISIT_AGES_MIN[i % len(VISIT_AGES_MIN)]) is None else now - age * MINUTE
               for i, code in enumerate(codes)}
@@ -109,6 +114,7 @@ def canned_coverage(now: int, codes: list[str]) -> dict[str, Any]:
              "area": "620105001002", "start": slot, "end": slot + 240 * MINUTE, "grids_total": 16, "grids_covered": 5,
              "share": 5 / 16},
         ],
+        "today": TODAY,
     }
 
 
@@ -127,6 +133,7 @@ def patrol_service() -> FakeService:
     service.alarms = canned_alarm_history(now)
     service.coverage = canned_coverage(now, [f["properties"]["code"] for f in service.grids["features"]])
     service.timeline = canned_timeline()
+    service.summary = TODAY
     return service
 
 
@@ -297,7 +304,7 @@ def test_the_coverage_layer_shades_grids_by_last_visit_and_outlines_the_unvisite
     assert toggle.get_attribute("aria-pressed") == "true"
     legend = page.driver.find_element(By.CSS_SELECTOR, ".gw-legend")
     assert legend.is_displayed()
-    assert "30分钟内" in legend.text and "班次中未到" in legend.text and "进行中班次 2，已覆盖 50%" in legend.text
+    assert "30分钟内" in legend.text and "班次中未到" in legend.text and "进行中班次 2，今日已覆盖 83%" in legend.text
     outline = page.js(f"return document.querySelector(\"path.gw-grid[data-code='{grid_code(2, 5)}']\")"
                       ".getAttribute('stroke-dasharray')")
     assert outline == "6 4"
@@ -316,7 +323,8 @@ def test_the_coverage_layer_shades_grids_by_last_visit_and_outlines_the_unvisite
 def test_the_chart_draws_todays_coverage_one_point_per_timeline_entry(page: Page) -> None:
     timeline = page.service.timeline
     wait_for_js(page.driver, "document.querySelectorAll('#gw-coverage-chart svg circle.gw-chart-point').length > 0")
-    assert page.service.report_dates[-1] == date.today().isoformat()
+    # the city's day (the service's zone), whatever the machine's
+    assert page.service.report_dates[-1] == datetime.now(ZoneInfo(page.service.zone)).date().isoformat()
     points = page.js("return [...document.querySelectorAll('#gw-coverage-chart svg circle.gw-chart-point')]"
                      ".map(c => [Number(c.dataset.t), Number(c.getAttribute('cx')), Number(c.getAttribute('cy'))])")
     assert [t for t, _, _ in points] == [p["t"] for p in timeline]
@@ -387,7 +395,7 @@ def test_the_patrol_view_renders_legibly(page: Page) -> None:
         assert {rgb(swatch["background-color"])} == colours, bucket
     assert style(page, ".gw-swatch--unvisited", "border-top-style", "border-top-color") == {
         "border-top-style": "dashed", "border-top-color": "rgb(255, 59, 59)"}
-    assert displayed_text(page, ".gw-legend-status")[0].startswith("进行中班次 2，已覆盖 50%")
+    assert displayed_text(page, ".gw-legend-status")[0].startswith("进行中班次 2，今日已覆盖 83%")
     assert text_contrast(page, ".gw-legend-status") >= READABLE
 
     # Alarm markers are drawn over everything at their place, in red by level, with a pulsing ring; the

@@ -48,6 +48,7 @@ MATRIX: dict[str, set[Role] | str] = {
     "GET /api/alerts": READERS,
     "GET /api/coverage/live": READERS,
     "GET /api/reports/coverage": READERS,
+    "GET /api/exports/{name}": READERS,
     "GET /api/patrol/plan": READERS,
     "PUT /api/patrol/plan": {SUPERVISOR, ADMIN},
     "POST /api/patrol/exceptions": {SUPERVISOR, ADMIN},
@@ -64,7 +65,7 @@ MATRIX: dict[str, set[Role] | str] = {
     "GET /static/{path}": "public",
 }
 OWN_DEVICE = "c0001"
-CONCRETE = {"{device}": OWN_DEVICE, "{path}": "app.css"}
+CONCRETE = {"{device}": OWN_DEVICE, "{path}": "app.css", "{name}": "alarms.csv"}
 BODIES = {"PUT /api/patrol/plan": b"{}", "POST /api/patrol/exceptions": b"{}", "POST /api/session": b"{}",
           "POST /api/session/password": b"{}", "POST /api/admin/devices": b"{}"}
 

@@ -353,38 +353,59 @@ def ms_local(ms: int, zone: str) -> str:
     return datetime.fromtimestamp(ms / 1000, ZoneInfo(zone)).strftime("%m-%d %H:%M")
 
 
+def _as_of(value: str, zone: str) -> int:
+    from zoneinfo import ZoneInfo
+
+    from starlette.exceptions import HTTPException
+
+    from protocols.epoch import datetime_to_ms
+    from web.params import parse_time
+
+    try:
+        return datetime_to_ms(parse_time(value, "--as-of", ZoneInfo(zone)))
+    except HTTPException as exc:
+        raise CommandError(exc.detail) from None
+
+
 def cmd_report_coverage(args, settings) -> int:
-    import csv
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
 
     from geofence.plan import PatrolPlan
+    from tracker.clock import wall_clock_ms
     from tracker.live.patrol import coverage_report_from_store, default_rule
+    from web.exports import to_csv
+    from web.routes.exports import COVERAGE
 
     async def main() -> int:
         async with _store(settings) as store:
             plan = PatrolPlan.from_dict(_stored_plan(await store.latest_plan())[1])
             cover = dict(await store.grid_cells())
-            day = args.date or date.today()
-            import time as _time
-
+            now_ms = wall_clock_ms() if args.as_of is None else _as_of(args.as_of, settings.city.timezone)
+            day = args.date or datetime.fromtimestamp(now_ms / 1000, ZoneInfo(settings.city.timezone)).date()
             report = await coverage_report_from_store(store, plan, cover, plan.rules(default_rule(settings.patrol)), day,
-                                                      int(_time.time() * 1000), settings.grid.district)
+                                                      now_ms, settings.grid.district)
         rows = report["collectors"]
-        print(f"coverage on {report['date']}: {len(rows)} slots")
+        summary = report["summary"]
+        share = "no data" if summary["share"] is None else f"{summary['share']:.0%}"
+        print(f"coverage on {report['date']}: {len(rows)} slots; {summary['grids_covered']}/{summary['grids_total']} grids "
+              f"covered ({share}) over {summary['slots']} slots with data, {summary['slots_no_data']} without")
         print(f"{'collector':<10} {'area':<13} {'slot':<23} {'grids':>9} {'share':>6} {'passes':>6} {'inside':>8}")
         for r in rows:
             slot = f"{ms_local(r['start'], plan.zone)}–{ms_local(r['end'], plan.zone)[6:]}"
-            print(f"{r['collector']:<10} {r['area']:<13} {slot:<23} {r['grids_covered']:>4}/{r['grids_total']:<4} {r['share']:>6.0%} "
-                  f"{r['passes']:>6} {r['inside_min']:>6.0f} m{'' if r['complete'] else ' (in progress)'}")
+            figure = (f"{r['grids_covered']:>4}/{r['grids_total']:<4} {r['share']:>6.0%}" if r["share"] is not None
+                      else f"{'':>4} {'':<4} {r['status']:>6}")
+            print(f"{r['collector']:<10} {r['area']:<13} {slot:<23} {figure} "
+                  f"{r['passes']:>6} {r['inside_min']:>6.0f} m{'' if r['status'] != 'in_progress' else ' (in progress)'}")
         for level in ("streets", "communities"):
             print(f"\n{level}:")
             for r in report[level]:
                 share = "-" if r["share"] is None else f"{r['share']:.0%}"
                 print(f"  {r['code']:<13} {r['covered']:>4}/{r['scheduled']:<4} grid-slots covered ({share})")
         out = args.csv or f"coverage-{report['date']}.csv"
-        with open(out, "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0].keys()) if rows else ["collector"])
-            writer.writeheader()
-            writer.writerows(rows)
+        # the same file as GET /api/exports/coverage.csv: city times, 是/否, two header rows
+        with open(out, "wb") as f:
+            f.write(to_csv(COVERAGE, rows, settings.city.timezone))
         print(f"\nwrote {out}")
         return 0
 
@@ -478,7 +499,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="reports")
     rsub = p.add_subparsers(dest="report_command", required=True)
     g = rsub.add_parser("coverage", help="patrol coverage per collector and slot, community and street; writes CSV")
-    g.add_argument("--date", type=_day, help="YYYY-MM-DD, local (default today)")
+    g.add_argument("--date", type=_day, help="YYYY-MM-DD, a day of the city ([city] timezone; default today)")
+    g.add_argument("--as-of", help="the day as it stood at this time (as the API takes times: ISO 8601 with an offset, "
+                                   "epoch milliseconds, or a local time of the city; default now)")
     g.add_argument("--csv", help="CSV file (default coverage-DATE.csv)")
     g.set_defaults(func=cmd_report_coverage)
 

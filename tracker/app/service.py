@@ -25,6 +25,7 @@ from tracker.config import Settings, Unregistered
 from tracker.ingest.jt808_gateway import Jt808Gateway, serve_jt808
 from tracker.ingest.pipeline import Pipeline
 from tracker.live.patrol import Patrol
+from tracker.live.runs import ServiceRuns
 from tracker.live.state import LiveState
 from tracker.metrics import Metrics
 from tracker.registry.directory import Registry
@@ -51,6 +52,7 @@ class Running:
     patrol: Patrol | None = None
     gateway: Jt808Gateway | None = None
     registry: Registry | None = None
+    runs: ServiceRuns | None = None
 
     async def stop(self) -> None:
         """Stop the sources, drain the pipeline (nothing received is lost), stop the rest."""
@@ -59,6 +61,8 @@ class Running:
         await self.pipeline.stop()
         if self.patrol is not None:
             await self.patrol.checkpoint()  # every fix received is observed by now
+        if self.runs is not None:
+            await self.runs.stop()
         self.cancel_scope.cancel()
 
 
@@ -217,7 +221,11 @@ async def run_service(settings: Settings, store: Store, *, clock_ms: Clock | Non
                         component_of=registry.component)
     pipeline.live.names = registry.names  # the map calls registered devices by their names
     await _warm_start(store, pipeline.live, settings.pipeline.max_devices)
+    runs = ServiceRuns(store, clock_ms)
+    await database.retrying("service_runs", runs.start)
     patrol = await _patrol(settings, store, index, pipeline, metrics, clock_ms) if settings.patrol.enabled else None
+    if patrol is not None:
+        patrol.runs = runs
     await pipeline.resume()  # alarm state: a recovery after a restart clears what was raised before it
     gateway = (Jt808Gateway(settings.jt808, pipeline, clock_ms, pipeline.vehicle_alarms, terminals=registry.terminal)
                if settings.jt808.enabled else None)
@@ -233,6 +241,7 @@ async def run_service(settings: Settings, store: Store, *, clock_ms: Clock | Non
     with trio.CancelScope() as scope:
         async with trio.open_nursery() as nursery:
             await nursery.start(pipeline.run)
+            await nursery.start(runs.heartbeats)
             await nursery.start(registry.watch, store, settings.registry.refresh_s)
             await nursery.start(run_retention, store, settings.retention, clock_ms, metrics)
             if patrol is not None:
@@ -251,7 +260,7 @@ async def run_service(settings: Settings, store: Store, *, clock_ms: Clock | Non
             else:
                 front.healthy, front.app, url = healthy, app, front.url
             log.info("serving the command map at %s", url)
-            task_status.started(Running(pipeline, web, url, scope, jt808_port, gateway_scope, patrol, gateway, registry))
+            task_status.started(Running(pipeline, web, url, scope, jt808_port, gateway_scope, patrol, gateway, registry, runs))
 
 
 async def _watch_database(store: Store, database: DatabaseState, every_s: float) -> None:

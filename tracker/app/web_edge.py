@@ -337,7 +337,7 @@ def map_settings(settings: Settings) -> MapSettings:
                        max_body_bytes=web.max_body_bytes,
                        allowed_hosts=web.allowed_hosts or default_allowed_hosts(web.host, web.public_name),
                        ws_snapshot_devices=web.ws_snapshot_devices, ws_max_unsent_bytes=web.ws_max_unsent_bytes,
-                       online_s=tuple(settings.live.online_s().items()))
+                       online_s=tuple(settings.live.online_s().items()), city_zone=settings.city.timezone)
 
 
 def auth_settings(settings: Settings) -> WebAuthSettings:

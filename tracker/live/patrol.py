@@ -20,7 +20,7 @@ from alerts.patrol import Alert, AlertChange, PatrolState, evaluate
 from geofence.coverage import strictly_increasing
 from geofence.placed import Placed, PlacedSlice
 from geofence.plan import PatrolPlan
-from geofence.reports import coverage_report, day_bounds
+from geofence.reports import ALWAYS, Periods, coverage_report, coverage_summary, day_bounds, slot_figure
 from geofence.territory import CoverageRule, CoverageRules
 from protocols.epoch import datetime_to_ms, ms_to_datetime
 from protocols.model import DeviceClass, Fix
@@ -28,6 +28,7 @@ from tracker.bounds import excess, least_recent
 from tracker.clock import wall_clock_ms
 from tracker.config import PatrolSettings, PipelineSettings, Settings
 from tracker.live.fanout import Hub
+from tracker.live.runs import ServiceRuns
 from tracker.metrics import Metrics
 from tracker.storage.store import Store
 
@@ -53,7 +54,8 @@ def default_rule(p: PatrolSettings) -> CoverageRule:
 
 
 async def coverage_report_from_store(store: Store, plan: PatrolPlan, cover: dict[int, str], rules: CoverageRules, day,
-                                    now_ms: int, district: str, scope: str | None = None) -> dict:
+                                    now_ms: int, district: str, scope: str | None = None,
+                                    runs: ServiceRuns | None = None) -> dict:
     """``district``: the fixes' (the service's); ``scope``: the report of that district's
     collectors and grids only (None: the whole city's). Only the fixes of the collectors
     in scope are read."""
@@ -63,7 +65,17 @@ async def coverage_report_from_store(store: Store, plan: PatrolPlan, cover: dict
     rows = await store.pings_of(collectors, ms_to_datetime(start), ms_to_datetime(end))
     fixes = [Placed(Fix(r["device"], DeviceClass.COLLECTOR, district, datetime_to_ms(r["t"]), r["lat"], r["lon"], datetime_to_ms(r["rx"]),
                         r["acc"], None, None, None, r["bat"]), r["cell"], r["grid"], False) for r in rows]
-    return await trio.to_thread.run_sync(coverage_report, plan, cover, rules, fixes, day, now_ms, scope)
+    periods: Periods = await observed_periods(store, runs, start, end)
+    return await trio.to_thread.run_sync(coverage_report, plan, cover, rules, fixes, day, now_ms, scope, periods)
+
+
+async def observed_periods(store: Store, runs: ServiceRuns | None, start_ms: int, end_ms: int) -> Periods:
+    """When the service observed between ``start_ms`` and ``end_ms``: the recorded runs
+    (``runs``: this one's up to now as well)."""
+    if runs is not None:
+        return await runs.periods(start_ms, end_ms)
+    stored = await store.runs_between(ms_to_datetime(start_ms), ms_to_datetime(end_ms))
+    return [(datetime_to_ms(s), datetime_to_ms(e)) for s, e in stored]
 
 
 def alert_json(alert: Alert, alert_id: int | None = None, catalogue: Catalogue | None = None) -> dict:
@@ -88,6 +100,8 @@ class Patrol:
         self.metrics = metrics
         self.clock_ms = clock_ms or wall_clock_ms
         self.catalogue = configured_catalogue(settings.patrol.alert_severity) if settings is not None else default_catalogue()
+        self.runs: ServiceRuns | None = None  # None: every time counts as observed (tools, tests of the engine)
+        self._periods: Periods = ALWAYS  # the recent observed periods, for the live view (refreshed by run)
         self.plan: PatrolPlan | None = None
         self.plan_version = 0
         self.rules: CoverageRules | None = None
@@ -306,6 +320,7 @@ class Patrol:
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         p = self.settings.patrol
+        await self._refresh_periods()
         task_status.started()
         next_checkpoint = trio.current_time() + p.checkpoint_s
         while True:
@@ -313,10 +328,16 @@ class Patrol:
                 await self._wake.wait()
             self._wake = trio.Event()
             await self._follow_plan()
+            await self._refresh_periods()
             await self.evaluate_now()
             if self.state is not None and trio.current_time() >= next_checkpoint:
                 await self.checkpoint()
                 next_checkpoint = trio.current_time() + p.checkpoint_s
+
+    async def _refresh_periods(self) -> None:
+        if self.runs is not None:
+            now = self.clock_ms()
+            self._periods = await self.runs.periods(now - 2 * 24 * _HOUR, now + 1)
 
     async def _follow_plan(self) -> None:
         """A plan changed elsewhere (CLI, another instance's API) takes effect here too."""
@@ -332,9 +353,10 @@ class Patrol:
         """Coverage report of one local day, from the database: of ``district``'s
         collectors and grids only, when given."""
         if self.plan is None or self.rules is None:
-            return {"date": day.isoformat(), "collectors": [], "grids": [], "communities": [], "streets": [], "timeline": []}
+            return {"date": day.isoformat(), "summary": coverage_summary([]), "collectors": [], "grids": [], "communities": [],
+                    "streets": [], "timeline": []}
         return await coverage_report_from_store(self.store, self.plan, self.cover, self.rules, day, self.clock_ms(),
-                                                self.settings.grid.district, district)
+                                                self.settings.grid.district, district, self.runs)
 
     async def checkpoint(self) -> None:
         self.absorb()
@@ -374,10 +396,13 @@ class Patrol:
                 continue
             rule = self.rules.for_area(slot.area)
             coverage = self.state.coverage.slot_coverage(slot, rule, now)
-            covered = [g for g in coverage.grids if not g.shortfalls(rule, final=False)]
             unvisited.update(g.grid for g in coverage.grids if g.visits == 0)
             out["slots"].append({"slot_id": slot.id, "collector": slot.collector, "area": slot.area, "start": slot.start_ms,
-                                 "end": slot.end_ms, "grids_total": len(coverage.grids), "grids_covered": len(covered),
-                                 "share": round(len(covered) / len(coverage.grids), 3) if coverage.grids else 1.0})
+                                 "end": slot.end_ms, **slot_figure(self.state.coverage, slot, rule, now, self._periods)})
+        # the day's figure, computed as the day report computes it (geofence.reports)
+        today = [slot_figure(self.state.coverage, slot, self.rules.for_area(slot.area), now, self._periods)
+                 for slot in schedule.slots_on(schedule.local_date(now))
+                 if areas is None or slot.area in areas]
+        out["today"] = coverage_summary(today)
         out["unvisited"] = sorted(unvisited)
         return out

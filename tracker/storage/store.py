@@ -682,6 +682,27 @@ class Store:
             "SELECT t, lat, lon, acc FROM pings WHERE device = $1 AND t >= $2 AND t <= $3"
             f" AND {_DEVICE_IN_DISTRICT.format(device='$1', district='$5')} ORDER BY t LIMIT $4",
             device, start, end, limit, district))
+    # --- service runs ---------------------------------------------------------------
+
+    async def run_started(self, at: datetime) -> int:
+        """Record a run of the service beginning at ``at``; its id."""
+        return await self._on_connection(lambda con: con.fetchval(
+            "INSERT INTO service_runs (started_at, heartbeat_at) VALUES ($1, $1) RETURNING id", at))
+
+    async def run_heartbeat(self, run_id: int, at: datetime, *, stopped: bool = False) -> None:
+        """The run was alive at ``at`` (and, ``stopped``, ended there cleanly)."""
+        await self._on_connection(lambda con: con.execute(
+            "UPDATE service_runs SET heartbeat_at = greatest(heartbeat_at, $2),"
+            " stopped_at = CASE WHEN $3 THEN greatest(heartbeat_at, $2) ELSE stopped_at END WHERE id = $1",
+            run_id, at, stopped))
+
+    async def runs_between(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+        """The observed periods overlapping [start, end): each run from its start to its
+        stop, or to its last heartbeat when it never stopped cleanly (a crash)."""
+        rows = await self._on_connection(lambda con: con.fetch(
+            "SELECT started_at, coalesce(stopped_at, heartbeat_at) AS ended_at FROM service_runs"
+            " WHERE started_at < $2 AND coalesce(stopped_at, heartbeat_at) > $1 ORDER BY started_at", start, end))
+        return [(r["started_at"], r["ended_at"]) for r in rows]
 
     # --- retention ------------------------------------------------------------------
 

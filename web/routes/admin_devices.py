@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from protocols.model import DEVICE_ID
 from web.audit import audited
 from web.context import Conflict, DeviceAdmin, context
-from web.params import error, json_body
+from web.params import accepts, error, json_body
 
 _FIELDS = {"id", "class", "district", "name", "person", "plate", "phone", "terminal_id", "component"}
 _REQUIRED = ("id", "class", "district")
@@ -28,6 +28,7 @@ def _unknown(device: str) -> Response:
     return error(404, f"unknown device {device!r}: not registered")
 
 
+@accepts()
 async def devices_list(request: Request) -> Response:
     admin = _admin(request)
     if admin is None:
@@ -35,6 +36,7 @@ async def devices_list(request: Request) -> Response:
     return JSONResponse({"devices": await admin.devices()})
 
 
+@accepts()
 async def devices_add(request: Request) -> Response:
     admin = _admin(request)
     if admin is None:
@@ -77,14 +79,17 @@ async def _enabled(request: Request, enabled: bool) -> Response:
     return JSONResponse({"device": after})
 
 
+@accepts()
 async def device_disable(request: Request) -> Response:
     return await _enabled(request, False)
 
 
+@accepts()
 async def device_enable(request: Request) -> Response:
     return await _enabled(request, True)
 
 
+@accepts()
 async def device_rotate(request: Request) -> Response:
     admin = _admin(request)
     if admin is None:

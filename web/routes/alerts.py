@@ -13,10 +13,11 @@ from alerts.messages import Catalogue, Lang, Severity, negotiate
 from alerts.patrol import AlertKind
 from protocols.epoch import datetime_to_ms
 from web.context import WebContext, context
-from web.params import limit_param
+from web.params import accepts, limit_param
 from web.principal import principal
 
 
+@accepts("open", "limit")
 async def patrol_alerts(request: Request) -> Response:
     """Patrol alerts; ``open=1`` for the unresolved ones only."""
     open_only = request.query_params.get("open", "0") in ("1", "true", "yes")
@@ -43,6 +44,7 @@ def _alert(messages: Catalogue, r: Any, lang: Lang) -> dict[str, Any]:
             "detail": detail, "text": text, "texts": texts, "severity": severity}
 
 
+@accepts("limit")
 async def alarms(request: Request) -> Response:
     """Alarm events of sensors and vehicles, raised and cleared."""
     limit = limit_param(request, 100, 1000)

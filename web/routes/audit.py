@@ -9,11 +9,12 @@ from starlette.responses import JSONResponse, Response
 
 from protocols.epoch import datetime_to_ms
 from web.context import context
-from web.params import error, limit_param
+from web.params import accepts, error, limit_param
 
 MAX_FILTER_CHARS = 200
 
 
+@accepts("actor", "action", "target", "before", "limit")
 async def audit_entries(request: Request) -> Response:
     """Filters: ``actor`` (exact), ``action`` (a prefix: ``plan.`` for every plan change),
     ``target`` (exact); ``before`` (an entry id) pages back: pass the answer's ``next``."""

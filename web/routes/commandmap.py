@@ -11,17 +11,19 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from geofence.districts import district_extents
 from web.basemaps import base_map
 from web.context import context
-from web.params import float_param
+from web.params import accepts, float_param, page_params
 from web.principal import principal
 from web.scoping import grid_collections
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
 
+@page_params
 async def index(request: Request) -> Response:
     return FileResponse(STATIC / "index.html")
 
 
+@accepts()
 async def config(request: Request) -> Response:
     ctx = context(request)
     who = principal(request)
@@ -38,11 +40,13 @@ async def config(request: Request) -> Response:
                          "online_s": dict(s.online_s)})
 
 
+@accepts()
 async def grids(request: Request) -> Response:
     """The unit grids of the caller's district (a city account: all of them)."""
     return Response(grid_collections(request).encoded(principal(request).district), media_type="application/json")
 
 
+@accepts("lat", "lon")
 async def geocode(request: Request) -> Response:
     """The H3 cell and the unit grid (with its community, street and district) of a point.
     A point in a grid of another district than the caller's is answered as outside every

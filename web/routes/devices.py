@@ -3,7 +3,9 @@ sensors are bound to."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import trio
 from starlette.requests import Request
@@ -12,8 +14,8 @@ from starlette.responses import JSONResponse, Response
 from protocols.epoch import datetime_to_ms, ms_to_datetime
 from protocols.model import DEVICE_ID
 from web.audit import audited
-from web.context import WebContext, context
-from web.params import error, time_param
+from web.context import Row, WebContext, context
+from web.params import accepts, error, time_param
 from web.principal import principal
 
 TRACK_DEFAULT = timedelta(minutes=30)
@@ -21,11 +23,13 @@ EARLIEST = datetime.min.replace(tzinfo=UTC)
 MAX_COMPONENTS = 5000
 
 
+@accepts()
 async def devices(request: Request) -> Response:
     """The devices of the caller's district (a city account: all of them)."""
     return JSONResponse({"devices": context(request).live.snapshot(principal(request).district)})
 
 
+@accepts()
 async def device(request: Request) -> Response:
     """One device; 404 for another district's, as for one that does not exist."""
     who = principal(request)
@@ -36,6 +40,7 @@ async def device(request: Request) -> Response:
     return JSONResponse(view)
 
 
+@accepts("from", "to")
 async def track(request: Request) -> Response:
     """The device's fixes between ``from`` and ``to`` (default: the last 30 minutes)."""
     ctx = context(request)
@@ -48,12 +53,20 @@ async def track(request: Request) -> Response:
     if not await _known(ctx, device_id, district):
         return error(404, f"unknown device {device_id!r}")
     rows = await ctx.records.track(device_id, start, end, ctx.settings.track_max_points, district)
-    return JSONResponse({
-        "type": "Feature",
-        "geometry": {"type": "LineString", "coordinates": [[r["lon"], r["lat"]] for r in rows]},
-        "properties": {"device": device_id, "label": _label(ctx, device_id), "from": start.isoformat(), "to": end.isoformat(),
-                       "times": [datetime_to_ms(r["t"]) for r in rows]},
-    })
+    return JSONResponse(track_geojson(device_id, start, end, rows, label=_label(ctx, device_id)))
+
+
+def track_geojson(device_id: str, start: datetime, end: datetime, rows: Sequence[Row], label: str | None = None) -> dict[str, Any]:
+    """A track as GeoJSON: a LineString needs two positions (RFC 7946 3.1.4), so one fix
+    is a Point and none an empty FeatureCollection."""
+    properties = {"device": device_id, "label": label or device_id, "from": start.isoformat(), "to": end.isoformat(),
+                  "times": [datetime_to_ms(r["t"]) for r in rows]}
+    if not rows:
+        return {"type": "FeatureCollection", "features": [], "properties": properties}
+    coordinates = [[r["lon"], r["lat"]] for r in rows]
+    geometry = {"type": "Point", "coordinates": coordinates[0]} if len(rows) == 1 else \
+        {"type": "LineString", "coordinates": coordinates}
+    return {"type": "Feature", "geometry": geometry, "properties": properties}
 
 
 def _label(ctx: WebContext, device_id: str) -> str:
@@ -73,6 +86,7 @@ async def _known(ctx: WebContext, device_id: str, district: str | None) -> bool:
     return await ctx.records.has_device(device_id, district)
 
 
+@accepts()
 async def locate(request: Request) -> Response:
     """Ask a device to report its position now (OwnTracks ``reportLocation``, the handset
     command of the same name, or JT/T 808's position query). Another district's device is
@@ -95,6 +109,7 @@ async def locate(request: Request) -> Response:
     return JSONResponse(sent | {"sent": True}, status_code=202)
 
 
+@accepts("code")
 async def components(request: Request) -> Response:
     """Sensors bound to city components ("one manhole, one number"), by code prefix:
     admin code, then major and minor class (e.g. 6201050101 = water-supply covers); of the

@@ -6,20 +6,23 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from web.context import context
-from web.params import limit_param
+from web.params import accepts, limit_param
 
 RAW_HEX_BYTES = 512
 
 
+@accepts()
 async def healthz(request: Request) -> Response:
     ok, detail = context(request).healthy()
     return JSONResponse({"status": "ok" if ok else "degraded", "detail": detail}, status_code=200 if ok else 503)
 
 
+@accepts()
 async def metrics(request: Request) -> Response:
     return PlainTextResponse(context(request).metrics.render(), media_type="text/plain; version=0.0.4")
 
 
+@accepts("limit")
 async def dead_letters(request: Request) -> Response:
     """The newest payloads that failed to decode, with their first bytes in hex."""
     limit = limit_param(request, 100, 1000)

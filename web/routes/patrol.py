@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from geofence.plan import PlanError
 from web.audit import audited
 from web.context import PatrolEngine, context
-from web.params import error, json_body
+from web.params import accepts, error, json_body
 from web.principal import principal
 
 
@@ -27,11 +27,13 @@ def patrol_engine(request: Request) -> PatrolEngine:
     return patrol
 
 
+@accepts()
 async def coverage_live(request: Request) -> Response:
     """Last visit of every grid and the progress of the slots in progress."""
     return JSONResponse(patrol_engine(request).live(principal(request).district))
 
 
+@accepts()
 async def plan_get(request: Request) -> Response:
     district = principal(request).district
     patrol = patrol_engine(request)
@@ -40,6 +42,7 @@ async def plan_get(request: Request) -> Response:
     return JSONResponse({"version": patrol.plan_version, "plan": patrol.plan.scoped(district).to_dict()})
 
 
+@accepts()
 async def plan_put(request: Request) -> Response:
     """Replace the whole plan; 422 names what is wrong with it ("body: ...")."""
     who = principal(request)
@@ -59,6 +62,7 @@ async def plan_put(request: Request) -> Response:
     return JSONResponse({"version": version}, status_code=200)
 
 
+@accepts()
 async def plan_exception(request: Request) -> Response:
     """Add one exception (holiday, leave, swap, ...) to the plan in effect."""
     who = principal(request)

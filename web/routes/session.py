@@ -13,7 +13,7 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from web.audit import audited, client_address
 from web.auth import SESSION_COOKIE, session_cookie
 from web.context import LoginRefused, Verified, context
-from web.params import error, json_body
+from web.params import accepts, error, json_body, page_params
 from web.policy import CSRF_KEY
 from web.principal import PRINCIPAL_KEY, Principal, principal
 from web.routes.commandmap import STATIC
@@ -22,6 +22,7 @@ MAX_NAME_CHARS = 64
 MAX_PASSWORD_CHARS = 1024  # Argon2 over a megabyte of "password" is work an attacker chooses
 
 
+@page_params
 async def login_page(request: Request) -> Response:
     """The login form; someone logged in already (a bookmark, the back button) goes to the map."""
     if isinstance(request.scope.get(PRINCIPAL_KEY), Principal):
@@ -40,6 +41,7 @@ def _described(verified: Verified) -> dict[str, object]:
     return body
 
 
+@accepts()
 async def login(request: Request) -> Response:
     """``{"name": ..., "password": ...}`` → 200 and the session cookie; 401 for a wrong
     name or password (which of the two is not said); 429 with ``Retry-After`` while the
@@ -71,12 +73,14 @@ async def login(request: Request) -> Response:
     return response
 
 
+@accepts()
 async def whoami(request: Request) -> Response:
     who = principal(request)
     csrf = request.scope.get(CSRF_KEY) or ""
     return JSONResponse(_described(Verified(who, str(csrf) if who.via == "session" else "")))
 
 
+@accepts()
 async def logout(request: Request) -> Response:
     """End the session of this cookie (its CSRF token is asked for, as for any change)."""
     ctx = context(request)
@@ -92,6 +96,7 @@ async def logout(request: Request) -> Response:
     return response
 
 
+@accepts()
 async def change_password(request: Request) -> Response:
     """``{"current": ..., "new": ...}``: the logged-in account's own password. Every session
     of the account ends, this one too: the browser logs in again with the new password."""

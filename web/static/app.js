@@ -8,8 +8,9 @@ import { addBaseMap } from './basemap.js';
 import { CoverageChart } from './chart.js';
 import { CoverageLayer } from './coverage.js';
 import { DeviceDetails } from './details.js';
+import { Downloads } from './downloads.js';
 import { DeviceList } from './devicelist.js';
-import { isStale } from './format.js';
+import { isStale, setCityZone } from './format.js';
 import { setOnlineThresholds } from './online.js';
 import { GridLayer } from './grids.js';
 import { HistoryPanel } from './history.js';
@@ -355,6 +356,7 @@ async function boot() {
   }
   setDatum(config.map_datum);
   setOnlineThresholds(config.online_s);
+  setCityZone(config.zone);
   showDistricts(config);
 
   // the wall's panels take their place before the map measures its container
@@ -371,6 +373,9 @@ async function boot() {
   grids = new GridLayer(map, { tiled });
   markers = new DeviceMarkers(map, { onSelect: (id) => select(id) });
   list = new DeviceList($('gw-device-rows'), $('gw-empty'), { onSelect: (id) => select(id, { pan: true }), describeGrid });
+  const downloads = new Downloads({
+    alertsPanel: $('gw-panel-alerts'), chartPanel: $('gw-chart-panel'), detailsClose: $('gw-details-close'),
+  });
   details = new DeviceDetails(map, {
     panel: $('gw-details'),
     title: $('gw-details-title'),
@@ -379,7 +384,10 @@ async function boot() {
     close: $('gw-details-close'),
     commands: $('gw-commands'),
     readings: $('gw-readings-chart'),
-  }, { describeGrid, onClose: () => select(null), user: state.user, getJSON });
+  }, {
+    describeGrid, onClose: () => select(null), user: state.user, getJSON,
+    onTrack: (id, from, to) => downloads.setTrack(id, from, to),
+  });
   tabs = new Tabs($('gw-tabs'));
   alarmMarkers = new AlarmMarkers(map, { onSelect: showAlarmOnList });
   board = new AlertBoard({
@@ -415,7 +423,7 @@ async function boot() {
     panel: $('gw-chart-panel'),
     container: $('gw-coverage-chart'),
     latest: $('gw-chart-latest'),
-  }, { getJSON, zone: config.zone });
+  }, { getJSON, zone: config.zone, onDate: (date) => downloads.setCoverageDate(date) });
 
   $('gw-filter').addEventListener('input', (event) => {
     list.setFilter(event.target.value);

@@ -1,7 +1,7 @@
 // Coverage over the day: the share of scheduled grids covered so far, one point per
 // 15 minutes of today's coverage report, drawn as plain SVG.
 
-import { el } from './format.js';
+import { el, zoneLabel } from './format.js';
 
 export const REPORT_REFRESH_MS = 5 * 60 * 1000;
 const SVG = 'http://www.w3.org/2000/svg';
@@ -13,7 +13,7 @@ const TICK_HOURS = [1, 2, 3, 4, 6, 12];
 const MAX_TICKS = 8;
 
 
-// Dates and clock times are the city's (the patrol plan's zone, from /api/config), not the
+// Dates and clock times are the city's ([city] timezone, from /api/config), not the
 // browser's: a report day is a local day of the city. Without a zone, the browser's.
 function parts(ms, zone) {
   const options = { year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' };
@@ -45,7 +45,8 @@ function svg(tag, attrs = {}, ...children) {
 }
 
 export class CoverageChart {
-  constructor({ panel, container, latest }, { getJSON, zone }) {
+  constructor({ panel, container, latest }, { getJSON, zone, onDate }) {
+    this.onDate = onDate || (() => {});
     chartZone = zone || undefined;
     this.zone = chartZone;
     this.panel = panel;
@@ -78,7 +79,8 @@ export class CoverageChart {
     }
     if (request !== this.request) return;
     this.date = date;
-    this.render((report && report.timeline) || []);
+    this.onDate(date);
+    this.render((report && report.timeline) || [], report && report.summary);
   }
 
   showNote(text, title) {
@@ -86,7 +88,9 @@ export class CoverageChart {
     this.latest.textContent = '—';
   }
 
-  render(timeline) {
+  // ``summary``: the day's figure as the server computes it for every view (slots without
+  // data left out); the line is that figure every 15 minutes, gaps where there was no data.
+  render(timeline, summary) {
     const points = timeline
       .filter((p) => p && Number.isFinite(p.t) && Number.isFinite(p.share))
       .map((p) => ({ t: p.t, share: Math.min(1, Math.max(0, p.share)) }))
@@ -110,6 +114,8 @@ export class CoverageChart {
         svg('text', { x: PAD.left - 6, y: fmt(y(share) + 4), 'text-anchor': 'end' }, percent(share)),
       );
     }
+    // the ticks are the city's clock: say whose
+    axes.append(svg('text', { class: 'gw-chart-zone', x: WIDTH - PAD.right, y: PAD.top - 2, 'text-anchor': 'end' }, zoneLabel()));
     const hours = (t1 - t0) / HOUR_MS;
     const step = TICK_HOURS.find((h) => hours / h <= MAX_TICKS) || 24;
     for (let t = t0; t <= t1; t += step * HOUR_MS) {
@@ -124,7 +130,7 @@ export class CoverageChart {
     const area = `${line} L${fmt(x(last.t))},${fmt(y(0))} L${fmt(x(points[0].t))},${fmt(y(0))} Z`;
     const dots = svg('g', { class: 'gw-chart-points' }, ...points.map((p) => svg('circle', {
       class: 'gw-chart-point', cx: fmt(x(p.t)), cy: fmt(y(p.share)), r: 2.2, 'data-t': p.t, 'data-share': p.share,
-    }, svg('title', {}, `${clock(p.t)} 覆盖 ${percent(p.share)}`))));
+    }, svg('title', {}, `${clock(p.t)} ${zoneLabel()} 覆盖 ${percent(p.share)}`))));
     const lastX = x(last.t);
     const label = svg('text', {
       class: 'gw-chart-latest', x: fmt(Math.min(lastX, WIDTH - PAD.right)), y: fmt(Math.max(y(last.share) - 7, PAD.top + 2)),
@@ -133,7 +139,7 @@ export class CoverageChart {
 
     const chart = svg('svg', {
       viewBox: `0 0 ${WIDTH} ${HEIGHT}`, role: 'img',
-      'aria-label': `今日巡查覆盖率 coverage today, latest ${percent(last.share)} at ${clock(last.t)}`,
+      'aria-label': `今日巡查覆盖率 coverage today, latest ${percent(last.share)} at ${clock(last.t)} ${zoneLabel()}`,
     },
     axes,
     svg('path', { class: 'gw-chart-area', d: area }),
@@ -142,7 +148,9 @@ export class CoverageChart {
     svg('circle', { class: 'gw-chart-now', cx: fmt(lastX), cy: fmt(y(last.share)), r: 4 }),
     label);
     this.container.replaceChildren(chart);
-    this.latest.textContent = percent(last.share);
-    this.latest.title = `Share of scheduled grids covered so far, at ${clock(last.t)}`;
+    const share = summary && Number.isFinite(summary.share) ? summary.share : last.share;
+    this.latest.textContent = percent(share);
+    this.latest.title = `Share of scheduled grids covered so far, at ${clock(last.t)} ${zoneLabel()}`
+      + (summary && summary.slots_no_data ? `; ${summary.slots_no_data} slots without data left out` : '');
   }
 }

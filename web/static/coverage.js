@@ -2,7 +2,7 @@
 // the grids of patrol slots in progress that are still unvisited outlined in dashed red.
 // Off by default; while on it refreshes from /api/coverage/live every 30 seconds.
 
-import { el, formatClock } from './format.js';
+import { el, formatClock, formatDateTime } from './format.js';
 
 export const COVERAGE_URL = '/api/coverage/live';
 export const COVERAGE_REFRESH_MS = 30 * 1000;
@@ -119,18 +119,16 @@ export class CoverageLayer {
     this.showStatus(data, now);
   }
 
+  // The day's figure is the server's (the same as the chart's); the slots in progress are
+  // counted beside it.
   showStatus(data, now) {
     const slots = Array.isArray(data.slots) ? data.slots : [];
-    let total = 0;
-    let covered = 0;
-    for (const slot of slots) {
-      if (Number.isFinite(slot.grids_total)) total += slot.grids_total;
-      if (Number.isFinite(slot.grids_covered)) covered += slot.grids_covered;
-    }
-    const share = total ? `，已覆盖 ${Math.round((covered / total) * 100)}%` : '';
+    const today = data.today || {};
+    const share = Number.isFinite(today.share) ? `，今日已覆盖 ${Math.round(today.share * 100)}%`
+      : today.status === 'no_data' ? '，今日无数据' : '';
     this.status.textContent = `进行中班次 ${slots.length}${share} · ${formatClock(now)}`;
-    this.status.title = `${slots.length} patrol slots in progress, ${covered}/${total} of their grids covered; `
-      + `as of ${new Date(now).toLocaleString()}`;
+    this.status.title = `${slots.length} patrol slots in progress; today ${today.grids_covered ?? 0}/${today.grids_total ?? 0} `
+      + `grids covered over ${today.slots ?? 0} slots with data (${today.slots_no_data ?? 0} without); as of ${formatDateTime(now)}`;
   }
 
   clear() {

@@ -11,7 +11,8 @@ import { ReadingsChart, readingRows } from './readings.js';
 export const TRACK_WINDOW_MS = 30 * 60 * 1000;
 
 export class DeviceDetails {
-  constructor(map, nodes, { describeGrid, onClose, user = null, getJSON = null }) {
+  constructor(map, nodes, { describeGrid, onClose, onTrack, user = null, getJSON = null }) {
+    this.onTrack = onTrack || (() => {});
     this.map = map;
     this.locate = nodes.commands ? new LocateControl(nodes.commands, { user }) : null;
     this.chart = nodes.readings && getJSON ? new ReadingsChart(nodes.readings, { getJSON }) : null;
@@ -135,7 +136,10 @@ export class DeviceDetails {
       return;
     }
     if (request !== this.request) return;
-    const coords = (feature && feature.geometry && feature.geometry.coordinates) || [];
+    // one fix is a Point, none an empty FeatureCollection: both draw as no line
+    const geometry = feature && feature.geometry;
+    const coords = geometry && geometry.type === 'LineString' ? geometry.coordinates
+      : geometry && geometry.type === 'Point' ? [geometry.coordinates] : [];
     const latlngs = coords.map(([lon, lat]) => [lat, lon]);
     const times = (feature.properties && feature.properties.times) || [];
     this.trackStart = times.length ? times[0] : null;
@@ -150,6 +154,7 @@ export class DeviceDetails {
     const path = this.track.getElement();
     if (path) path.setAttribute('data-device', id);
     this.updateTrackInfo();
+    this.onTrack(id, from.getTime(), to.getTime());
   }
 
   updateTrackInfo() {
@@ -167,5 +172,6 @@ export class DeviceDetails {
     this.track = null;
     this.trackStart = null;
     this.nodes.trackInfo.textContent = '';
+    this.onTrack(null);
   }
 }

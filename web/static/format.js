@@ -34,15 +34,57 @@ export function formatAge(ms) {
   return `${Math.floor(h / 24)}天`;
 }
 
-const two = (n) => String(n).padStart(2, '0');
+// Every time on the page is the city's ([city] timezone, from /api/config), never the
+// browser's: a supervisor's laptop set to another zone must read the same clock as the
+// reports. Until the configuration arrives (or if it fails), the browser's own zone,
+// labelled as such.
+let cityZone = null;
+const ZONE_LABELS = Object.freeze({ 'Asia/Shanghai': '北京时间' });
 
-export function formatClock(epochMs) {
+export function setCityZone(zone) {
+  try {
+    new Intl.DateTimeFormat('en-CA', { timeZone: zone });
+    cityZone = zone;
+  } catch {
+    cityZone = null;  // an unknown zone: the browser's, labelled with its own name
+  }
+}
+
+export function timeZone() {
+  return cityZone || Intl.DateTimeFormat().resolvedOptions().timeZone;
+}
+
+export function zoneLabel() {
+  const zone = timeZone();
+  return ZONE_LABELS[zone] || zone;
+}
+
+function zoneParts(epochMs) {
+  const options = {
+    timeZone: timeZone(), year: 'numeric', month: '2-digit', day: '2-digit',
+    hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23',
+  };
+  const out = {};
+  for (const { type, value } of new Intl.DateTimeFormat('en-CA', options).formatToParts(new Date(epochMs))) out[type] = value;
+  return out;
+}
+
+// "15:00:00 北京时间" today (in the city), "2026-12-01 15:00:00 北京时间" another day.
+export function formatClock(epochMs, now = Date.now()) {
   if (!Number.isFinite(epochMs)) return '—';
-  const d = new Date(epochMs);
-  const time = `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
-  const today = new Date();
-  if (d.toDateString() === today.toDateString()) return time;
-  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${time}`;
+  const p = zoneParts(epochMs);
+  const today = zoneParts(now);
+  const time = `${p.hour}:${p.minute}:${p.second}`;
+  const day = `${p.year}-${p.month}-${p.day}`;
+  const shown = day === `${today.year}-${today.month}-${today.day}` ? time : `${day} ${time}`;
+  return `${shown} ${zoneLabel()}`;
+}
+
+// Always with the date: "2026-12-01 15:00:00 北京时间".
+export function formatDateTime(epochMs) {
+  if (!Number.isFinite(epochMs)) return '—';
+  const p = zoneParts(epochMs);
+  return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second} ${zoneLabel()}`;
 }
 
 export function formatBattery(bat) {
