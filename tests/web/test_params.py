@@ -44,7 +44,7 @@ def test_every_route_declares_the_query_parameters_it_takes():
     # static files are files, not endpoints (a cache-busting ?v= is theirs to ignore)
     assert undeclared == ["/static"]
     pages = sorted({path for _m, path, route in http_routes() if accepted_params(route.endpoint) == ANY_PARAMS})
-    assert pages == ["/", "/login"]  # the HTML pages: their query string is the page script's
+    assert pages == ["/", "/login", "/wall"]  # the HTML pages: their query string is the page script's
 
 
 async def test_every_endpoint_refuses_an_unknown_query_parameter_by_name(settings, broker):

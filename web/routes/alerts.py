@@ -17,7 +17,7 @@ from web.params import accepts, limit_param
 from web.principal import principal
 
 
-@accepts("open", "limit")
+@accepts("open", "limit", "lang")
 async def patrol_alerts(request: Request) -> Response:
     """Patrol alerts; ``open=1`` for the unresolved ones only."""
     open_only = request.query_params.get("open", "0") in ("1", "true", "yes")

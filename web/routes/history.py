@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from geofence.tracks import Point, TrackSettings, length_m, smoothed, stops
 from protocols.epoch import datetime_to_ms, ms_to_datetime
 from web.context import WebContext, context
-from web.params import error, time_param
+from web.params import accepts, error, time_param
 from web.principal import principal
 from web.routes.devices import _known
 
@@ -37,6 +37,7 @@ METHOD = {
 }
 
 
+@accepts("from", "to", "stop_min", "stop_radius_m")
 async def history(request: Request) -> Response:
     """``from``/``to`` (ISO 8601 or epoch ms), ``stop_min`` (minutes a dwell lasts to be
     a stop, default 5) and ``stop_radius_m`` (default 30)."""

@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 from protocols.epoch import datetime_to_ms, ms_to_datetime
 from protocols.model import DEVICE_ID
 from web.context import context
-from web.params import error, limit_param, time_param
+from web.params import accepts, error, limit_param, time_param
 from web.principal import principal
 
 READINGS_DEFAULT = timedelta(days=1)
@@ -21,6 +21,7 @@ READINGS_MAX_SPAN = timedelta(days=31)
 FIELDS = ("fill", "level", "water", "tilt", "gas", "smoke", "bat")
 
 
+@accepts("from", "to", "limit")
 async def readings(request: Request) -> Response:
     """The sensor's records between ``from`` and ``to`` (ISO 8601 or epoch ms; default the
     last day), oldest first, at most ``limit`` (the newest ones when there are more)."""
