@@ -19,11 +19,11 @@ from tracker.app.accounts import add_account, set_enabled, set_password
 from tracker.app.service import import_grids, run_service
 from tracker.config import Settings
 from tracker.devcity.city import PATH as DEMO_CITY, demo_plan
-from tracker.devcity.taxonomy import PATH as DEMO_TAXONOMY
 from tracker.devcity.credentials import kept_passwords
 from tracker.devcity.dynsec_file import CONTROL_ACCOUNT, SERVICE_ACCOUNT
 from tracker.devcity.simulator import build_fleet, fleet_registrations, run_fleet
 from tracker.devcity.starters import start_private_services
+from tracker.devcity.taxonomy import PATH as DEMO_TAXONOMY
 from tracker.ingest.broker import BrokerParams
 from tracker.registry.provisioning import Provisioning, control_account
 from tracker.storage.store import Store, open_store
