@@ -103,6 +103,8 @@ async def test_a_case_acknowledged_in_time_is_not_escalated_and_one_left_alone_i
     assert (await world.engine.get(left["id"], COMMANDER))["escalated"]
     assert not (await world.engine.get(seen["id"], COMMANDER))["escalated"]
     assert (await world.engine.get(seen["id"], COMMANDER))["acknowledged_by"] == COMMANDER.account
+    escalated, _ = await world.engine.list(CITY_COMMANDER, escalated=True)
+    assert [c["id"] for c in escalated] == [left["id"]]
     audit = await world.store.audit_entries(action="case.escalate")
     assert [a["target"] for a in audit] == [f"case:{left['id']}"]
 
