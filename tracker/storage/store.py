@@ -11,6 +11,7 @@ rules, in one place.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -705,7 +706,7 @@ class Store:
 
     async def insert_case(self, row: dict, entry: dict, audit: AuditEntry) -> tuple[asyncpg.Record, bool]:
         """A new case (``row``: columns of ``cases``) with its first timeline entry and
-        audit entry: (the case, True). A case of the same (source, external_id) already
+        audit entry (its target the new case, ``case:ID``): (the case, True). A case of the same (source, external_id) already
         stored: (that case, False), and nothing written."""
         columns = _case_columns(row)
 
@@ -721,7 +722,7 @@ class Store:
                 assert found is not None  # the conflict was with it
                 return found, False
             await _insert_timeline(con, created["id"], entry)
-            await _insert_audit(con, audit)
+            await _insert_audit(con, dataclasses.replace(audit, target=f"case:{created['id']}"))
             return created, True
 
         return await self._on_connection(work, transaction=True)

@@ -74,6 +74,8 @@ async def test_a_case_is_placed_on_its_grid_and_its_filing_clock_runs_in_working
     assert case["stage"]["warn_at"] == local(2025, 9, 24, 14, 14).isoformat()
     assert world.published[-1][0] == "case" and world.published[-1][1]["event"] == "created"
     assert world.published[-1][2] == "620105"
+    (audit,) = await world.store.audit_entries(action="case.create")
+    assert (audit["target"], audit["actor"], audit["scope"]) == (f"case:{case['id']}", COMMANDER.account, "620105")
 
 
 @pytest.mark.parametrize(("state", "action"), sorted(TRANSITIONS))
