@@ -10,6 +10,11 @@ district)``, the hub's ``publish_event``.
 
 Sources create cases idempotently: ``create`` with the same (source, external_id) returns
 the case already stored and writes nothing.
+
+A little over the house's ~500 lines on purpose: this class is the one interface the case
+sources, the web edge and the watcher call, and its writing side (create, transition) and
+reading side (views with their deadlines) share the stage clock; split, each half would
+only call back into the other.
 """
 
 from __future__ import annotations
