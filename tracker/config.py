@@ -21,8 +21,11 @@ import types
 import typing
 import zoneinfo
 from dataclasses import dataclass, field
+from datetime import date, time
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from alerts.cases.worktime import WorkCalendar
 from alerts.messages import configured_catalogue
 from protocols.jt808.framing import MAX_FRAME_BYTES
 from protocols.jt808.session import AuthCodePolicy, SessionPolicy
@@ -317,6 +320,48 @@ class RegistrySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class CasesSettings:
+    """Cases: the working-time calendar their limits run on, warnings and escalation."""
+
+    enabled: bool = True
+    zone: str = "Asia/Shanghai"
+    office_hours: tuple[str, ...] = ("08:30-12:00", "14:00-18:00")
+    days_on: tuple[str, ...] = ()  # local working days (YYYY-MM-DD) over the statutory schedule
+    days_off: tuple[str, ...] = ()  # local days off
+    warn_share: float = 0.8
+    escalate_after_min: float = 30.0
+    watch_max_s: float = 60.0  # the deadline watcher looks at least this often
+    taxonomy: str = ""  # a taxonomy file loaded at start when the database holds none ("": none)
+
+    def calendar(self) -> WorkCalendar:
+        """The working-time calendar; raises ``ValueError`` saying what is wrong."""
+        try:
+            zone = ZoneInfo(self.zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"zone: unknown time zone {self.zone!r}") from None
+        spans = []
+        for span in self.office_hours:
+            start, sep, end = span.partition("-")
+            try:
+                if not sep:
+                    raise ValueError
+                spans.append((time.fromisoformat(start.strip()), time.fromisoformat(end.strip())))
+            except ValueError:
+                raise ValueError(f"office_hours: {span!r} is not HH:MM-HH:MM") from None
+        overrides: dict[date, bool] = {}
+        for key, days, working in (("days_on", self.days_on, True), ("days_off", self.days_off, False)):
+            for day in days:
+                try:
+                    parsed = date.fromisoformat(day)
+                except ValueError:
+                    raise ValueError(f"{key}: {day!r} is not a date (YYYY-MM-DD)") from None
+                if parsed in overrides:
+                    raise ValueError(f"{day} is both in days_on and days_off")
+                overrides[parsed] = working
+        return WorkCalendar(zone, tuple(spans), overrides)
+
+
+@dataclass(frozen=True, slots=True)
 class LogSettings:
     level: str = "INFO"
 
@@ -340,6 +385,7 @@ class Settings:
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
     registry: RegistrySettings = field(default_factory=RegistrySettings)
+    cases: CasesSettings = field(default_factory=CasesSettings)
     log: LogSettings = field(default_factory=LogSettings)
     live: LiveSettings = field(default_factory=LiveSettings)
 
@@ -516,6 +562,13 @@ def _validate(s: types.SimpleNamespace) -> None:
          "and control_timeout_s must be > 0")
     need(s.registry.control_username != s.mqtt.username, "[registry] control_username",
          "must not be the ingest account ([mqtt] username): only the control account may change accounts")
+    need(0 < s.cases.warn_share <= 1, "[cases] warn_share", "must be in (0, 1]")
+    need(s.cases.escalate_after_min > 0 and s.cases.watch_max_s > 0, "[cases] escalate_after_min",
+         "and watch_max_s must be > 0")
+    try:
+        CasesSettings(**vars(s.cases)).calendar()
+    except ValueError as exc:
+        raise ConfigError(f"[cases] {exc}") from None
     need(s.sensors.silent_after_s > 0 and s.sensors.watchdog_s > 0, "[sensors] silent_after_s", "and watchdog_s must be > 0")
 
 

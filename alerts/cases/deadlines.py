@@ -56,17 +56,28 @@ def stage_clock(category: Category, stage: Stage, started: datetime, calendar: W
     return StageClock(stage, started, limit, natural, due, warn_at, provisional)
 
 
-def resumed(clock: StageClock, parked_from: datetime, parked_until: datetime, calendar: WorkCalendar) -> StageClock:
-    """The clock after a parked stretch: due and warning move on by the time parked."""
+def paused_for(clock: StageClock, parked_from: datetime, parked_until: datetime, calendar: WorkCalendar) -> timedelta:
+    """How much of the stage's clock a parked stretch took (working time, or natural time
+    for a natural clock): what the deadline moves on by."""
     if parked_until < parked_from:
         raise ValueError("a parked stretch cannot end before it starts")
+    return parked_until - parked_from if clock.natural else calendar.between(parked_from, parked_until)
+
+
+def shifted(clock: StageClock, paused: timedelta, calendar: WorkCalendar) -> StageClock:
+    """The clock with its due and warning moved on by ``paused`` on its own clock."""
+    if paused < timedelta():
+        raise ValueError("a clock cannot be moved back")
     if clock.natural:
-        paused = parked_until - parked_from
         return replace(clock, due=clock.due + paused, warn_at=clock.warn_at + paused)
-    paused = calendar.between(parked_from, parked_until)
     due = calendar.add(clock.due, paused)
     return replace(clock, due=due, warn_at=calendar.add(clock.warn_at, paused),
                    provisional=calendar.provisional(clock.started, due))
+
+
+def resumed(clock: StageClock, parked_from: datetime, parked_until: datetime, calendar: WorkCalendar) -> StageClock:
+    """The clock after a parked stretch: due and warning move on by the time parked."""
+    return shifted(clock, paused_for(clock, parked_from, parked_until, calendar), calendar)
 
 
 def standing(clock: StageClock, now: datetime) -> Standing:

@@ -11,6 +11,7 @@ rules, in one place.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -648,6 +649,168 @@ class Store:
 
         return await self._run(op)
 
+    # --- cases ------------------------------------------------------------------------
+    # Taxonomy versions, department members, cases and their append-only timeline
+    # (migration 0009). A change of a case is decided by the caller's ``decide`` on the
+    # row read FOR UPDATE, and written with its timeline entry and its audit entry in the
+    # same transaction: a refused decision (it raises) changes nothing.
+
+    async def save_taxonomy(self, label: str, city: str, example: bool, digest: str, source: str,
+                            loaded_by: str) -> tuple[int, bool]:
+        """Store a taxonomy file as a new version: (version, True); the newest version
+        again when it is of the same text: (its version, False)."""
+
+        async def work(con: asyncpg.Connection) -> tuple[int, bool]:
+            await con.execute("LOCK TABLE taxonomies IN SHARE ROW EXCLUSIVE MODE")
+            newest = await con.fetchrow("SELECT version, digest FROM taxonomies ORDER BY version DESC LIMIT 1")
+            if newest is not None and newest["digest"] == digest:
+                return newest["version"], False
+            version = await con.fetchval(
+                "INSERT INTO taxonomies (label, city, example, digest, source, loaded_by) VALUES ($1, $2, $3, $4, $5, $6)"
+                " RETURNING version", label, city, example, digest, _text(source), loaded_by)
+            return version, True
+
+        return await self._on_connection(work, transaction=True)
+
+    @_retried
+    async def taxonomy(self, version: int | None = None) -> asyncpg.Record | None:
+        """A stored taxonomy version (None: the newest), with its text in ``source``."""
+        return await self._on_connection(lambda con: con.fetchrow(
+            "SELECT * FROM taxonomies WHERE $1::int IS NULL OR version = $1 ORDER BY version DESC LIMIT 1", version))
+
+    async def taxonomy_versions(self) -> list[asyncpg.Record]:
+        return await self._on_connection(lambda con: con.fetch(
+            "SELECT version, label, city, example, digest, loaded_at, loaded_by FROM taxonomies ORDER BY version DESC"))
+
+    async def add_department_member(self, department: str, account: str) -> bool:
+        """False when the account was a member already; raises ``LookupError`` for no such account."""
+        try:
+            status = await self._on_connection(lambda con: con.execute(
+                "INSERT INTO department_members (department, account) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                department, account))
+        except asyncpg.ForeignKeyViolationError:
+            raise LookupError(f"no account named {account!r}") from None
+        return status.endswith(" 1")
+
+    async def remove_department_member(self, department: str, account: str) -> bool:
+        status = await self._on_connection(lambda con: con.execute(
+            "DELETE FROM department_members WHERE department = $1 AND account = $2", department, account))
+        return status.endswith(" 1")
+
+    async def department_members(self) -> list[asyncpg.Record]:
+        return await self._on_connection(lambda con: con.fetch(
+            "SELECT department, account, added_at FROM department_members ORDER BY department, account"))
+
+    async def departments_of(self, account: str) -> list[str]:
+        rows = await self._on_connection(lambda con: con.fetch(
+            "SELECT department FROM department_members WHERE account = $1 ORDER BY department", account))
+        return [r["department"] for r in rows]
+
+    async def insert_case(self, row: dict, entry: dict, audit: AuditEntry) -> tuple[asyncpg.Record, bool]:
+        """A new case (``row``: columns of ``cases``) with its first timeline entry and
+        audit entry (its target the new case, ``case:ID``): (the case, True). A case of the same (source, external_id) already
+        stored: (that case, False), and nothing written."""
+        columns = _case_columns(row)
+
+        async def work(con: asyncpg.Connection) -> tuple[asyncpg.Record, bool]:
+            placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+            created = await con.fetchrow(
+                f"INSERT INTO cases ({', '.join(columns)}) VALUES ({placeholders})"
+                " ON CONFLICT (source, external_id) WHERE external_id IS NOT NULL DO NOTHING RETURNING *",
+                *(row[c] for c in columns))
+            if created is None:
+                found = await con.fetchrow("SELECT * FROM cases WHERE source = $1 AND external_id = $2",
+                                           row["source"], row["external_id"])
+                assert found is not None  # the conflict was with it
+                return found, False
+            await _insert_timeline(con, created["id"], entry)
+            await _insert_audit(con, dataclasses.replace(audit, target=f"case:{created['id']}"))
+            return created, True
+
+        return await self._on_connection(work, transaction=True)
+
+    async def change_case(self, case_id: int,
+                          decide: Callable[[asyncpg.Record], tuple[dict, dict, AuditEntry | None] | None],
+                          ) -> tuple[asyncpg.Record | None, asyncpg.Record | None]:
+        """Change a case as ``decide(row)`` says, on the row locked FOR UPDATE: it returns
+        (the columns to set, the timeline entry, the audit entry or None), or None to leave
+        the case as it is; it may raise to refuse, and nothing is written. (before, after):
+        (None, None) for no such case, after None when nothing changed."""
+
+        async def work(con: asyncpg.Connection) -> tuple[asyncpg.Record | None, asyncpg.Record | None]:
+            before = await con.fetchrow("SELECT * FROM cases WHERE id = $1 FOR UPDATE", case_id)
+            if before is None:
+                return None, None
+            decided = decide(before)
+            if decided is None:
+                return before, None
+            updates, entry, audit = decided
+            columns = _case_columns(updates)
+            sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(columns, start=2))
+            after = await con.fetchrow(f"UPDATE cases SET {sets} WHERE id = $1 RETURNING *", case_id,
+                                       *(updates[c] for c in columns))
+            await _insert_timeline(con, case_id, entry)
+            if audit is not None:
+                await _insert_audit(con, audit)
+            return before, after
+
+        return await self._on_connection(work, transaction=True)
+
+    async def case(self, case_id: int) -> asyncpg.Record | None:
+        return await self._on_connection(lambda con: con.fetchrow("SELECT * FROM cases WHERE id = $1", case_id))
+
+    async def case_by_external(self, source: str, external_id: str) -> asyncpg.Record | None:
+        return await self._on_connection(lambda con: con.fetchrow(
+            "SELECT * FROM cases WHERE source = $1 AND external_id = $2", source, external_id))
+
+    async def cases(self, *, district: str | None, state: str | None = None, category: str | None = None,
+                    street: str | None = None, source: str | None = None, urgent: bool | None = None,
+                    overdue_at: datetime | None = None, department: str | None = None, escalated: bool | None = None,
+                    before_id: int | None = None, limit: int = 50) -> list[asyncpg.Record]:
+        """Cases newest first, of ``district`` (None: every one), filtered; ``overdue_at``:
+        only those whose running stage is past due at that instant; ``before_id`` pages back."""
+        return await self._on_connection(lambda con: con.fetch(
+            "SELECT * FROM cases WHERE ($1::text IS NULL OR district = $1) AND ($2::text IS NULL OR state = $2)"
+            " AND ($3::text IS NULL OR category = $3) AND ($4::text IS NULL OR street = $4)"
+            " AND ($5::text IS NULL OR source = $5) AND ($6::boolean IS NULL OR urgent = $6)"
+            " AND ($7::timestamptz IS NULL OR (stage IS NOT NULL AND parked_since IS NULL AND stage_due <= $7))"
+            " AND ($8::text IS NULL OR department = $8) AND ($9::bigint IS NULL OR id < $9)"
+            " AND ($11::boolean IS NULL OR (escalated_at IS NOT NULL) = $11)"
+            " ORDER BY id DESC LIMIT $10",
+            district, state, category, street, source, urgent, overdue_at, department, before_id, limit, escalated))
+
+    @_retried
+    async def cases_to_watch(self, now: datetime, escalate_before: datetime) -> list[asyncpg.Record]:
+        """Open cases with something due by ``now``: a warning or overdue not yet given,
+        or an escalation (reported before ``escalate_before``, never acknowledged)."""
+        return await self._on_connection(lambda con: con.fetch(
+            "SELECT * FROM cases WHERE stage IS NOT NULL AND parked_since IS NULL AND ("
+            " (stage_warned_at IS NULL AND stage_warn <= $1) OR (stage_overdue_at IS NULL AND stage_due <= $1))"
+            " OR (state NOT IN ('rejected', 'closed') AND acknowledged_at IS NULL AND escalated_at IS NULL"
+            "     AND created_at <= $2)"
+            " ORDER BY id", now, escalate_before))
+
+    @_retried
+    async def next_case_instant(self, escalate_after: timedelta) -> datetime | None:
+        """The earliest instant at which a watched case has something due (None: nothing open)."""
+        return await self._on_connection(lambda con: con.fetchval(
+            "SELECT min(t) FROM ("
+            " SELECT stage_warn AS t FROM cases WHERE stage IS NOT NULL AND parked_since IS NULL AND stage_warned_at IS NULL"
+            " UNION ALL SELECT stage_due FROM cases WHERE stage IS NOT NULL AND parked_since IS NULL"
+            "   AND stage_overdue_at IS NULL"
+            " UNION ALL SELECT created_at + $1 FROM cases WHERE state NOT IN ('rejected', 'closed')"
+            "   AND acknowledged_at IS NULL AND escalated_at IS NULL) due", escalate_after))
+
+    async def open_cases_of(self, source: str) -> list[asyncpg.Record]:
+        """The open cases of a source with their external ids (sources key their episodes by them)."""
+        return await self._on_connection(lambda con: con.fetch(
+            "SELECT id, external_id, state, district FROM cases WHERE source = $1 AND external_id IS NOT NULL"
+            " AND state NOT IN ('rejected', 'closed') ORDER BY id", source))
+
+    async def case_timeline(self, case_id: int) -> list[asyncpg.Record]:
+        return await self._on_connection(lambda con: con.fetch(
+            "SELECT * FROM case_timeline WHERE case_id = $1 ORDER BY id", case_id))
+
     # --- outages ----------------------------------------------------------------------
 
     async def reconnect(self) -> None:
@@ -797,6 +960,37 @@ class Store:
             "SELECT * FROM (SELECT * FROM sensor_readings WHERE device = $1 AND t >= $2 AND t <= $3 "
             "AND ($5::text IS NULL OR left(component, 6) = $5) ORDER BY t DESC LIMIT $4) newest ORDER BY t",
             device, start, end, limit, district))
+# --- cases (helpers) ---------------------------------------------------------------
+CASE_COLUMNS = frozenset((
+    "state", "source", "external_id", "category", "taxonomy_version", "urgent", "description", "lat", "lon", "grid",
+    "community", "street", "district", "department", "stage", "stage_started", "stage_due", "stage_warn",
+    "stage_extension_s", "stage_paused_s", "stage_warned_at", "stage_overdue_at", "extension_pending",
+    "extension_hours", "parked_since", "verifier", "acknowledged_at", "acknowledged_by", "escalated_at", "grade",
+    "reporter", "created_at", "updated_at", "closed_at"))
+
+
+def _case_columns(values: dict) -> list[str]:
+    """The columns named in ``values``, checked: they become SQL identifiers."""
+    unknown = set(values) - CASE_COLUMNS
+    if unknown:
+        raise ValueError(f"not columns of cases: {', '.join(sorted(unknown))}")
+    return sorted(values)
+
+
+async def _insert_timeline(con: asyncpg.Connection, case_id: int, entry: dict) -> None:
+    await con.execute(
+        "INSERT INTO case_timeline (case_id, at, actor, role, scope, action, state, note, fields)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)",
+        case_id, entry["at"], _text(entry["actor"]), entry.get("role"), entry.get("scope"), entry["action"],
+        entry["state"], _text(entry.get("note", "")), _json_or_null(entry.get("fields") or {}))
+
+
+async def _insert_audit(con: asyncpg.Connection, entry: AuditEntry) -> None:
+    await con.execute(
+        "INSERT INTO audit (actor, role, scope, source, action, target, outcome, before, after, detail)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10)",
+        _text(entry.actor), entry.role, entry.scope, _text(entry.source), entry.action, _text(entry.target),
+        entry.outcome, _json_or_null(entry.before), _json_or_null(entry.after), _text(entry.detail))
 
 
 # --- district scoping -------------------------------------------------------------

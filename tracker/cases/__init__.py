@@ -1,0 +1,1 @@
+"""Cases as the service keeps them: the engine over the store, who may act, the deadline watcher."""

@@ -1,0 +1,5 @@
+"""The demo's example taxonomy (an illustration, not a city's adopted standard)."""
+
+from pathlib import Path
+
+PATH = Path(__file__).parent / "taxonomy.toml"
