@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from web.audit import audited, client_address
 from web.context import CaseRefused, Cases, context
 from web.openapi import document
-from web.params import error, json_body, limit_param
+from web.params import accepts, error, json_body, limit_param
 from web.principal import principal
 
 T = TypeVar("T")
@@ -56,6 +56,7 @@ async def _answer(call: Awaitable[T]) -> T:
         raise HTTPException(400, str(exc)) from None
 
 
+@accepts(*TEXT_FILTERS, *FLAG_FILTERS, "cursor", "limit")
 async def cases_list(request: Request) -> Response:
     """Cases in the caller's scope, newest first, filtered, a page at a time (``cursor``)."""
     query = request.query_params
@@ -79,15 +80,18 @@ async def cases_list(request: Request) -> Response:
     return JSONResponse({"cases": page, "next_cursor": None if next_cursor is None else str(next_cursor)})
 
 
+@accepts()
 async def case_get(request: Request) -> Response:
     return JSONResponse(await _answer(cases_of(request).get(principal(request), _case_id(request))))
 
 
+@accepts()
 async def case_timeline(request: Request) -> Response:
     entries = await _answer(cases_of(request).timeline(principal(request), _case_id(request)))
     return JSONResponse({"timeline": entries})
 
 
+@accepts()
 async def case_create(request: Request) -> Response:
     """A dispatcher's new case: category, description, lat, lon (urgent optional)."""
     body = await json_body(request)
@@ -97,6 +101,7 @@ async def case_create(request: Request) -> Response:
     return JSONResponse(case, status_code=201)
 
 
+@accepts()
 async def case_action(request: Request) -> Response:
     """One lifecycle action; the body holds the fields it needs (may be empty)."""
     case_id = _case_id(request)
@@ -113,10 +118,12 @@ async def case_action(request: Request) -> Response:
     return JSONResponse(case)
 
 
+@accepts()
 async def taxonomy_get(request: Request) -> Response:
     return JSONResponse(await _answer(cases_of(request).taxonomy()))
 
 
+@accepts()
 async def taxonomy_put(request: Request) -> Response:
     """Load a taxonomy file: the body is its TOML text. 400 lists every problem in it."""
     body = await request.body()
@@ -136,14 +143,17 @@ async def taxonomy_put(request: Request) -> Response:
     return JSONResponse(loaded, status_code=201 if loaded.get("created") else 200)
 
 
+@accepts()
 async def departments_get(request: Request) -> Response:
     return JSONResponse({"departments": await _answer(cases_of(request).departments())})
 
 
+@accepts()
 async def member_put(request: Request) -> Response:
     return await _member(request, True)
 
 
+@accepts()
 async def member_delete(request: Request) -> Response:
     return await _member(request, False)
 
@@ -155,5 +165,6 @@ async def _member(request: Request, member: bool) -> Response:
     return JSONResponse({"department": department, "account": account, "member": member, "changed": changed})
 
 
+@accepts()
 async def openapi(request: Request) -> Response:
     return JSONResponse(document())
