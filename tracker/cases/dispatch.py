@@ -81,7 +81,7 @@ class Verification:
             for device, placed in list(self.live.devices.items())
             if placed.fix.device_class is DeviceClass.COLLECTOR and actor.sees(placed.fix.district))
         responsible: dict[str, bool] = {}
-        if on_duty is not None and case["grid"] is not None:
+        if plan is not None and on_duty is not None and case["grid"] is not None:
             responsible = {device: case["grid"] in plan.areas.get(area, ("", ()))[1] for device, area in on_duty.items()}
         found = index.nearest(case["lat"], case["lon"], k=k, max_m=max_m, on_duty=on_duty, responsible=responsible)
         return {"case": case_id, "plan": plan is not None,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 
-from protocols.handset.report import ProblemReport, VerificationReport, Verdict
+from protocols.handset.report import ProblemReport, Verdict, VerificationReport
 from tracker.cases.engine import CaseEngine, CaseError, CaseNotFound, IllegalTransition, NewCase, NotAllowed
 from tracker.cases.roles import SYSTEM, Actor
 from tracker.metrics import Metrics

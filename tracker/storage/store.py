@@ -847,13 +847,13 @@ class Store:
                     open_cases[effect.key] = created
                     done.append(("created", created))
                 elif effect.case is not None:
-                    row = await con.fetchrow("UPDATE cases SET updated_at = $2 WHERE id = $1 RETURNING *", effect.case,
-                                             effect.entry["at"])
-                    if row is None:
+                    noted = await con.fetchrow("UPDATE cases SET updated_at = $2 WHERE id = $1 RETURNING *",
+                                               effect.case, effect.entry["at"])
+                    if noted is None:
                         continue
-                    await _insert_timeline(con, effect.case, {**effect.entry, "state": row["state"]})
-                    open_cases[effect.key] = row
-                    done.append(("changed", row))
+                    await _insert_timeline(con, effect.case, {**effect.entry, "state": noted["state"]})
+                    open_cases[effect.key] = noted
+                    done.append(("changed", noted))
             await con.execute("UPDATE alarm_events SET consumed_at = now() WHERE id = ANY($1::bigint[])",
                               [e["id"] for e in events])
             return done
