@@ -812,12 +812,13 @@ class Store:
         """Take up to ``limit`` pending alarm events, oldest first, and for each carry out
         ``decide(event, open_cases)`` (``open_cases``: (originator, kind) → the open alarm
         case's row, as the events before it left them), then mark them consumed: all in one
-        transaction. Rows locked by another consumer are skipped. Returns (what, case row)
-        for each case opened ("created") or noted ("changed")."""
+        transaction. Consumers take turns (a transaction-scoped advisory lock): a repeat
+        taken by one while another has its first event uncommitted would open a second case.
+        Returns (what, case row) for each case opened ("created") or noted ("changed")."""
 
         async def work(con: asyncpg.Connection) -> list[tuple[str, asyncpg.Record]]:
-            events = await con.fetch("SELECT * FROM alarm_events WHERE consumed_at IS NULL ORDER BY id LIMIT $1"
-                                     " FOR UPDATE SKIP LOCKED", limit)
+            await con.execute("SELECT pg_advisory_xact_lock($1)", _ALARM_INTAKE_LOCK)
+            events = await con.fetch("SELECT * FROM alarm_events WHERE consumed_at IS NULL ORDER BY id LIMIT $1", limit)
             if not events:
                 return []
             prefixes = sorted({_like_prefix(e["component"] or e["device"]) for e in events})
@@ -981,6 +982,9 @@ class AlarmEffect:
     new: dict | None = None
     case: int | None = None
     audit: AuditEntry | None = None
+
+
+_ALARM_INTAKE_LOCK = 0x6777_6361_7365  # the alarm outbox's consumers' turn ("gwcase")
 
 
 def alarm_case_key(originator: str, kind: str, first_event: int) -> str:
