@@ -542,8 +542,9 @@ def _validate(s: types.SimpleNamespace) -> None:
     need(s.cases.intake_poll_s > 0 and s.cases.intake_batch > 0 and s.cases.arrival_radius_m > 0,
          "[cases] intake_poll_s", "intake_batch and arrival_radius_m must be > 0")
     try:
-        CasesSettings(**vars(s.cases)).calendar()
-        s.cases.rules()
+        cases = CasesSettings(**vars(s.cases))
+        cases.calendar()
+        cases.rules()
     except ValueError as exc:
         raise ConfigError(f"[cases] {exc}") from None
     need(s.sensors.silent_after_s > 0 and s.sensors.watchdog_s > 0, "[sensors] silent_after_s", "and watchdog_s must be > 0")

@@ -103,6 +103,9 @@ class Router:
         if topic.startswith("owntracks/"):
             self._owntracks(topic, payload, rx_ms, out)
             return
+        if topic.endswith("/cmd"):  # a downlink (ours, seen through the wildcard subscription)
+            out.ignored.append(("handset", "cmd"))
+            return
         route = self._routes.get(topic)
         try:
             if route is None:
