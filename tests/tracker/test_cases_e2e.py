@@ -92,6 +92,10 @@ async def test_a_tilt_alarm_goes_round_the_closed_loop_to_its_verification_on_si
             assert r.status_code == 200, r.text
         await running.cases.transition(cid, "handle", Actor(worker, "viewer", "620105"), {"feedback": "cover reset"})
 
+        _, qilihe = await signed_in(store, "commander", "620103")
+        assert (await http.get(f"/api/cases/{cid}/candidates", headers=qilihe)).status_code == 404
+        r = await http.get(f"/api/cases/{cid}/candidates", headers=headers, params={"k": "many"})
+        assert r.status_code == 400 and "k must be" in r.json()["error"]
         r = await http.get(f"/api/cases/{cid}/candidates", headers=headers)
         assert r.status_code == 200, r.text
         proposed = [c["device"] for c in r.json()["candidates"]]

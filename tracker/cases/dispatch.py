@@ -102,8 +102,14 @@ class Verification:
         if kind != "case":
             return
         case = payload.get("case", {})
-        if payload.get("action") == "verify" or (case.get("state") != "verifying" and payload.get("event") == "changed"):
-            self._send.send_nowait(("case", case.get("id")))
+        starts = payload.get("action") == "verify"
+        ends = case.get("state") != "verifying" and any(task.case == case.get("id") for task in self.tasks.values())
+        if starts or ends:
+            try:
+                self._send.send_nowait(("case", case.get("id")))
+            except trio.WouldBlock:  # never holds up the change itself: load() finds it at the next start
+                log.error("verification of case %s not followed: %d changes waiting", case.get("id"),
+                          self._send.statistics().current_buffer_used)
 
     async def load(self) -> None:
         """The tasks of the cases waiting for verification, those arrived left out."""

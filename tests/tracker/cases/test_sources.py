@@ -201,6 +201,27 @@ async def test_candidates_are_the_nearest_collectors_in_the_callers_scope(world)
     assert 50 < found["candidates"][0]["distance_m"] < 60 and found["plan"] is False
 
 
+async def test_with_a_patrol_plan_only_collectors_on_duty_now_are_proposed_their_own_grid_marked(world):
+    from geofence.plan import PatrolPlan
+
+    # Wednesday 2025-09-24 09:00 in the city: c-early's shift is over, c-own patrols the
+    # case's grid, c-other another area, c-off has no shift at all
+    plan = PatrolPlan.from_dict({"zone": "Asia/Shanghai", "areas": {
+        "620105003003": {"grids": ["620105003003010"]}, "620105003002": {"grids": ["620105003002001"]}},
+        "shifts": [{"collector": "c-early", "area": "620105003003", "start": "06:00", "end": "08:00"},
+                   {"collector": "c-own", "area": "620105003003", "start": "08:00", "end": "12:00"},
+                   {"collector": "c-other", "area": "620105003002", "start": "08:00", "end": "12:00"}]})
+    live = LiveState()
+    now = datetime_to_ms(world.instant[0])
+    for device, dlat in (("c-early", 0.0001), ("c-off", 0.0002), ("c-other", 0.0003), ("c-own", 0.0006)):
+        live.devices[device] = placed(device, ANNING[0] + dlat, ANNING[1], now)
+    verification = Verification(world.engine, live, lambda topic, payload: None, plan=lambda: plan)
+    case, _ = await world.engine.create(NewCase("dispatcher", "E0102", "垃圾", lat=ANNING[0], lon=ANNING[1]), COMMANDER)
+    found = await verification.candidates(case["id"], COMMANDER)
+    assert [(c["device"], c["in_grid"], c["area"]) for c in found["candidates"]] == [
+        ("c-other", False, "620105003002"), ("c-own", True, "620105003003")]
+
+
 async def test_the_verifier_gets_its_task_and_its_fixes_at_the_case_mark_its_arrival(world):
     sent: list[tuple[str, bytes]] = []
     live = LiveState()
@@ -241,3 +262,24 @@ async def wait_until(condition, timeout: float = 10.0) -> None:
     with trio.fail_after(timeout):
         while not condition():
             await trio.sleep(0.01)
+
+
+async def test_an_owntracks_phone_gets_a_waypoint_at_the_case_and_a_message(world):
+    sent: list[tuple[str, bytes]] = []
+    verification = Verification(world.engine, LiveState(), lambda topic, payload: sent.append((topic, payload)),
+                                radius_m=40, owntracks={"c0007": ("alice", "phone")})
+    hub = world.engine.publish
+    world.engine.publish = lambda kind, payload, district: (verification.on_case(kind, payload, district),
+                                                             hub(kind, payload, district))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(verification.run)
+        case = await verifying(world)
+        await wait_until(lambda: len(sent) == 2)
+        nursery.cancel_scope.cancel()
+    assert {topic for topic, _ in sent} == {"owntracks/alice/phone/cmd"}
+    waypoints, message = (json.loads(payload) for _, payload in sent)
+    assert (waypoints["_type"], waypoints["action"], waypoints["waypoints"]["_type"]) == ("cmd", "setWaypoints", "waypoints")
+    [point] = waypoints["waypoints"]["waypoints"]
+    assert (point["_type"], point["lat"], point["lon"], point["rad"]) == ("waypoint", ANNING[0], ANNING[1], 40)
+    assert isinstance(point["tst"], int) and str(case["id"]) in point["desc"]
+    assert (message["_type"], message["action"]) == ("cmd", "action") and f"case {case['id']}" in message["content"]
