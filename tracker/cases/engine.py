@@ -10,6 +10,11 @@ district)``, the hub's ``publish_event``.
 
 Sources create cases idempotently: ``create`` with the same (source, external_id) returns
 the case already stored and writes nothing.
+
+A little over the house's ~500 lines on purpose: this class is the one interface the case
+sources, the web edge and the watcher call, and its writing side (create, transition) and
+reading side (views with their deadlines) share the stage clock; split, each half would
+only call back into the other.
 """
 
 from __future__ import annotations
@@ -66,7 +71,7 @@ class NotAllowed(PermissionError):
     """The actor's role or scope may not do this: 403."""
 
 
-class NoTaxonomy(CaseError):
+class NoTaxonomy(LookupError):
     """No taxonomy is loaded: no case can be filed under a category."""
 
 
@@ -192,10 +197,13 @@ class CaseEngine:
             found = await self.store.case_by_external(new.source, new.external_id)
             if found is not None:
                 return await self.view(found, actor), False
-        version, taxonomy = await self.taxonomy()
+        try:
+            version, taxonomy = await self.taxonomy()
+        except NoTaxonomy as exc:
+            raise CaseError(f"category is not in any taxonomy: {exc}") from None
         category = taxonomy.categories.get(new.category)
         if category is None:
-            raise CaseError(f"unknown category {new.category!r} in taxonomy version {version}")
+            raise CaseError(f"category is not in taxonomy version {version}: {new.category!r}")
         place = self._place(new)
         district = place[0] if place is not None else new.district
         if not actor.sees(district):
@@ -224,7 +232,7 @@ class CaseEngine:
     def _place(self, new: NewCase) -> tuple[str, str, str, str] | None:
         if new.lat is None or new.lon is None:
             if (new.lat is None) != (new.lon is None):
-                raise CaseError("lat and lon go together")
+                raise CaseError("lon must be given with lat, and lat with lon")
             return None
         if not (math.isfinite(new.lat) and math.isfinite(new.lon) and -90 <= new.lat <= 90 and -180 <= new.lon <= 180):
             raise CaseError("lat must be in [-90, 90] and lon in [-180, 180]")
@@ -263,7 +271,7 @@ class CaseEngine:
         try:
             act = Action(action)
         except ValueError:
-            raise CaseError(f"unknown action {action!r} (actions: {', '.join(Action)})") from None
+            raise CaseError(f"action must be one of {', '.join(Action)}; got {action!r}") from None
         given = _checked_fields(fields or {})
         row = await self.store.case(case_id)
         if row is None or not actor.sees(row["district"]):
@@ -273,7 +281,7 @@ class CaseEngine:
         if act is Action.DISPATCH and "department" in given:
             _, taxonomy = await self.taxonomy(row["taxonomy_version"])
             if given["department"] not in taxonomy.departments:
-                raise CaseError(f"unknown department {given['department']!r}")
+                raise CaseError(f"department is not in the taxonomy: {given['department']!r}")
         now = self.now()
 
         def decide(locked: Row) -> tuple[dict, dict, AuditEntry]:
@@ -363,7 +371,7 @@ class CaseEngine:
     async def list(self, actor: Actor, *, state: str | None = None, category: str | None = None,
                    street: str | None = None, district: str | None = None, source: str | None = None,
                    urgent: bool | None = None, overdue: bool = False, department: str | None = None,
-                   limit: int = 50, cursor: int | None = None) -> tuple[list[dict[str, Any]], int | None]:
+                   escalated: bool | None = None, limit: int = 50, cursor: int | None = None) -> tuple[list[dict[str, Any]], int | None]:
         """Cases in the actor's scope, newest first: (a page, the cursor of the next page
         or None). ``district``: a city account's filter (a district account sees its own)."""
         if state is not None and state not in {s.value for s in CaseState}:
@@ -375,9 +383,39 @@ class CaseEngine:
         rows = await self.store.cases(district=actor.district or district, state=state, category=category,
                                       street=street, source=source, urgent=urgent,
                                       overdue_at=self.now() if overdue else None, department=department,
-                                      before_id=cursor, limit=limit + 1)
+                                      escalated=escalated, before_id=cursor, limit=limit + 1)
         page = [await self.view(r, actor) for r in rows[:limit]]
         return page, (rows[limit - 1]["id"] if len(rows) > limit else None)
+
+    async def record(self, case_id: int, event: str, actor: Actor, fields: Mapping[str, Any] | None = None,
+                     note: str = "") -> dict[str, Any]:
+        """Add a fact to the case's timeline without moving it through the lifecycle (a
+        repeated or cleared alarm, a caller ringing again): ``event`` names it (not an
+        action of the lifecycle). The case after it; ``CaseNotFound`` for none."""
+        if event in {a.value for a in Action} or event in ("create", "warning", "overdue", "escalate"):
+            raise CaseError(f"{event!r} is a lifecycle step or a watcher event, not a fact to record")
+        if not event or len(event) > 64:
+            raise CaseError("an event is a name of 1 to 64 characters")
+        now = self.now()
+
+        def decide(locked: Row) -> tuple[dict, dict, AuditEntry | None] | None:
+            if not actor.sees(locked["district"]):
+                return None
+            entry = {"at": now, "actor": actor.account, "role": actor.role, "scope": actor.scope, "action": event,
+                     "state": locked["state"], "note": _clip(note), "fields": dict(fields or {})}
+            return {"updated_at": now}, entry, None
+
+        _, after = await self.store.change_case(case_id, decide)
+        if after is None:
+            raise CaseNotFound(f"no case {case_id}")
+        view = await self.view(after, actor)
+        self._announce("changed", view, action=event)
+        return view
+
+    async def open_external(self, source: str) -> dict[str, int]:
+        """The open cases of ``source`` by their external id: what an intake needs to
+        attach a repeat to the case already open (``alerts.cases.intake``)."""
+        return {row["external_id"]: row["id"] for row in await self.store.open_cases_of(source)}
 
     async def timeline(self, case_id: int, actor: Actor) -> builtins.list[dict[str, Any]]:
         row = await self.store.case(case_id)
@@ -471,7 +509,7 @@ def _checked_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
     known = {"reason", "department", "feedback", "photos", "collector", "hours", "grade", "note"}
     unknown = sorted(set(fields) - known)
     if unknown:
-        raise CaseError(f"unknown field(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        raise CaseError(f"body has unknown field(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
     given: dict[str, Any] = {}
     for key in ("reason", "department", "feedback", "collector", "note"):
         if key in fields and fields[key] is not None:

@@ -23,6 +23,7 @@ from alerts.cases.lifecycle import OPEN_STATES, CaseState
 from tracker.cases.engine import CaseEngine, NoTaxonomy
 from tracker.cases.roles import SERVICE
 from tracker.storage.audit import AuditEntry
+from tracker.storage.retry import retryable
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class CaseWatch:
         self.engine = engine
         self.max_sleep_s = max_sleep_s
         self.given = 0  # events given by this watcher since it started
+        self.sleeping = False  # between looks: no query of the watcher's in flight
 
     async def check(self) -> int:
         """Give every event due now; how many were given."""
@@ -98,10 +100,18 @@ class CaseWatch:
         task_status.started()
         while True:
             changed = self.engine.changed
-            await self.check()
+            try:
+                await self.check()
+            except Exception as exc:
+                # the database went away mid-change: nothing was given, the next look gives it
+                if not retryable(exc):
+                    raise
+                log.warning("case deadlines: database unavailable (%s); looking again shortly", exc)
             wait = self.max_sleep_s
             upcoming = await self.engine.store.next_case_instant(self.engine.escalate_after)
             if upcoming is not None:
                 wait = min(wait, max((upcoming - self.engine.now()).total_seconds(), 0.0) + 0.001)
+            self.sleeping = True
             with trio.move_on_after(wait):
                 await changed.wait()
+            self.sleeping = False
