@@ -30,7 +30,7 @@ from geofence.schedule import Schedule
 from protocols.coords import distance_m
 from protocols.model import DeviceClass
 from tracker.cases.engine import CaseEngine, CaseError
-from tracker.cases.roles import SERVICE, Actor
+from tracker.cases.roles import SERVICE, SYSTEM, Actor
 from tracker.live.state import LiveState
 
 log = logging.getLogger(__name__)
@@ -186,14 +186,13 @@ class Verification:
 
     async def _arrived(self, value: tuple[Task, int, float, float]) -> None:
         task, t_ms, lat, lon = value
-        entry = {"at": self.engine.now(), "actor": task.device, "role": "collector", "scope": "city",
-                 "action": "arrived", "note": "on site",
-                 "fields": {"collector": task.device, "fix_t": t_ms, "lat": lat, "lon": lon,
-                            "distance_m": (round(distance_m(lat, lon, task.lat, task.lon), 1)
-                                           if task.lat is not None and task.lon is not None else None)}}
-        row = await self.engine.store.note_case(task.case, entry)
-        if row is not None:
-            await self.engine.announce("changed", row, action="arrived", collector=task.device)
+        away = (round(distance_m(lat, lon, task.lat, task.lon), 1)
+                if task.lat is not None and task.lon is not None else None)
+        # the collector's own fix says it: recorded as the collector's step
+        await self.engine.record(task.case, "arrived", Actor(task.device, SYSTEM, None, device=task.device,
+                                                             source="fix"),
+                                 {"collector": task.device, "fix_t": t_ms, "lat": lat, "lon": lon, "distance_m": away},
+                                 note="on site")
 
 
 def owntracks_task(row: Any, deadline: str | None, radius_m: float) -> list[dict[str, Any]]:

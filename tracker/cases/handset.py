@@ -44,6 +44,9 @@ class HandsetReports:
         return Actor(report.device, SYSTEM, None, device=report.device, source="handset")
 
     async def problem(self, report: ProblemReport) -> str:
+        version, taxonomy = await self.engine.taxonomy()
+        if report.category not in taxonomy.categories:
+            raise UnknownCategory(f"category {report.category!r} is not in taxonomy version {version}")
         new = NewCase("handset", report.category, report.description, lat=report.place.lat, lon=report.place.lon,
                       external_id=f"{report.device}:{report.report_id}", reporter=report.device,
                       district=report.district)
@@ -62,11 +65,17 @@ class HandsetReports:
         return "reopened"
 
 
+class UnknownCategory(CaseError):
+    """A problem report names a category the taxonomy in force lacks."""
+
+
 def _reason(exc: Exception) -> str:
+    if isinstance(exc, UnknownCategory):
+        return "unknown_category"
     if isinstance(exc, IllegalTransition):
         return "not_verifying"
     if isinstance(exc, NotAllowed):
         return "not_verifier"
     if isinstance(exc, CaseNotFound):
         return "unknown_case"
-    return "unknown_category" if "unknown category" in str(exc) else "refused"
+    return "refused"

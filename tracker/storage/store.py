@@ -873,18 +873,6 @@ class Store:
         return await self._on_connection(lambda con: con.fetchval(
             "SELECT count(*) FROM alarm_events WHERE consumed_at IS NULL"))
 
-    async def note_case(self, case_id: int, entry: dict) -> asyncpg.Record | None:
-        """Append a timeline entry that changes nothing of the case but its ``updated_at``
-        (an arrival on site, an alarm noted): the case after it, None for no such case."""
-
-        async def work(con: asyncpg.Connection) -> asyncpg.Record | None:
-            row = await con.fetchrow("UPDATE cases SET updated_at = $2 WHERE id = $1 RETURNING *", case_id, entry["at"])
-            if row is not None:
-                await _insert_timeline(con, case_id, {**entry, "state": row["state"]})
-            return row
-
-        return await self._on_connection(work, transaction=True)
-
     # --- outages ----------------------------------------------------------------------
 
     async def reconnect(self) -> None:
