@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import logging
 
+import trio
+
 from protocols.handset.report import ProblemReport, Verdict, VerificationReport
 from tracker.cases.engine import CaseEngine, CaseError, CaseNotFound, IllegalTransition, NewCase, NotAllowed
 from tracker.cases.roles import SYSTEM, Actor
 from tracker.metrics import Metrics
+from tracker.storage.retry import retryable
 
 log = logging.getLogger(__name__)
+RETRY_S = 1.0
 
 
 class HandsetReports:
@@ -32,11 +36,22 @@ class HandsetReports:
     async def __call__(self, reports: list[ProblemReport | VerificationReport]) -> None:
         for report in reports:
             kind = "problem" if isinstance(report, ProblemReport) else "verification"
-            try:
-                outcome = await (self.problem(report) if isinstance(report, ProblemReport) else self.verification(report))
-            except (CaseError, CaseNotFound, NotAllowed, IllegalTransition) as exc:
-                outcome = _reason(exc)
-                log.warning("refused %s report %s of collector %s: %s", kind, report.report_id, report.device, exc)
+            while True:
+                try:
+                    outcome = await (self.problem(report) if isinstance(report, ProblemReport)
+                                     else self.verification(report))
+                except (CaseError, CaseNotFound, NotAllowed, IllegalTransition) as exc:
+                    outcome = _reason(exc)
+                    log.warning("refused %s report %s of collector %s: %s", kind, report.report_id, report.device, exc)
+                except Exception as exc:
+                    # the database is away: the report's message stays unacknowledged until it
+                    # is filed, ingest pushes back meanwhile, as it does for positions
+                    if not retryable(exc):
+                        raise
+                    log.warning("handset report %s waits for the database (%s)", report.report_id, exc)
+                    await trio.sleep(RETRY_S)
+                    continue
+                break
             self.metrics.inc("gridwatch_reports_total", kind=kind, outcome=outcome)
 
     def actor(self, report: ProblemReport | VerificationReport) -> Actor:

@@ -26,6 +26,7 @@ from tracker.cases.engine import CaseEngine, NewCase, NoTaxonomy
 from tracker.cases.roles import SERVICE
 from tracker.metrics import Metrics
 from tracker.storage.audit import AuditEntry
+from tracker.storage.retry import retryable
 from tracker.storage.store import AlarmEffect, alarm_case_key
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,12 @@ class AlarmIntake:
                 taken = await self.consume_once()
             except NoTaxonomy:
                 taken = 0  # no case can be filed yet: the events wait in the outbox
+            except Exception as exc:
+                # the database went away mid-batch: nothing of it was written, the next look takes it
+                if not retryable(exc):
+                    raise
+                log.warning("alarm intake: database unavailable (%s); looking again shortly", exc)
+                taken = 0
             if taken >= self.batch:
                 await trio.lowlevel.checkpoint()
                 continue
