@@ -70,3 +70,5 @@ def test_a_ten_second_database_stop_loses_and_doubles_nothing_and_the_service_st
                                episodes=EPISODES, settle_s=25))
     assert intact(outcome) == (0, 0, 0, 0, 0), explain(outcome)
     assert outcome.service_starts == 1, explain(outcome)
+    # the alarm intake waited the outage out: every episode's case, once
+    assert (outcome.cases_lost, outcome.cases_doubled, outcome.alarms_pending) == (0, 0, 0), explain(outcome)
