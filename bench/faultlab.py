@@ -106,6 +106,10 @@ class Outcome:
     seconds: float
     lost_sample: list[int] = field(default_factory=list)  # the first lost numbers, to look them up
     notes: list[str] = field(default_factory=list)
+    # the alarm outbox consumed into cases: one case per episode's sensor, none lost, none doubled
+    cases_lost: int = 0  # an acknowledged episode whose sensor has no case
+    cases_doubled: int = 0  # cases beyond one per episode's sensor
+    alarms_pending: int = 0  # alarm events the case intake had not consumed by the count
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -304,7 +308,9 @@ class _Run:
                    TRACKER_LOG__LEVEL="WARNING",
                    # the numbered publisher sends for made-up devices: the registry lets them in
                    # (it is still asked about every message)
-                   TRACKER_REGISTRY__UNREGISTERED="accept")
+                   TRACKER_REGISTRY__UNREGISTERED="accept",
+                   # the alarms become cases: the example taxonomy files the tilts
+                   TRACKER_CASES__TAXONOMY=str(REPO / "tracker" / "devcity" / "taxonomy.toml"))
         env.update(dict(scenario.env))
         self.service = ServiceProcess(env, web_port, self.dir / "service.log")
         self.sent = self.acknowledged = 0
@@ -497,7 +503,13 @@ class _Run:
         episodes_lost = sum(1 for j in both if not tilt.get((sensor_id(PREFIX, j), True)) or not tilt.get((sensor_id(PREFIX, j), False)))
         episodes_doubled = sum(1 for j in range(s.episodes)
                                if tilt.get((sensor_id(PREFIX, j), True), 0) > 1 or tilt.get((sensor_id(PREFIX, j), False), 0) > 1)
+        case_rows = self.lab.query("SELECT reporter, count(*) FROM cases WHERE source = 'sensor' GROUP BY reporter",
+                                   self.database) or []
+        cases = {reporter: int(count) for reporter, count in case_rows}
+        pending = self.lab.query("SELECT count(*) FROM alarm_events WHERE consumed_at IS NULL", self.database) or [(0,)]
         return Outcome(
+            cases_lost=sum(1 for j in both if not cases.get(sensor_id(PREFIX, j))),
+            cases_doubled=sum(max(0, count - 1) for count in cases.values()), alarms_pending=int(pending[0][0]),
             name=s.name, fault=s.fault, qos=s.qos, sent=summary["sent"], acknowledged=len(expected) if s.qos else None,
             stored=len(stored_numbers), lost=len(missing), duplicated=duplicated, refused={r: int(c) for r, c in refused_rows},
             episodes=s.episodes, episodes_acknowledged=len(both), episodes_lost=episodes_lost, episodes_doubled=episodes_doubled,

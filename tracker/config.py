@@ -25,6 +25,7 @@ from datetime import date, time
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from alerts.cases.intake import AlarmRule, rules_by_key
 from alerts.cases.worktime import WorkCalendar
 from alerts.messages import configured_catalogue
 from protocols.jt808.framing import MAX_FRAME_BYTES
@@ -332,6 +333,28 @@ class CasesSettings:
     escalate_after_min: float = 30.0
     watch_max_s: float = 60.0  # the deadline watcher looks at least this often
     taxonomy: str = ""  # a taxonomy file loaded at start when the database holds none ("": none)
+    # Which alarms open cases: "source:kind" (the category of the sensor's component code)
+    # or "source:kind=CATEGORY", a trailing "!" makes them urgent whatever the category says.
+    alarm_rules: tuple[str, ...] = ("sensor:tilt", "sensor:full=C0306", "sensor:waterlog=E0404",
+                                    "vehicle:overspeed=E0406")
+    intake_poll_s: float = 1.0  # the alarm outbox is looked at this often (and at once when an alarm is stored)
+    intake_batch: int = 100  # alarm events taken per transaction
+    arrival_radius_m: float = 50.0  # a verifier this close to the case (or in its unit grid) has arrived
+
+    def rules(self) -> list[AlarmRule]:
+        """The alarm rules; raises ``ValueError`` naming a malformed one."""
+        rules = []
+        for text in self.alarm_rules:
+            spec = text.strip()
+            urgent = spec.endswith("!") or None
+            spec = spec.rstrip("!")
+            head, eq, category = spec.partition("=")
+            source, sep, kind = head.partition(":")
+            if not sep or source not in ("sensor", "vehicle") or not kind.strip() or (eq and not category.strip()):
+                raise ValueError(f"alarm_rules: {text!r} is not sensor|vehicle:KIND[=CATEGORY][!]")
+            rules.append(AlarmRule(source, kind.strip(), category.strip() or None, urgent))
+        rules_by_key(rules)
+        return rules
 
     def calendar(self) -> WorkCalendar:
         """The working-time calendar; raises ``ValueError`` saying what is wrong."""
@@ -565,8 +588,12 @@ def _validate(s: types.SimpleNamespace) -> None:
     need(0 < s.cases.warn_share <= 1, "[cases] warn_share", "must be in (0, 1]")
     need(s.cases.escalate_after_min > 0 and s.cases.watch_max_s > 0, "[cases] escalate_after_min",
          "and watch_max_s must be > 0")
+    need(s.cases.intake_poll_s > 0 and s.cases.intake_batch > 0 and s.cases.arrival_radius_m > 0,
+         "[cases] intake_poll_s", "intake_batch and arrival_radius_m must be > 0")
     try:
-        CasesSettings(**vars(s.cases)).calendar()
+        cases = CasesSettings(**vars(s.cases))
+        cases.calendar()
+        cases.rules()
     except ValueError as exc:
         raise ConfigError(f"[cases] {exc}") from None
     need(s.sensors.silent_after_s > 0 and s.sensors.watchdog_s > 0, "[sensors] silent_after_s", "and watchdog_s must be > 0")

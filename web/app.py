@@ -77,6 +77,8 @@ ROUTES: list[BaseRoute] = [
     guard(Route("/api/cases", cases.case_create, methods=["POST"]), allow(Role.COMMANDER, Role.SUPERVISOR)),
     guard(Route("/api/cases/{case_id}", cases.case_get), READ),
     guard(Route("/api/cases/{case_id}/timeline", cases.case_timeline), READ),
+    guard(Route("/api/cases/{case_id}/candidates", cases.case_candidates),
+          allow(Role.COMMANDER, Role.SUPERVISOR, Role.ADMIN)),
     guard(Route("/api/cases/{case_id}/actions/{action}", cases.case_action, methods=["POST"]),
           allow(Role.COMMANDER, Role.SUPERVISOR, Role.VIEWER, Role.COLLECTOR)),
     guard(Route("/api/taxonomy", cases.taxonomy_get, methods=["GET"]), allow(*READERS, scoping=Scoping.NONE)),

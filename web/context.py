@@ -288,6 +288,15 @@ class Cases(Protocol):
         ...
 
 
+class Verifiers(Protocol):
+    """On-site verification as the web edge uses it (errors as ``Cases``')."""
+
+    async def candidates(self, who: Principal, case_id: int, k: int) -> dict[str, Any]:
+        """The ``k`` collectors on duty nearest to the case, nearest first: device,
+        distance_m, t (their fix), in_grid (the case lies in their responsibility area)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class MapSettings:
     """The map page's configuration (``GET /api/config``) and the API's limits."""
@@ -331,6 +340,7 @@ class WebContext:
     devices_admin: DeviceAdmin | None = None  # None: no device registry behind this service
     alert_messages: Catalogue = field(default_factory=default_catalogue)  # texts and severities of alerts
     cases: Cases | None = None  # None: cases are switched off (the case routes answer 404)
+    verifiers: Verifiers | None = None  # None: no verification dispatch (candidates answer 404)
 
     def zone(self) -> str:
         """The city's time zone: of "today", of report days, of a time given without an offset."""

@@ -45,6 +45,9 @@ DECLARED: list[tuple[str, str, str, str, list[dict[str, Any]], dict[str, Any] | 
      "viewer and up", [_CASE_ID], None, "Case"),
     ("get", "/api/cases/{case_id}/timeline", "Every step of a case: who, role, scope, when, what", "viewer and up",
      [_CASE_ID], None, "Timeline"),
+    ("get", "/api/cases/{case_id}/candidates", "The nearest collectors on duty to send to verify the case on site",
+     "commander, supervisor, admin", [_CASE_ID, _query("k", {"type": "integer", "minimum": 1, "maximum": 20, "default": 3},
+                                                        "how many to propose")], None, "Candidates"),
     ("post", "/api/cases/{case_id}/actions/{action}", "Take a lifecycle action (409: not allowed from the state)",
      "commander, supervisor; department members; the collector sent to verify",
      [_CASE_ID, {"name": "action", "in": "path", "required": True, "schema": {"type": "string", "enum": list(Action)}}],
@@ -97,6 +100,13 @@ SCHEMAS: dict[str, Any] = {
         "at": {"type": "string", "format": "date-time"}, "actor": {"type": "string"}, "role": {"type": "string"},
         "scope": {"type": "string"}, "action": {"type": "string"}, "state": {"type": "string"},
         "note": {"type": "string"}, "fields": _OBJ}}}}},
+    "Candidates": {"type": "object", "properties": {
+        "case": {"type": "integer"}, "plan": {"type": "boolean", "description": "false: no patrol plan, all count as on duty"},
+        "candidates": {"type": "array", "items": {"type": "object", "properties": {
+            "device": {"type": "string"}, "distance_m": {"type": "number"},
+            "t": {"type": "integer", "description": "epoch ms of the collector's position"},
+            "in_grid": {"type": "boolean", "description": "the case lies in the collector's responsibility area"},
+            "area": {"type": "string", "nullable": True}}}}}},
     "Taxonomy": _OBJ, "Departments": _OBJ, "Member": _OBJ, "OpenAPI": _OBJ,
 }
 

@@ -4,8 +4,9 @@ Each test streams 5,000 numbered handset fixes at QoS 1 (and ten manhole tilt al
 episodes) from a publisher process through a private Mosquitto into the service, run as
 ``python -m tracker serve``, strikes one fault mid-stream and counts, number by number, what
 PostgreSQL kept (bench.faultlab). Every fix the broker acknowledged must be stored exactly
-once, every acknowledged alarm episode must leave one raised and one cleared tilt event,
-and the service must not fall over on its own.
+once, every acknowledged alarm episode must leave one raised and one cleared tilt event
+and one case (the alarm outbox consumed exactly once), and the service must not fall over
+on its own.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def intact(outcome: Outcome) -> tuple[int, int, int, int, int]:
 
 
 def explain(outcome: Outcome) -> str:
-    return f"\n{table([outcome])}\nfirst lost numbers: {outcome.lost_sample}\nnotes: {outcome.notes}"
+    return (f"\n{table([outcome])}\nfirst lost numbers: {outcome.lost_sample}\nnotes: {outcome.notes}\n"
+            f"cases lost/doubled: {outcome.cases_lost}/{outcome.cases_doubled}, alarms pending: {outcome.alarms_pending}")
 
 
 def test_without_a_fault_every_acknowledged_fix_is_stored_once(lab):
@@ -39,11 +41,14 @@ def test_without_a_fault_every_acknowledged_fix_is_stored_once(lab):
     assert outcome.episodes_acknowledged == EPISODES, explain(outcome)
     assert intact(outcome) == (0, 0, 0, 0, 0), explain(outcome)
     assert outcome.stored == FIXES, explain(outcome)
+    assert (outcome.cases_lost, outcome.cases_doubled, outcome.alarms_pending) == (0, 0, 0), explain(outcome)
 
 
 def test_sigkill_of_the_service_under_qos1_load_loses_and_doubles_nothing(lab):
     outcome = lab.run(Scenario("kill -9", "kill", FIXES, rate=500, devices=DEVICES, at=0.4, episodes=EPISODES, settle_s=20))
     assert intact(outcome) == (0, 0, 0, 0, 0), explain(outcome)
+    assert outcome.episodes_acknowledged == EPISODES, explain(outcome)
+    assert (outcome.cases_lost, outcome.cases_doubled, outcome.alarms_pending) == (0, 0, 0), explain(outcome)
     assert outcome.service_starts == 2, explain(outcome)
 
 
@@ -65,3 +70,5 @@ def test_a_ten_second_database_stop_loses_and_doubles_nothing_and_the_service_st
                                episodes=EPISODES, settle_s=25))
     assert intact(outcome) == (0, 0, 0, 0, 0), explain(outcome)
     assert outcome.service_starts == 1, explain(outcome)
+    # the alarm intake waited the outage out: every episode's case, once
+    assert (outcome.cases_lost, outcome.cases_doubled, outcome.alarms_pending) == (0, 0, 0), explain(outcome)

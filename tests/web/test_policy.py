@@ -63,6 +63,7 @@ MATRIX: dict[str, set[Role] | str] = {
     "POST /api/cases": {COMMANDER, SUPERVISOR},
     "GET /api/cases/{case_id}": READERS,
     "GET /api/cases/{case_id}/timeline": READERS,
+    "GET /api/cases/{case_id}/candidates": {COMMANDER, SUPERVISOR, ADMIN},
     # department members are accounts of any of these roles; the engine checks membership
     "POST /api/cases/{case_id}/actions/{action}": {COMMANDER, SUPERVISOR, VIEWER, COLLECTOR},
     "GET /api/taxonomy": READERS,

@@ -21,7 +21,10 @@ from protocols.model import DeviceClass, Fix
 from tracker.app.commands import DeviceCommands, service_health
 from tracker.app.web_edge import web_context
 from tracker.app.web_server import serve_web, web_config
+from tracker.cases.dispatch import Verification
 from tracker.cases.engine import CaseEngine
+from tracker.cases.handset import HandsetReports
+from tracker.cases.intake_task import AlarmIntake
 from tracker.cases.roles import SERVICE
 from tracker.cases.watch import CaseWatch
 from tracker.clock import Clock, wall_clock_ms
@@ -58,6 +61,7 @@ class Running:
     registry: Registry | None = None
     runs: ServiceRuns | None = None
     cases: CaseEngine | None = None  # the case engine: sources open and move cases through it
+    verification: Verification | None = None  # on-site verification: candidates, tasks, arrivals
 
     async def stop(self) -> None:
         """Stop the sources, drain the pipeline (nothing received is lost), stop the rest."""
@@ -236,13 +240,16 @@ async def run_service(settings: Settings, store: Store, *, clock_ms: Clock | Non
                if settings.jt808.enabled else None)
     commands = DeviceCommands(pipeline, gateway)
     cases = await _cases(settings, store, index, pipeline.hub.publish_event, clock_ms) if settings.cases.enabled else None
+    intake, verification = (await _case_sources(settings, cases, pipeline, metrics, commands, patrol)
+                            if cases is not None else (None, None))
     if tune:
         tune_gc()
     healthy = functools.partial(service_health, database, pipeline, settings.health.max_persist_lag_s)
     web = web_context(settings, clock_ms=clock_ms, store=store, index=index, live=pipeline.live, hub=pipeline.hub,
                       metrics=metrics, grids=to_feature_collection(await store.grids()),
                       healthy=healthy, locate=commands.locate, patrol=patrol,
-                      provisioning=Provisioning(store, control_account(settings), registry), cases=cases)
+                      provisioning=Provisioning(store, control_account(settings), registry), cases=cases,
+                      verification=verification)
     app = create_app(web)
     with trio.CancelScope() as scope:
         async with trio.open_nursery() as nursery:
@@ -254,6 +261,9 @@ async def run_service(settings: Settings, store: Store, *, clock_ms: Clock | Non
                 await nursery.start(patrol.run)
             if cases is not None:
                 await nursery.start(functools.partial(CaseWatch(cases, max_sleep_s=settings.cases.watch_max_s).run))
+            if intake is not None and verification is not None:
+                await nursery.start(intake.run)
+                await nursery.start(verification.run)
             nursery.start_soon(_watch_database, store, database, settings.health.database_probe_s)
             jt808_port = None
             gateway_scope = trio.CancelScope()
@@ -269,7 +279,7 @@ async def run_service(settings: Settings, store: Store, *, clock_ms: Clock | Non
                 front.healthy, front.app, url = healthy, app, front.url
             log.info("serving the command map at %s", url)
             task_status.started(Running(pipeline, web, url, scope, jt808_port, gateway_scope, patrol, gateway, registry, runs,
-                                        cases))
+                                        cases, verification))
 
 
 async def _watch_database(store: Store, database: DatabaseState, every_s: float) -> None:
@@ -303,6 +313,30 @@ async def _cases(settings: Settings, store: Store, index: GridIndex, publish: Ca
     elif await store.taxonomy() is None:
         log.info("no case taxonomy loaded yet: no case can be opened (tracker taxonomy load FILE)")
     return engine
+
+
+async def _case_sources(settings: Settings, engine: CaseEngine, pipeline: Pipeline, metrics: Metrics,
+                        commands: DeviceCommands, patrol: Patrol | None) -> tuple[AlarmIntake, Verification]:
+    """The sources of cases wired to the pipeline: the alarm outbox's consumer (woken when
+    alarms are committed), handset reports, and the verification tasks following the
+    engine's changes and the collectors' fixes."""
+    c = settings.cases
+    intake = AlarmIntake(engine, c.rules(), metrics, poll_s=c.intake_poll_s, batch=c.intake_batch)
+    pipeline.alarm_listeners.append(intake.wake)
+    pipeline.report_sink = HandsetReports(engine, metrics)
+    verification = Verification(engine, pipeline.live, commands.publish, radius_m=c.arrival_radius_m,
+                                owntracks=commands.owntracks, plan=(lambda: patrol.plan) if patrol is not None else None)
+    await verification.load()
+    hub_publish = engine.publish
+
+    def publish(kind: str, payload: dict, district: str | None) -> None:
+        verification.on_case(kind, payload, district)
+        if hub_publish is not None:
+            hub_publish(kind, payload, district)
+
+    engine.publish = publish
+    pipeline.fix_listeners.append(verification.observe)
+    return intake, verification
 
 
 async def _in_scope(scope: trio.CancelScope, fn, *args, task_status=trio.TASK_STATUS_IGNORED) -> None:

@@ -27,6 +27,7 @@ from tracker.access.passwords import (
     secret_hash,
 )
 from tracker.app.accounts import valid_name
+from tracker.cases.dispatch import Verification
 from tracker.cases.engine import CaseEngine, CaseError, CaseNotFound, NewCase, NotAllowed
 from tracker.cases.roles import Actor
 from tracker.config import AuthSettings, Settings
@@ -354,14 +355,27 @@ def auth_settings(settings: Settings) -> WebAuthSettings:
 def web_context(settings: Settings, *, clock_ms: Callable[[], int], store: Store, index: GridIndex, live: LiveState,
                 hub: Hub, metrics: Metrics, grids: dict[str, Any], healthy: Callable[[], tuple[bool, str]],
                 locate: Locate, patrol: Patrol | None, accounts: StoreAccounts | None = None,
-                provisioning: Provisioning | None = None, cases: CaseEngine | None = None) -> WebContext:
+                provisioning: Provisioning | None = None, cases: CaseEngine | None = None,
+                verification: Verification | None = None) -> WebContext:
     """``accounts``: default, the store's with trio's clock for the lockout and the cache."""
     return WebContext(map_settings(settings), clock_ms, StoreRecords(store), index, live, HubFeed(hub, live), metrics, grids,
                       healthy=healthy, locate=locate, patrol=patrol, audit=StoreAudit(store),
                       accounts=accounts or StoreAccounts(store, settings.auth, clock_ms), auth=auth_settings(settings),
                       devices_admin=RegistryAdmin(provisioning) if provisioning is not None else None,
                       alert_messages=configured_catalogue(settings.patrol.alert_severity),
-                      cases=ServiceCases(cases) if cases is not None else None)
+                      cases=ServiceCases(cases) if cases is not None else None,
+                      verifiers=ServiceVerifiers(verification) if verification is not None else None)
+
+
+class ServiceVerifiers:
+    """On-site verification for the web: the principal as the engine's actor."""
+
+    def __init__(self, verification: Verification) -> None:
+        self._verification = verification
+
+    async def candidates(self, who: Principal, case_id: int, k: int) -> dict[str, Any]:
+        return await ServiceCases(self._verification.engine)._do(
+            self._verification.candidates(case_id, ServiceCases.actor(who), k=k))
 
 
 class ServiceCases:

@@ -239,6 +239,27 @@ class CaseEngine:
         place = self.index.place(new.lat, new.lon) if self.index is not None else None
         return None if place is None else (place.district, place.street, place.community, place.grid)
 
+    # --- sources ----------------------------------------------------------------------
+    # Sources that write a case in a transaction of their own (the alarm outbox's consumer)
+    # build its row here, as ``create`` would, and announce it once committed.
+
+    def opening_row(self, new: NewCase, category: Category, version: int, now: datetime) -> dict[str, Any]:
+        """The columns of a new case of ``category`` (taxonomy ``version``) reported ``now``."""
+        place = self._place(new)
+        return {
+            "state": CaseState.REPORTED.value, "source": new.source, "external_id": new.external_id,
+            "category": category.code, "taxonomy_version": version,
+            "urgent": category.urgent if new.urgent is None else new.urgent,
+            "description": _clip(new.description), "lat": new.lat, "lon": new.lon,
+            "district": place[0] if place is not None else new.district,
+            "street": place[1] if place else None, "community": place[2] if place else None,
+            "grid": place[3] if place else None, "reporter": new.reporter, "created_at": now, "updated_at": now,
+            **self._stage_columns(category, Stage.FILE, now)}
+
+    async def announce(self, event: str, row: Row, **extra: Any) -> None:
+        """Tell the live map (and the deadline watcher) about a case written elsewhere."""
+        self._announce(event, await self.view(row), **extra)
+
     # --- transitions ------------------------------------------------------------------
 
     async def transition(self, case_id: int, action: Action | str, actor: Actor,

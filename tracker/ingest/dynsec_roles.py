@@ -5,7 +5,7 @@ Every account is pinned by its role to what it may do:
 - a device (user name: its id) holds a role of its own, ``device:{id}``, which names
   its district, class and id in every topic: it may publish only
   ``gw/v1/{district}/{class}/{id}/{kind}`` for the kinds its class sends (``alarm`` is a
-  sensor's alone) and subscribe only to its ``…/cmd``; a collector may also publish as
+  sensor's alone, ``report`` a collector's) and subscribe only to its ``…/cmd``; a collector may also publish as
   the OwnTracks user ``{id}``. A role per device (not one shared role with ``%u``) is
   what pins the district and class: a shared pattern could only pin the id.
 - the service's ingest account reads every uplink, writes downlinks, reads ``$SYS``;
@@ -34,7 +34,7 @@ ALL_DEVICES_ROLE = "gridwatch-all-devices"  # demo and tests only: never in prod
 
 # What a device of each class publishes (the routing table's pairs, tracker.ingest.routing).
 UPLINK_KINDS = {
-    DeviceClass.COLLECTOR: ("pos", "status"),
+    DeviceClass.COLLECTOR: ("pos", "status", "report"),
     DeviceClass.VEHICLE: ("pos", "status"),
     DeviceClass.SENSOR: ("pos", "status", "alarm"),
 }

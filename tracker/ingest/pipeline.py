@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import trio
@@ -123,13 +123,14 @@ class PersistBatch:
     components: dict[str, tuple] = field(default_factory=dict)  # component code → binding row
     sensors: dict[str, tuple] = field(default_factory=dict)  # device → its state as the alarms above leave it
     readings: list[tuple] = field(default_factory=list)  # sensor records (READING_COLUMNS)
+    reports: list = field(default_factory=list)  # collectors' handset reports, for the case sources
     # broker messages (or JT/T 808 fixes) whose outcome is all in this batch and those
     # before it: settled (PUBACKs sent, the terminal answered) once this batch is committed
     receipts: list[Receipt | Stored] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.rows or self.filtered or self.alarms or self.dead_letters or self.components or self.sensors
-                    or self.readings or self.receipts)
+                    or self.readings or self.receipts or self.reports)
 
     def absorb(self, other: PersistBatch) -> None:
         self.rows.extend(other.rows)
@@ -141,6 +142,7 @@ class PersistBatch:
         self.sensors.update(other.sensors)  # batches come in order: the later state wins
         self.readings.extend(other.readings)
         self.receipts.extend(other.receipts)
+        self.reports.extend(other.reports)
 
 
 class _RateLimitedLog:
@@ -208,6 +210,10 @@ class Pipeline:
         self.sensors = SensorMonitor(sensor_params(settings), int(settings.sensors.silent_after_s * 1000))
         self.vehicle_alarms = AlarmTracker()  # the JT/T 808 gateway's, restored by resume()
         self.fix_listeners: list[FixListener] = []  # e.g. patrol coverage: every placed fix, late ones too
+        # handset reports go to the cases before their messages are acknowledged, so a
+        # report the broker delivers again after a crash is filed (once: by its report id)
+        self.report_sink: Callable[[list], Awaitable[None]] | None = None
+        self.alarm_listeners: list[Callable[[], None]] = []  # told when alarm events are committed to the outbox
         self._log_gate = _RateLimitedLog(5)
         self._dead_gate = _RateLimitedLog(settings.pipeline.dead_letter_sample_per_min)
         self._clock_ms = clock_ms or wall_clock_ms
@@ -432,6 +438,7 @@ class Pipeline:
             self._save_sensor_changes()
         for event in routed.events:
             self.hub.publish_event(event.pop("type"), event, event["district"])
+        out.reports.extend(routed.reports)
         self._bound_devices()
         out.absorb(self._pending)
         self._pending = PersistBatch()
@@ -702,11 +709,19 @@ class Pipeline:
             self._oldest_unpersisted_rx = None
         if batch.alarms or batch.sensors:
             await self.store.record_alarms(batch.alarms, list(batch.sensors.values()))
+            if batch.alarms:
+                for listener in self.alarm_listeners:
+                    listener()
         if batch.readings:
             await self.store.add_sensor_readings(batch.readings)
         if batch.dead_letters:
             await self.store.add_dead_letters(batch.dead_letters)
             self.metrics.inc("gridwatch_dead_letters_total", len(batch.dead_letters))
+        if batch.reports:
+            if self.report_sink is not None:
+                await self.report_sink(batch.reports)
+            else:
+                self.metrics.inc("gridwatch_reports_total", len(batch.reports), outcome="no_cases")
         for receipt in batch.receipts:  # committed, all of it: the broker may forget these messages
             receipt.settle()
 

@@ -3,6 +3,7 @@
     gw/v1/{district}/{class}/{device}/pos      handset position (any class)
     gw/v1/{district}/{collector|vehicle}/{device}/status   handset status
     gw/v1/{district}/sensor/{device}/status|alarm          component sensor records
+    gw/v1/{district}/collector/{device}/report             a collector's problem or verification report
     owntracks/{user}/{device}[/...]            OwnTracks app (mapped to a project device)
     gw/v1/…/{device}/cmd, owntracks/…/cmd      downlinks: the service's own commands
 
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 
 from protocols.errors import DecodeError
 from protocols.handset import HandsetLimits, HandsetStatus, decode_position, decode_status
+from protocols.handset.report import ProblemReport, VerificationReport, decode_report
 from protocols.model import DeviceClass, DeviceRef, Fix
 from protocols.owntracks import (
     IgnoredMessage,
@@ -39,7 +41,7 @@ _CLASSES = {c.value: c for c in DeviceClass}
 
 # (device, class, district) → why its payloads are refused, None when they are accepted
 Gate = Callable[[str, DeviceClass, str], str | None]
-_KINDS = ("pos", "alarm", "status")
+_KINDS = ("pos", "alarm", "status", "report")
 DOWNLINK = "cmd"  # the last topic level of a command to a device
 
 
@@ -58,6 +60,7 @@ class Routed:
     fixes: list[Fix] = field(default_factory=list)
     readings: list[SensorReading] = field(default_factory=list)
     statuses: list[HandsetStatus] = field(default_factory=list)
+    reports: list[ProblemReport | VerificationReport] = field(default_factory=list)  # collectors' handset reports
     events: list[dict] = field(default_factory=list)  # for the live stream, each naming its device's district
     rejected: list[tuple[str, DecodeError, str, str | None, bytes, int]] = field(default_factory=list)
     ignored: list[tuple[str, str]] = field(default_factory=list)  # (protocol, what)
@@ -113,6 +116,7 @@ class Router:
             ("status", DeviceClass.VEHICLE): self._status,
             ("status", DeviceClass.SENSOR): self._sensor,
             ("alarm", DeviceClass.SENSOR): self._sensor,
+            ("report", DeviceClass.COLLECTOR): self._report,
         }
 
     def route(self, topic: str, payload: bytes, rx_ms: int, out: Routed) -> None:
@@ -154,6 +158,9 @@ class Router:
 
     def _status(self, payload: bytes, ref: DeviceRef, rx_ms: int, out: Routed, topic: str) -> None:
         out.statuses.append(decode_status(payload, ref, rx_ms, self.handset))
+
+    def _report(self, payload: bytes, ref: DeviceRef, rx_ms: int, out: Routed, topic: str) -> None:
+        out.reports.append(decode_report(payload, ref, rx_ms))
 
     def _sensor(self, payload: bytes, ref: DeviceRef, rx_ms: int, out: Routed, topic: str) -> None:
         decoded = decode_sensor(payload, ref, rx_ms)

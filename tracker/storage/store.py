@@ -18,6 +18,7 @@ import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import TypeVar, cast
@@ -811,6 +812,69 @@ class Store:
         return await self._on_connection(lambda con: con.fetch(
             "SELECT * FROM case_timeline WHERE case_id = $1 ORDER BY id", case_id))
 
+    # --- case sources -----------------------------------------------------------------
+    # The alarm outbox consumed into cases: each event's effect on its case and the event's
+    # consumption are one transaction, so a crash between them leaves the event pending and
+    # nothing written; a case opened for an alarm episode is keyed by its first event.
+
+    async def consume_alarm_events(self, limit: int, decide: Callable[[asyncpg.Record, dict], AlarmEffect | None],
+                                   ) -> list[tuple[str, asyncpg.Record]]:
+        """Take up to ``limit`` pending alarm events, oldest first, and for each carry out
+        ``decide(event, open_cases)`` (``open_cases``: (originator, kind) → the open alarm
+        case's row, as the events before it left them), then mark them consumed: all in one
+        transaction. Consumers take turns (a transaction-scoped advisory lock): a repeat
+        taken by one while another has its first event uncommitted would open a second case.
+        Returns (what, case row) for each case opened ("created") or noted ("changed")."""
+
+        async def work(con: asyncpg.Connection) -> list[tuple[str, asyncpg.Record]]:
+            await con.execute("SELECT pg_advisory_xact_lock($1)", _ALARM_INTAKE_LOCK)
+            events = await con.fetch("SELECT * FROM alarm_events WHERE consumed_at IS NULL ORDER BY id LIMIT $1", limit)
+            if not events:
+                return []
+            prefixes = sorted({_like_prefix(e["component"] or e["device"]) for e in events})
+            open_rows = await con.fetch(
+                "SELECT * FROM cases WHERE source IN ('sensor', 'vehicle') AND state NOT IN ('rejected', 'closed')"
+                " AND external_id LIKE ANY($1::text[]) ORDER BY id FOR UPDATE", prefixes)
+            open_cases: dict[tuple[str, str], asyncpg.Record] = {}
+            for row in open_rows:
+                originator, kind, _ = row["external_id"].rsplit(":", 2)
+                open_cases.setdefault((originator, kind), row)
+            done: list[tuple[str, asyncpg.Record]] = []
+            for event in events:
+                effect = decide(event, open_cases)
+                if effect is None:
+                    continue
+                if effect.new is not None:
+                    created = await con.fetchrow(
+                        f"INSERT INTO cases ({', '.join(_case_columns(effect.new))}) VALUES "
+                        f"({', '.join(f'${i}' for i in range(1, len(effect.new) + 1))})"
+                        " ON CONFLICT (source, external_id) WHERE external_id IS NOT NULL DO NOTHING RETURNING *",
+                        *(effect.new[c] for c in _case_columns(effect.new)))
+                    if created is None:  # opened already for this very event: consumed before, not marked
+                        continue
+                    await _insert_timeline(con, created["id"], effect.entry)
+                    if effect.audit is not None:
+                        await _insert_audit(con, effect.audit)
+                    open_cases[effect.key] = created
+                    done.append(("created", created))
+                elif effect.case is not None:
+                    noted = await con.fetchrow("UPDATE cases SET updated_at = $2 WHERE id = $1 RETURNING *",
+                                               effect.case, effect.entry["at"])
+                    if noted is None:
+                        continue
+                    await _insert_timeline(con, effect.case, {**effect.entry, "state": noted["state"]})
+                    open_cases[effect.key] = noted
+                    done.append(("changed", noted))
+            await con.execute("UPDATE alarm_events SET consumed_at = now() WHERE id = ANY($1::bigint[])",
+                              [e["id"] for e in events])
+            return done
+
+        return await self._on_connection(work, transaction=True)
+
+    async def pending_alarm_events(self) -> int:
+        return await self._on_connection(lambda con: con.fetchval(
+            "SELECT count(*) FROM alarm_events WHERE consumed_at IS NULL"))
+
     # --- outages ----------------------------------------------------------------------
 
     async def reconnect(self) -> None:
@@ -961,6 +1025,31 @@ class Store:
             "AND ($5::text IS NULL OR left(component, 6) = $5) ORDER BY t DESC LIMIT $4) newest ORDER BY t",
             device, start, end, limit, district))
 # --- cases (helpers) ---------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class AlarmEffect:
+    """What one alarm event does to the cases: open ``new`` (the case's columns) or note
+    ``entry`` on the open ``case``; ``key``: (originator, kind) of the case."""
+
+    key: tuple[str, str]
+    entry: dict
+    new: dict | None = None
+    case: int | None = None
+    audit: AuditEntry | None = None
+
+
+_ALARM_INTAKE_LOCK = 0x6777_6361_7365  # the alarm outbox's consumers' turn ("gwcase")
+
+
+def alarm_case_key(originator: str, kind: str, first_event: int) -> str:
+    """The external id of an alarm case: its originator, alarm kind and first event."""
+    return f"{originator}:{kind}:{first_event}"
+
+
+def _like_prefix(originator: str) -> str:
+    escaped = originator.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + ":%"
+
+
 CASE_COLUMNS = frozenset((
     "state", "source", "external_id", "category", "taxonomy_version", "urgent", "description", "lat", "lon", "grid",
     "community", "street", "district", "department", "stage", "stage_started", "stage_due", "stage_warn",

@@ -85,6 +85,19 @@ async def case_get(request: Request) -> Response:
     return JSONResponse(await _answer(cases_of(request).get(principal(request), _case_id(request))))
 
 
+@accepts("k")
+async def case_candidates(request: Request) -> Response:
+    """The nearest collectors on duty to send to the case for its on-site verification
+    (``k``: how many, 1 to 20, default 3)."""
+    verifiers = context(request).verifiers
+    if verifiers is None:
+        raise HTTPException(404, "verification dispatch is switched off in this service")
+    raw = request.query_params.get("k", "3")
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 20:
+        raise HTTPException(400, "k must be a whole number from 1 to 20")
+    return JSONResponse(await _answer(verifiers.candidates(principal(request), _case_id(request), int(raw))))
+
+
 @accepts()
 async def case_timeline(request: Request) -> Response:
     entries = await _answer(cases_of(request).timeline(principal(request), _case_id(request)))
