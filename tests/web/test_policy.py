@@ -55,13 +55,19 @@ MATRIX: dict[str, set[Role] | str] = {
     "POST /api/admin/devices/{device}/disable": {ADMIN},
     "POST /api/admin/devices/{device}/enable": {ADMIN},
     "POST /api/admin/devices/{device}/rotate": {ADMIN},
+    "GET /open311/v2/services.{format}": "public",
+    "GET /open311/v2/services/{service_code}.{format}": "public",
+    "GET /open311/v2/requests.{format}": "public",
+    "POST /open311/v2/requests.{format}": "public",  # the endpoint asks the form's api_key
+    "GET /open311/v2/requests/{service_request_id}.{format}": "public",
     "GET /healthz": "public",
     "GET /metrics": {ADMIN},
     "WS /ws": READERS,
     "GET /static/{path}": "public",
 }
 OWN_DEVICE = "c0001"
-CONCRETE = {"{device}": OWN_DEVICE, "{path}": "app.css"}
+CONCRETE = {"{device}": OWN_DEVICE, "{path}": "app.css", "{format}": "json", "{service_code}": "C0101",
+            "{service_request_id}": "1"}
 BODIES = {"PUT /api/patrol/plan": b"{}", "POST /api/patrol/exceptions": b"{}", "POST /api/session": b"{}",
           "POST /api/session/password": b"{}", "POST /api/admin/devices": b"{}"}
 

@@ -7,6 +7,7 @@ import gc
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import trio
@@ -18,8 +19,10 @@ from geofence.placed import Placed
 from protocols.epoch import datetime_to_ms
 from protocols.model import DeviceClass, Fix
 from tracker.app.commands import DeviceCommands, service_health
+from tracker.app.open311_edge import EngineOpen311
 from tracker.app.web_edge import web_context
 from tracker.app.web_server import serve_web, web_config
+from tracker.cases.engine import CaseEngine
 from tracker.clock import Clock, wall_clock_ms
 from tracker.config import Settings, Unregistered
 from tracker.ingest.jt808_gateway import Jt808Gateway, serve_jt808
@@ -51,6 +54,7 @@ class Running:
     patrol: Patrol | None = None
     gateway: Jt808Gateway | None = None
     registry: Registry | None = None
+    cases: CaseEngine | None = None
 
     async def stop(self) -> None:
         """Stop the sources, drain the pipeline (nothing received is lost), stop the rest."""
@@ -224,10 +228,15 @@ async def run_service(settings: Settings, store: Store, *, clock_ms: Clock | Non
     if tune:
         tune_gc()
     healthy = functools.partial(service_health, database, pipeline, settings.health.max_persist_lag_s)
+    cases = (CaseEngine(store, settings.cases.calendar(), clock_ms=clock_ms, index=index,
+                        publish=pipeline.hub.publish_event, warn_share=settings.cases.warn_share,
+                        escalate_after=timedelta(minutes=settings.cases.escalate_after_min))
+             if settings.cases.enabled else None)
     web = web_context(settings, clock_ms=clock_ms, store=store, index=index, live=pipeline.live, hub=pipeline.hub,
                       metrics=metrics, grids=to_feature_collection(await store.grids()),
                       healthy=healthy, locate=commands.locate, patrol=patrol,
-                      provisioning=Provisioning(store, control_account(settings), registry))
+                      provisioning=Provisioning(store, control_account(settings), registry),
+                      open311=EngineOpen311(cases) if cases is not None else None)
     app = create_app(web)
     with trio.CancelScope() as scope:
         async with trio.open_nursery() as nursery:
@@ -250,7 +259,8 @@ async def run_service(settings: Settings, store: Store, *, clock_ms: Clock | Non
             else:
                 front.healthy, front.app, url = healthy, app, front.url
             log.info("serving the command map at %s", url)
-            task_status.started(Running(pipeline, web, url, scope, jt808_port, gateway_scope, patrol, gateway, registry))
+            task_status.started(Running(pipeline, web, url, scope, jt808_port, gateway_scope, patrol, gateway, registry,
+                                        cases))
 
 
 async def _watch_database(store: Store, database: DatabaseState, every_s: float) -> None:

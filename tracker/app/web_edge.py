@@ -43,6 +43,7 @@ from web.context import (
     Locate,
     LoginRefused,
     MapSettings,
+    Open311,
     Row,
     Session,
     Unavailable,
@@ -335,9 +336,9 @@ def auth_settings(settings: Settings) -> WebAuthSettings:
 def web_context(settings: Settings, *, clock_ms: Callable[[], int], store: Store, index: GridIndex, live: LiveState,
                 hub: Hub, metrics: Metrics, grids: dict[str, Any], healthy: Callable[[], tuple[bool, str]],
                 locate: Locate, patrol: Patrol | None, accounts: StoreAccounts | None = None,
-                provisioning: Provisioning | None = None) -> WebContext:
+                provisioning: Provisioning | None = None, open311: Open311 | None = None) -> WebContext:
     """``accounts``: default, the store's with trio's clock for the lockout and the cache."""
     return WebContext(map_settings(settings), clock_ms, StoreRecords(store), index, live, HubFeed(hub, live), metrics, grids,
                       healthy=healthy, locate=locate, patrol=patrol, audit=StoreAudit(store),
                       accounts=accounts or StoreAccounts(store, settings.auth, clock_ms), auth=auth_settings(settings),
-                      devices_admin=RegistryAdmin(provisioning) if provisioning is not None else None)
+                      devices_admin=RegistryAdmin(provisioning) if provisioning is not None else None, open311=open311)

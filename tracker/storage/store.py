@@ -801,6 +801,27 @@ class Store:
         return await self._on_connection(lambda con: con.fetch(
             "SELECT * FROM case_timeline WHERE case_id = $1 ORDER BY id", case_id))
 
+    # --- open311 ----------------------------------------------------------------------
+
+    @_retried
+    async def open311_cases(self, *, ids: list[int] | None = None, categories: list[str] | None = None,
+                            start: datetime | None = None, end: datetime | None = None, closed: bool | None = None,
+                            source: str | None = None, limit: int = 1000) -> list[asyncpg.Record]:
+        """Cases as Open311 asks for them, newest first: by id, by category, reported in
+        [``start``, ``end``), open or ``closed`` (closed and rejected: finished). ``source``:
+        only those of one source."""
+        return await self._on_connection(lambda con: con.fetch(
+            "SELECT * FROM cases WHERE ($1::bigint[] IS NULL OR id = ANY($1)) AND ($2::text[] IS NULL OR category = ANY($2))"
+            " AND ($3::timestamptz IS NULL OR created_at >= $3) AND ($4::timestamptz IS NULL OR created_at < $4)"
+            " AND ($5::boolean IS NULL OR (state IN ('closed', 'rejected')) = $5)"
+            " AND ($6::text IS NULL OR source = $6)"
+            " ORDER BY id DESC LIMIT $7", ids, categories, start, end, closed, source, limit))
+
+    async def first_timeline_entry(self, case_id: int) -> asyncpg.Record | None:
+        """The case's first timeline entry: its creation, with what the source gave."""
+        return await self._on_connection(lambda con: con.fetchrow(
+            "SELECT * FROM case_timeline WHERE case_id = $1 ORDER BY id LIMIT 1", case_id))
+
     # --- outages ----------------------------------------------------------------------
 
     async def reconnect(self) -> None:
