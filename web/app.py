@@ -23,7 +23,7 @@ from web.guards import CheckHost, LimitBody
 from web.params import error
 from web.policy import EVERYONE, PUBLIC, READERS, Scoping, allow, guard, policy_of
 from web.principal import Role
-from web.routes import admin_devices, alerts, audit, commandmap, devices, open311, ops, patrol, reports, session
+from web.routes import admin_devices, alerts, audit, cases, commandmap, devices, open311, ops, patrol, reports, session
 from web.routes.commandmap import STATIC
 from web.stream import live_feed
 
@@ -72,6 +72,20 @@ ROUTES: list[BaseRoute] = [
     guard(Route("/open311/v2/requests.{format}", open311.requests_list, methods=["GET"]), PUBLIC),
     guard(Route("/open311/v2/requests.{format}", open311.request_create, methods=["POST"]), PUBLIC),
     guard(Route("/open311/v2/requests/{service_request_id}.{format}", open311.request_one), PUBLIC),
+    # cases: the engine behind them holds each action to the caller's role, district and
+    # department (tracker/cases/roles.py); the policy here only keeps out who never may
+    guard(Route("/api/cases", cases.cases_list, methods=["GET"]), READ),
+    guard(Route("/api/cases", cases.case_create, methods=["POST"]), allow(Role.COMMANDER, Role.SUPERVISOR)),
+    guard(Route("/api/cases/{case_id}", cases.case_get), READ),
+    guard(Route("/api/cases/{case_id}/timeline", cases.case_timeline), READ),
+    guard(Route("/api/cases/{case_id}/actions/{action}", cases.case_action, methods=["POST"]),
+          allow(Role.COMMANDER, Role.SUPERVISOR, Role.VIEWER, Role.COLLECTOR)),
+    guard(Route("/api/taxonomy", cases.taxonomy_get, methods=["GET"]), allow(*READERS, scoping=Scoping.NONE)),
+    guard(Route("/api/taxonomy", cases.taxonomy_put, methods=["PUT"]), ADMIN),
+    guard(Route("/api/departments", cases.departments_get), allow(*READERS, scoping=Scoping.NONE)),
+    guard(Route("/api/departments/{department}/members/{account}", cases.member_put, methods=["PUT"]), ADMIN),
+    guard(Route("/api/departments/{department}/members/{account}", cases.member_delete, methods=["DELETE"]), ADMIN),
+    guard(Route("/api/openapi.json", cases.openapi), allow(*EVERYONE, scoping=Scoping.NONE)),
     guard(Route("/healthz", ops.healthz), PUBLIC),
     guard(Route("/metrics", ops.metrics), allow(Role.ADMIN, scoping=Scoping.CITY, metrics_token=True)),
     guard(WebSocketRoute("/ws", live_feed), READ),

@@ -250,6 +250,52 @@ class Open311(Protocol):
         """Cases as requests, newest first, without the reporter: id, state, state_zh,
         category, category_name, department_name, description, created_at, updated_at, due,
         street, community, district, lat, lon, media_url, notes."""
+class CaseRefused(Exception):
+    """The lifecycle does not allow the action from the case's state: 409, saying what is."""
+
+
+class Cases(Protocol):
+    """Cases (案卷) as the web edge uses them; every call acts as, and is scoped to, ``who``.
+    Cases are JSON objects (see ``GET /api/openapi.json``). Raises ``ValueError`` for bad
+    input (400), ``LookupError`` for a case that is not there or not the caller's (404),
+    ``PermissionError`` for a role or scope that may not (403), ``CaseRefused`` (409) and
+    ``Unavailable`` (503). The case actions are written to the timeline and the audit
+    trail by the service, in the transaction that changes the case."""
+
+    async def find(self, who: Principal, filters: dict[str, Any], limit: int,
+                   cursor: int | None) -> tuple[list[dict[str, Any]], int | None]:
+        """A page of cases, newest first, and the cursor of the next (None: the last page).
+        ``filters``: state, category, street, district, source (text), urgent, overdue (bool)."""
+        ...
+
+    async def get(self, who: Principal, case_id: int) -> dict[str, Any]:
+        """The case, its running stage's deadline and the actions ``who`` may take."""
+        ...
+
+    async def timeline(self, who: Principal, case_id: int) -> list[dict[str, Any]]: ...
+
+    async def create(self, who: Principal, source: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """A new case: category, description, lat, lon (urgent optional)."""
+        ...
+
+    async def act(self, who: Principal, source: str, case_id: int, action: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """Take ``action`` on the case; the case after it. ``source``: the client's address."""
+        ...
+
+    async def taxonomy(self) -> dict[str, Any]:
+        """The current taxonomy: its version, label, digest, departments and categories."""
+        ...
+
+    async def load_taxonomy(self, who: Principal, source: str, text: str) -> dict[str, Any]:
+        """Check and store a taxonomy file (TOML) as a new version; ``ValueError`` lists its problems."""
+        ...
+
+    async def departments(self) -> list[dict[str, Any]]:
+        """The current taxonomy's departments with their members."""
+        ...
+
+    async def set_member(self, who: Principal, source: str, department: str, account: str, member: bool) -> bool:
+        """Add or remove a department's member; whether anything changed."""
         ...
 
 
@@ -291,6 +337,7 @@ class WebContext:
     auth: AuthSettings = AuthSettings()
     devices_admin: DeviceAdmin | None = None  # None: no device registry behind this service
     open311: Open311 | None = None  # None: no cases behind this service (Open311 answers 404)
+    cases: Cases | None = None  # None: cases are switched off (the case routes answer 404)
 
     def zone(self) -> str:
         """The time zone of "today": the patrol plan's."""

@@ -60,14 +60,26 @@ MATRIX: dict[str, set[Role] | str] = {
     "GET /open311/v2/requests.{format}": "public",
     "POST /open311/v2/requests.{format}": "public",  # the endpoint asks the form's api_key
     "GET /open311/v2/requests/{service_request_id}.{format}": "public",
+    "GET /api/cases": READERS,
+    "POST /api/cases": {COMMANDER, SUPERVISOR},
+    "GET /api/cases/{case_id}": READERS,
+    "GET /api/cases/{case_id}/timeline": READERS,
+    # department members are accounts of any of these roles; the engine checks membership
+    "POST /api/cases/{case_id}/actions/{action}": {COMMANDER, SUPERVISOR, VIEWER, COLLECTOR},
+    "GET /api/taxonomy": READERS,
+    "PUT /api/taxonomy": {ADMIN},
+    "GET /api/departments": READERS,
+    "PUT /api/departments/{department}/members/{account}": {ADMIN},
+    "DELETE /api/departments/{department}/members/{account}": {ADMIN},
+    "GET /api/openapi.json": EVERYONE,
     "GET /healthz": "public",
     "GET /metrics": {ADMIN},
     "WS /ws": READERS,
     "GET /static/{path}": "public",
 }
 OWN_DEVICE = "c0001"
-CONCRETE = {"{device}": OWN_DEVICE, "{path}": "app.css", "{format}": "json", "{service_code}": "C0101",
-            "{service_request_id}": "1"}
+CONCRETE = {"{device}": OWN_DEVICE, "{path}": "app.css", "{case_id}": "1", "{action}": "file", "{department}": "HW",
+            "{account}": "nobody", "{format}": "json", "{service_code}": "C0101", "{service_request_id}": "1"}
 BODIES = {"PUT /api/patrol/plan": b"{}", "POST /api/patrol/exceptions": b"{}", "POST /api/session": b"{}",
           "POST /api/session/password": b"{}", "POST /api/admin/devices": b"{}"}
 

@@ -513,6 +513,9 @@ def build_parser() -> argparse.ArgumentParser:
     from tracker.app.cli_devices import add_device_commands
 
     add_device_commands(sub)
+    from tracker.app.cli_cases import add_case_commands
+
+    add_case_commands(sub)
     return parser
 
 

@@ -23,6 +23,7 @@ from tracker.devcity.credentials import kept_passwords
 from tracker.devcity.dynsec_file import CONTROL_ACCOUNT, SERVICE_ACCOUNT
 from tracker.devcity.simulator import build_fleet, fleet_registrations, run_fleet
 from tracker.devcity.starters import start_private_services
+from tracker.devcity.taxonomy import PATH as DEMO_TAXONOMY
 from tracker.ingest.broker import BrokerParams
 from tracker.registry.provisioning import Provisioning, control_account
 from tracker.storage.store import Store, open_store
@@ -97,8 +98,15 @@ async def _main(settings: Settings, broker_port: int, logins: dict[str, str]) ->
             plan = demo_plan(json.loads(DEMO_CITY.read_text(encoding="utf-8")), settings.demo.collectors)
             version = await store.save_plan(PatrolPlan.from_dict(plan).to_dict(), "demo plan")
             print(f"  patrol plan v{version}: {len(plan['areas'])} responsibility grids, {len(plan['shifts'])} two-hour slots a day", flush=True)
+        if not settings.cases.taxonomy:  # the demo's example categories, when the database holds none yet
+            settings = settings.replace("cases", taxonomy=str(DEMO_TAXONOMY))
         async with trio.open_nursery() as nursery:
             running = await nursery.start(functools.partial(run_service, settings, store, tune=True))
+            if running.cases is not None:
+                version, taxonomy = await running.cases.taxonomy()
+                example = " — an EXAMPLE, not a city's adopted standard" if taxonomy.example else ""
+                print(f"  case taxonomy v{version}: {taxonomy.version}, {len(taxonomy.categories)} categories, "
+                      f"{len(taxonomy.departments)} departments{example}", flush=True)
             fleet = build_fleet(DEMO_CITY, settings.demo.collectors, settings.demo.vehicles, settings.demo.sensors)
             # every simulated device is registered and logs in as itself, with a password
             # fresh at each start (passwords are kept nowhere)

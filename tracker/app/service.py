@@ -23,6 +23,8 @@ from tracker.app.open311_edge import EngineOpen311
 from tracker.app.web_edge import web_context
 from tracker.app.web_server import serve_web, web_config
 from tracker.cases.engine import CaseEngine
+from tracker.cases.roles import SERVICE
+from tracker.cases.watch import CaseWatch
 from tracker.clock import Clock, wall_clock_ms
 from tracker.config import Settings, Unregistered
 from tracker.ingest.jt808_gateway import Jt808Gateway, serve_jt808
@@ -54,7 +56,7 @@ class Running:
     patrol: Patrol | None = None
     gateway: Jt808Gateway | None = None
     registry: Registry | None = None
-    cases: CaseEngine | None = None
+    cases: CaseEngine | None = None  # the case engine: sources open and move cases through it
 
     async def stop(self) -> None:
         """Stop the sources, drain the pipeline (nothing received is lost), stop the rest."""
@@ -225,17 +227,14 @@ async def run_service(settings: Settings, store: Store, *, clock_ms: Clock | Non
     gateway = (Jt808Gateway(settings.jt808, pipeline, clock_ms, pipeline.vehicle_alarms, terminals=registry.terminal)
                if settings.jt808.enabled else None)
     commands = DeviceCommands(pipeline, gateway)
+    cases = await _cases(settings, store, index, pipeline.hub.publish_event, clock_ms) if settings.cases.enabled else None
     if tune:
         tune_gc()
     healthy = functools.partial(service_health, database, pipeline, settings.health.max_persist_lag_s)
-    cases = (CaseEngine(store, settings.cases.calendar(), clock_ms=clock_ms, index=index,
-                        publish=pipeline.hub.publish_event, warn_share=settings.cases.warn_share,
-                        escalate_after=timedelta(minutes=settings.cases.escalate_after_min))
-             if settings.cases.enabled else None)
     web = web_context(settings, clock_ms=clock_ms, store=store, index=index, live=pipeline.live, hub=pipeline.hub,
                       metrics=metrics, grids=to_feature_collection(await store.grids()),
                       healthy=healthy, locate=commands.locate, patrol=patrol,
-                      provisioning=Provisioning(store, control_account(settings), registry),
+                      provisioning=Provisioning(store, control_account(settings), registry), cases=cases,
                       open311=EngineOpen311(cases) if cases is not None else None)
     app = create_app(web)
     with trio.CancelScope() as scope:
@@ -245,6 +244,8 @@ async def run_service(settings: Settings, store: Store, *, clock_ms: Clock | Non
             await nursery.start(run_retention, store, settings.retention, clock_ms, metrics)
             if patrol is not None:
                 await nursery.start(patrol.run)
+            if cases is not None:
+                await nursery.start(functools.partial(CaseWatch(cases, max_sleep_s=settings.cases.watch_max_s).run))
             nursery.start_soon(_watch_database, store, database, settings.health.database_probe_s)
             jt808_port = None
             gateway_scope = trio.CancelScope()
@@ -278,6 +279,22 @@ async def _patrol(settings: Settings, store: Store, index: GridIndex, pipeline: 
     await patrol.load()
     pipeline.fix_listeners.append(patrol.observe_slice)
     return patrol
+
+
+async def _cases(settings: Settings, store: Store, index: GridIndex, publish: Callable[[str, dict, str | None], None],
+                 clock_ms: Clock) -> CaseEngine:
+    """The case engine; the configured taxonomy file loaded when the database holds none."""
+    c = settings.cases
+    engine = CaseEngine(store, c.calendar(), clock_ms=clock_ms, index=index, publish=publish, warn_share=c.warn_share,
+                        escalate_after=timedelta(minutes=c.escalate_after_min))
+    if await store.taxonomy() is None and c.taxonomy:
+        text = await trio.Path(c.taxonomy).read_text(encoding="utf-8")
+        version, taxonomy, _ = await engine.load_taxonomy(text, SERVICE)
+        log.info("taxonomy %s of %s loaded from %s as version %d%s", taxonomy.version, taxonomy.city, c.taxonomy,
+                 version, " (an example, not a city's adopted standard)" if taxonomy.example else "")
+    elif await store.taxonomy() is None:
+        log.warning("no case taxonomy loaded: no case can be opened (tracker taxonomy load FILE)")
+    return engine
 
 
 async def _in_scope(scope: trio.CancelScope, fn, *args, task_status=trio.TASK_STATUS_IGNORED) -> None:

@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 
 import trio
 
+from alerts.cases.lifecycle import IllegalTransition
+from alerts.cases.taxonomy import Taxonomy, TaxonomyError
 from geofence.index import GridIndex
 from protocols.epoch import datetime_to_ms, ms_to_datetime
 from tracker.access.lockout import Lockout, LockoutRule
@@ -24,6 +26,8 @@ from tracker.access.passwords import (
     secret_hash,
 )
 from tracker.app.accounts import valid_name
+from tracker.cases.engine import CaseEngine, CaseError, CaseNotFound, NewCase, NotAllowed
+from tracker.cases.roles import Actor
 from tracker.config import AuthSettings, Settings
 from tracker.ingest.broker import BrokerError
 from tracker.ingest.dynsec import DynsecError
@@ -38,6 +42,7 @@ from tracker.storage.retry import retryable
 from tracker.storage.store import RegistryConflict, Store
 from web.context import (
     AuthSettings as WebAuthSettings,
+    CaseRefused,
     Conflict,
     FeedTooSlow,
     Locate,
@@ -336,9 +341,114 @@ def auth_settings(settings: Settings) -> WebAuthSettings:
 def web_context(settings: Settings, *, clock_ms: Callable[[], int], store: Store, index: GridIndex, live: LiveState,
                 hub: Hub, metrics: Metrics, grids: dict[str, Any], healthy: Callable[[], tuple[bool, str]],
                 locate: Locate, patrol: Patrol | None, accounts: StoreAccounts | None = None,
-                provisioning: Provisioning | None = None, open311: Open311 | None = None) -> WebContext:
+                provisioning: Provisioning | None = None, cases: CaseEngine | None = None,
+                open311: Open311 | None = None) -> WebContext:
     """``accounts``: default, the store's with trio's clock for the lockout and the cache."""
     return WebContext(map_settings(settings), clock_ms, StoreRecords(store), index, live, HubFeed(hub, live), metrics, grids,
                       healthy=healthy, locate=locate, patrol=patrol, audit=StoreAudit(store),
                       accounts=accounts or StoreAccounts(store, settings.auth, clock_ms), auth=auth_settings(settings),
-                      devices_admin=RegistryAdmin(provisioning) if provisioning is not None else None, open311=open311)
+                      devices_admin=RegistryAdmin(provisioning) if provisioning is not None else None,
+                      cases=ServiceCases(cases) if cases is not None else None, open311=open311)
+
+
+class ServiceCases:
+    """The case engine for the web: a principal as the engine's actor, the engine's
+    refusals as the web's (``CaseRefused`` for the lifecycle's 409), database failures
+    as ``Unavailable``."""
+
+    def __init__(self, engine: CaseEngine) -> None:
+        self._engine = engine
+
+    @staticmethod
+    def actor(who: Principal, source: str = "") -> Actor:
+        return Actor(who.account, who.role.value, who.district, who.device, source)
+
+    async def _do(self, call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except IllegalTransition as exc:
+            raise CaseRefused(str(exc)) from None
+        except (CaseError, CaseNotFound, NotAllowed, TaxonomyError):
+            raise
+        except Exception as exc:
+            if not retryable(exc):
+                raise
+            raise _unavailable(exc) from exc
+
+    async def find(self, who: Principal, filters: dict[str, Any], limit: int,
+                   cursor: int | None) -> tuple[list[dict[str, Any]], int | None]:
+        return await self._do(self._engine.list(self.actor(who), **filters, limit=limit, cursor=cursor))
+
+    async def get(self, who: Principal, case_id: int) -> dict[str, Any]:
+        return await self._do(self._engine.get(case_id, self.actor(who)))
+
+    async def timeline(self, who: Principal, case_id: int) -> list[dict[str, Any]]:
+        return await self._do(self._engine.timeline(case_id, self.actor(who)))
+
+    async def create(self, who: Principal, source: str, fields: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(fields) - {"category", "description", "lat", "lon", "urgent"})
+        if unknown:
+            raise CaseError(f"unknown field(s) {', '.join(unknown)} (a case: category, description, lat, lon, urgent)")
+        category, description = fields.get("category"), fields.get("description", "")
+        lat, lon, urgent = fields.get("lat"), fields.get("lon"), fields.get("urgent")
+        if not isinstance(category, str) or not category:
+            raise CaseError("category is needed (a code of the taxonomy, e.g. E0102)")
+        if not isinstance(description, str):
+            raise CaseError("description must be a text")
+        for name, value in (("lat", lat), ("lon", lon)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise CaseError(f"{name} must be a number")
+        if urgent is not None and not isinstance(urgent, bool):
+            raise CaseError("urgent must be true or false")
+        new = NewCase("dispatcher", category, description, None if lat is None else float(lat),
+                      None if lon is None else float(lon), urgent, reporter=who.account)
+        case, _ = await self._do(self._engine.create(new, self.actor(who, source)))
+        return case
+
+    async def act(self, who: Principal, source: str, case_id: int, action: str, fields: dict[str, Any]) -> dict[str, Any]:
+        return await self._do(self._engine.transition(case_id, action, self.actor(who, source), fields))
+
+    async def taxonomy(self) -> dict[str, Any]:
+        version, taxonomy = await self._do(self._engine.taxonomy())
+        return taxonomy_view(version, taxonomy)
+
+    async def load_taxonomy(self, who: Principal, source: str, text: str) -> dict[str, Any]:
+        version, taxonomy, created = await self._do(self._engine.load_taxonomy(text, self.actor(who, source)))
+        return {**taxonomy_view(version, taxonomy), "created": created}
+
+    async def departments(self) -> list[dict[str, Any]]:
+        _, taxonomy = await self._do(self._engine.taxonomy())
+        members: dict[str, list[str]] = {}
+        for row in await self._do(self._engine.store.department_members()):
+            members.setdefault(row["department"], []).append(row["account"])
+        return [{"code": d.code, "name": d.name, "district": d.district, "members": members.get(d.code, [])}
+                for d in taxonomy.departments.values()]
+
+    async def set_member(self, who: Principal, source: str, department: str, account: str, member: bool) -> bool:
+        _, taxonomy = await self._do(self._engine.taxonomy())
+        if department not in taxonomy.departments:
+            raise LookupError(f"no department {department!r} in the current taxonomy")
+        store = self._engine.store
+        if member:
+            changed = await self._do(store.add_department_member(department, account))
+        else:
+            changed = await self._do(store.remove_department_member(department, account))
+        if changed:
+            await self._do(store.append_audit(AuditEntry(
+                actor=who.account, action="department.member_add" if member else "department.member_remove",
+                target=department, source=source, role=who.role.value, scope=who.scope_label,
+                after={"account": account, "member": member})))
+        return changed
+
+
+def taxonomy_view(version: int, taxonomy: Taxonomy) -> dict[str, Any]:
+    """A taxonomy as JSON: what the case page offers and the API documents."""
+    return {"version": version, "label": taxonomy.version, "city": taxonomy.city, "example": taxonomy.example,
+            "digest": taxonomy.digest,
+            "departments": [{"code": d.code, "name": d.name, "district": d.district}
+                            for d in taxonomy.departments.values()],
+            "categories": [{"code": c.code, "kind": c.kind.value, "major_name": c.major_name, "name": c.name,
+                            "name_en": c.name_en, "department": c.department, "urgent": c.urgent,
+                            "clock": "natural" if c.natural_clock else "working",
+                            "limits": {stage.value: str(limit) for stage, limit in c.limits.items()}}
+                           for c in taxonomy.categories.values()]}
