@@ -4,6 +4,7 @@
 import { displayPoint, setDatum, toDisplay } from './datum.js';
 import { AlarmMarkers } from './alarmmarkers.js';
 import { AlertBoard } from './alerts.js';
+import { CaseBoard } from './cases.js';
 import { CoverageChart } from './chart.js';
 import { CoverageLayer } from './coverage.js';
 import { DeviceDetails } from './details.js';
@@ -53,6 +54,8 @@ window.gridwatch = Object.freeze({
   get alerts() { return board ? board.alerts : new Map(); },
   get alarms() { return board ? board.alarms : new Map(); },
   get alertsLoaded() { return Boolean(board && board.loaded); },
+  get cases() { return caseBoard ? caseBoard.cases : new Map(); },
+  get casesLoaded() { return Boolean(caseBoard && caseBoard.loaded); },
 });
 
 const $ = (id) => document.getElementById(id);
@@ -73,6 +76,7 @@ let board;
 let alarmMarkers;
 let coverage;
 let tabs;
+let caseBoard;
 let retryAt = null;
 
 const describeGrid = (code) => (grids ? grids.info(code) : null);
@@ -84,11 +88,13 @@ const FRAME_HANDLERS = {
     // A snapshot opens every connection: refetch what may have changed during an outage.
     if (state.selected) details.reloadTrack(Date.now());
     board.load(Date.now());
+    if (caseBoard) caseBoard.load();
   },
   delta: (frame) => applyDelta(frame.devices || []),
   alert: (frame) => board.alertFrame(frame, Date.now()),
   alarm: (frame) => board.alarmFrame(frame, Date.now()),
   incident: () => {},
+  case: (frame) => caseBoard && caseBoard.frame(frame),
 };
 
 function onFrame(frame) {
@@ -408,6 +414,10 @@ async function boot() {
     applySnapshot(deviceResult.value.devices || []);
   }
 
+  caseBoard = new CaseBoard(map, { panel: $('gw-panel-cases'), count: $('gw-case-count') }, {
+    getJSON, csrf: () => (state.user ? state.user.csrf || '' : ''), onPick: zoomTo,
+  });
+  caseBoard.start().catch((error) => showBanner(`案卷加载失败 (cases failed to load: ${error.message})`));
   chart.start(Date.now());
   new LiveFeed(liveFeedUrl(window.location), { onFrame, onState: showConnection, onDenied: toLogin }).start();
   setInterval(tick, 1000);
