@@ -265,7 +265,7 @@ class Cases(Protocol):
     async def find(self, who: Principal, filters: dict[str, Any], limit: int,
                    cursor: int | None) -> tuple[list[dict[str, Any]], int | None]:
         """A page of cases, newest first, and the cursor of the next (None: the last page).
-        ``filters``: state, category, street, district, source (text), urgent, overdue (bool)."""
+        ``filters``: state, category, street, district, source (text), urgent, overdue, escalated (bool)."""
         ...
 
     async def get(self, who: Principal, case_id: int) -> dict[str, Any]:

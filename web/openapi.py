@@ -36,6 +36,7 @@ DECLARED: list[tuple[str, str, str, str, list[dict[str, Any]], dict[str, Any] | 
         _query("source", {"type": "string", "enum": ["sensor", "vehicle", "handset", "hotline", "dispatcher"]}, ""),
         _query("urgent", {"type": "boolean"}, "only urgent (true) or only ordinary (false) cases"),
         _query("overdue", {"type": "boolean"}, "true: only cases whose running stage is past due now"),
+        _query("escalated", {"type": "boolean"}, "true: only cases gone up to the city, unacknowledged in time"),
         _query("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}, "cases per page"),
         _query("cursor", {"type": "string"}, "next_cursor of the page before")], None, "CasePage"),
     ("post", "/api/cases", "A dispatcher opens a case (source: dispatcher)", "commander, supervisor", [],

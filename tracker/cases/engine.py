@@ -344,7 +344,7 @@ class CaseEngine:
     async def list(self, actor: Actor, *, state: str | None = None, category: str | None = None,
                    street: str | None = None, district: str | None = None, source: str | None = None,
                    urgent: bool | None = None, overdue: bool = False, department: str | None = None,
-                   limit: int = 50, cursor: int | None = None) -> tuple[list[dict[str, Any]], int | None]:
+                   escalated: bool | None = None, limit: int = 50, cursor: int | None = None) -> tuple[list[dict[str, Any]], int | None]:
         """Cases in the actor's scope, newest first: (a page, the cursor of the next page
         or None). ``district``: a city account's filter (a district account sees its own)."""
         if state is not None and state not in {s.value for s in CaseState}:
@@ -356,9 +356,39 @@ class CaseEngine:
         rows = await self.store.cases(district=actor.district or district, state=state, category=category,
                                       street=street, source=source, urgent=urgent,
                                       overdue_at=self.now() if overdue else None, department=department,
-                                      before_id=cursor, limit=limit + 1)
+                                      escalated=escalated, before_id=cursor, limit=limit + 1)
         page = [await self.view(r, actor) for r in rows[:limit]]
         return page, (rows[limit - 1]["id"] if len(rows) > limit else None)
+
+    async def record(self, case_id: int, event: str, actor: Actor, fields: Mapping[str, Any] | None = None,
+                     note: str = "") -> dict[str, Any]:
+        """Add a fact to the case's timeline without moving it through the lifecycle (a
+        repeated or cleared alarm, a caller ringing again): ``event`` names it (not an
+        action of the lifecycle). The case after it; ``CaseNotFound`` for none."""
+        if event in {a.value for a in Action} or event in ("create", "warning", "overdue", "escalate"):
+            raise CaseError(f"{event!r} is a lifecycle step or a watcher event, not a fact to record")
+        if not event or len(event) > 64:
+            raise CaseError("an event is a name of 1 to 64 characters")
+        now = self.now()
+
+        def decide(locked: Row) -> tuple[dict, dict, AuditEntry | None] | None:
+            if not actor.sees(locked["district"]):
+                return None
+            entry = {"at": now, "actor": actor.account, "role": actor.role, "scope": actor.scope, "action": event,
+                     "state": locked["state"], "note": _clip(note), "fields": dict(fields or {})}
+            return {"updated_at": now}, entry, None
+
+        _, after = await self.store.change_case(case_id, decide)
+        if after is None:
+            raise CaseNotFound(f"no case {case_id}")
+        view = await self.view(after, actor)
+        self._announce("changed", view, action=event)
+        return view
+
+    async def open_external(self, source: str) -> dict[str, int]:
+        """The open cases of ``source`` by their external id: what an intake needs to
+        attach a repeat to the case already open (``alerts.cases.intake``)."""
+        return {row["external_id"]: row["id"] for row in await self.store.open_cases_of(source)}
 
     async def timeline(self, case_id: int, actor: Actor) -> builtins.list[dict[str, Any]]:
         row = await self.store.case(case_id)

@@ -49,6 +49,7 @@ class CaseWatch:
         self.engine = engine
         self.max_sleep_s = max_sleep_s
         self.given = 0  # events given by this watcher since it started
+        self.sleeping = False  # between looks: no query of the watcher's in flight
 
     async def check(self) -> int:
         """Give every event due now; how many were given."""
@@ -103,5 +104,7 @@ class CaseWatch:
             upcoming = await self.engine.store.next_case_instant(self.engine.escalate_after)
             if upcoming is not None:
                 wait = min(wait, max((upcoming - self.engine.now()).total_seconds(), 0.0) + 0.001)
+            self.sleeping = True
             with trio.move_on_after(wait):
                 await changed.wait()
+            self.sleeping = False

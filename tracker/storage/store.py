@@ -11,6 +11,7 @@ rules, in one place.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -705,7 +706,7 @@ class Store:
 
     async def insert_case(self, row: dict, entry: dict, audit: AuditEntry) -> tuple[asyncpg.Record, bool]:
         """A new case (``row``: columns of ``cases``) with its first timeline entry and
-        audit entry: (the case, True). A case of the same (source, external_id) already
+        audit entry (its target the new case, ``case:ID``): (the case, True). A case of the same (source, external_id) already
         stored: (that case, False), and nothing written."""
         columns = _case_columns(row)
 
@@ -721,7 +722,7 @@ class Store:
                 assert found is not None  # the conflict was with it
                 return found, False
             await _insert_timeline(con, created["id"], entry)
-            await _insert_audit(con, audit)
+            await _insert_audit(con, dataclasses.replace(audit, target=f"case:{created['id']}"))
             return created, True
 
         return await self._on_connection(work, transaction=True)
@@ -762,8 +763,8 @@ class Store:
 
     async def cases(self, *, district: str | None, state: str | None = None, category: str | None = None,
                     street: str | None = None, source: str | None = None, urgent: bool | None = None,
-                    overdue_at: datetime | None = None, department: str | None = None, before_id: int | None = None,
-                    limit: int = 50) -> list[asyncpg.Record]:
+                    overdue_at: datetime | None = None, department: str | None = None, escalated: bool | None = None,
+                    before_id: int | None = None, limit: int = 50) -> list[asyncpg.Record]:
         """Cases newest first, of ``district`` (None: every one), filtered; ``overdue_at``:
         only those whose running stage is past due at that instant; ``before_id`` pages back."""
         return await self._on_connection(lambda con: con.fetch(
@@ -772,8 +773,9 @@ class Store:
             " AND ($5::text IS NULL OR source = $5) AND ($6::boolean IS NULL OR urgent = $6)"
             " AND ($7::timestamptz IS NULL OR (stage IS NOT NULL AND parked_since IS NULL AND stage_due <= $7))"
             " AND ($8::text IS NULL OR department = $8) AND ($9::bigint IS NULL OR id < $9)"
+            " AND ($11::boolean IS NULL OR (escalated_at IS NOT NULL) = $11)"
             " ORDER BY id DESC LIMIT $10",
-            district, state, category, street, source, urgent, overdue_at, department, before_id, limit))
+            district, state, category, street, source, urgent, overdue_at, department, before_id, limit, escalated))
 
     @_retried
     async def cases_to_watch(self, now: datetime, escalate_before: datetime) -> list[asyncpg.Record]:
@@ -796,6 +798,12 @@ class Store:
             "   AND stage_overdue_at IS NULL"
             " UNION ALL SELECT created_at + $1 FROM cases WHERE state NOT IN ('rejected', 'closed')"
             "   AND acknowledged_at IS NULL AND escalated_at IS NULL) due", escalate_after))
+
+    async def open_cases_of(self, source: str) -> list[asyncpg.Record]:
+        """The open cases of a source with their external ids (sources key their episodes by them)."""
+        return await self._on_connection(lambda con: con.fetch(
+            "SELECT id, external_id, state, district FROM cases WHERE source = $1 AND external_id IS NOT NULL"
+            " AND state NOT IN ('rejected', 'closed') ORDER BY id", source))
 
     async def case_timeline(self, case_id: int) -> list[asyncpg.Record]:
         return await self._on_connection(lambda con: con.fetch(

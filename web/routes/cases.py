@@ -24,7 +24,7 @@ from web.principal import principal
 
 T = TypeVar("T")
 TEXT_FILTERS = ("state", "category", "street", "district", "source")
-FLAG_FILTERS = ("urgent", "overdue")
+FLAG_FILTERS = ("urgent", "overdue", "escalated")
 MAX_TAXONOMY_BYTES = 1 << 20
 
 

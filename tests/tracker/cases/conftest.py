@@ -63,16 +63,12 @@ COLLECTOR = Actor("collector-7", "collector", "620105", device="c0007")
 
 @pytest.fixture
 async def world(database, nursery) -> World:
-    from tests.harness import new_account  # noqa: F401  (accounts for memberships are made below)
-    from tracker.app.accounts import add_account
-    from web.principal import Role
-
     store = await nursery.start(store_task, database)
     await import_grids(store, str(DEMO_CITY), 12)
     index = GridIndex(12, await store.grid_cells())
     for actor in (COMMANDER, CITY_COMMANDER, QILIHE_COMMANDER, SUPERVISOR, WORKER, OUTSIDER, COLLECTOR):
-        await add_account(store, actor.account, Role(actor.role), actor.district, "a-long-enough-password-1",
-                          actor="test", device=actor.device)
+        # the accounts exist (memberships name them); nobody logs in here, so no password hash
+        await store.add_account(actor.account, actor.role, actor.district, "-", actor.device)
     await store.add_department_member("620105-HW", WORKER.account)
     world = World(store, None, index)  # type: ignore[arg-type]
     world.engine = make_engine(store, index, world.instant, world.published)

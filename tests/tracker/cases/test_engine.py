@@ -74,6 +74,8 @@ async def test_a_case_is_placed_on_its_grid_and_its_filing_clock_runs_in_working
     assert case["stage"]["warn_at"] == local(2025, 9, 24, 14, 14).isoformat()
     assert world.published[-1][0] == "case" and world.published[-1][1]["event"] == "created"
     assert world.published[-1][2] == "620105"
+    (audit,) = await world.store.audit_entries(action="case.create")
+    assert (audit["target"], audit["actor"], audit["scope"]) == (f"case:{case['id']}", COMMANDER.account, "620105")
 
 
 @pytest.mark.parametrize(("state", "action"), sorted(TRANSITIONS))
@@ -182,6 +184,23 @@ async def test_a_source_creating_the_same_report_again_gets_the_same_case(world)
     other, created_other = await world.engine.create(NewCase("hotline", REFUSE, lat=ANNING[0], lon=ANNING[1],
                                                              external_id="c0007:r-41"), handset)
     assert created_other and other["id"] != first["id"]
+
+
+async def test_an_alarm_source_finds_its_open_episodes_and_records_repeats_without_moving_the_case(world):
+    from tracker.cases.roles import Actor
+
+    sensors = Actor("system", "system", None, source="sensors")
+    key = "6201050101000001:tilt:1"
+    case, _ = await world.engine.create(NewCase("sensor", "C0101", lat=ANNING[0], lon=ANNING[1], external_id=key), sensors)
+    assert await world.engine.open_external("sensor") == {key: case["id"]}
+    after = await world.engine.record(case["id"], "alarm_repeat", sensors, {"alarm": 17}, note="tilted again")
+    assert after["state"] == "reported"
+    last = (await world.engine.timeline(case["id"], CITY_COMMANDER))[-1]
+    assert (last["action"], last["fields"], last["note"]) == ("alarm_repeat", {"alarm": 17}, "tilted again")
+    with pytest.raises(CaseError, match="lifecycle step"):
+        await world.engine.record(case["id"], "close", sensors)
+    await world.engine.transition(case["id"], Action.REJECT, COMMANDER, {"reason": "duplicate"})
+    assert await world.engine.open_external("sensor") == {}
 
 
 async def test_bad_cases_are_refused_with_reasons(world):
