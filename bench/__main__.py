@@ -1,13 +1,13 @@
 """Run the benchmarks: python -m bench [NAME ...] (or ./gridwatch bench [NAME ...]).
 
-NAME is one of ingest, protocols, jt808, geofence, overload, faults, access, fanout; none runs them all. Each prints its
+NAME is one of ingest, protocols, jt808, geofence, overload, faults, access, fanout, incidents; none runs them all. Each prints its
 table and writes bench/results/NAME.json.
 """
 
 import importlib
 import sys
 
-NAMES = ("ingest", "protocols", "jt808", "geofence", "overload", "faults", "access", "fanout")
+NAMES = ("ingest", "protocols", "jt808", "geofence", "overload", "faults", "access", "fanout", "incidents")
 
 wanted = [a for a in sys.argv[1:] if not a.startswith("-")] or list(NAMES)
 unknown = [n for n in wanted if n not in NAMES]

@@ -830,6 +830,19 @@ class Store:
         return await self._on_connection(lambda con: con.fetchrow(
             "SELECT * FROM case_timeline WHERE case_id = $1 ORDER BY id LIMIT 1", case_id))
 
+    # --- case bulk load ---------------------------------------------------------------
+
+    async def bulk_insert_cases(self, rows: list[dict]) -> int:
+        """Cases loaded in one COPY (imports and benchmarks: no timeline entries, no audit,
+        no idempotence check); every row names the same columns. The count loaded."""
+        if not rows:
+            return 0
+        columns = _case_columns(rows[0])
+        records = [tuple(row[c] for c in columns) for row in rows]
+        await self._on_connection(lambda con: con.copy_records_to_table("cases", records=records, columns=columns),
+                                  transaction=True)
+        return len(records)
+
     # --- outages ----------------------------------------------------------------------
 
     async def reconnect(self) -> None:
