@@ -64,6 +64,7 @@ async def test_a_commander_files_dispatches_and_closes_a_case_on_the_page(settin
                 click(driver, "#gw-case-actions [data-action='file']")
                 wait_for_js(driver, detail_state("filed"))
                 click(driver, "#gw-case-actions [data-action='dispatch']")
+                wait_for_js(driver, "document.getElementById('gw-case-field-department') !== null")
                 seen["department"] = driver.execute_script("return document.getElementById('gw-case-field-department').value")
                 click(driver, "#gw-case-submit")
                 wait_for_js(driver, detail_state("dispatched"))

@@ -76,7 +76,6 @@ export class CaseBoard {
     this.layer = L.layerGroup().addTo(map);
     this.candidates = L.layerGroup().addTo(map);
     this.selected = null;
-    this.taxonomy = null;
     this.departments = [];
     this.loaded = false;
     this.build();
@@ -104,21 +103,27 @@ export class CaseBoard {
       this.detail, this.list, this.empty);
   }
 
+  // The categories come from the Open311 service list, which answers an empty list while
+  // no taxonomy is loaded (where /api/taxonomy refuses); departments when first needed.
   async start() {
     try {
-      this.taxonomy = await this.api.getJSON('/api/taxonomy');
-      for (const c of this.taxonomy.categories || []) {
-        this.categoryFilter.append(el('option', { value: c.code }, `${c.code} ${c.name}`));
+      for (const service of await this.api.getJSON('/open311/v2/services.json')) {
+        this.categoryFilter.append(el('option', { value: service.service_code },
+          `${service.service_code} ${service.service_name}`));
       }
     } catch (error) {
-      this.taxonomy = null; // no taxonomy loaded yet: the list still shows what exists
+      // no categories to filter by: the list still shows every case
     }
+    await this.load();
+  }
+
+  async loadDepartments() {
+    if (this.departments.length) return;
     try {
       this.departments = (await this.api.getJSON('/api/departments')).departments || [];
     } catch (error) {
       this.departments = [];
     }
-    await this.load();
   }
 
   filters() {
@@ -294,8 +299,9 @@ export class CaseBoard {
   }
 
   // The action's form: the fields it needs, or none (then it is posted at once).
-  ask(item, action) {
+  async ask(item, action) {
     const needs = NEEDS[action] || [];
+    if (needs.some(([, , kind]) => kind === 'department')) await this.loadDepartments();
     if (!needs.length) {
       this.act(item, action, {});
       return;
