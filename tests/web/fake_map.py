@@ -201,7 +201,7 @@ class FakeService:
             Route("/api/coverage/live", self.live_coverage),
             Route("/api/reports/coverage", self.coverage_report),
             Route("/api/cases", self.case_list),
-            Route("/api/taxonomy", self.no_taxonomy),
+            Route("/open311/v2/services.json", self.no_services),
             Route("/api/departments", self.no_departments),
             Route("/tiles/{z:int}/{x:int}/{y:int}.png", self.tile),
             WebSocketRoute("/ws", self.live),
@@ -260,8 +260,8 @@ class FakeService:
     async def case_list(self, request: Request) -> JSONResponse:
         return JSONResponse({"cases": [], "next_cursor": None})
 
-    async def no_taxonomy(self, request: Request) -> JSONResponse:
-        return JSONResponse({"version": None, "departments": [], "categories": []})
+    async def no_services(self, request: Request) -> JSONResponse:
+        return JSONResponse([])
 
     async def no_departments(self, request: Request) -> JSONResponse:
         return JSONResponse({"departments": []})
