@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 import typing
 
@@ -78,3 +79,29 @@ def test_the_registry_refuses_unregistered_devices_unless_told_and_keeps_the_con
         load(None, environ={"TRACKER_REGISTRY__UNREGISTERED": "maybe"})
     with pytest.raises(ConfigError, match=r"\[registry\] control_username: must not be the ingest account"):
         load(None, environ={"TRACKER_REGISTRY__CONTROL_USERNAME": "gridwatch"})
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('[cases]\nzone = "Mars/Olympus"', "[cases] zone: unknown time zone 'Mars/Olympus'"),
+    ('[cases]\noffice_hours = ["8:30 to 12"]', "[cases] office_hours: '8:30 to 12' is not HH:MM-HH:MM"),
+    ('[cases]\noffice_hours = ["14:00-18:00", "08:30-12:00"]', "[cases] office hours: span 08:30–12:00 overlaps"),
+    ('[cases]\ndays_off = ["2025-10-32"]', "[cases] days_off: '2025-10-32' is not a date"),
+    ('[cases]\ndays_on = ["2025-10-01"]\ndays_off = ["2025-10-01"]', "[cases] 2025-10-01 is both in days_on and days_off"),
+    ('[cases]\nwarn_share = 1.5', "[cases] warn_share: must be in (0, 1]"),
+])
+def test_a_bad_working_time_calendar_names_the_key(tmp_path, text, message):
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load(path, environ={})
+
+
+def test_the_working_time_calendar_is_built_from_cases_with_local_days():
+    from datetime import date, datetime, time
+    from zoneinfo import ZoneInfo
+
+    settings = load(None, environ={"TRACKER_CASES__DAYS_OFF": "2025-09-22", "TRACKER_CASES__OFFICE_HOURS": "09:00-17:00"})
+    calendar = settings.cases.calendar()
+    assert calendar.hours == ((time(9), time(17)),) and not calendar.is_working_day(date(2025, 9, 22))
+    friday = datetime(2025, 9, 19, 16, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    assert calendar.add_hours(friday, 2) == datetime(2025, 9, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))

@@ -56,9 +56,9 @@ async def test_a_case_goes_round_the_loop_over_http_with_every_refusal_a_clear_j
         cid = case["id"]
 
         # bad input: 400; another district's case: 404; a role that may not: 403; the state: 409
-        for body, why in (({"description": "x"}, "category is needed"), ({"category": "Z9"}, "unknown category"),
+        for body, why in (({"description": "x"}, "category is needed"), ({"category": "Z9"}, "category is not in taxonomy"),
                           ({"category": "E0102", "lat": "north", "lon": 1}, "lat must be a number"),
-                          ({"category": "E0102", "colour": "red"}, "unknown field")):
+                          ({"category": "E0102", "colour": "red"}, "body has unknown field")):
             r = await http.post("/api/cases", headers=anning, json=body)
             assert r.status_code == 400 and why in r.json()["error"], (body, r.text)
         r = await http.post("/api/cases", headers=anning, content=b"[1,", )
@@ -73,7 +73,7 @@ async def test_a_case_goes_round_the_loop_over_http_with_every_refusal_a_clear_j
         r = await http.post(f"/api/cases/{cid}/actions/reject", headers=anning, json={})
         assert r.status_code == 409 and r.json()["error"] == "reject needs reason"
         r = await http.post(f"/api/cases/{cid}/actions/levitate", headers=anning)
-        assert r.status_code == 400 and "unknown action" in r.json()["error"]
+        assert r.status_code == 400 and "action must be one of" in r.json()["error"]
         r = await http.post(f"/api/cases/{cid}/actions/file", headers=anning, json={"hours": "many"})
         assert r.status_code == 400
 
@@ -157,3 +157,34 @@ async def test_case_events_reach_the_cases_district_and_the_city_only(settings, 
     assert seen["anning"] == [("created", "620105"), ("changed", "620105")]
     assert seen["qilihe"] == [("created", "620103")]
     assert seen["city"] == [("created", "620105"), ("changed", "620105"), ("created", "620103")]
+
+
+async def test_the_service_watches_deadlines_and_tells_the_district_live(settings, nursery):
+    now = [NOW]
+    settings = (settings.replace("jt808", enabled=False).replace("cases", taxonomy=str(DEMO_TAXONOMY), watch_max_s=0.2))
+    store, running = await start_service(nursery, settings, clock_ms=lambda: datetime_to_ms(now[0]))
+    _, anning = await signed_in(store, "commander", "620105")
+    events: list[tuple[str, int]] = []
+
+    async def feed(task_status=trio.TASK_STATUS_IGNORED):
+        async with ws_connect(ws_url(running), additional_headers=anning) as ws:
+            task_status.started()
+            while True:
+                frame = json.loads(await ws.recv())
+                if frame.get("type") == "case":
+                    events.append((frame["event"], frame["case"]["id"]))
+
+    async with trio.open_nursery() as inner:
+        await inner.start(feed)
+        async with httpx.AsyncClient(base_url=running.url, timeout=10) as http:
+            r = await http.post("/api/cases", headers=anning, json={"category": "E0102", "lat": ANNING_SPOT[0],
+                                                                     "lon": ANNING_SPOT[1]})
+            cid = r.json()["id"]
+            now[0] = NOW.replace(minute=25)  # past the filing warning at 09:24
+            with trio.fail_after(10):
+                while ("warning", cid) not in events:
+                    await trio.sleep(0.05)
+            detail = (await http.get(f"/api/cases/{cid}", headers=anning)).json()
+        inner.cancel_scope.cancel()
+    assert events == [("created", cid), ("warning", cid)]
+    assert detail["stage"]["standing"] == "warning"

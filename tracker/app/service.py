@@ -293,7 +293,7 @@ async def _cases(settings: Settings, store: Store, index: GridIndex, publish: Ca
         log.info("taxonomy %s of %s loaded from %s as version %d%s", taxonomy.version, taxonomy.city, c.taxonomy,
                  version, " (an example, not a city's adopted standard)" if taxonomy.example else "")
     elif await store.taxonomy() is None:
-        log.warning("no case taxonomy loaded: no case can be opened (tracker taxonomy load FILE)")
+        log.info("no case taxonomy loaded yet: no case can be opened (tracker taxonomy load FILE)")
     return engine
 
 

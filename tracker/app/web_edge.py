@@ -388,7 +388,7 @@ class ServiceCases:
     async def create(self, who: Principal, source: str, fields: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(fields) - {"category", "description", "lat", "lon", "urgent"})
         if unknown:
-            raise CaseError(f"unknown field(s) {', '.join(unknown)} (a case: category, description, lat, lon, urgent)")
+            raise CaseError(f"body has unknown field(s) {', '.join(unknown)} (a case: category, description, lat, lon, urgent)")
         category, description = fields.get("category"), fields.get("description", "")
         lat, lon, urgent = fields.get("lat"), fields.get("lon"), fields.get("urgent")
         if not isinstance(category, str) or not category:

@@ -10,6 +10,11 @@ district)``, the hub's ``publish_event``.
 
 Sources create cases idempotently: ``create`` with the same (source, external_id) returns
 the case already stored and writes nothing.
+
+A little over the house's ~500 lines on purpose: this class is the one interface the case
+sources, the web edge and the watcher call, and its writing side (create, transition) and
+reading side (views with their deadlines) share the stage clock; split, each half would
+only call back into the other.
 """
 
 from __future__ import annotations
@@ -66,7 +71,7 @@ class NotAllowed(PermissionError):
     """The actor's role or scope may not do this: 403."""
 
 
-class NoTaxonomy(CaseError):
+class NoTaxonomy(LookupError):
     """No taxonomy is loaded: no case can be filed under a category."""
 
 
@@ -193,10 +198,13 @@ class CaseEngine:
             found = await self.store.case_by_external(new.source, new.external_id)
             if found is not None:
                 return await self.view(found, actor), False
-        version, taxonomy = await self.taxonomy()
+        try:
+            version, taxonomy = await self.taxonomy()
+        except NoTaxonomy as exc:
+            raise CaseError(f"category is not in any taxonomy: {exc}") from None
         category = taxonomy.categories.get(new.category)
         if category is None:
-            raise CaseError(f"unknown category {new.category!r} in taxonomy version {version}")
+            raise CaseError(f"category is not in taxonomy version {version}: {new.category!r}")
         place = self._place(new)
         district = place[0] if place is not None else new.district
         if not actor.sees(district):
@@ -226,7 +234,7 @@ class CaseEngine:
     def _place(self, new: NewCase) -> tuple[str, str, str, str] | None:
         if new.lat is None or new.lon is None:
             if (new.lat is None) != (new.lon is None):
-                raise CaseError("lat and lon go together")
+                raise CaseError("lon must be given with lat, and lat with lon")
             return None
         if not (math.isfinite(new.lat) and math.isfinite(new.lon) and -90 <= new.lat <= 90 and -180 <= new.lon <= 180):
             raise CaseError("lat must be in [-90, 90] and lon in [-180, 180]")
@@ -244,7 +252,7 @@ class CaseEngine:
         try:
             act = Action(action)
         except ValueError:
-            raise CaseError(f"unknown action {action!r} (actions: {', '.join(Action)})") from None
+            raise CaseError(f"action must be one of {', '.join(Action)}; got {action!r}") from None
         given = _checked_fields(fields or {})
         row = await self.store.case(case_id)
         if row is None or not actor.sees(row["district"]):
@@ -254,7 +262,7 @@ class CaseEngine:
         if act is Action.DISPATCH and "department" in given:
             _, taxonomy = await self.taxonomy(row["taxonomy_version"])
             if given["department"] not in taxonomy.departments:
-                raise CaseError(f"unknown department {given['department']!r}")
+                raise CaseError(f"department is not in the taxonomy: {given['department']!r}")
         now = self.now()
 
         def decide(locked: Row) -> tuple[dict, dict, AuditEntry]:
@@ -482,7 +490,7 @@ def _checked_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
     known = {"reason", "department", "feedback", "photos", "collector", "hours", "grade", "note"}
     unknown = sorted(set(fields) - known)
     if unknown:
-        raise CaseError(f"unknown field(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        raise CaseError(f"body has unknown field(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
     given: dict[str, Any] = {}
     for key in ("reason", "department", "feedback", "collector", "note"):
         if key in fields and fields[key] is not None:

@@ -23,6 +23,7 @@ from alerts.cases.lifecycle import OPEN_STATES, CaseState
 from tracker.cases.engine import CaseEngine, NoTaxonomy
 from tracker.cases.roles import SERVICE
 from tracker.storage.audit import AuditEntry
+from tracker.storage.retry import retryable
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,13 @@ class CaseWatch:
         task_status.started()
         while True:
             changed = self.engine.changed
-            await self.check()
+            try:
+                await self.check()
+            except Exception as exc:
+                # the database went away mid-change: nothing was given, the next look gives it
+                if not retryable(exc):
+                    raise
+                log.warning("case deadlines: database unavailable (%s); looking again shortly", exc)
             wait = self.max_sleep_s
             upcoming = await self.engine.store.next_case_instant(self.engine.escalate_after)
             if upcoming is not None:

@@ -38,7 +38,7 @@ def cases_of(request: Request) -> Cases:
 def _case_id(request: Request) -> int:
     raw = request.path_params["case_id"]
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-        raise HTTPException(400, f"a case id is a positive integer, got {raw!r}")
+        raise HTTPException(400, f"case_id must be a positive integer, got {raw!r}")
     return int(raw)
 
 
@@ -66,13 +66,13 @@ async def cases_list(request: Request) -> Response:
     for key in FLAG_FILTERS:
         if key in query:
             if query[key] not in ("true", "false", "1", "0"):
-                return error(400, f"'{key}' must be true or false")
+                return error(400, f"{key} must be true or false")
             filters[key] = query[key] in ("true", "1")
     cursor = None
     if query.get("cursor"):
         raw = query["cursor"]
         if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-            return error(400, "'cursor' must be the next_cursor of the page before")
+            return error(400, "cursor must be the next_cursor of the page before")
         cursor = int(raw)
     limit = limit_param(request, 50, 200)
     page, next_cursor = await _answer(cases_of(request).find(principal(request), filters, limit, cursor))
@@ -92,7 +92,7 @@ async def case_create(request: Request) -> Response:
     """A dispatcher's new case: category, description, lat, lon (urgent optional)."""
     body = await json_body(request)
     if not isinstance(body, dict):
-        return error(400, "a case is a JSON object: category, description, lat, lon")
+        return error(400, "body must be a JSON object: category, description, lat, lon")
     case = await _answer(cases_of(request).create(principal(request), client_address(request), body))
     return JSONResponse(case, status_code=201)
 
@@ -103,7 +103,7 @@ async def case_action(request: Request) -> Response:
     action = request.path_params["action"]
     body = await json_body(request) if await request.body() else {}
     if not isinstance(body, dict):
-        return error(400, "an action's body is a JSON object of its fields (reason, department, ...)")
+        return error(400, "body must be a JSON object of the action's fields (reason, department, ...)")
     try:
         case = await _answer(cases_of(request).act(principal(request), client_address(request), case_id, action, body))
     except HTTPException as exc:
@@ -121,15 +121,17 @@ async def taxonomy_put(request: Request) -> Response:
     """Load a taxonomy file: the body is its TOML text. 400 lists every problem in it."""
     body = await request.body()
     if len(body) > MAX_TAXONOMY_BYTES:
-        return error(413, f"a taxonomy file is at most {MAX_TAXONOMY_BYTES} bytes")
+        return error(413, f"body must be at most {MAX_TAXONOMY_BYTES} bytes (a taxonomy file)")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        return error(400, "the taxonomy must be UTF-8 TOML text")
+        return error(400, "body must be UTF-8 TOML text")
     try:
         loaded = await _answer(cases_of(request).load_taxonomy(principal(request), client_address(request), text))
     except HTTPException as exc:
         await audited(request, "taxonomy.load", "taxonomy", outcome="refused", detail=str(exc.detail)[:500])
+        if exc.status_code == 400:
+            raise HTTPException(400, f"body: {exc.detail}") from None
         raise
     return JSONResponse(loaded, status_code=201 if loaded.get("created") else 200)
 
