@@ -110,7 +110,7 @@ async def test_refusals_are_open311_errors(settings, broker):
                 (await http.post("/requests.json", json={"api_key": key}), 400, "form-encoded"),
                 (await http.post("/requests.json", data={**_form(key), "lat": "", "long": "",
                                                          "address_string": "安宁西路 1 号"}), 400, "no position"),
-                (await http.post("/requests.json", data=_form(key, service_code="X9999")), 400, "unknown category"),
+                (await http.post("/requests.json", data=_form(key, service_code="X9999")), 400, "X9999"),
                 (await http.post("/requests.json", data=_form(key, lat="91")), 400, "lat must be"),
                 (await http.post("/requests.json", data=_form(key, **{"attribute[size]": "big"})), 400, "attributes"),
                 (await http.get("/requests.json", params={"status": "pending"}), 400, "status"),

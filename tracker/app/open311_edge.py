@@ -91,7 +91,7 @@ class EngineOpen311:
                 "notes": await self._notes(row)}
 
     def _iso(self, value: datetime) -> str:
-        return value.astimezone(self.engine.calendar.zone).isoformat(timespec="seconds")
+        return value.astimezone(self.engine.calendar.zone).isoformat(timespec="milliseconds")
 
     async def _notes(self, row: Any) -> str:
         """What a citizen may read about where the case is: the state's name and, for a
