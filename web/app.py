@@ -23,7 +23,22 @@ from web.guards import CheckHost, LimitBody
 from web.params import error
 from web.policy import EVERYONE, PUBLIC, READERS, Scoping, allow, guard, policy_of
 from web.principal import Role
-from web.routes import admin_devices, alerts, audit, cases, commandmap, devices, exports, history, ops, patrol, readings, reports, session
+from web.routes import (
+    admin_devices,
+    alerts,
+    audit,
+    cases,
+    commandmap,
+    devices,
+    exports,
+    history,
+    open311,
+    ops,
+    patrol,
+    readings,
+    reports,
+    session,
+)
 from web.routes.commandmap import STATIC
 from web.stream import live_feed
 
@@ -71,6 +86,13 @@ ROUTES: list[BaseRoute] = [
     guard(Route("/api/admin/devices/{device}/disable", admin_devices.device_disable, methods=["POST"]), ADMIN),
     guard(Route("/api/admin/devices/{device}/enable", admin_devices.device_enable, methods=["POST"]), ADMIN),
     guard(Route("/api/admin/devices/{device}/rotate", admin_devices.device_rotate, methods=["POST"]), ADMIN),
+    # Open311 GeoReport v2: public reads without personal data; a post carries its api_key
+    # in the form, as the spec has it (checked by the endpoint: a commander's or supervisor's token)
+    guard(Route("/open311/v2/services.{format}", open311.services), PUBLIC),
+    guard(Route("/open311/v2/services/{service_code}.{format}", open311.service_definition), PUBLIC),
+    guard(Route("/open311/v2/requests.{format}", open311.requests_list, methods=["GET"]), PUBLIC),
+    guard(Route("/open311/v2/requests.{format}", open311.request_create, methods=["POST"]), PUBLIC),
+    guard(Route("/open311/v2/requests/{service_request_id}.{format}", open311.request_one), PUBLIC),
     # cases: the engine behind them holds each action to the caller's role, district and
     # department (tracker/cases/roles.py); the policy here only keeps out who never may
     guard(Route("/api/cases", cases.cases_list, methods=["GET"]), READ),

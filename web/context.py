@@ -239,6 +239,28 @@ class DeviceAdmin(Protocol):
 Locate = Callable[[str], Awaitable[dict[str, Any] | None]]
 
 
+class Open311(Protocol):
+    """Citizens' service requests (Open311 GeoReport v2, ``/open311/v2/``) over cases.
+    A request is a case of source ``hotline``; the reporter's name, e-mail and phone are
+    stored with it and never leave through these reads. Raises ``ValueError`` for bad input
+    (400), ``PermissionError`` (403) and ``Unavailable`` (503)."""
+
+    async def services(self) -> list[dict[str, Any]]:
+        """The current taxonomy's categories: code, name, name_en, kind, group (the major
+        class's name), department, urgent; [] when no taxonomy is loaded."""
+        ...
+
+    async def submit(self, who: Principal, source: str, request: dict[str, Any]) -> tuple[int, bool]:
+        """Open a case for a request (service_code, lat, lon, description, media_url,
+        reporter, token): (the case's id, whether it is new; a token already seen answers
+        the case it made)."""
+        ...
+
+    async def requests(self, *, ids: list[int] | None, codes: list[str] | None, start: datetime | None,
+                       end: datetime | None, closed: bool | None, limit: int) -> list[dict[str, Any]]:
+        """Cases as requests, newest first, without the reporter: id, state, state_zh,
+        category, category_name, department_name, description, created_at, updated_at, due,
+        street, community, district, lat, lon, media_url, notes."""
 class CaseRefused(Exception):
     """The lifecycle does not allow the action from the case's state: 409, saying what is."""
 
@@ -339,6 +361,7 @@ class WebContext:
     auth: AuthSettings = AuthSettings()
     devices_admin: DeviceAdmin | None = None  # None: no device registry behind this service
     alert_messages: Catalogue = field(default_factory=default_catalogue)  # texts and severities of alerts
+    open311: Open311 | None = None  # None: no cases behind this service (Open311 answers 404)
     cases: Cases | None = None  # None: cases are switched off (the case routes answer 404)
     verifiers: Verifiers | None = None  # None: no verification dispatch (candidates answer 404)
 

@@ -221,6 +221,9 @@ class FakeService:
             Route("/api/coverage/live", self.live_coverage),
             Route("/api/reports/coverage", self.coverage_report),
             Route("/api/cases/summary", self.case_summary),
+            Route("/api/cases", self.case_list),
+            Route("/open311/v2/services.json", self.no_services),
+            Route("/api/departments", self.no_departments),
             Route("/tiles/{z:int}/{x:int}/{y:int}.png", self.tile),
             WebSocketRoute("/ws", self.live),
             Mount("/static", StaticFiles(directory=STATIC)),
@@ -290,6 +293,16 @@ class FakeService:
             "geometry": {"type": "LineString", "coordinates": points},
             "properties": {"device": id_, "times": times},
         })
+
+    # cases: none, and no taxonomy yet (the case tab's own test runs on the real service)
+    async def case_list(self, request: Request) -> JSONResponse:
+        return JSONResponse({"cases": [], "next_cursor": None})
+
+    async def no_services(self, request: Request) -> JSONResponse:
+        return JSONResponse([])
+
+    async def no_departments(self, request: Request) -> JSONResponse:
+        return JSONResponse({"departments": []})
 
     async def open_alerts(self, request: Request) -> JSONResponse:
         if dict(request.query_params) != {"open": "1", "limit": "200"}:

@@ -59,6 +59,11 @@ MATRIX: dict[str, set[Role] | str] = {
     "POST /api/admin/devices/{device}/disable": {ADMIN},
     "POST /api/admin/devices/{device}/enable": {ADMIN},
     "POST /api/admin/devices/{device}/rotate": {ADMIN},
+    "GET /open311/v2/services.{format}": "public",
+    "GET /open311/v2/services/{service_code}.{format}": "public",
+    "GET /open311/v2/requests.{format}": "public",
+    "POST /open311/v2/requests.{format}": "public",  # the endpoint asks the form's api_key
+    "GET /open311/v2/requests/{service_request_id}.{format}": "public",
     "GET /api/cases": READERS,
     "POST /api/cases": {COMMANDER, SUPERVISOR},
     "GET /api/cases/{case_id}": READERS,
@@ -79,7 +84,8 @@ MATRIX: dict[str, set[Role] | str] = {
 }
 OWN_DEVICE = "c0001"
 CONCRETE = {"{device}": OWN_DEVICE, "{path}": "app.css", "{name}": "alarms.csv", "{case_id}": "1", "{action}": "file",
-            "{department}": "HW", "{account}": "nobody"}
+            "{department}": "HW", "{account}": "nobody", "{format}": "json", "{service_code}": "C0101",
+            "{service_request_id}": "1"}
 BODIES = {"PUT /api/patrol/plan": b"{}", "POST /api/patrol/exceptions": b"{}", "POST /api/session": b"{}",
           "POST /api/session/password": b"{}", "POST /api/admin/devices": b"{}"}
 

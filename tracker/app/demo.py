@@ -16,13 +16,14 @@ from geofence.districts import district_name
 from geofence.plan import PatrolPlan
 from protocols.epoch import ms_to_datetime
 from tracker.access.passwords import password_matches
-from tracker.app.accounts import add_account, set_enabled, set_password
+from tracker.app.accounts import add_account, create_token, set_enabled, set_password
 from tracker.app.service import import_grids, run_service
 from tracker.clock import wall_clock_ms
 from tracker.config import Settings
 from tracker.devcity.city import FIRST_SLOT_LEFT_MIN, PATH as DEMO_CITY, SLOT_STAGGER_MIN, demo_plan
 from tracker.devcity.credentials import kept_passwords
 from tracker.devcity.dynsec_file import CONTROL_ACCOUNT, SERVICE_ACCOUNT
+from tracker.devcity.hotline import run_hotline
 from tracker.devcity.simulator import build_fleet, fleet_registrations, run_fleet
 from tracker.devcity.starters import start_private_services
 from tracker.devcity.taxonomy import PATH as DEMO_TAXONOMY
@@ -68,7 +69,13 @@ DEMO_ACCOUNTS = (
     DemoAccount("dispatch", Role.COMMANDER, None),
     DemoAccount("anning.dispatch", Role.COMMANDER, "620105"),
     DemoAccount("qilihe.supervisor", Role.SUPERVISOR, "620103"),
+    # the hotline desk: its API token is the simulated hotline's Open311 api_key
+    DemoAccount("hotline", Role.COMMANDER, None),
+    # a member of Anning's sanitation department (620105-HW): handles, returns, asks for time
+    DemoAccount("anning.hw", Role.VIEWER, "620105"),
 )
+DEPARTMENT_MEMBERS = (("620105-HW", "anning.hw"),)
+HOTLINE_EVERY_S = 60.0
 METRICS_TOKEN = "web/metrics-token"
 
 
@@ -132,6 +139,15 @@ async def _main(settings: Settings, broker_port: int, logins: dict[str, str]) ->
                                 (settings.jt808.host, running.jt808_port) if running.jt808_port else None)
             print(f"  simulating {len(fleet)} devices", flush=True)
             print("\n".join(await ensure_demo_accounts(store, logins)), flush=True)
+            if running.cases is not None:
+                for department, member in DEPARTMENT_MEMBERS:
+                    await store.add_department_member(department, member)
+                    print(f"  department {department}: member {member}", flush=True)
+                issued = await create_token(store, "hotline", "demo hotline", actor="demo", source="demo")
+                await nursery.start(functools.partial(run_hotline, every_s=HOTLINE_EVERY_S), running.url, issued.token,
+                                    DEMO_CITY)
+                print(f"  hotline  an Open311 request about every {HOTLINE_EVERY_S:.0f} s to {running.url}/open311/v2/",
+                      flush=True)
             print(f"  metrics  curl -H 'Authorization: Bearer {settings.auth.metrics_token}' {running.url}/metrics", flush=True)
             print(f"\n  command map: {running.url}/   (Ctrl-C to stop)\n", flush=True)
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

@@ -19,6 +19,7 @@ from geofence.placed import Placed
 from protocols.epoch import datetime_to_ms
 from protocols.model import DeviceClass, Fix
 from tracker.app.commands import DeviceCommands, service_health
+from tracker.app.open311_edge import EngineOpen311
 from tracker.app.web_edge import web_context
 from tracker.app.web_server import serve_web, web_config
 from tracker.cases.dispatch import Verification
@@ -249,7 +250,8 @@ async def run_service(settings: Settings, store: Store, *, clock_ms: Clock | Non
                       metrics=metrics, grids=to_feature_collection(await store.grids()),
                       healthy=healthy, locate=commands.locate, patrol=patrol,
                       provisioning=Provisioning(store, control_account(settings), registry), cases=cases,
-                      verification=verification)
+                      verification=verification,
+                      open311=EngineOpen311(cases) if cases is not None else None)
     app = create_app(web)
     with trio.CancelScope() as scope:
         async with trio.open_nursery() as nursery:

@@ -51,6 +51,7 @@ from web.context import (
     Locate,
     LoginRefused,
     MapSettings,
+    Open311,
     Row,
     Session,
     Unavailable,
@@ -356,7 +357,7 @@ def web_context(settings: Settings, *, clock_ms: Callable[[], int], store: Store
                 hub: Hub, metrics: Metrics, grids: dict[str, Any], healthy: Callable[[], tuple[bool, str]],
                 locate: Locate, patrol: Patrol | None, accounts: StoreAccounts | None = None,
                 provisioning: Provisioning | None = None, cases: CaseEngine | None = None,
-                verification: Verification | None = None) -> WebContext:
+                verification: Verification | None = None, open311: Open311 | None = None) -> WebContext:
     """``accounts``: default, the store's with trio's clock for the lockout and the cache."""
     return WebContext(map_settings(settings), clock_ms, StoreRecords(store), index, live, HubFeed(hub, live), metrics, grids,
                       healthy=healthy, locate=locate, patrol=patrol, audit=StoreAudit(store),
@@ -364,7 +365,7 @@ def web_context(settings: Settings, *, clock_ms: Callable[[], int], store: Store
                       devices_admin=RegistryAdmin(provisioning) if provisioning is not None else None,
                       alert_messages=configured_catalogue(settings.patrol.alert_severity),
                       cases=ServiceCases(cases) if cases is not None else None,
-                      verifiers=ServiceVerifiers(verification) if verification is not None else None)
+                      verifiers=ServiceVerifiers(verification) if verification is not None else None, open311=open311)
 
 
 class ServiceVerifiers:

@@ -106,6 +106,7 @@ class NewCase:
     external_id: str | None = None
     reporter: str | None = None
     district: str | None = None
+    photos: tuple[str, ...] = ()  # references to pictures the source sent (kept in the creation's timeline entry)
 
 
 class CaseEngine:
@@ -219,7 +220,8 @@ class CaseEngine:
             **self._stage_columns(category, Stage.FILE, now)}
         entry = {"at": now, "actor": actor.account, "role": actor.role, "scope": actor.scope, "action": "create",
                  "state": CaseState.REPORTED.value, "note": "",
-                 "fields": {"source": new.source, "category": category.code, "external_id": new.external_id}}
+                 "fields": {"source": new.source, "category": category.code, "external_id": new.external_id,
+                            **({"photos": list(new.photos)} if new.photos else {})}}
         audit = AuditEntry(actor=actor.account, action="case.create", target="case", source=actor.source, role=actor.role,
                            scope=actor.scope, after={"source": new.source, "category": category.code,
                                                      "district": district, "external_id": new.external_id})

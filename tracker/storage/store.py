@@ -874,6 +874,39 @@ class Store:
     async def pending_alarm_events(self) -> int:
         return await self._on_connection(lambda con: con.fetchval(
             "SELECT count(*) FROM alarm_events WHERE consumed_at IS NULL"))
+    # --- open311 ----------------------------------------------------------------------
+
+    @_retried
+    async def open311_cases(self, *, ids: list[int] | None = None, categories: list[str] | None = None,
+                            start: datetime | None = None, end: datetime | None = None, closed: bool | None = None,
+                            source: str | None = None, limit: int = 1000) -> list[asyncpg.Record]:
+        """Cases as Open311 asks for them, newest first: by id, by category, reported in
+        [``start``, ``end``), open or ``closed`` (closed and rejected: finished). ``source``:
+        only those of one source."""
+        return await self._on_connection(lambda con: con.fetch(
+            "SELECT * FROM cases WHERE ($1::bigint[] IS NULL OR id = ANY($1)) AND ($2::text[] IS NULL OR category = ANY($2))"
+            " AND ($3::timestamptz IS NULL OR created_at >= $3) AND ($4::timestamptz IS NULL OR created_at < $4)"
+            " AND ($5::boolean IS NULL OR (state IN ('closed', 'rejected')) = $5)"
+            " AND ($6::text IS NULL OR source = $6)"
+            " ORDER BY id DESC LIMIT $7", ids, categories, start, end, closed, source, limit))
+
+    async def first_timeline_entry(self, case_id: int) -> asyncpg.Record | None:
+        """The case's first timeline entry: its creation, with what the source gave."""
+        return await self._on_connection(lambda con: con.fetchrow(
+            "SELECT * FROM case_timeline WHERE case_id = $1 ORDER BY id LIMIT 1", case_id))
+
+    # --- case bulk load ---------------------------------------------------------------
+
+    async def bulk_insert_cases(self, rows: list[dict]) -> int:
+        """Cases loaded in one COPY (imports and benchmarks: no timeline entries, no audit,
+        no idempotence check); every row names the same columns. The count loaded."""
+        if not rows:
+            return 0
+        columns = _case_columns(rows[0])
+        records = [tuple(row[c] for c in columns) for row in rows]
+        await self._on_connection(lambda con: con.copy_records_to_table("cases", records=records, columns=columns),
+                                  transaction=True)
+        return len(records)
 
     # --- outages ----------------------------------------------------------------------
 

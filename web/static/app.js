@@ -5,6 +5,7 @@ import { displayPoint, setDatum, toDisplay } from './datum.js';
 import { AlarmMarkers } from './alarmmarkers.js';
 import { AlertBoard } from './alerts.js';
 import { addBaseMap } from './basemap.js';
+import { CaseBoard } from './cases.js';
 import { CoverageChart } from './chart.js';
 import { CoverageLayer } from './coverage.js';
 import { DeviceDetails } from './details.js';
@@ -63,6 +64,8 @@ window.gridwatch = Object.freeze({
   get alertsLoaded() { return Boolean(board && board.loaded); },
   get triage() { return triage; },
   get history() { return historyPanel; },
+  get cases() { return caseBoard ? caseBoard.cases : new Map(); },
+  get casesLoaded() { return Boolean(caseBoard && caseBoard.loaded); },
 });
 
 const $ = (id) => document.getElementById(id);
@@ -85,6 +88,7 @@ let coverage;
 let tabs;
 let triage;
 let historyPanel;
+let caseBoard;
 let retryAt = null;
 
 const describeGrid = (code) => (grids ? grids.info(code) : null);
@@ -96,6 +100,7 @@ const FRAME_HANDLERS = {
     // A snapshot opens every connection: refetch what may have changed during an outage.
     if (state.selected) details.reloadTrack(Date.now());
     board.load(Date.now());
+    if (caseBoard) caseBoard.load();
   },
   delta: (frame) => applyDelta(frame.devices || []),
   alert: (frame) => {
@@ -104,6 +109,7 @@ const FRAME_HANDLERS = {
   },
   alarm: (frame) => board.alarmFrame(frame, Date.now()),
   incident: () => {},
+  case: (frame) => caseBoard && caseBoard.frame(frame),
 };
 
 function onFrame(frame) {
@@ -455,6 +461,10 @@ async function boot() {
     applySnapshot(deviceResult.value.devices || []);
   }
 
+  caseBoard = new CaseBoard(map, { panel: $('gw-panel-cases'), count: $('gw-case-count') }, {
+    getJSON, csrf: () => (state.user ? state.user.csrf || '' : ''), onPick: zoomTo,
+  });
+  caseBoard.start().catch((error) => showBanner(`案卷加载失败 (cases failed to load: ${error.message})`));
   chart.start(Date.now());
   if (wall) wall.start();
   new LiveFeed(liveFeedUrl(window.location), { onFrame, onState: showConnection, onDenied: toLogin }).start();

@@ -93,6 +93,8 @@ async def test_the_demo_makes_its_logins_once_and_prints_each_on_one_line(databa
         "  login  dispatch / kept-password-0001  (commander, city)",
         "  login  anning.dispatch / kept-password-0002  (commander, 620105)",
         "  login  qilihe.supervisor / kept-password-0003  (supervisor, 620103)",
+        "  login  hotline / kept-password-0004  (commander, city)",
+        "  login  anning.hw / kept-password-0005  (viewer, 620105)",
     ]
-    assert again == lines and len(created) == 4
+    assert again == lines and len(created) == 6
     assert password_matches(admin["password_hash"], "a password kept anew")
