@@ -18,8 +18,10 @@ rejected.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,6 +32,8 @@ from protocols.epoch import ms_to_datetime
 from web.audit import audited, client_address
 from web.context import Open311, Unavailable, context
 from web.principal import Role
+
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 MAX_RANGE = timedelta(days=90)  # the spec's default window and widest range
 MAX_REQUESTS = 1000  # the spec's cap on one answer
@@ -43,6 +47,26 @@ _PERSON = ("first_name", "last_name", "email", "phone", "device_id", "account_id
 
 def failure(status: int, description: str) -> JSONResponse:
     return JSONResponse([{"code": status, "description": description}], status_code=status)
+
+
+def _params(*names: str) -> Callable[[Endpoint], Endpoint]:
+    """The query parameters an Open311 endpoint takes (and the spec's ``jurisdiction_id``,
+    which clients send with every call); any other is refused in Open311's error form,
+    naming it, as the rest of the API refuses it in its own (``web.params.accepts``)."""
+    allowed = frozenset((*names, "jurisdiction_id"))
+
+    def declare(endpoint: Endpoint) -> Endpoint:
+        @functools.wraps(endpoint)
+        async def checked(request: Request) -> Response:
+            unknown = sorted(set(request.query_params) - allowed)
+            if unknown:
+                return failure(400, f"unknown query parameter {unknown[0]!r} (this endpoint takes: {', '.join(sorted(allowed))})")
+            return await endpoint(request)
+
+        checked.accepted_params = allowed  # type: ignore[attr-defined]
+        return checked
+
+    return declare
 
 
 def _json_only(request: Request) -> JSONResponse | None:
@@ -59,6 +83,7 @@ def _open311(request: Request) -> Open311 | JSONResponse:
     return found if found is not None else failure(404, "no service requests are taken here (cases are off)")
 
 
+@_params()
 async def services(request: Request) -> Response:
     """The service list: one service per category of the current taxonomy."""
     refused = _json_only(request)
@@ -81,6 +106,7 @@ def _service(s: dict[str, Any]) -> dict[str, Any]:
             "group": s["group"]}
 
 
+@_params()
 async def service_definition(request: Request) -> Response:
     """A service's attributes: none (every service has ``metadata`` false)."""
     refused = _json_only(request)
@@ -97,6 +123,7 @@ async def service_definition(request: Request) -> Response:
     return JSONResponse({"service_code": code, "attributes": []})
 
 
+@_params("service_request_id", "service_code", "start_date", "end_date", "status")
 async def requests_list(request: Request) -> Response:
     """Requests by id (comma-separated; overrides the other filters), service code,
     requested between start_date and end_date (at most 90 days; default the last 90),
@@ -128,6 +155,7 @@ async def requests_list(request: Request) -> Response:
     return JSONResponse([_request(r) for r in found])
 
 
+@_params()
 async def request_one(request: Request) -> Response:
     refused = _json_only(request)
     backend = _open311(request)
@@ -145,6 +173,7 @@ async def request_one(request: Request) -> Response:
     return JSONResponse([_request(found[0])])
 
 
+@_params()
 async def request_create(request: Request) -> Response:
     """A citizen's request, form-encoded as the spec posts it: a case of source hotline."""
     refused = _json_only(request)
