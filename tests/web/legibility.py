@@ -174,3 +174,28 @@ def screen_colours(page: Page, points: list[tuple[float, float]]) -> list[tuple[
 
 def distance(a: tuple[int, int, int], b: tuple[int, int, int]) -> float:
     return sum((x - y) ** 2 for x, y in zip(a, b, strict=True)) ** 0.5
+
+
+_SCROLLS = """
+const [container, rows] = arguments;
+const box = document.querySelector(container);
+let el = box;
+const scrollers = [];
+while (el) {
+  const overflow = getComputedStyle(el).overflowY;
+  if ((overflow === 'auto' || overflow === 'scroll') && el.scrollHeight > el.clientHeight) scrollers.push(el);
+  el = el.parentElement;
+}
+return scrollers.length > 0;
+"""
+
+
+def rows_whole_or_scrolled(page: Page, container: str, rows: str) -> bool:
+    """Every row of ``rows`` lies whole across ``container`` (no row cut at either side);
+    the rows below its bottom edge are reached by scrolling it (it, or a box around it,
+    scrolls), not cut off. A list longer than its panel is read by scrolling."""
+    panel = box(page, container)
+    found = boxes(page, rows)
+    across = all(panel.left - 0.5 <= row.left and row.right <= panel.right + 0.5 for row in found)
+    below = [row for row in found if not panel.contains(row)]
+    return bool(found) and across and (not below or bool(page.js(_SCROLLS, container, rows)))
