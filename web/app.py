@@ -97,6 +97,8 @@ ROUTES: list[BaseRoute] = [
     # department (tracker/cases/roles.py); the policy here only keeps out who never may
     guard(Route("/api/cases", cases.cases_list, methods=["GET"]), READ),
     guard(Route("/api/cases", cases.case_create, methods=["POST"]), allow(Role.COMMANDER, Role.SUPERVISOR)),
+    # before /api/cases/{case_id}, which would take "summary" for a case's number
+    guard(Route("/api/cases/summary", cases.case_figures), READ),
     guard(Route("/api/cases/{case_id}", cases.case_get), READ),
     guard(Route("/api/cases/{case_id}/timeline", cases.case_timeline), READ),
     guard(Route("/api/cases/{case_id}/candidates", cases.case_candidates),

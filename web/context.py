@@ -285,6 +285,11 @@ class Cases(Protocol):
 
     async def timeline(self, who: Principal, case_id: int) -> list[dict[str, Any]]: ...
 
+    async def figures(self, who: Principal) -> dict[str, int]:
+        """Counts for the big screen, of ``who``'s district: open, overdue, due_soon,
+        reported_today, closed_today."""
+        ...
+
     async def create(self, who: Principal, source: str, fields: dict[str, Any]) -> dict[str, Any]:
         """A new case: category, description, lat, lon (urgent optional)."""
         ...

@@ -41,6 +41,8 @@ DECLARED: list[tuple[str, str, str, str, list[dict[str, Any]], dict[str, Any] | 
         _query("cursor", {"type": "string"}, "next_cursor of the page before")], None, "CasePage"),
     ("post", "/api/cases", "A dispatcher opens a case (source: dispatcher)", "commander, supervisor", [],
      {"$ref": "#/components/schemas/NewCase"}, "Case"),
+    ("get", "/api/cases/summary", "Case counts for the big screen, of the caller's district", "viewer and up", [], None,
+     "CaseFigures"),
     ("get", "/api/cases/{case_id}", "A case with its stage deadline (working time) and the caller's actions",
      "viewer and up", [_CASE_ID], None, "Case"),
     ("get", "/api/cases/{case_id}/timeline", "Every step of a case: who, role, scope, when, what", "viewer and up",
@@ -100,6 +102,8 @@ SCHEMAS: dict[str, Any] = {
         "at": {"type": "string", "format": "date-time"}, "actor": {"type": "string"}, "role": {"type": "string"},
         "scope": {"type": "string"}, "action": {"type": "string"}, "state": {"type": "string"},
         "note": {"type": "string"}, "fields": _OBJ}}}}},
+    "CaseFigures": {"type": "object", "properties": {
+        name: {"type": "integer"} for name in ("open", "overdue", "due_soon", "reported_today", "closed_today")}},
     "Candidates": {"type": "object", "properties": {
         "case": {"type": "integer"}, "plan": {"type": "boolean", "description": "false: no patrol plan, all count as on duty"},
         "candidates": {"type": "array", "items": {"type": "object", "properties": {

@@ -188,3 +188,31 @@ async def test_the_service_watches_deadlines_and_tells_the_district_live(setting
         inner.cancel_scope.cancel()
     assert events == [("created", cid), ("warning", cid)]
     assert detail["stage"]["standing"] == "warning"
+
+
+async def test_the_big_screens_case_figures_count_the_callers_district_on_the_citys_day(settings, nursery):
+    clock = {"now": datetime_to_ms(NOW)}
+    settings = settings.replace("jt808", enabled=False).replace("cases", taxonomy=str(DEMO_TAXONOMY))
+    store, running = await start_service(nursery, settings, clock_ms=lambda: clock["now"])
+    _, anning = await signed_in(store, "commander", "620105")
+    _, qilihe = await signed_in(store, "commander", "620103")
+    _, city = await signed_in(store, "viewer", None)
+    async with httpx.AsyncClient(base_url=running.url, timeout=10) as http:
+        for headers, (lat, lon) in ((anning, ANNING_SPOT), (anning, ANNING_SPOT), (qilihe, QILIHE_SPOT)):
+            r = await http.post("/api/cases", headers=headers, json={"category": "E0102", "description": "垃圾", "lat": lat,
+                                                                     "lon": lon})
+            assert r.status_code == 201, r.text
+        # 09:25: past the 80% warning of the 30-minute filing limit; 09:31: past the limit
+        clock["now"] = datetime_to_ms(NOW.replace(minute=25))
+        warned = {name: (await http.get("/api/cases/summary", headers=h)).json()
+                  for name, h in (("anning", anning), ("qilihe", qilihe), ("city", city))}
+        clock["now"] = datetime_to_ms(NOW.replace(minute=31))
+        overdue = (await http.get("/api/cases/summary", headers=city)).json()
+        refused = await http.get("/api/cases/summary", params={"district": "620103"}, headers=anning)
+        nobody = await http.get("/api/cases/summary")
+    assert warned["anning"] == {"open": 2, "overdue": 0, "due_soon": 2, "reported_today": 2, "closed_today": 0}
+    assert warned["qilihe"] == {"open": 1, "overdue": 0, "due_soon": 1, "reported_today": 1, "closed_today": 0}
+    assert warned["city"]["open"] == 3 and warned["city"]["reported_today"] == 3
+    assert overdue["overdue"] == 3 and overdue["due_soon"] == 0
+    assert refused.status_code == 400  # it takes no district: the caller's is the one counted
+    assert nobody.status_code == 401

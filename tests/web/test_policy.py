@@ -66,6 +66,7 @@ MATRIX: dict[str, set[Role] | str] = {
     "GET /open311/v2/requests/{service_request_id}.{format}": "public",
     "GET /api/cases": READERS,
     "POST /api/cases": {COMMANDER, SUPERVISOR},
+    "GET /api/cases/summary": READERS,
     "GET /api/cases/{case_id}": READERS,
     "GET /api/cases/{case_id}/timeline": READERS,
     "GET /api/cases/{case_id}/candidates": {COMMANDER, SUPERVISOR, ADMIN},

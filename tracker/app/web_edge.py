@@ -413,6 +413,9 @@ class ServiceCases:
     async def timeline(self, who: Principal, case_id: int) -> list[dict[str, Any]]:
         return await self._do(self._engine.timeline(case_id, self.actor(who)))
 
+    async def figures(self, who: Principal) -> dict[str, int]:
+        return await self._do(self._engine.figures(self.actor(who)))
+
     async def create(self, who: Principal, source: str, fields: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(fields) - {"category", "description", "lat", "lon", "urgent"})
         if unknown:

@@ -419,6 +419,16 @@ class CaseEngine:
         attach a repeat to the case already open (``alerts.cases.intake``)."""
         return {row["external_id"]: row["id"] for row in await self.store.open_cases_of(source)}
 
+    async def figures(self, actor: Actor) -> dict[str, int]:
+        """The big screen's counts, of the actor's district (the city's for city accounts):
+        open, overdue, due_soon (past the warning), reported_today, closed_today, "today"
+        being the city's day."""
+        now = self.now()
+        day_start = now.astimezone(self.calendar.zone).replace(hour=0, minute=0, second=0, microsecond=0)
+        row = await self.store.case_figures(now, day_start, actor.district)
+        assert row is not None  # an aggregate always answers one row
+        return {key: int(row[key]) for key in ("open", "overdue", "due_soon", "reported_today", "closed_today")}
+
     async def timeline(self, case_id: int, actor: Actor) -> builtins.list[dict[str, Any]]:
         row = await self.store.case(case_id)
         if row is None or not actor.sees(row["district"]):

@@ -874,6 +874,21 @@ class Store:
     async def pending_alarm_events(self) -> int:
         return await self._on_connection(lambda con: con.fetchval(
             "SELECT count(*) FROM alarm_events WHERE consumed_at IS NULL"))
+    # --- case figures ---------------------------------------------------------------
+
+    async def case_figures(self, now: datetime, day_start: datetime, district: str | None = None) -> asyncpg.Record | None:
+        """The figures of the big screen, of ``district`` (None: the city): open cases, those
+        past their running stage's deadline, those past its warning, and today's reports,
+        filings and closings (``day_start``: midnight of the city's day)."""
+        return await self._on_connection(lambda con: con.fetchrow(
+            "SELECT count(*) FILTER (WHERE state NOT IN ('closed', 'rejected')) AS open,"
+            " count(*) FILTER (WHERE state NOT IN ('closed', 'rejected', 'parked') AND stage_due <= $1) AS overdue,"
+            " count(*) FILTER (WHERE state NOT IN ('closed', 'rejected', 'parked') AND stage_warn <= $1 AND stage_due > $1)"
+            " AS due_soon,"
+            " count(*) FILTER (WHERE created_at >= $2) AS reported_today,"
+            " count(*) FILTER (WHERE closed_at >= $2) AS closed_today"
+            " FROM cases WHERE ($3::text IS NULL OR district = $3)", now, day_start, district))
+
     # --- open311 ----------------------------------------------------------------------
 
     @_retried

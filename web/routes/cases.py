@@ -81,6 +81,12 @@ async def cases_list(request: Request) -> Response:
 
 
 @accepts()
+async def case_figures(request: Request) -> Response:
+    """The big screen's case counts, of the caller's district."""
+    return JSONResponse(await _answer(cases_of(request).figures(principal(request))))
+
+
+@accepts()
 async def case_get(request: Request) -> Response:
     return JSONResponse(await _answer(cases_of(request).get(principal(request), _case_id(request))))
 
