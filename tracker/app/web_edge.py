@@ -72,12 +72,7 @@ class StoreRecords:
         self._store = store
 
     async def _read(self, query: Awaitable[T]) -> T:
-        try:
-            return await query
-        except Exception as exc:
-            if not retryable(exc):
-                raise
-            raise _unavailable(exc) from exc
+        return await read_or_unavailable(query)
 
     async def has_device(self, device: str, district: str | None) -> bool:
         return await self._read(self._store.has_device(device, district))
@@ -115,6 +110,17 @@ def _unavailable(exc: Exception) -> Unavailable:
     return Unavailable(f"database unavailable: {' '.join((str(exc) or type(exc).__name__).split())[:200]}")
 
 
+async def read_or_unavailable(query: Awaitable[T]) -> T:
+    """``query``'s answer; a database outage or stall as ``Unavailable`` (the web's 503),
+    not retried: the client may ask again."""
+    try:
+        return await query
+    except Exception as exc:
+        if not retryable(exc):
+            raise
+        raise _unavailable(exc) from exc
+
+
 def principal_of(row: Row, via: str) -> Principal:
     return Principal(row["name"], Role(row["role"]), row["district"], row["id"], via, row["device"])
 
@@ -138,12 +144,7 @@ class StoreAccounts:
         self.lockout = Lockout(LockoutRule(settings.slow_after, settings.slow_s, settings.lock_after, settings.lock_s), now)
 
     async def _read(self, query: Awaitable[T]) -> T:
-        try:
-            return await query
-        except Exception as exc:
-            if not retryable(exc):
-                raise
-            raise _unavailable(exc) from exc
+        return await read_or_unavailable(query)
 
     async def login(self, name: str, password: str, source: str) -> Session:
         wait = self.lockout.wait_s(name)
