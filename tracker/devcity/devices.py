@@ -1,5 +1,6 @@
 """The simulated devices themselves: collectors and vehicles moving along their routes,
-and component sensors on manhole covers, litter bins and waterlogging gauges."""
+collectors reporting problems and walking to the cases they are sent to verify, and
+component sensors on manhole covers, litter bins and waterlogging gauges."""
 
 from __future__ import annotations
 
@@ -14,6 +15,29 @@ from protocols.coords import M_PER_DEG, distance_m, wgs84_to_gcj02
 from protocols.jt808.messages import device_id
 
 SENSOR_PERIOD_S = 60.0  # a sensor's status report doubles as its heartbeat
+REPORT_EVERY_S = 3600.0  # a collector's mean time between problem reports: the demo's 48 make one a minute or so
+ON_SITE_S = (20.0, 60.0)  # how long a collector looks at a case before answering
+NOT_DONE_P = 0.2  # the share of verifications that find the problem still there
+
+# problems a collector finds on its round: categories of the demo's taxonomy
+# (tracker/devcity/taxonomy.toml), each with what a collector would write
+PROBLEMS: list[tuple[str, tuple[str, ...]]] = [
+    ("E0102", ("路边堆放生活垃圾，未及时清运", "绿化带内有暴露垃圾", "小区门口垃圾散落")),
+    ("E0104", ("路面有油污和泥土，道路不洁", "人行道上落叶和纸屑未清扫", "施工车辆带泥上路，路面脏污")),
+    ("E0201", ("电线杆上张贴非法小广告", "墙面喷涂办证电话小广告", "公交站亭贴满小广告")),
+    ("E0501", ("路口有无照经营游商摆摊", "流动商贩推车占道售卖水果", "人行道上有无照烧烤摊点")),
+]
+VERIFY_NOTES = {"done": ("已处理完毕，现场恢复正常", "核查属实，问题已解决"),
+                "not_done": ("问题仍然存在，未处理到位", "现场复查，仍未整改")}
+
+
+@dataclass
+class Errand:
+    """A verification task being carried out: walking to the case, then looking at it."""
+
+    case: int
+    target: tuple[float, float]  # WGS-84 (lat, lon), as the task gives it
+    on_site_until: float | None = None  # set on arrival: when the verdict goes out
 
 
 @dataclass
@@ -33,11 +57,85 @@ class Walker:
     backlog: list[dict] = field(default_factory=list)
     paused_until: float = 0.0
     silent_until: float = 0.0
+    errand: Errand | None = None  # a verification task: it leaves its loop for it
+    reports: int = 0
+    on_site_s: tuple[float, float] = ON_SITE_S
+    not_done_p: float = NOT_DONE_P
+
+    def send_to(self, case: int, lat: float, lon: float) -> None:
+        """A verification task: walk to the case, leaving the patrol loop (a newer task
+        replaces one not yet answered, as the service's does)."""
+        self.errand = Errand(case, (lat, lon))
+        self.paused_until = 0.0  # a lingering collector gets up and goes
+
+    def step(self, dt: float, now: float, rng: random.Random) -> None:
+        if self.errand is not None:
+            self._walk_errand(dt, now, rng)
+            return
+        self._patrol(dt, now, rng)
+
+    def _walk_errand(self, dt: float, now: float, rng: random.Random) -> None:
+        errand = self.errand
+        assert errand is not None
+        if errand.on_site_until is None:
+            d = distance_m(*self.pos, *errand.target)
+            step = self.speed * dt
+            if d <= step:
+                self.pos = errand.target
+                errand.on_site_until = now + rng.uniform(*self.on_site_s)
+            else:
+                f = step / d
+                self.pos = (self.pos[0] + (errand.target[0] - self.pos[0]) * f,
+                            self.pos[1] + (errand.target[1] - self.pos[1]) * f)
+        self.battery = max(5.0, self.battery - dt * 0.0008)
+
+    def parked(self, now: float) -> bool:
+        if self.errand is not None:
+            return self.errand.on_site_until is not None
+        return now < self.paused_until
+
+    def due_reports(self, now: float, rng: random.Random, every_s: float, dt: float) -> list[dict]:
+        """The report payloads to publish now: the verification once the look on site is
+        over (then back to the loop, from where it stands), and a problem found on the
+        way about once every ``every_s`` (0: never)."""
+        out: list[dict] = []
+        errand = self.errand
+        if errand is not None and errand.on_site_until is not None and now >= errand.on_site_until:
+            self.errand = None
+            result = "not_done" if rng.random() < self.not_done_p else "done"
+            doc = self._report(now, rng)
+            doc["verify"] = {"case": errand.case, "result": result}
+            doc["note"] = rng.choice(VERIFY_NOTES[result])
+            out.append(doc)
+        if errand is None and every_s > 0 and rng.random() < dt / every_s:
+            category, descriptions = rng.choice(PROBLEMS)
+            doc = self._report(now, rng)
+            doc["cat"], doc["desc"] = category, rng.choice(descriptions)
+            out.append(doc)
+        return out
+
+    def _report(self, now: float, rng: random.Random) -> dict[str, Any]:
+        self.reports += 1
+        lat, lon = self.measured(rng)
+        doc: dict[str, Any] = {"id": f"{self.device}-{int(now)}-{self.reports}", "t": int(now * 1000),
+                               "lat": round(lat, 7), "lon": round(lon, 7), "acc": round(self.noise_m + 3, 1)}
+        if self.gcj:
+            doc["lat"], doc["lon"] = (round(v, 7) for v in wgs84_to_gcj02(doc["lat"], doc["lon"]))
+            doc["crs"] = "gcj02"
+        return doc
+
+    @property
+    def report_topic(self) -> str:
+        return f"gw/v1/{self.district}/{self.device_class}/{self.device}/report"
+
+    @property
+    def cmd_topic(self) -> str:
+        return f"gw/v1/{self.district}/{self.device_class}/{self.device}/cmd"
 
     def __post_init__(self) -> None:
         self.pos = self.route[0]
 
-    def step(self, dt: float, now: float, rng: random.Random) -> None:
+    def _patrol(self, dt: float, now: float, rng: random.Random) -> None:
         if now < self.paused_until:
             return
         if self.behaviour == "linger" and rng.random() < 0.01:
@@ -55,9 +153,6 @@ class Walker:
                 self.pos = (self.pos[0] + (target[0] - self.pos[0]) * f, self.pos[1] + (target[1] - self.pos[1]) * f)
                 remaining = 0
         self.battery = max(5.0, self.battery - dt * 0.0008)
-
-    def parked(self, now: float) -> bool:
-        return now < self.paused_until
 
     def measured(self, rng: random.Random) -> tuple[float, float]:
         """The position as a GNSS receiver would give it: WGS-84 with noise."""

@@ -4,7 +4,10 @@ Collectors carry handsets that publish over MQTT (``docs/protocol.md``): they wa
 loops through the unit grids of their community at walking speed with GPS noise; some
 linger, some stray outside their area, some go silent and later upload their backlog as
 one batch (as a handset does after losing coverage); some report GCJ-02, as phones with
-Chinese map SDKs do.
+Chinese map SDKs do. Now and then a collector reports a problem it found (a handset
+report, which the service turns into a case); a collector sent a verification task on
+its ``cmd`` topic walks to the case, looks at it a while, answers with a verification
+report and goes back to its round.
 
 Vehicles carry JT/T 808 terminals, each a TCP client of the service's gateway: it
 registers (0x0100), authenticates with the code it was issued (0x0102), reports its
@@ -25,13 +28,14 @@ JT/T 808 terminal in ``sim_jt808``.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
 import random
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +45,7 @@ import trio
 from protocols.coords import M_PER_DEG
 from tracker.devcity.city import collector_areas, communities_by_district, share_out
 from tracker.devcity.devices import (
+    REPORT_EVERY_S,
     SENSOR_PERIOD_S,
     ComponentSensor,
     LitterBin,
@@ -51,7 +56,8 @@ from tracker.devcity.devices import (
     centroid,
 )
 from tracker.devcity.jt808_terminal import Jt808Terminal, terminal_id
-from tracker.ingest.broker import BrokerClient, BrokerParams
+from tracker.ingest.broker import BrokerClient, BrokerParams, Receipt
+from tracker.ingest.paho_adapter import Message
 from tracker.registry.model import RegisteredDevice
 
 log = logging.getLogger(__name__)
@@ -166,6 +172,7 @@ def build_fleet(grid_file: Path, collectors: int, vehicles: int, sensors: int, s
 async def run_fleet(params: BrokerParams, fleet: Fleet, interval_s: float, jt808: tuple[str, int] | None, *,
                     connections: int = 0, seed: int = 11, lift: tuple[float, float] | None = None,
                     sensor_period_s: float = SENSOR_PERIOD_S, accounts: Mapping[str, str] | None = None,
+                    report_every_s: float = REPORT_EVERY_S, clock: Callable[[], float] = time.time,
                     task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Run the fleet forever.
 
@@ -177,7 +184,10 @@ async def run_fleet(params: BrokerParams, fleet: Fleet, interval_s: float, jt808
     and the keepalive; ``connections`` is ignored); None: every device publishes through
     ``params``' account, which must be one that may publish for any device (a
     benchmark's or a test's, never a production broker's). ``lift``: (after_s, for_s): the first manhole cover is lifted that many seconds
-    after the start, for that long, and otherwise stays down.
+    after the start, for that long, and otherwise stays down. ``report_every_s``: each
+    collector's mean time between problem reports (0: none). Verification tasks reach the
+    collectors only with ``accounts``: each handset then subscribes to its own ``cmd``
+    topic, as its broker role allows. ``clock``: epoch seconds, for the devices' times.
     """
     rng = random.Random(seed)
     handsets = fleet.collectors + ([] if jt808 is not None else [v.walker for v in fleet.vehicles])
@@ -185,13 +195,18 @@ async def run_fleet(params: BrokerParams, fleet: Fleet, interval_s: float, jt808
     if accounts is not None:
         ids = [w.device for w in handsets] + [s.device for s in fleet.sensors]
         n_conn = len(ids)
+        collectors = {w.device: w for w in fleet.collectors}
         clients = [BrokerClient(BrokerParams(params.host, params.port, device, accounts[device], f"{params.client_id}-{device}",
-                                             params.keepalive_s)) for device in ids]
+                                             params.keepalive_s,
+                                             subscriptions=(collectors[device].cmd_topic,) if device in collectors else (),
+                                             qos=1),
+                                functools.partial(_commands, collectors[device]) if device in collectors else None)
+                   for device in ids]
     else:
         n_conn = min(connections or mqtt_devices, mqtt_devices)
         clients = [BrokerClient(BrokerParams(params.host, params.port, params.username, params.password,
                                              f"{params.client_id}-{i}", params.keepalive_s)) for i in range(n_conn)]
-    start = time.time()
+    start = clock()
     if lift is not None:
         cover = next((s for s in fleet.sensors if isinstance(s, ManholeCover)), None)
         if cover is None:
@@ -208,7 +223,7 @@ async def run_fleet(params: BrokerParams, fleet: Fleet, interval_s: float, jt808
         task_status.started()
         last = start
         while True:
-            now = time.time()
+            now = clock()
             dt, last = now - last, now
             t_ms = int(now * 1000)
             for i, w in enumerate(handsets):
@@ -226,11 +241,28 @@ async def run_fleet(params: BrokerParams, fleet: Fleet, interval_s: float, jt808
                     if rng.random() < 0.004:
                         w.silent_until = now + rng.uniform(60, 300)
                 _publish(client, w.topic, msgpack.packb(fix))
+                if w.device_class == "collector":
+                    for report in w.due_reports(now, rng, report_every_s, dt):
+                        _publish(client, w.report_topic, msgpack.packb(report), qos=1)
             for j, sensor in enumerate(fleet.sensors):
                 client = clients[(len(handsets) + j) % n_conn]
                 for topic, payload in sensor.tick(now, rng, sensor_period_s):
                     _publish(client, topic, payload, qos=1)
             await trio.sleep(interval_s)
+
+
+async def _commands(walker: Walker, messages: list[Message], receipt: Receipt) -> None:
+    """A handset's downlink: a verification task sends it to the case; anything else it
+    does not understand is left alone, as an old handset would."""
+    for _, payload, _ in messages:
+        try:
+            task = json.loads(payload)
+            if task.get("type") == "verify":
+                walker.send_to(int(task["case"]), float(task["lat"]), float(task["lon"]))
+                log.info("%s: verifying case %s", walker.device, task["case"])
+        except (ValueError, TypeError, KeyError, AttributeError):
+            log.warning("%s: command not understood: %r", walker.device, payload[:80])
+    receipt.settle()
 
 
 def _publish(client: BrokerClient, topic: str, payload: bytes, qos: int = 0) -> None:
