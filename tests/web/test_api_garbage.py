@@ -116,7 +116,14 @@ PARAMETERS = {*KEYS, "device", "path", "Host", "Origin", "Content-Length", "Auth
 
 def names_what_is_wrong(message: str) -> bool:
     """A 4xx message names the query parameter (quoted), the device, the body, or the member of
-    a JSON body (``exceptions[0].type must ...``) it is about."""
+    a JSON body (``exceptions[0].type must ...``) it is about. Open311's own error form
+    (``[{"code": 400, "description": ...}]``) is read for its description, which may also
+    begin with the parameter it is about (``service_code: ...``)."""
+    if message.startswith('[{"code"'):
+        message = json.loads(message)[0]["description"]
+        named = re.match(r"([A-Za-z_]+):? ", message)
+        if named and named.group(1) in PARAMETERS:
+            return True
     quoted = set(re.findall(r"'([A-Za-z_-]+)'", message))
     member = re.match(r"[A-Za-z_]+(\[\d+\]|\.[A-Za-z_]+)* (must|is|has|needs) ", message)
     return bool(quoted & PARAMETERS) or member is not None or message.startswith(
