@@ -105,8 +105,11 @@ def test_figures_are_fetched_again_by_themselves_and_case_figures_show_once_ther
         {"collector": "c0001", "area": "A1", "grids_total": 16, "grids_covered": 4},
         {"collector": "c0002", "area": "A2", "grids_total": 16, "grids_covered": 12},
     ]}
+    service.by_id("c0001")["label"] = "王芳"  # registered: named; c0002 is not, and keeps its id
     with wall_page(service, path=f"/wall?refresh={refresh}", width=1920, height=1080) as page:
         assert figure(page, "[data-figure='coverage-share']") == "50%"
+        assert displayed_text(page, "#gw-wall-panels [data-collector='c0001'] dt") == ["王芳 A1"]
+        assert displayed_text(page, "#gw-wall-panels [data-collector='c0002'] dt") == ["c0002 A2"]
         assert not page.js("return document.querySelector(\"[data-panel='cases']\").getClientRects().length")
         first = service.coverage_requests
         service.cases = {"open": 37, "overdue": 5, "by_stage": {"派遣": 12, "处置": 20}}

@@ -7,6 +7,7 @@
 // second, and those the feed does not carry are fetched again every half minute
 // (?refresh=SECONDS to change that).
 
+import { deviceLabel } from './names.js';
 import { COVERAGE_URL } from './coverage.js';
 import { DEVICE_CLASSES, el, formatClock, isStale } from './format.js';
 import { alarmKind, alertKind } from './kinds.js';
@@ -143,6 +144,9 @@ export class WallPanels {
   }
 
   drawCoverage() {
+    const { devices } = this.live();
+    // the collector by name (the registry's label) where the live map knows it
+    const who = (id) => (id && devices.has(id) ? deviceLabel(devices.get(id)) : id || '');
     const slots = this.coverage && Array.isArray(this.coverage.slots) ? this.coverage.slots : [];
     let total = 0;
     let covered = 0;
@@ -155,7 +159,8 @@ export class WallPanels {
       .filter((s) => Number.isFinite(s.grids_total) && s.grids_total > 0)
       .sort((a, b) => a.grids_covered / a.grids_total - b.grids_covered / b.grids_total)
       .slice(0, MAX_ROWS - 2)
-      .map((s) => figure(`${s.collector || ''} ${s.area || ''}`.trim() || '—', `${s.grids_covered}/${s.grids_total}`, ''));
+      .map((s) => figure(`${who(s.collector)} ${s.area || ''}`.trim() || '—', `${s.grids_covered}/${s.grids_total}`, '',
+        { 'data-collector': s.collector || '' }));
     this.panels.coverage.fill([
       figure('进行中班次', String(slots.length), ''),
       figure('已覆盖网格', share, total ? `${covered}/${total}` : '', { 'data-figure': 'coverage-share' }),
