@@ -844,6 +844,7 @@ class Store:
             # its end (one pipelined statement each, not a round trip per event)
             timeline: list[tuple] = []
             audits: list[tuple] = []
+            touched: dict[int, datetime] = {}  # case → when an alarm was last noted on it
             for event in events:
                 effect = decide(event, open_cases)
                 if effect is None:
@@ -861,6 +862,12 @@ class Store:
                         audits.append(_audit_args(effect.audit))
                     open_cases[effect.key] = created
                     done.append(("created", created))
+                elif effect.case is not None and (known := open_cases.get(effect.key)) is not None \
+                        and known["id"] == effect.case:
+                    # locked above (or opened in this transaction): its state cannot change under
+                    # us, so its entry is written and its updated_at set at the batch's end
+                    timeline.append(_timeline_args(effect.case, {**effect.entry, "state": known["state"]}))
+                    touched[effect.case] = max(touched.get(effect.case, effect.entry["at"]), effect.entry["at"])
                 elif effect.case is not None:
                     noted = await con.fetchrow("UPDATE cases SET updated_at = $2 WHERE id = $1 RETURNING *",
                                                effect.case, effect.entry["at"])
@@ -869,6 +876,11 @@ class Store:
                     timeline.append(_timeline_args(effect.case, {**effect.entry, "state": noted["state"]}))
                     open_cases[effect.key] = noted
                     done.append(("changed", noted))
+            if touched:
+                noted_rows = await con.fetch(
+                    "UPDATE cases c SET updated_at = u.at FROM unnest($1::bigint[], $2::timestamptz[]) AS u(id, at)"
+                    " WHERE c.id = u.id RETURNING c.*", list(touched), list(touched.values()))
+                done.extend(("changed", row) for row in sorted(noted_rows, key=lambda r: r["id"]))
             if timeline:
                 await con.executemany(_TIMELINE_INSERT, timeline)
             if audits:
