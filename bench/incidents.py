@@ -1,17 +1,21 @@
-"""Incidents benchmark: alarms to cases, and the case list over many stored cases.
+"""Incidents benchmark: an alarm storm through the real path, and the case list over many cases.
 
-1. An alarm storm into the case engine: ``--sensors`` component sensors (20,000) sending
-   ``--rate`` alarm messages a second (1,000) for ``--seconds`` (60), open loop (each
-   message is due at its instant whether or not the engine kept up). A sensor's alarms of
-   one episode (until it recovers) carry one external id, so they are one case: the engine
-   must create one case per episode, answer the repeats with the case already there, and
-   lose nothing. Measured: alarm-to-case latency (from the message's due instant to the
-   engine's answer) p50/p99, cases created, deduplicated and lost. The messages go to
-   ``CaseEngine.create`` directly (as a source acting for a device does): the MQTT alarm
-   path into the engine is not part of this run.
+1. An alarm storm: ``--sensors`` manhole covers (20,000; component codes of category C0101)
+   publishing ``--rate`` sensor alarm messages a second (1,000) for ``--seconds`` (60), open
+   loop over MQTT to ``gw/v1/620105/sensor/{device}/alarm``, into a ``tracker serve``
+   process (the example taxonomy loaded, unregistered devices accepted, the tilt debounce
+   off so the latency is the service's). A cover's records go alarm, recovery, alarm,
+   recovery, alarm, then repeats of the alarm it is in: its first alarm opens a case under
+   the default ``sensor:tilt`` rule, the recoveries and re-raises attach to that open case
+   (deduplicated), and the repeats change nothing. Measured from the database after the
+   drain: cases created (one per cover that alarmed), alarm entries attached, episodes
+   without a case and alarm events left unconsumed (both must be 0), duplicate cases,
+   alarm-to-case latency (the first alarm's send → the case's ``created_at``, and → its
+   first timeline entry) p50/p99, and the rate the storm was consumed at. The baseline is
+   the same storm at ``--baseline-rate`` (200/s) for ``--baseline-seconds`` (15).
 2. ``GET /api/cases`` as the engine answers it (first page of 50, newest first; and with
    the state, category, street and overdue filters; as a city and as a district account)
-   over the cases of the storm (the baseline) and then over ``--stored`` (100,000) cases,
+   over the cases of the storms and then over ``--stored`` (100,000) more cases,
    bulk-loaded through the store.
 Prints a table and writes bench/results/incidents.json.
 
@@ -22,36 +26,40 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
 import random
 import statistics
 import sys
-import tempfile
 import time
+from array import array
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import trio
 
 from alerts.cases.lifecycle import CaseState
+from bench.ingest import USERS, Service, start_services
 from bench.machine import describe
+from bench.mqttload import RawPublisher, publish_packet
 from geofence.index import GridIndex
 from protocols.epoch import ms_to_datetime
-from tracker.app.service import import_grids
-from tracker.cases.engine import CaseEngine, NewCase
-from tracker.cases.roles import SERVICE, Actor
+from tracker.cases.engine import CaseEngine
+from tracker.cases.roles import Actor
 from tracker.config import CasesSettings
 from tracker.devcity.city import PATH as DEMO_CITY
-from tracker.devcity.credentials import kept_passwords
 from tracker.devcity.hotline import grid_centres
-from tracker.devcity.starters import start_postgres
+from tracker.devcity.starters import Mosquitto, free_port
 from tracker.devcity.taxonomy import PATH as DEMO_TAXONOMY
 from tracker.storage.store import Store, open_store
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
-NEW_EPISODE = 0.25  # the chance that a sensor's next alarm is of a new episode (it recovered in between)
-WORKERS = 8  # concurrent creates: the store's pool is the limit, not this
+DISTRICT = "620105"
+PATTERN = 5  # records of a sensor that change its state: alarm, recovery, alarm, recovery, alarm
+BASELINE_SERIALS = 500_000  # the baseline's sensors: serials of their own
+DRAIN_S = 600.0
 LIST_ROUNDS = 30
 BATCH = 10_000
 
@@ -61,56 +69,124 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
 
 
-async def storm(engine: CaseEngine, args: argparse.Namespace, centres: list[tuple[float, float]],
-                category: str) -> dict[str, Any]:
-    rng = random.Random(11)
-    sensors = [(f"620105{category[1:5]}{i:06d}", *rng.choice(centres)) for i in range(args.sensors)]
-    episode = [0] * args.sensors
-    total = int(args.rate * args.seconds)
-    send, receive = trio.open_memory_channel[tuple[float, NewCase]](total)
-    latencies: list[float] = []
-    outcome = {"created": 0, "deduplicated": 0, "errors": 0}
-    episodes: set[str] = set()
+# --- the storm through the real path ------------------------------------------------------
 
-    async def worker(channel: trio.MemoryReceiveChannel[tuple[float, NewCase]]) -> None:
-        async for due, new in channel:
-            try:
-                _, created = await engine.create(new, Actor(SERVICE.account, SERVICE.role, None, device=new.reporter,
-                                                            source="bench"))
-            except Exception:  # counted, not raised: a storm goes on
-                outcome["errors"] += 1
-                continue
-            latencies.append(time.perf_counter() - due)
-            outcome["created" if created else "deduplicated"] += 1
+def schedule(sensors: int, total: int, serial0: int, seed: int) -> list[tuple[int, str]]:
+    """(sensor, kind) of each message: a sensor's records go alarm, recovery, alarm, recovery,
+    alarm (five changes, one short of a flap), then repeats of the alarm it is still in."""
+    rng = random.Random(seed)
+    sent = [0] * sensors
+    out = []
+    for _ in range(total):
+        i = rng.randrange(sensors)
+        out.append((serial0 + i, "recovery" if sent[i] < PATTERN and sent[i] % 2 else "alarm"))
+        sent[i] += 1
+    return out
 
-    start = time.perf_counter()
-    async with trio.open_nursery() as nursery:
-        for _ in range(WORKERS):
-            nursery.start_soon(worker, receive.clone())
-        await receive.aclose()
-        async with send:
-            for n in range(total):
-                due = start + n / args.rate
-                wait = due - time.perf_counter()
-                if wait > 0:
-                    await trio.sleep(wait)
-                i = rng.randrange(args.sensors)
-                if rng.random() < NEW_EPISODE:
-                    episode[i] += 1
-                code, lat, lon = sensors[i]
-                external = f"{code}:cover_open:{episode[i]}"
-                episodes.add(external)
-                send.send_nowait((due, NewCase("sensor", category, "井盖移位报警", lat, lon, external_id=external,
-                                               reporter=code)))
-        offered_s = time.perf_counter() - start
-    drained_s = time.perf_counter() - start
-    handled = outcome["created"] + outcome["deduplicated"]
-    return {"sensors": args.sensors, "rate": args.rate, "seconds": args.seconds, "messages": total,
-            "episodes": len(episodes), **outcome, "lost": total - handled - outcome["errors"],
-            "cases_missing": len(episodes) - outcome["created"],
+
+def _payload(serial: int, kind: str, t_ms: int) -> bytes:
+    record = {"dev": f"mh-{serial:06d}", "comp": f"{DISTRICT}0101{serial:06d}", "t": t_ms, "kind": kind,
+              "type": "manhole", "alarm": "tilt", "tilt": 35.5 if kind == "alarm" else 0.5, "bat": 87}
+    return msgpack.packb(record)
+
+
+def _publisher(port: int, plan: list[tuple[int, str]], rate: float, out: Any) -> None:
+    """Open loop: message n is due at start + n / rate, sent in 10 ms ticks whether or not
+    the service keeps up. Returns the wall time each message left."""
+    start = time.time() + 1.0
+    packets = [publish_packet(f"gw/v1/{DISTRICT}/sensor/mh-{serial:06d}/alarm",
+                              _payload(serial, kind, int((start + n / rate) * 1000)), 0)
+               for n, (serial, kind) in enumerate(plan)]
+    pub = RawPublisher("127.0.0.1", port, "simulator", USERS["simulator"], f"bench-storm-{time.time_ns()}")
+    pub.drain_acks()
+    sent_at = array("d")
+    n = 0
+    while n < len(packets):
+        now = time.time()
+        due = min(len(packets), max(n, int((now - start) * rate) + 1)) if now >= start else n
+        if due > n:
+            pub.send(b"".join(packets[n:due]))
+            sent_at.extend([time.time()] * (due - n))
+            n = due
+        time.sleep(0.01 if now >= start else start - now)
+    pub.close()
+    out.put((start, sent_at.tobytes()))
+
+
+async def _db_figures(dsn: str, serial0: int, serials: int, since: float) -> dict[str, Any]:
+    low, high = f"{DISTRICT}0101{serial0:06d}", f"{DISTRICT}0101{serial0 + serials - 1:06d}"
+    async with open_store(dsn) as store:
+        events = (await store.fetch(
+            "SELECT count(*) AS n, count(*) FILTER (WHERE consumed_at IS NULL) AS pending,"
+            " count(*) FILTER (WHERE raised) AS raised, max(consumed_at) AS last_consumed"
+            " FROM alarm_events WHERE component BETWEEN $1 AND $2", low, high))[0]
+        cases = await store.fetch(
+            "SELECT c.id, split_part(c.external_id, ':', 1) AS component, c.created_at,"
+            " (SELECT min(at) FROM case_timeline t WHERE t.case_id = c.id) AS first_entry,"
+            " (SELECT count(*) FROM case_timeline t WHERE t.case_id = c.id AND t.action = 'alarm') AS repeats,"
+            " (SELECT count(*) FROM case_timeline t WHERE t.case_id = c.id AND t.action = 'alarm_cleared') AS cleared"
+            " FROM cases c WHERE c.source = 'sensor' AND split_part(c.external_id, ':', 1) BETWEEN $1 AND $2", low, high)
+    return {"events": dict(events), "cases": [dict(c) for c in cases]}
+
+
+def storm(broker: Mosquitto, dsn: str, sensors: int, rate: float, seconds: float, serial0: int,
+          seed: int) -> dict[str, Any]:
+    total = int(rate * seconds)
+    plan = schedule(sensors, total, serial0, seed)
+    ctx = mp.get_context("fork")
+    out = ctx.Queue()
+    proc = ctx.Process(target=_publisher, args=(broker.port, plan, rate, out))
+    proc.start()
+    start, raw = out.get(timeout=seconds * 3 + 120)
+    proc.join(30)
+    sent_at = array("d")
+    sent_at.frombytes(raw)
+    published_s = sent_at[-1] - start if sent_at else float("nan")
+    # the drain: until every event of the storm is consumed and no new one came for a while
+    deadline, last, still = time.time() + DRAIN_S, None, 0.0
+    while True:
+        figures = trio.run(_db_figures, dsn, serial0, sensors, start)
+        ev = figures["events"]
+        if ev["pending"] == 0 and last == ev["n"] and time.time() - still > 3:
+            break
+        if last != ev["n"]:
+            last, still = ev["n"], time.time()
+        if time.time() > deadline:
+            break
+        time.sleep(1)
+    drained_s = time.time() - start
+    first_alarm: dict[str, float] = {}
+    toggles: dict[str, int] = {}
+    for n, (serial, _kind) in enumerate(plan):
+        comp = f"{DISTRICT}0101{serial:06d}"
+        first_alarm.setdefault(comp, sent_at[n])
+        toggles[comp] = min(toggles.get(comp, 0) + 1, PATTERN)
+    latencies, first_entry = [], []
+    for case in figures["cases"]:
+        sent = first_alarm.get(case["component"])
+        if sent is not None:
+            latencies.append(case["created_at"].timestamp() - sent)
+            if case["first_entry"] is not None:
+                first_entry.append(case["first_entry"].timestamp() - sent)
+    with_case = {c["component"] for c in figures["cases"]}
+    ev = figures["events"]
+    span = (ev["last_consumed"].timestamp() - start) if ev["last_consumed"] else float("nan")
+    return {"sensors": sensors, "rate": rate, "seconds": seconds, "messages": total,
+            "published_s": published_s, "offered_met": published_s <= seconds * 1.05 + 0.1,
+            "alarm_sensors": len(first_alarm),
+            "events_expected": sum(toggles.values()), "events_recorded": ev["n"], "events_unconsumed": ev["pending"],
+            "repeats_published": total - sum(toggles.values()),
+            "cases_created": len(figures["cases"]),
+            "duplicate_cases": len(figures["cases"]) - len(with_case),
+            "deduplicated": sum(c["repeats"] for c in figures["cases"]),
+            "cleared": sum(c["cleared"] for c in figures["cases"]),
+            "episodes_without_case": len(set(first_alarm) - with_case),
             "latency_ms": {"p50": percentile(latencies, 0.5) * 1000, "p99": percentile(latencies, 0.99) * 1000,
-                           "max": max(latencies, default=float("nan")) * 1000},
-            "offered_s": offered_s, "drained_s": drained_s, "achieved_per_s": handled / drained_s}
+                           "max": max(latencies, default=float("nan")) * 1000,
+                           "first_entry_p50": percentile(first_entry, 0.5) * 1000,
+                           "first_entry_p99": percentile(first_entry, 0.99) * 1000},
+            "consumed_by_s": span, "events_per_s": ev["n"] - ev["pending"] and (ev["n"] - ev["pending"]) / span,
+            "messages_per_s": total / span, "drained_s": drained_s}
 
 
 async def list_latency(engine: CaseEngine, street: str, category: str) -> dict[str, dict[str, float]]:
@@ -157,18 +233,15 @@ def bulk_rows(count: int, version: int, category: str, centres: list[tuple[float
     return rows
 
 
-async def measure(dsn: str, args: argparse.Namespace) -> dict[str, Any]:
+async def measure_list(dsn: str, args: argparse.Namespace) -> dict[str, Any]:
     async with open_store(dsn) as store:
-        await store.migrate()
-        await import_grids(store, str(DEMO_CITY), 12)
         index = GridIndex(12, await store.grid_cells())
         engine = CaseEngine(store, CasesSettings().calendar(), clock_ms=lambda: int(time.time() * 1000), index=index)
-        version, taxonomy, _ = await engine.load_taxonomy(DEMO_TAXONOMY.read_text(encoding="utf-8"), SERVICE)
+        version, taxonomy = await engine.taxonomy()
         component = sorted(c for c in taxonomy.categories if c.startswith("C"))[0]
         centres = grid_centres(DEMO_CITY)
-        print(f"alarm storm: {args.sensors} sensors, {args.rate}/s for {args.seconds} s …", file=sys.stderr)
-        storm_figures = await storm(engine, args, centres, component)
         street = next(p.street for p in (index.place(*c) for c in centres) if p is not None)
+        await store.fetch("ANALYZE cases")
         baseline = await list_latency(engine, street, component)
         stored_before = await _count(store)
         print(f"bulk-loading {args.stored} cases …", file=sys.stderr)
@@ -179,9 +252,8 @@ async def measure(dsn: str, args: argparse.Namespace) -> dict[str, Any]:
         await store.fetch("ANALYZE cases")
         load_s = time.perf_counter() - t0
         loaded = await list_latency(engine, street, component)
-        return {"storm": storm_figures, "list": {"baseline_cases": stored_before, "baseline": baseline,
-                                                 "stored_cases": await _count(store), "stored": loaded,
-                                                 "bulk_load_s": load_s}}
+        return {"baseline_cases": stored_before, "baseline": baseline, "stored_cases": await _count(store),
+                "stored": loaded, "bulk_load_s": load_s}
 
 
 async def _count(store: Store) -> int:
@@ -193,32 +265,59 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--sensors", type=int, default=20_000)
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--baseline-rate", type=float, default=200.0)
+    parser.add_argument("--baseline-seconds", type=float, default=15.0)
     parser.add_argument("--stored", type=int, default=100_000)
     args = parser.parse_args(argv)
-    state = Path(tempfile.mkdtemp(prefix="gridwatch-bench-incidents-"))
-    passwords = kept_passwords(state / "secrets", ("postgres", "gridwatch"))
-    print("starting PostgreSQL …", file=sys.stderr)
-    pg = start_postgres(state, durable=False, superuser_password=passwords["postgres"], role_password=passwords["gridwatch"])
+    state, broker, pg = start_services()
+    results: dict = {**describe()}
     try:
-        results: dict = {**describe(), **trio.run(measure, pg.dsn, args)}
+        service = Service(broker.port, pg.dsn, free_port(), state, extra_env={
+            "TRACKER_CASES__TAXONOMY": str(DEMO_TAXONOMY),
+            # the latency measured is the service's, not the cover's 2 s wait against passing traffic
+            "TRACKER_SENSORS__TILT_DEBOUNCE_MS": "0"})
+        try:
+            # the baseline: the same storm, fewer sensors' worth, at a rate the intake meets
+            print(f"baseline storm: {args.baseline_rate:g}/s for {args.baseline_seconds:g} s …", file=sys.stderr)
+            results["baseline"] = storm(broker, pg.dsn, args.sensors, args.baseline_rate, args.baseline_seconds,
+                                        BASELINE_SERIALS, 7)
+            print(f"alarm storm: {args.sensors} sensors, {args.rate:g}/s for {args.seconds:g} s …", file=sys.stderr)
+            results["storm"] = storm(broker, pg.dsn, args.sensors, args.rate, args.seconds, 0, 11)
+        finally:
+            service.stop()
+        results["list"] = trio.run(measure_list, pg.dsn, args)
     finally:
         pg.discard()
+        broker.discard()
     _print(results)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "incidents.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    (RESULTS / "incidents.json").write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n")
     return results
 
 
 def _print(r: dict) -> None:
-    m, s, lst = r["machine"], r["storm"], r["list"]
+    m, lst = r["machine"], r["list"]
     print(f"\nIncidents benchmark — {m['cpus']} cores, {m['cpu']}, Python {m['python']}")
-    print(f"  alarm storm into CaseEngine.create: {s['sensors']} sensors, {s['rate']:g}/s offered for {s['seconds']:g} s"
-          f" ({s['messages']} messages, {s['episodes']} episodes)")
-    print(f"    alarm-to-case latency  p50 {s['latency_ms']['p50']:.1f} ms  p99 {s['latency_ms']['p99']:.1f} ms"
-          f"  max {s['latency_ms']['max']:.1f} ms")
-    print(f"    cases created {s['created']}, deduplicated {s['deduplicated']}, lost {s['lost']}, errors {s['errors']},"
-          f" episodes without a case {s['cases_missing']}")
-    print(f"    achieved {s['achieved_per_s']:.0f} messages/s (drained in {s['drained_s']:.1f} s)")
+    print("  alarm storm: MQTT → tracker serve → alarm_events → intake → cases (figures from the database)")
+    rows = [("offered", lambda s: f"{s['rate']:g}/s × {s['seconds']:g} s"),
+            ("messages (alarm sensors)", lambda s: f"{s['messages']} ({s['alarm_sensors']})"),
+            ("published in", lambda s: f"{s['published_s']:.1f} s" + ("" if s["offered_met"] else " NOT MET")),
+            ("alarm events expected/recorded", lambda s: f"{s['events_expected']}/{s['events_recorded']}"),
+            ("cases created (one per episode)", lambda s: f"{s['cases_created']}"),
+            ("alarm again, attached (dedup.)", lambda s: f"{s['deduplicated']}"),
+            ("cleared, attached", lambda s: f"{s['cleared']}"),
+            ("repeats dropped by sensor rules", lambda s: f"{s['repeats_published']}"),
+            ("lost: episodes without a case", lambda s: f"{s['episodes_without_case']}"),
+            ("lost: events left unconsumed", lambda s: f"{s['events_unconsumed']}"),
+            ("duplicate cases", lambda s: f"{s['duplicate_cases']}"),
+            ("alarm→case latency p50/p99", lambda s: f"{s['latency_ms']['p50']:.0f}/{s['latency_ms']['p99']:.0f} ms"),
+            ("alarm→first entry p50/p99", lambda s: f"{s['latency_ms']['first_entry_p50']:.0f}/"
+                                                    f"{s['latency_ms']['first_entry_p99']:.0f} ms"),
+            ("all consumed after", lambda s: f"{s['consumed_by_s']:.1f} s"),
+            ("sustained messages/s", lambda s: f"{s['messages_per_s']:.0f}")]
+    print(f"    {'':<34}{'baseline':>22}{'storm':>22}")
+    for name, cell in rows:
+        print(f"    {name:<34}{cell(r['baseline']):>22}{cell(r['storm']):>22}")
     print(f"  /api/cases page of 50 (engine.list), p50 / p99 ms: {lst['baseline_cases']} cases | "
           f"{lst['stored_cases']} cases (bulk load {lst['bulk_load_s']:.1f} s)")
     for name, figures in lst["baseline"].items():

@@ -131,7 +131,8 @@ def measure_ceiling(port: int, packets: list[bytes]) -> dict:
 # --- the service ------------------------------------------------------------------------
 
 class Service:
-    def __init__(self, broker_port: int, dsn: str, web_port: int, state: Path, qos: int = 0) -> None:
+    def __init__(self, broker_port: int, dsn: str, web_port: int, state: Path, qos: int = 0,
+                 extra_env: dict[str, str] | None = None) -> None:
         env = dict(os.environ,
                    TRACKER_MQTT__PORT=str(broker_port), TRACKER_MQTT__USERNAME="gridwatch", TRACKER_MQTT__PASSWORD=USERS["gridwatch"],
                    TRACKER_MQTT__QOS=str(qos), TRACKER_MQTT__CLIENT_ID=f"bench-ingest-qos{qos}",
@@ -139,6 +140,7 @@ class Service:
                    TRACKER_HANDSET__MAX_BATCH="1000", TRACKER_JT808__PORT="0", TRACKER_AUTH__METRICS_TOKEN=METRICS_TOKEN,
                    # the load is made-up devices: the registry lets them in (and is still asked about each message)
                    TRACKER_REGISTRY__UNREGISTERED="accept")
+        env.update(extra_env or {})
         self.url = f"http://127.0.0.1:{web_port}"
         self.env = env
         self.log = open(state / f"service-qos{qos}.log", "wb")  # noqa: SIM115 - open for the child's life, closed in stop()

@@ -840,6 +840,11 @@ class Store:
                 originator, kind, _ = row["external_id"].rsplit(":", 2)
                 open_cases.setdefault((originator, kind), row)
             done: list[tuple[str, asyncpg.Record]] = []
+            # timeline and audit rows decide nothing later in the batch: written together at
+            # its end (one pipelined statement each, not a round trip per event)
+            timeline: list[tuple] = []
+            audits: list[tuple] = []
+            touched: dict[int, datetime] = {}  # case → when an alarm was last noted on it
             for event in events:
                 effect = decide(event, open_cases)
                 if effect is None:
@@ -852,19 +857,34 @@ class Store:
                         *(effect.new[c] for c in _case_columns(effect.new)))
                     if created is None:  # opened already for this very event: consumed before, not marked
                         continue
-                    await _insert_timeline(con, created["id"], effect.entry)
+                    timeline.append(_timeline_args(created["id"], effect.entry))
                     if effect.audit is not None:
-                        await _insert_audit(con, effect.audit)
+                        audits.append(_audit_args(effect.audit))
                     open_cases[effect.key] = created
                     done.append(("created", created))
+                elif effect.case is not None and (known := open_cases.get(effect.key)) is not None \
+                        and known["id"] == effect.case:
+                    # locked above (or opened in this transaction): its state cannot change under
+                    # us, so its entry is written and its updated_at set at the batch's end
+                    timeline.append(_timeline_args(effect.case, {**effect.entry, "state": known["state"]}))
+                    touched[effect.case] = max(touched.get(effect.case, effect.entry["at"]), effect.entry["at"])
                 elif effect.case is not None:
                     noted = await con.fetchrow("UPDATE cases SET updated_at = $2 WHERE id = $1 RETURNING *",
                                                effect.case, effect.entry["at"])
                     if noted is None:
                         continue
-                    await _insert_timeline(con, effect.case, {**effect.entry, "state": noted["state"]})
+                    timeline.append(_timeline_args(effect.case, {**effect.entry, "state": noted["state"]}))
                     open_cases[effect.key] = noted
                     done.append(("changed", noted))
+            if touched:
+                noted_rows = await con.fetch(
+                    "UPDATE cases c SET updated_at = u.at FROM unnest($1::bigint[], $2::timestamptz[]) AS u(id, at)"
+                    " WHERE c.id = u.id RETURNING c.*", list(touched), list(touched.values()))
+                done.extend(("changed", row) for row in sorted(noted_rows, key=lambda r: r["id"]))
+            if timeline:
+                await con.executemany(_TIMELINE_INSERT, timeline)
+            if audits:
+                await con.executemany(_AUDIT_INSERT, audits)
             await con.execute("UPDATE alarm_events SET consumed_at = now() WHERE id = ANY($1::bigint[])",
                               [e["id"] for e in events])
             return done
@@ -1114,20 +1134,28 @@ def _case_columns(values: dict) -> list[str]:
     return sorted(values)
 
 
+_TIMELINE_INSERT = ("INSERT INTO case_timeline (case_id, at, actor, role, scope, action, state, note, fields)"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)")
+_AUDIT_INSERT = ("INSERT INTO audit (actor, role, scope, source, action, target, outcome, before, after, detail)"
+                 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10)")
+
+
+def _timeline_args(case_id: int, entry: dict) -> tuple:
+    return (case_id, entry["at"], _text(entry["actor"]), entry.get("role"), entry.get("scope"), entry["action"],
+            entry["state"], _text(entry.get("note", "")), _json_or_null(entry.get("fields") or {}))
+
+
+def _audit_args(entry: AuditEntry) -> tuple:
+    return (_text(entry.actor), entry.role, entry.scope, _text(entry.source), entry.action, _text(entry.target),
+            entry.outcome, _json_or_null(entry.before), _json_or_null(entry.after), _text(entry.detail))
+
+
 async def _insert_timeline(con: asyncpg.Connection, case_id: int, entry: dict) -> None:
-    await con.execute(
-        "INSERT INTO case_timeline (case_id, at, actor, role, scope, action, state, note, fields)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)",
-        case_id, entry["at"], _text(entry["actor"]), entry.get("role"), entry.get("scope"), entry["action"],
-        entry["state"], _text(entry.get("note", "")), _json_or_null(entry.get("fields") or {}))
+    await con.execute(_TIMELINE_INSERT, *_timeline_args(case_id, entry))
 
 
 async def _insert_audit(con: asyncpg.Connection, entry: AuditEntry) -> None:
-    await con.execute(
-        "INSERT INTO audit (actor, role, scope, source, action, target, outcome, before, after, detail)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10)",
-        _text(entry.actor), entry.role, entry.scope, _text(entry.source), entry.action, _text(entry.target),
-        entry.outcome, _json_or_null(entry.before), _json_or_null(entry.after), _text(entry.detail))
+    await con.execute(_AUDIT_INSERT, *_audit_args(entry))
 
 
 # --- district scoping -------------------------------------------------------------
