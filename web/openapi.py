@@ -107,7 +107,8 @@ SCHEMAS: dict[str, Any] = {
     "Candidates": {"type": "object", "properties": {
         "case": {"type": "integer"}, "plan": {"type": "boolean", "description": "false: no patrol plan, all count as on duty"},
         "candidates": {"type": "array", "items": {"type": "object", "properties": {
-            "device": {"type": "string"}, "distance_m": {"type": "number"},
+            "device": {"type": "string"}, "name": {"type": "string", "description": "the registry's name, else the id"},
+            "lat": {"type": "number"}, "lon": {"type": "number"}, "distance_m": {"type": "number"},
             "t": {"type": "integer", "description": "epoch ms of the collector's position"},
             "in_grid": {"type": "boolean", "description": "the case lies in the collector's responsibility area"},
             "area": {"type": "string", "nullable": True}}}}}},

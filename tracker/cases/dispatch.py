@@ -76,17 +76,25 @@ class Verification:
         on_duty: dict[str, str] | None = None  # collector → its area now
         if plan is not None:
             on_duty = {slot.collector: slot.area for slot in self._schedule(plan).slots_overlapping(now, now + 1)}
-        index = CollectorIndex(
-            Position(device, placed.fix.lat, placed.fix.lon, placed.fix.t_ms)
-            for device, placed in list(self.live.devices.items())
-            if placed.fix.device_class is DeviceClass.COLLECTOR and actor.sees(placed.fix.district))
+        positions = [Position(device, placed.fix.lat, placed.fix.lon, placed.fix.t_ms)
+                     for device, placed in list(self.live.devices.items())
+                     if placed.fix.device_class is DeviceClass.COLLECTOR and actor.sees(placed.fix.district)]
+        where = {p.device: p for p in positions}
+        index = CollectorIndex(positions)
         responsible: dict[str, bool] = {}
         if plan is not None and on_duty is not None and case["grid"] is not None:
             responsible = {device: case["grid"] in plan.areas.get(area, ("", ()))[1] for device, area in on_duty.items()}
         found = index.nearest(case["lat"], case["lon"], k=k, max_m=max_m, on_duty=on_duty, responsible=responsible)
         return {"case": case_id, "plan": plan is not None,
-                "candidates": [{"device": c.device, "distance_m": round(c.distance_m, 1), "t": c.t_ms,
+                "candidates": [{"device": c.device, "name": self._label(c.device), "lat": where[c.device].lat,
+                                "lon": where[c.device].lon, "distance_m": round(c.distance_m, 1), "t": c.t_ms,
                                 "in_grid": c.in_grid, "area": (on_duty or {}).get(c.device)} for c in found]}
+
+    def _label(self, device: str) -> str:
+        """The collector's name as the map shows it (the registry's label), else the id."""
+        view = self.live.view(device)
+        label = view.get("label") if view is not None else None
+        return label if isinstance(label, str) and label else device
 
     def _schedule(self, plan: Any) -> Schedule:
         key = id(plan)

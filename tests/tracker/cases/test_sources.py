@@ -199,6 +199,9 @@ async def test_candidates_are_the_nearest_collectors_in_the_callers_scope(world)
     found = await verification.candidates(case["id"], COMMANDER, k=2)
     assert [c["device"] for c in found["candidates"]] == ["c-near", "c-mid"]
     assert 50 < found["candidates"][0]["distance_m"] < 60 and found["plan"] is False
+    # where each is, to draw them on the map, and by name (no registry here: the id)
+    near = found["candidates"][0]
+    assert (near["lat"], near["lon"], near["name"]) == (ANNING[0] + 0.0005, ANNING[1], "c-near")
 
 
 async def test_with_a_patrol_plan_only_collectors_on_duty_now_are_proposed_their_own_grid_marked(world):
