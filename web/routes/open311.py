@@ -69,6 +69,13 @@ def _params(*names: str) -> Callable[[Endpoint], Endpoint]:
     return declare
 
 
+def _serving(request: Request) -> Open311 | JSONResponse:
+    """The Open311 backend, or the answer refusing the request before it reaches it (a
+    format other than JSON; no cases behind this service)."""
+    refused = _json_only(request)
+    return refused if refused is not None else _open311(request)
+
+
 def _json_only(request: Request) -> JSONResponse | None:
     fmt = request.path_params.get("format", "json")
     if fmt == "json":
@@ -86,10 +93,9 @@ def _open311(request: Request) -> Open311 | JSONResponse:
 @_params()
 async def services(request: Request) -> Response:
     """The service list: one service per category of the current taxonomy."""
-    refused = _json_only(request)
-    backend = _open311(request)
-    if refused is not None or isinstance(backend, JSONResponse):
-        return refused or backend  # type: ignore[return-value]
+    backend = _serving(request)
+    if isinstance(backend, JSONResponse):
+        return backend
     try:
         found = await backend.services()
     except Unavailable as exc:
@@ -109,10 +115,9 @@ def _service(s: dict[str, Any]) -> dict[str, Any]:
 @_params()
 async def service_definition(request: Request) -> Response:
     """A service's attributes: none (every service has ``metadata`` false)."""
-    refused = _json_only(request)
-    backend = _open311(request)
-    if refused is not None or isinstance(backend, JSONResponse):
-        return refused or backend  # type: ignore[return-value]
+    backend = _serving(request)
+    if isinstance(backend, JSONResponse):
+        return backend
     code = request.path_params["service_code"]
     try:
         found = await backend.services()
@@ -128,10 +133,9 @@ async def requests_list(request: Request) -> Response:
     """Requests by id (comma-separated; overrides the other filters), service code,
     requested between start_date and end_date (at most 90 days; default the last 90),
     status open or closed."""
-    refused = _json_only(request)
-    backend = _open311(request)
-    if refused is not None or isinstance(backend, JSONResponse):
-        return refused or backend  # type: ignore[return-value]
+    backend = _serving(request)
+    if isinstance(backend, JSONResponse):
+        return backend
     query = request.query_params
     try:
         if query.get("service_request_id"):
@@ -157,10 +161,9 @@ async def requests_list(request: Request) -> Response:
 
 @_params()
 async def request_one(request: Request) -> Response:
-    refused = _json_only(request)
-    backend = _open311(request)
-    if refused is not None or isinstance(backend, JSONResponse):
-        return refused or backend  # type: ignore[return-value]
+    backend = _serving(request)
+    if isinstance(backend, JSONResponse):
+        return backend
     try:
         case_id = _request_id(request.path_params["service_request_id"])
         found = await backend.requests(ids=[case_id], codes=None, start=None, end=None, closed=None, limit=1)
@@ -176,10 +179,9 @@ async def request_one(request: Request) -> Response:
 @_params()
 async def request_create(request: Request) -> Response:
     """A citizen's request, form-encoded as the spec posts it: a case of source hotline."""
-    refused = _json_only(request)
-    backend = _open311(request)
-    if refused is not None or isinstance(backend, JSONResponse):
-        return refused or backend  # type: ignore[return-value]
+    backend = _serving(request)
+    if isinstance(backend, JSONResponse):
+        return backend
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind not in ("application/x-www-form-urlencoded", "multipart/form-data"):
         return failure(400, "post the request form-encoded (application/x-www-form-urlencoded), as Open311 does")
