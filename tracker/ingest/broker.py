@@ -46,6 +46,20 @@ MAX_BATCH_MESSAGES = 512
 STEADY_S = 5.0
 
 
+async def _read_until_closed(sock) -> None:
+    """Read and drop what the broker still sends (messages it will send again, since
+    they are not acknowledged) until it closes its side, so our close is an orderly one."""
+    while sock.fileno() != -1:
+        try:
+            await trio.lowlevel.wait_readable(sock)
+            if not sock.recv(262144):
+                return
+        except BlockingIOError:
+            continue
+        except OSError:
+            return  # reset or closed: nothing more to read
+
+
 class BrokerError(RuntimeError):
     """The broker refused us (bad credentials, not authorised); retrying will not help."""
 
@@ -173,14 +187,19 @@ class BrokerClient:
         the bytes.
         """
         self._closing = True
-        client, scope = self._client, self._connection_scope
-        if self.connected and self._conn is not None:
+        client, scope, conn = self._client, self._connection_scope, self._conn
+        if self.connected and conn is not None:
             if self._acks_due:  # ahead of the DISCONNECT, in the order settled
                 acks, self._acks_due = self._acks_due, []
                 client.send_acks(acks)
-            client.disconnect()  # queued after them; paho closes the socket once it is written
-            self._want_write.set()
-            await self._socket_closed.wait()
+            conn.half_close = True  # see BufferedSocket: no reset that would void the PUBACKs
+            try:
+                client.disconnect()  # queued after them; paho half-closes once it is written
+                self._want_write.set()
+                await self._socket_closed.wait()
+                await _read_until_closed(conn.sock)  # the broker closes once it has read DISCONNECT
+            finally:
+                conn.sock.close()
         if scope is not None:
             scope.cancel()
 

@@ -91,13 +91,20 @@ class Inbox:
 class BufferedSocket:
     """Serves paho's small reads from one large ``recv``; everything else passes through."""
 
-    __slots__ = ("sock", "buf", "pos", "starved")
+    __slots__ = ("buf", "half_close", "pos", "sock", "starved")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.buf = b""
         self.pos = 0
         self.starved = False  # the last real recv found nothing: the drain is complete
+        # paho closes the socket as soon as DISCONNECT is written. Closing a TCP socket
+        # with unread bytes in it (the broker keeps sending while a clean stop reads
+        # nothing) makes the kernel answer with a reset, and a broker that sees the reset
+        # first drops the PUBACKs still unread on its side. With ``half_close`` set, close
+        # only shuts the sending side (a FIN after everything written); the owner reads
+        # until the broker closes, then closes the socket itself.
+        self.half_close = False
 
     def recv(self, n: int) -> bytes:
         buf, pos = self.buf, self.pos
@@ -124,7 +131,13 @@ class BufferedSocket:
         return self.sock.fileno()
 
     def close(self) -> None:
-        self.sock.close()
+        if not self.half_close:
+            self.sock.close()
+            return
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self.sock.close()  # already reset by the peer: nothing left to deliver
 
     def setblocking(self, flag: bool) -> None:
         self.sock.setblocking(flag)
