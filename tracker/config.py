@@ -294,6 +294,7 @@ class RetentionSettings:
     filtered_fixes_days: int = 30
     dead_letters_days: int = 14
     sensor_readings_days: int = 30
+    sessions_days: int = 30
     check_s: float = 3600.0
     delete_batch: int = 5000
 
@@ -578,7 +579,7 @@ def _validate(s: types.SimpleNamespace) -> None:
     for key in ("online_collector_s", "online_vehicle_s", "online_sensor_s"):
         need(getattr(s.live, key) > 0, f"[live] {key}", "must be > 0")
     need(s.jt808.speed_limit_kmh > 0, "[jt808] speed_limit_kmh", "must be > 0")
-    for key in ("pings_days", "filtered_fixes_days", "dead_letters_days", "sensor_readings_days"):
+    for key in ("pings_days", "filtered_fixes_days", "dead_letters_days", "sensor_readings_days", "sessions_days"):
         need(getattr(s.retention, key) >= 0, f"[retention] {key}", "must be >= 0 (0: keep forever)")
     need(s.retention.check_s > 0 and s.retention.delete_batch > 0, "[retention] check_s", "and delete_batch must be > 0")
     need(s.registry.refresh_s > 0 and s.registry.control_timeout_s > 0, "[registry] refresh_s",

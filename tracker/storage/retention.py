@@ -4,6 +4,8 @@
     filtered_fixes  batched DELETE by receive time
     dead_letters    batched DELETE by receive time
     sensor_readings batched DELETE by receive time
+    sessions        batched DELETE, ``sessions_days`` after each expired (a login
+                    ended early expires later all the same; nothing else refers to one)
 
 Alarm events, sensor states, patrol alerts, plans and checkpoints are never deleted
 here: the alarm outbox and the patrol record are the audit trail, and their size follows
@@ -47,7 +49,7 @@ async def sweep(store: Store, retention: RetentionSettings, now_ms: int) -> Swep
     dropped = await store.drop_ping_days_before(today - retention.pings_days) if retention.pings_days else []
     deleted = {}
     for table, days in (("filtered_fixes", retention.filtered_fixes_days), ("dead_letters", retention.dead_letters_days),
-                        ("sensor_readings", retention.sensor_readings_days)):
+                        ("sensor_readings", retention.sensor_readings_days), ("sessions", retention.sessions_days)):
         if days:
             deleted[table] = await store.delete_expired(table, ms_to_datetime(now_ms - days * DAY_MS), retention.delete_batch)
     return Swept(dropped, deleted)

@@ -1172,7 +1172,8 @@ ALARM_DISTRICT = ("coalesce(left(alarm_events.component, 6), "
 
 # Tables kept for a configured number of days: table → (the time a row ages from, its key).
 # Refused fixes age from their receipt (their own time may be days older: a backlog).
-RETAINED = {"filtered_fixes": ("rx", "ctid"), "dead_letters": ("at", "id"), "sensor_readings": ("rx", "ctid")}
+RETAINED = {"filtered_fixes": ("rx", "ctid"), "dead_letters": ("at", "id"), "sensor_readings": ("rx", "ctid"),
+            "sessions": ("expires_at", "id")}
 
 
 def _ping_partition(day: int) -> str:

@@ -1,9 +1,11 @@
 """Retention on a real PostgreSQL: pings lose whole day partitions past their window,
-refused fixes and dead letters their old rows in batches; alarm events stay. "Now" is
+refused fixes, dead letters, sensor records and expired sessions their old rows in
+batches; alarm events stay. "Now" is
 an injected clock; the periodic task runs on trio's MockClock."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 
@@ -21,6 +23,7 @@ NOW = 1_764_000_000_123  # 2025-11-24 16:00:00.123 UTC
 TODAY = NOW // DAY_MS
 GRID = "620105001001001"
 HOUR = 3_600_000
+KEEP_ALL = RetentionSettings(pings_days=0, filtered_fixes_days=0, dead_letters_days=0, sensor_readings_days=0, sessions_days=0)
 
 
 def ping(t_ms: int, device: str = "c0001") -> tuple:
@@ -45,7 +48,7 @@ async def _fill(store, days_back: range) -> None:
 async def test_pings_partitions_older_than_the_window_are_dropped_and_newer_kept(database):
     async with open_store(database) as store:
         await _fill(store, range(0, 6))  # today and the five days before
-        swept = await sweep(store, RetentionSettings(pings_days=3, filtered_fixes_days=0, dead_letters_days=0, sensor_readings_days=0), NOW)
+        swept = await sweep(store, dataclasses.replace(KEEP_ALL, pings_days=3), NOW)
         assert swept.ping_days == [TODAY - 5, TODAY - 4]
         assert await store.ping_days() == [TODAY - 3, TODAY - 2, TODAY - 1, TODAY]
         left = await store.fetch("SELECT t FROM pings ORDER BY t")
@@ -54,7 +57,7 @@ async def test_pings_partitions_older_than_the_window_are_dropped_and_newer_kept
         await store.write_pings([ping((TODAY - 5) * DAY_MS + HOUR)], {TODAY - 5}, [])
         assert await store.ping_days() == [TODAY - 5, TODAY - 3, TODAY - 2, TODAY - 1, TODAY]
         # and a second sweep at the same time finds only that one
-        again = await sweep(store, RetentionSettings(pings_days=3, filtered_fixes_days=0, dead_letters_days=0, sensor_readings_days=0), NOW)
+        again = await sweep(store, dataclasses.replace(KEEP_ALL, pings_days=3), NOW)
         assert again.ping_days == [TODAY - 5]
 
 
@@ -63,7 +66,7 @@ async def test_a_window_of_zero_days_keeps_everything(database):
         await _fill(store, range(0, 900, 100))
         await store.write_pings([], set(), [], filtered=[refused(NOW - 500 * DAY_MS)])
         await store.add_dead_letters([dead_letter(NOW - 500 * DAY_MS)])
-        swept = await sweep(store, RetentionSettings(pings_days=0, filtered_fixes_days=0, dead_letters_days=0, sensor_readings_days=0), NOW)
+        swept = await sweep(store, KEEP_ALL, NOW)
         assert swept.ping_days == [] and swept.deleted == {}
         assert len(await store.ping_days()) == 9
         assert len(await store.fetch("SELECT 1 FROM filtered_fixes")) == 1
@@ -80,7 +83,7 @@ async def test_refused_fixes_and_dead_letters_past_their_window_are_deleted_in_b
         await store.record_alarms([alarm])
         await store.add_sensor_readings([reading(NOW - 31 * DAY_MS - i * 1000) for i in range(6)] + [reading(NOW - 29 * DAY_MS)])
         settings = RetentionSettings(pings_days=0, filtered_fixes_days=30, dead_letters_days=7, sensor_readings_days=30,
-                                     delete_batch=5)
+                                     sessions_days=0, delete_batch=5)
         swept = await sweep(store, settings, NOW)
         assert swept.deleted == {"filtered_fixes": 23, "dead_letters": 7, "sensor_readings": 6}
         assert [r["rx"] for r in await store.fetch("SELECT rx FROM sensor_readings")] == [ms_to_datetime(NOW - 29 * DAY_MS)]
@@ -88,6 +91,21 @@ async def test_refused_fixes_and_dead_letters_past_their_window_are_deleted_in_b
         assert [r["rx"] for r in kept] == [ms_to_datetime(NOW - 29 * DAY_MS), ms_to_datetime(NOW - HOUR)]
         assert [r["at"] for r in await store.fetch("SELECT at FROM dead_letters")] == [ms_to_datetime(NOW - 6 * DAY_MS)]
         assert len(await store.fetch("SELECT 1 FROM alarm_events")) == 1  # the audit trail stays
+
+
+async def test_sessions_go_their_window_after_expiring_and_a_live_one_still_signs_in(database):
+    async with open_store(database) as store:
+        account = await store.add_account("retention-viewer", "viewer", None, "$argon2id$unused")
+        for n, expired_days_ago in enumerate((45, 31, 29, -1)):  # -1: expires tomorrow
+            expires = ms_to_datetime(NOW - expired_days_ago * DAY_MS)
+            await store.start_session(account, b"secret-%d" % n, "csrf", "127.0.0.1", ms_to_datetime(NOW - 40 * DAY_MS), expires)
+        await store.end_session(b"secret-2")  # logged out: kept its window all the same
+        settings = RetentionSettings(pings_days=0, filtered_fixes_days=0, dead_letters_days=0, sensor_readings_days=0,
+                                     sessions_days=30, delete_batch=1)
+        swept = await sweep(store, settings, NOW)
+        assert swept.deleted == {"sessions": 2}
+        assert [r["secret_hash"] for r in await store.fetch("SELECT secret_hash FROM sessions ORDER BY id")] == [b"secret-2", b"secret-3"]
+        assert await store.session(b"secret-3", ms_to_datetime(NOW)) is not None
 
 
 def reading(rx_ms: int) -> tuple:
@@ -115,7 +133,7 @@ async def test_the_periodic_sweep_follows_the_clock(database, still_clock):
     service's later, the next partition has aged out."""
     now = [NOW]
     metrics = Metrics()
-    settings = RetentionSettings(pings_days=2, filtered_fixes_days=0, dead_letters_days=0, sensor_readings_days=0, check_s=3600.0)
+    settings = RetentionSettings(pings_days=2, filtered_fixes_days=0, dead_letters_days=0, sensor_readings_days=0, sessions_days=0, check_s=3600.0)
 
     def dropped() -> int:
         return metrics.get("gridwatch_retention_deleted_total", table="pings_partitions")
