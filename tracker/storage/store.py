@@ -831,10 +831,8 @@ class Store:
             events = await con.fetch("SELECT * FROM alarm_events WHERE consumed_at IS NULL ORDER BY id LIMIT $1", limit)
             if not events:
                 return []
-            prefixes = sorted({_like_prefix(e["component"] or e["device"]) for e in events})
-            open_rows = await con.fetch(
-                "SELECT * FROM cases WHERE source IN ('sensor', 'vehicle') AND state NOT IN ('rejected', 'closed')"
-                " AND external_id LIKE ANY($1::text[]) ORDER BY id FOR UPDATE", prefixes)
+            originators = sorted({e["component"] or e["device"] for e in events})
+            open_rows = await con.fetch(OPEN_ALARM_CASES, originators)
             open_cases: dict[tuple[str, str], asyncpg.Record] = {}
             for row in open_rows:
                 originator, kind, _ = row["external_id"].rsplit(":", 2)
@@ -1113,9 +1111,11 @@ def alarm_case_key(originator: str, kind: str, first_event: int) -> str:
     return f"{originator}:{kind}:{first_event}"
 
 
-def _like_prefix(originator: str) -> str:
-    escaped = originator.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped + ":%"
+# the open alarm cases of these originators (an alarm case's external_id is
+# originator:kind:event), through the partial index of migration 0012: the same predicate
+OPEN_ALARM_CASES = (
+    "SELECT * FROM cases WHERE source IN ('sensor', 'vehicle') AND state NOT IN ('rejected', 'closed')"
+    " AND regexp_replace(external_id, ':[^:]*:[^:]*$', '') = ANY($1::text[]) ORDER BY id FOR UPDATE")
 
 
 CASE_COLUMNS = frozenset((

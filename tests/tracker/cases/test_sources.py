@@ -7,6 +7,7 @@ for a verification, the task sent to the collector and its arrival from its own 
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import timedelta
 
 import trio
@@ -24,6 +25,7 @@ from tracker.cases.intake_task import AlarmIntake
 from tracker.config import CasesSettings
 from tracker.live.state import LiveState
 from tracker.metrics import Metrics
+from tracker.storage.store import OPEN_ALARM_CASES
 
 COVER = "6201050101000007"  # a manhole cover in Anning: its component code files it under C0101
 BIN = "6201050306000011"
@@ -123,6 +125,26 @@ async def test_consumers_side_by_side_open_each_case_once(world):
     entries = await world.store.fetch("SELECT count(*) FROM case_timeline WHERE action = 'alarm'")
     assert entries[0][0] == 40  # each repeat attached once
 
+
+
+async def test_originators_that_share_a_prefix_or_hold_wildcards_keep_their_own_cases(world, database):
+    vehicles = ("veh_1", "veh%1", "veh_10", "vehX1", "veh\\1")
+    for n, device in enumerate(vehicles):
+        await alarm(world, device, None, "overspeed", True, n, source="vehicle")
+    await intake_of(world).consume_once()
+    for n, device in enumerate(vehicles):  # a repeat each, attached to its own case only
+        await alarm(world, device, None, "overspeed", True, 100 + n, source="vehicle")
+    await intake_of(world).consume_once()
+    cases = await alarm_cases(world)
+    assert sorted(c["reporter"] for c in cases) == sorted(vehicles)
+    for case in cases:
+        entries = await world.engine.timeline(case["id"], COMMANDER)
+        assert [e["action"] for e in entries] == ["create", "alarm"], case["reporter"]
+    # the lookup can use the open alarm cases' index (its expression and predicate match)
+    explain = "EXPLAIN " + OPEN_ALARM_CASES.replace("$1::text[]", "'{veh_1}'::text[]")
+    plan = (await trio.run_process([shutil.which("psql") or "psql", "-X", database, "-c", "SET enable_seqscan = off",
+                                    "-c", explain], capture_stdout=True)).stdout.decode()
+    assert "cases_open_alarm_originator" in plan, plan
 
 
 # --- handset reports ------------------------------------------------------------------
