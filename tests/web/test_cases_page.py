@@ -116,6 +116,45 @@ async def test_a_commander_files_dispatches_and_closes_a_case_on_the_page(settin
     assert [e for e in seen["errors"] if "candidates" not in e] == []
 
 
+async def test_a_form_being_filled_in_stays_when_the_same_case_is_asked_for_again(settings, broker):
+    """The page's own action and the live feed's news of it may both fetch the case: the
+    second answer holds nothing new and must not wipe the dispatch form in between. Asking
+    for the case again from its row is the same path, made deterministic."""
+    settings = settings.replace("jt808", enabled=False)
+    async with trio.open_nursery() as nursery:
+        store, running = await start_service(nursery, settings)
+        engine = running.cases
+        await engine.load_taxonomy((STATIC.parents[1] / "tracker/devcity/taxonomy.toml").read_text(encoding="utf-8"),
+                                   SERVICE)
+        name, password = await new_account(store, role="commander", district="620105")
+        case, _ = await engine.create(NewCase("hotline", REFUSE, "路边堆放生活垃圾", *ANNING), SERVICE)
+        await engine.transition(case["id"], "file", Actor(name, "commander", "620105"))
+        case_id = case["id"]
+
+        def in_browser() -> dict:
+            with open_browser() as driver:
+                sign_in(driver, running.url, name, password)
+                wait_for_js(driver, "window.gridwatch.wsState === 'open'", timeout=20)
+                driver.find_element(By.ID, "gw-tab-cases").click()
+                wait_for_js(driver, f"window.gridwatch.casesLoaded && window.gridwatch.cases.has({case_id})")
+                click(driver, f"li[data-case-id='{case_id}']")
+                wait_for_js(driver, detail_state("filed"))
+                click(driver, "#gw-case-actions [data-action='dispatch']")
+                wait_for_js(driver, "document.getElementById('gw-case-field-department') !== null")
+                fetched = driver.execute_script("return window.gridwatch.caseDetailFetches")
+                click(driver, f"li[data-case-id='{case_id}']")  # the same case, nothing new in it
+                wait_for_js(driver, f"window.gridwatch.caseDetailFetches > {fetched}")
+                return driver.execute_script(
+                    "const f = document.getElementById('gw-case-form');"
+                    "const d = document.getElementById('gw-case-field-department');"
+                    "return {form: Boolean(f && !f.hidden), department: d && d.value,"
+                    " submit: Boolean(document.getElementById('gw-case-submit'))}")
+
+        seen = await trio.to_thread.run_sync(in_browser)
+        nursery.cancel_scope.cancel()
+    assert seen == {"form": True, "department": "620105-HW", "submit": True}
+
+
 def test_the_page_names_actions_as_the_lifecycle_does():
     from alerts.cases.lifecycle import LABELS_ZH, Action, CaseState
 

@@ -66,6 +66,7 @@ window.gridwatch = Object.freeze({
   get history() { return historyPanel; },
   get cases() { return caseBoard ? caseBoard.cases : new Map(); },
   get casesLoaded() { return Boolean(caseBoard && caseBoard.loaded); },
+  get caseDetailFetches() { return caseBoard ? caseBoard.opened : 0; },
 });
 
 const $ = (id) => document.getElementById(id);

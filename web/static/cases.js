@@ -78,6 +78,7 @@ export class CaseBoard {
     this.selected = null;
     this.departments = [];
     this.loaded = false;
+    this.opened = 0; // detail fetches answered (drawn or, holding nothing new, not)
     this.build();
   }
 
@@ -245,11 +246,16 @@ export class CaseBoard {
         this.api.getJSON(`/api/cases/${id}`), this.api.getJSON(`/api/cases/${id}/timeline`)]);
     } catch (error) {
       this.detail.hidden = false;
+      this.shownAt = null;
       this.detail.replaceChildren(el('p', { className: 'gw-case-error' }, `案卷 ${id} 加载失败 (${error.message})`));
       return;
     }
+    this.opened += 1;
     if (this.selected !== id) return;
     if (pan && Number.isFinite(item.lat) && this.api.onPick) this.api.onPick(L.latLng(item.lat, item.lon));
+    // This page's own action and the live feed's news of it may both ask for the case:
+    // what is shown already is not drawn again, so a form being filled in stays.
+    if (!this.detail.hidden && this.detail.dataset.caseId === String(id) && this.shownAt === item.updated_at) return;
     this.showDetail(item, timeline.timeline || []);
     this.showCandidates(item);
   }
