@@ -4,20 +4,13 @@
 // panel), its filtered distance beside the raw point count, the stops, and a replay that
 // moves a marker through the track's points in time order at 1×, 4×, 16× or 64×.
 
-import { el, formatClock, formatDistance } from './format.js';
+import { cityInput, el, formatClock, formatDistance } from './format.js';
 
 export const SPEEDS = Object.freeze([1, 4, 16, 64]);
 const DEFAULT_STOP_MIN = 5;
 // A replay step longer than this (the tab was hidden) does not jump the marker ahead.
 const MAX_FRAME_MS = 250;
 
-const two = (n) => String(n).padStart(2, '0');
-
-// The value of a datetime-local input for an epoch time, in the browser's zone.
-export function localInput(ms) {
-  const d = new Date(ms);
-  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())}T${two(d.getHours())}:${two(d.getMinutes())}`;
-}
 
 export class HistoryPanel {
   constructor(map, panel, { getJSON, devices }) {
@@ -104,10 +97,10 @@ export class HistoryPanel {
     if (!id) return;
     const request = ++this.request;
     const params = new URLSearchParams();
-    const from = this.fromInput.value ? new Date(this.fromInput.value).getTime() : NaN;
-    const to = this.toInput.value ? new Date(this.toInput.value).getTime() : NaN;
-    if (Number.isFinite(from)) params.set('from', String(from));
-    if (Number.isFinite(to)) params.set('to', String(to));
+    // the inputs hold the city's wall clock, sent as it is: the API reads a time without
+    // an offset in the city's zone (the browser's own zone plays no part)
+    if (this.fromInput.value) params.set('from', this.fromInput.value);
+    if (this.toInput.value) params.set('to', this.toInput.value);
     params.set('stop_min', this.stopInput.value || String(DEFAULT_STOP_MIN));
     this.pause();
     this.summary.textContent = '查询中…';
@@ -133,8 +126,8 @@ export class HistoryPanel {
     const times = (result.track && result.track.properties && result.track.properties.times) || [];
     this.points = coords.map(([lon, lat], i) => ({ t: times[i], lat, lng: lon }));
     this.stops = Array.isArray(result.stops) ? result.stops : [];
-    if (!this.fromInput.value && Number.isFinite(result.from)) this.fromInput.value = localInput(result.from);
-    if (!this.toInput.value && Number.isFinite(result.to)) this.toInput.value = localInput(result.to);
+    if (!this.fromInput.value && Number.isFinite(result.from)) this.fromInput.value = cityInput(result.from);
+    if (!this.toInput.value && Number.isFinite(result.to)) this.toInput.value = cityInput(result.to);
 
     const raw = result.raw || {};
     const slot = result.slot ? `，班次自 ${formatClock(result.slot.start)}` : '';
