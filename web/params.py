@@ -143,6 +143,20 @@ def float_param(request: Request, name: str, low: float, high: float) -> float:
     return value
 
 
+YES, NO = ("1", "true", "yes"), ("0", "false", "no", "")
+
+
+def flag_param(request: Request, name: str) -> bool:
+    """A yes/no parameter: 1, true, yes or 0, false, no (absent: no); anything else a 400
+    naming it, never read as no (``open=on`` would answer every alert, not the open ones)."""
+    raw = request.query_params.get(name, "")
+    if raw in YES:
+        return True
+    if raw in NO:
+        return False
+    raise HTTPException(400, f"{name!r} must be 1 or 0 (true/false, yes/no), got {raw!r}")
+
+
 def limit_param(request: Request, default: int, high: int) -> int:
     """``limit``: how many rows, 1..``high``."""
     raw = request.query_params.get("limit", str(default))

@@ -17,7 +17,7 @@ from starlette.responses import Response
 from protocols.epoch import datetime_to_ms, ms_to_datetime
 from web.context import context
 from web.exports import Column, to_csv, to_gpx, to_xlsx
-from web.params import accepts, date_param, limit_param, only_params, time_param
+from web.params import accepts, date_param, flag_param, limit_param, only_params, time_param
 from web.principal import principal
 from web.routes.devices import EARLIEST, TRACK_DEFAULT, _known, _label, track_geojson
 from web.routes.patrol import patrol_engine
@@ -73,7 +73,7 @@ async def _table(request: Request, kind: str) -> tuple[tuple[Column, ...], list[
         return ALARMS, [{c.key: r[c.key] for c in ALARMS if c.key != "label"} | {"label": _label(ctx, r["device"])}
                         for r in rows], "alarms"
     if kind == "alerts":
-        open_only = request.query_params.get("open", "0") in ("1", "true", "yes")
+        open_only = flag_param(request, "open")
         rows = await ctx.records.patrol_alerts(open_only, limit_param(request, 5000, 100_000), district)
         return ALERTS, [{c.key: r[c.key] for c in ALERTS if c.key != "open"} | {"open": r["resolved_at"] is None} for r in rows], "alerts"
     today = datetime.fromtimestamp(ctx.clock_ms() / 1000, ZoneInfo(ctx.zone())).date()
