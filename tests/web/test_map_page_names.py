@@ -134,9 +134,13 @@ def test_alarms_show_the_measured_value_against_the_limit(driver: WebDriver, fle
         page.driver.find_element(By.ID, "gw-tab-alerts").click()
         wait_for_js(driver, "document.querySelectorAll('#gw-alarm-rows li').length === 2")
         rows = page.js("return [...document.querySelectorAll('#gw-alarm-rows li')].map((li) => li.textContent)")
+        tooltips = page.js("return [...document.querySelectorAll('#gw-alarm-rows li .gw-row-text')].map((t) => t.title)")
     overspeed, tilt = sorted(rows, key=lambda text: "超速" not in text)
     assert "甘A·D1234" in overspeed and "72.4 km/h / 限值 60 km/h" in overspeed
     assert "上水井盖 北街 7 号" in tilt and "35.5° / 限值 10°" in tilt
+    # the list reads in Chinese: the service's English detail is the tooltip, not the text
+    assert "speed" not in overspeed and "installed" not in tilt
+    assert sorted(tooltips) == ["speed 72.4 km/h, limit 60 km/h", "tilt 35.5° against installed 0°"]
 
 
 def test_a_commander_sends_locate_from_the_details_and_sees_the_device_answer(named: Page) -> None:

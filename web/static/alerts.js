@@ -239,7 +239,10 @@ export class AlertBoard {
     this.fillWhere(cells.where, alarm.grid, null);
     cells.age.title = `Raised at ${formatClock(alarm.t)}`;
     const value = valueAndLimit(alarm, kind.unit || '');
-    cells.text.textContent = [value, alarm.detail].filter(Boolean).join(' · ');
+    // the measured value against its limit, in Chinese; the service's own words (English)
+    // are the tooltip
+    cells.text.textContent = value;
+    cells.text.title = alarm.detail || '';
     this.fillAge(row, now);
   }
 
