@@ -173,3 +173,18 @@ def test_a_viewer_has_no_locate_button(driver: WebDriver, fleet: FakeService) ->
         _open(page, "c0001")
         hidden = page.js("return document.getElementById('gw-commands').hidden")
     assert hidden is True and fleet.locates == []
+
+
+def test_patrol_alerts_name_the_collector_as_the_list_does(driver: WebDriver, fleet: FakeService) -> None:
+    from tests.web.test_map_page_watch import WANLI, alert
+
+    now = int(time.time() * 1000)
+    fleet.alerts = [alert(2, "offline", "c0001", WANLI, now - 60_000, {"last_fix_ms": now - 20 * 60_000, "minutes": 16.0}),
+                    alert(1, "battery_low", "c0999", WANLI, now - 90_000, {"battery_pct": 15.0, "threshold_pct": 20.0})]
+    with loaded_page(driver, fleet) as page:
+        page.driver.find_element(By.ID, "gw-tab-alerts").click()
+        wait_for_js(driver, "document.querySelectorAll('#gw-alert-rows .gw-alert-row').length === 2")
+        who = page.js("return Object.fromEntries([...document.querySelectorAll('#gw-alert-rows .gw-alert-row')]"
+                      ".map((li) => [li.dataset.alertId, li.querySelector('.gw-row-who').textContent]))")
+        page.assert_no_console_errors()
+    assert who == {"2": "王芳", "1": "c0999"}  # a collector the registry does not know: its id
