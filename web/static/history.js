@@ -5,6 +5,7 @@
 // moves a marker through the track's points in time order at 1×, 4×, 16× or 64×.
 
 import { cityInput, el, formatClock, formatDistance } from './format.js';
+import { deviceLabel } from './names.js';
 
 export const SPEEDS = Object.freeze([1, 4, 16, 64]);
 const DEFAULT_STOP_MIN = 5;
@@ -131,7 +132,10 @@ export class HistoryPanel {
 
     const raw = result.raw || {};
     const slot = result.slot ? `，班次自 ${formatClock(result.slot.start)}` : '';
-    this.summary.textContent = `${result.device}：原始 ${raw.points ?? 0} 点，去抖后 ${this.points.length} 点，`
+    const device = [...this.devices()].find((d) => d.id === result.device);
+    const label = device ? deviceLabel(device) : result.device;
+    const who = label !== result.device ? `${label}（${result.device}）` : result.device;
+    this.summary.textContent = `${who}：原始 ${raw.points ?? 0} 点，去抖后 ${this.points.length} 点，`
       + `里程 ${formatDistance(result.distance_m || 0)}（未去抖连线 ${formatDistance(raw.distance_m || 0)}），`
       + `停留 ${this.stops.length} 处${slot}`;
     this.summary.title = `${formatClock(result.from)} – ${formatClock(result.to)}`
