@@ -6,6 +6,7 @@
 
 import { cityInput, el, formatClock, formatDistance } from './format.js';
 import { deviceLabel } from './names.js';
+import { trackLinks } from './downloads.js';
 
 export const SPEEDS = Object.freeze([1, 4, 16, 64]);
 const DEFAULT_STOP_MIN = 5;
@@ -40,6 +41,8 @@ export class HistoryPanel {
     this.loadButton = el('button', { type: 'button', id: 'gw-history-load', class: 'gw-history-load' }, '查询');
     this.summary = el('p', { class: 'gw-history-summary', id: 'gw-history-summary' }, '选择设备与时段后查询');
     this.method = el('p', { class: 'gw-history-method', id: 'gw-history-method' });
+    // the queried range's fixes as files (the exports give the recorded fixes, unfiltered)
+    this.downloads = el('p', { class: 'gw-downloads', 'data-kind': 'history-track', id: 'gw-history-downloads', hidden: true });
     this.stopList = el('ol', { class: 'gw-history-stops', id: 'gw-history-stops' });
     this.playButton = el('button', { type: 'button', id: 'gw-replay-play', class: 'gw-replay-play', disabled: true,
       title: 'Play / pause the replay' }, '▶ 回放');
@@ -57,6 +60,7 @@ export class HistoryPanel {
         field('设备', this.deviceSelect), field('起', this.fromInput), field('止', this.toInput),
         field('停留≥(分钟)', this.stopInput), this.loadButton),
       this.summary,
+      this.downloads,
       el('div', { class: 'gw-replay' }, this.playButton, this.slider, this.clock,
         el('span', { class: 'gw-replay-speeds' }, ...this.speedButtons)),
       el('h3', { class: 'gw-section-head', title: 'Stops: dwells longer than the minutes above' }, '停留点'),
@@ -141,6 +145,9 @@ export class HistoryPanel {
     this.summary.title = `${formatClock(result.from)} – ${formatClock(result.to)}`
       + (raw.truncated ? ' (more fixes than one answer holds: the first ones only)' : '');
     this.summary.dataset.distance = String(result.distance_m || 0);
+    const range = Number.isFinite(result.from) && Number.isFinite(result.to);
+    this.downloads.hidden = !range;
+    this.downloads.replaceChildren(...(range ? ['轨迹 下载：', ...trackLinks(result.device, result.from, result.to)] : []));
     this.summary.dataset.rawPoints = String(raw.points ?? 0);
     this.method.textContent = (result.method && (result.method.zh || result.method.en)) || '';
     this.method.title = (result.method && result.method.en) || '';
