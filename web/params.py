@@ -67,6 +67,10 @@ def only_params(connection: HTTPConnection, allowed: Iterable[str]) -> None:
     if unknown:
         takes = ", ".join(sorted(known)) if known else "none"
         raise HTTPException(400, f"unknown query parameter {unknown[0]!r} (this endpoint takes: {takes})")
+    # every parameter is read once: a second value would be silently dropped
+    repeated = sorted(name for name in set(connection.query_params) if len(connection.query_params.getlist(name)) > 1)
+    if repeated:
+        raise HTTPException(400, f"query parameter {repeated[0]!r} given twice or more: give it once")
 
 
 def city_zone(request: Request) -> ZoneInfo:

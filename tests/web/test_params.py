@@ -180,3 +180,25 @@ async def test_a_yes_no_parameter_takes_yes_or_no_and_refuses_anything_else_by_n
         else:
             assert response.status_code == 400, (path, value, response.text)
             assert "'open'" in response.json()["error"], (path, value)
+
+
+async def test_a_parameter_given_twice_is_refused_by_name_not_read_as_one_of_them(settings, broker):
+    """``from=…&from=…`` (a page that appended its default and the chosen value) is a 400
+    naming it, not whichever came last."""
+    settings = settings.replace("jt808", enabled=False)
+    async with trio.open_nursery() as nursery:
+        store, running = await start_service(nursery, settings)
+        async with httpx.AsyncClient(base_url=running.url, timeout=10, headers=await auth_headers(store)) as http:
+            got = {path: await http.get(path) for path in (
+                "/api/devices/c0402/track?from=2026-12-01T15:00:00&from=2026-12-02T15:00:00",
+                "/api/alerts?open=1&open=0",
+                "/api/exports/track.csv?device=c0402&device=c0403",
+                "/api/alarms?limit=5&limit=500",
+            )}
+            once = await http.get("/api/alarms?limit=5")
+        nursery.cancel_scope.cancel()
+    for path, response in got.items():
+        name = path.split("?")[1].split("=")[0]
+        assert response.status_code == 400, (path, response.text)
+        assert f"'{name}'" in response.json()["error"] and "twice" in response.json()["error"], (path, response.text)
+    assert once.status_code == 200
