@@ -126,6 +126,10 @@ async def test_exports_name_the_devices_as_the_map_does(settings, broker):
         with trio.fail_after(10):
             while not await store.fetch("SELECT id FROM alarm_events WHERE device = 'bin-0001'"):
                 await trio.sleep(0.05)
+        await store.fetch(  # a patrol alert of the named collector, as the patrol engine stores one
+            "INSERT INTO patrol_alerts (kind, collector, slot_id, area, grid, slot_start, slot_end, raised_at, updated_at, "
+            "detail, text) VALUES ('battery_low', 'c0001', 's', '620105001001', '620105001001001', now(), now(), now(), now(), "
+            "'{}', '电量低') RETURNING id")
         window = {"from": str(now - 60_000), "to": str(now + 1000)}
         async with httpx.AsyncClient(base_url=running.url,
                                      headers=await auth_headers(store, role="viewer", district=ANNING)) as http:
@@ -133,6 +137,7 @@ async def test_exports_name_the_devices_as_the_map_does(settings, broker):
             got = {fmt: await http.get(f"/api/exports/track.{fmt}", params={"device": "c0001", **window})
                    for fmt in ("csv", "xlsx", "gpx", "geojson")}
             alarms = await http.get("/api/exports/alarms.csv")
+            alerts = await http.get("/api/exports/alerts.csv")
         nursery.cancel_scope.cancel()
 
     assert route["properties"]["label"] == "王芳"
@@ -147,3 +152,6 @@ async def test_exports_name_the_devices_as_the_map_does(settings, broker):
     table = read_csv(alarms.content)
     name = table[0].index("名称")
     assert {row[name] for row in table[2:]} == {"果皮箱 桃林 3 号"}
+    table = read_csv(alerts.content)
+    collector, name = table[0].index("采集员"), table[0].index("姓名")
+    assert [(row[collector], row[name]) for row in table[2:]] == [("c0001", "王芳")]

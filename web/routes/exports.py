@@ -31,8 +31,8 @@ ALARMS = (Column("id", "编号", "id", "number"), Column("t", "时间", "time", 
 ALERTS = (Column("id", "编号", "id", "number"), Column("raised_at", "发生时间", "raised at", "time"),
           Column("updated_at", "更新时间", "updated at", "time"), Column("resolved_at", "解除时间", "resolved at", "time"),
           Column("open", "未解除", "open", "bool"), Column("kind", "类型", "kind"), Column("collector", "采集员", "collector"),
-          Column("area", "责任区", "area"), Column("grid", "单元网格", "grid"), Column("resolution", "处理结果", "resolution"),
-          Column("text", "说明", "text"))
+          Column("collector_name", "姓名", "name"), Column("area", "责任区", "area"), Column("grid", "单元网格", "grid"),
+          Column("resolution", "处理结果", "resolution"), Column("text", "说明", "text"))
 COVERAGE = (Column("collector", "采集员", "collector"), Column("area", "责任区", "area"),
             Column("start", "班次开始", "slot start", "time"), Column("end", "班次结束", "slot end", "time"),
             Column("status", "状态", "status"), Column("complete", "已结束", "complete", "bool"),
@@ -75,7 +75,8 @@ async def _table(request: Request, kind: str) -> tuple[tuple[Column, ...], list[
     if kind == "alerts":
         open_only = flag_param(request, "open")
         rows = await ctx.records.patrol_alerts(open_only, limit_param(request, 5000, 100_000), district)
-        return ALERTS, [{c.key: r[c.key] for c in ALERTS if c.key != "open"} | {"open": r["resolved_at"] is None} for r in rows], "alerts"
+        return ALERTS, [{c.key: r[c.key] for c in ALERTS if c.key not in ("open", "collector_name")}
+                        | {"open": r["resolved_at"] is None, "collector_name": _label(ctx, r["collector"])} for r in rows], "alerts"
     today = datetime.fromtimestamp(ctx.clock_ms() / 1000, ZoneInfo(ctx.zone())).date()
     day = date_param(request, "date", today)
     report = await patrol_engine(request).report(day, district)
