@@ -188,3 +188,22 @@ def test_patrol_alerts_name_the_collector_as_the_list_does(driver: WebDriver, fl
                       ".map((li) => [li.dataset.alertId, li.querySelector('.gw-row-who').textContent]))")
         page.assert_no_console_errors()
     assert who == {"2": "王芳", "1": "c0999"}  # a collector the registry does not know: its id
+
+
+@pytest.mark.parametrize(("field", "values", "top"), [("fill", [51.3, 79.8], "79.8%"), ("fill", [20.0, 100.0], "100%"),
+                                                      ("level", [0.0, 12.5], "12.5 cm"), ("gas", [0.0, 1234.0], "1,234 ppm")])
+def test_the_readings_chart_shows_its_scale_whole(driver: WebDriver, fleet: FakeService, field: str, values: list[float],
+                                                  top: str) -> None:
+    """The top of the scale reads 79.8%, not a clipped "9.8%" a dispatcher would take for the figure."""
+    now = int(time.time() * 1000)
+    fleet.readings["bin-0-620105001"] = [{"t": now - (len(values) - i) * 60_000, "kind": "status", field: v, "bat": 77}
+                                         for i, v in enumerate(values)]
+    with loaded_page(driver, fleet) as page:
+        _open(page, "bin-0-620105001")
+        wait_for_js(driver, "document.querySelector('#gw-readings-chart svg[data-field]') !== null")
+        labels = page.js(
+            "const s = document.querySelector('#gw-readings-chart svg').getBoundingClientRect();"
+            "return [...document.querySelectorAll('#gw-readings-chart svg text')].map((t) => {"
+            "  const r = t.getBoundingClientRect();"
+            "  return [t.textContent, r.left >= s.left - 0.5 && r.right <= s.right + 0.5]; });")
+    assert labels[0] == [top, True] and all(inside for _, inside in labels), labels
