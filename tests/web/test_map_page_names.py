@@ -207,3 +207,21 @@ def test_the_readings_chart_shows_its_scale_whole(driver: WebDriver, fleet: Fake
             "  const r = t.getBoundingClientRect();"
             "  return [t.textContent, r.left >= s.left - 0.5 && r.right <= s.right + 0.5]; });")
     assert labels[0] == [top, True] and all(inside for _, inside in labels), labels
+
+
+def test_the_device_list_stays_in_view_beside_a_selected_sensors_details(driver: WebDriver, fleet: FakeService) -> None:
+    """Selecting a device keeps the list beside its details: a dispatcher goes from one to the
+    next without closing the panel (the details scroll within their share of the side)."""
+    now = int(time.time() * 1000)
+    fleet.readings["bin-0-620105001"] = [{"t": now - h * 3_600_000, "kind": "status", "fill": 64 - 2 * h, "bat": 77}
+                                         for h in range(23, -1, -1)]
+    with loaded_page(driver, fleet) as page:
+        _open(page, "bin-0-620105001")
+        wait_for_js(driver, "document.querySelector('#gw-readings-chart svg[data-field]') !== null")
+        shown = page.js(
+            "const list = document.querySelector('.gw-devices tbody').parentElement.parentElement.getBoundingClientRect();"
+            "return [...document.querySelectorAll('.gw-device-row')].filter((row) => {"
+            "  const r = row.getBoundingClientRect();"
+            "  return r.top >= list.top && r.bottom <= list.bottom && r.bottom <= window.innerHeight; }).length;")
+        page_scrolls = page.js("return document.documentElement.scrollHeight > window.innerHeight")
+    assert shown >= 4 and not page_scrolls, (shown, page_scrolls)  # of five: a list to pick from, not a sliver
