@@ -225,3 +225,25 @@ def test_the_device_list_stays_in_view_beside_a_selected_sensors_details(driver:
             "  return r.top >= list.top && r.bottom <= list.bottom && r.bottom <= window.innerHeight; }).length;")
         page_scrolls = page.js("return document.documentElement.scrollHeight > window.innerHeight")
     assert shown >= 4 and not page_scrolls, (shown, page_scrolls)  # of five: a list to pick from, not a sliver
+
+
+def test_a_locate_the_device_never_answers_says_so_after_a_minute(driver: WebDriver, fleet: FakeService) -> None:
+    """Not "等待回报…" for ever: a device that is off, out of coverage or deaf to the command
+    (a manhole cover) is reported as not having answered."""
+    script = driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": (
+        "(() => { const real = Date.now.bind(Date); window.gwClockShift = 0; Date.now = () => real() + window.gwClockShift; })();")})
+    try:
+        with loaded_page(driver, fleet) as page:
+            _open(page, "mh-0007")
+            page.driver.find_element(By.CSS_SELECTOR, "#gw-commands .gw-command-locate").click()
+            wait_for_js(driver, "document.querySelector('.gw-command-result').dataset.state === 'sent'")
+            page.js("window.gwClockShift = 30_000")
+            time.sleep(1.5)
+            waiting = page.js("return document.querySelector('.gw-command-result').dataset.state")
+            page.js("window.gwClockShift = 61_000")
+            wait_for_js(driver, "document.querySelector('.gw-command-result').dataset.state === 'silent'", timeout=5)
+            text = page.js("return document.querySelector('.gw-command-result').textContent")
+    finally:
+        driver.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": script["identifier"]})
+    assert waiting == "sent"
+    assert text == "60 秒内未回报"
