@@ -13,7 +13,6 @@ const DEFAULT_STOP_MIN = 5;
 // A replay step longer than this (the tab was hidden) does not jump the marker ahead.
 const MAX_FRAME_MS = 250;
 
-
 export class HistoryPanel {
   constructor(map, panel, { getJSON, devices }) {
     this.map = map;
