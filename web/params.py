@@ -67,6 +67,10 @@ def only_params(connection: HTTPConnection, allowed: Iterable[str]) -> None:
     if unknown:
         takes = ", ".join(sorted(known)) if known else "none"
         raise HTTPException(400, f"unknown query parameter {unknown[0]!r} (this endpoint takes: {takes})")
+    # every parameter is read once: a second value would be silently dropped
+    repeated = sorted(name for name in set(connection.query_params) if len(connection.query_params.getlist(name)) > 1)
+    if repeated:
+        raise HTTPException(400, f"query parameter {repeated[0]!r} given twice or more: give it once")
 
 
 def city_zone(request: Request) -> ZoneInfo:
@@ -141,6 +145,20 @@ def float_param(request: Request, name: str, low: float, high: float) -> float:
     if not math.isfinite(value) or not low <= value <= high:
         raise HTTPException(400, f"{name!r} must be between {low} and {high}, got {raw!r}")
     return value
+
+
+YES, NO = ("1", "true", "yes"), ("0", "false", "no", "")
+
+
+def flag_param(request: Request, name: str) -> bool:
+    """A yes/no parameter: 1, true, yes or 0, false, no (absent: no); anything else a 400
+    naming it, never read as no (``open=on`` would answer every alert, not the open ones)."""
+    raw = request.query_params.get(name, "")
+    if raw in YES:
+        return True
+    if raw in NO:
+        return False
+    raise HTTPException(400, f"{name!r} must be 1 or 0 (true/false, yes/no), got {raw!r}")
 
 
 def limit_param(request: Request, default: int, high: int) -> int:

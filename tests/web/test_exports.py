@@ -94,3 +94,64 @@ async def test_exports_open_in_their_readers_with_city_times_and_the_callers_dis
     assert unknown_kind.status_code == 404 and "'devices'" in unknown_kind.json()["error"]
     assert wrong_format.status_code == 404 and "'gpx'" in wrong_format.json()["error"]
     assert wrong_param.status_code == 400 and "'date'" in wrong_param.json()["error"]
+
+
+async def test_exports_name_the_devices_as_the_map_does(settings, broker):
+    """A dispatcher's file says who and what, as the map does: the collector's name, the
+    sensor's name, beside the id; the GeoJSON export is the track route's answer."""
+    import time
+
+    import httpx
+    import msgpack
+
+    from tests.harness import auth_headers, start_service
+    from tests.helpers import apublish, wait_for
+    from tests.tracker.test_names_readings_e2e import ANNING_BIN, _bin
+    from tracker.registry.model import RegisteredDevice
+
+    now = int(time.time() * 1000)
+    async with trio.open_nursery() as nursery:
+        store, running = await start_service(nursery, settings)
+        for device in (RegisteredDevice.new("c0001", "collector", ANNING, name="采集员 王芳", person="王芳"),
+                       RegisteredDevice.new("bin-0001", "sensor", ANNING, name="果皮箱 桃林 3 号", component=ANNING_BIN)):
+            await store.register_device(device.row())
+        await running.registry.load(store)
+        await apublish(broker, [
+            *[("gw/v1/620105/collector/c0001/pos",
+               msgpack.packb({"t": now - 30_000 + 10_000 * i, "lat": 36.1050 + 0.0003 * i, "lon": 103.7200, "acc": 5.0}))
+              for i in range(3)],
+            *_bin("bin-0001", ANNING_BIN, ANNING, now - 60_000, 91.0),  # over 80 % full: an alarm
+        ])
+        await wait_for(lambda: running.pipeline.metrics.get("gridwatch_persisted_total") >= 4)
+        with trio.fail_after(10):
+            while not await store.fetch("SELECT id FROM alarm_events WHERE device = 'bin-0001'"):
+                await trio.sleep(0.05)
+        await store.fetch(  # a patrol alert of the named collector, as the patrol engine stores one
+            "INSERT INTO patrol_alerts (kind, collector, slot_id, area, grid, slot_start, slot_end, raised_at, updated_at, "
+            "detail, text) VALUES ('battery_low', 'c0001', 's', '620105001001', '620105001001001', now(), now(), now(), now(), "
+            "'{}', '电量低') RETURNING id")
+        window = {"from": str(now - 60_000), "to": str(now + 1000)}
+        async with httpx.AsyncClient(base_url=running.url,
+                                     headers=await auth_headers(store, role="viewer", district=ANNING)) as http:
+            route = (await http.get("/api/devices/c0001/track", params=window)).json()
+            got = {fmt: await http.get(f"/api/exports/track.{fmt}", params={"device": "c0001", **window})
+                   for fmt in ("csv", "xlsx", "gpx", "geojson")}
+            alarms = await http.get("/api/exports/alarms.csv")
+            alerts = await http.get("/api/exports/alerts.csv")
+        nursery.cancel_scope.cancel()
+
+    assert route["properties"]["label"] == "王芳"
+    assert json.loads(got["geojson"].content) == route
+    gpx = ElementTree.fromstring(got["gpx"].content)
+    assert gpx.find(f"{GPX}trk/{GPX}name").text == "王芳"
+    track = read_csv(got["csv"].content)
+    name = track[0].index("名称")
+    assert track[1][name] == "label" and [row[name] for row in track[2:]] == ["王芳"] * 3
+    sheet = list(load_workbook(io.BytesIO(got["xlsx"].content)).active.iter_rows(values_only=True))
+    assert [row[name] for row in sheet[2:]] == ["王芳"] * 3
+    table = read_csv(alarms.content)
+    name = table[0].index("名称")
+    assert {row[name] for row in table[2:]} == {"果皮箱 桃林 3 号"}
+    table = read_csv(alerts.content)
+    collector, name = table[0].index("采集员"), table[0].index("姓名")
+    assert [(row[collector], row[name]) for row in table[2:]] == [("c0001", "王芳")]

@@ -134,9 +134,13 @@ def test_alarms_show_the_measured_value_against_the_limit(driver: WebDriver, fle
         page.driver.find_element(By.ID, "gw-tab-alerts").click()
         wait_for_js(driver, "document.querySelectorAll('#gw-alarm-rows li').length === 2")
         rows = page.js("return [...document.querySelectorAll('#gw-alarm-rows li')].map((li) => li.textContent)")
+        tooltips = page.js("return [...document.querySelectorAll('#gw-alarm-rows li .gw-row-text')].map((t) => t.title)")
     overspeed, tilt = sorted(rows, key=lambda text: "超速" not in text)
     assert "甘A·D1234" in overspeed and "72.4 km/h / 限值 60 km/h" in overspeed
     assert "上水井盖 北街 7 号" in tilt and "35.5° / 限值 10°" in tilt
+    # the list reads in Chinese: the service's English detail is the tooltip, not the text
+    assert "speed" not in overspeed and "installed" not in tilt
+    assert sorted(tooltips) == ["speed 72.4 km/h, limit 60 km/h", "tilt 35.5° against installed 0°"]
 
 
 def test_a_commander_sends_locate_from_the_details_and_sees_the_device_answer(named: Page) -> None:
@@ -169,3 +173,77 @@ def test_a_viewer_has_no_locate_button(driver: WebDriver, fleet: FakeService) ->
         _open(page, "c0001")
         hidden = page.js("return document.getElementById('gw-commands').hidden")
     assert hidden is True and fleet.locates == []
+
+
+def test_patrol_alerts_name_the_collector_as_the_list_does(driver: WebDriver, fleet: FakeService) -> None:
+    from tests.web.test_map_page_watch import WANLI, alert
+
+    now = int(time.time() * 1000)
+    fleet.alerts = [alert(2, "offline", "c0001", WANLI, now - 60_000, {"last_fix_ms": now - 20 * 60_000, "minutes": 16.0}),
+                    alert(1, "battery_low", "c0999", WANLI, now - 90_000, {"battery_pct": 15.0, "threshold_pct": 20.0})]
+    with loaded_page(driver, fleet) as page:
+        page.driver.find_element(By.ID, "gw-tab-alerts").click()
+        wait_for_js(driver, "document.querySelectorAll('#gw-alert-rows .gw-alert-row').length === 2")
+        who = page.js("return Object.fromEntries([...document.querySelectorAll('#gw-alert-rows .gw-alert-row')]"
+                      ".map((li) => [li.dataset.alertId, li.querySelector('.gw-row-who').textContent]))")
+        page.assert_no_console_errors()
+    assert who == {"2": "王芳", "1": "c0999"}  # a collector the registry does not know: its id
+
+
+@pytest.mark.parametrize(("field", "values", "top"), [("fill", [51.3, 79.8], "79.8%"), ("fill", [20.0, 100.0], "100%"),
+                                                      ("level", [0.0, 12.5], "12.5 cm"), ("gas", [0.0, 1234.0], "1,234 ppm")])
+def test_the_readings_chart_shows_its_scale_whole(driver: WebDriver, fleet: FakeService, field: str, values: list[float],
+                                                  top: str) -> None:
+    """The top of the scale reads 79.8%, not a clipped "9.8%" a dispatcher would take for the figure."""
+    now = int(time.time() * 1000)
+    fleet.readings["bin-0-620105001"] = [{"t": now - (len(values) - i) * 60_000, "kind": "status", field: v, "bat": 77}
+                                         for i, v in enumerate(values)]
+    with loaded_page(driver, fleet) as page:
+        _open(page, "bin-0-620105001")
+        wait_for_js(driver, "document.querySelector('#gw-readings-chart svg[data-field]') !== null")
+        labels = page.js(
+            "const s = document.querySelector('#gw-readings-chart svg').getBoundingClientRect();"
+            "return [...document.querySelectorAll('#gw-readings-chart svg text')].map((t) => {"
+            "  const r = t.getBoundingClientRect();"
+            "  return [t.textContent, r.left >= s.left - 0.5 && r.right <= s.right + 0.5]; });")
+    assert labels[0] == [top, True] and all(inside for _, inside in labels), labels
+
+
+def test_the_device_list_stays_in_view_beside_a_selected_sensors_details(driver: WebDriver, fleet: FakeService) -> None:
+    """Selecting a device keeps the list beside its details: a dispatcher goes from one to the
+    next without closing the panel (the details scroll within their share of the side)."""
+    now = int(time.time() * 1000)
+    fleet.readings["bin-0-620105001"] = [{"t": now - h * 3_600_000, "kind": "status", "fill": 64 - 2 * h, "bat": 77}
+                                         for h in range(23, -1, -1)]
+    with loaded_page(driver, fleet) as page:
+        _open(page, "bin-0-620105001")
+        wait_for_js(driver, "document.querySelector('#gw-readings-chart svg[data-field]') !== null")
+        shown = page.js(
+            "const list = document.querySelector('.gw-devices tbody').parentElement.parentElement.getBoundingClientRect();"
+            "return [...document.querySelectorAll('.gw-device-row')].filter((row) => {"
+            "  const r = row.getBoundingClientRect();"
+            "  return r.top >= list.top && r.bottom <= list.bottom && r.bottom <= window.innerHeight; }).length;")
+        page_scrolls = page.js("return document.documentElement.scrollHeight > window.innerHeight")
+    assert shown >= 4 and not page_scrolls, (shown, page_scrolls)  # of five: a list to pick from, not a sliver
+
+
+def test_a_locate_the_device_never_answers_says_so_after_a_minute(driver: WebDriver, fleet: FakeService) -> None:
+    """Not "等待回报…" for ever: a device that is off, out of coverage or deaf to the command
+    (a manhole cover) is reported as not having answered."""
+    script = driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": (
+        "(() => { const real = Date.now.bind(Date); window.gwClockShift = 0; Date.now = () => real() + window.gwClockShift; })();")})
+    try:
+        with loaded_page(driver, fleet) as page:
+            _open(page, "mh-0007")
+            page.driver.find_element(By.CSS_SELECTOR, "#gw-commands .gw-command-locate").click()
+            wait_for_js(driver, "document.querySelector('.gw-command-result').dataset.state === 'sent'")
+            page.js("window.gwClockShift = 30_000")
+            time.sleep(1.5)
+            waiting = page.js("return document.querySelector('.gw-command-result').dataset.state")
+            page.js("window.gwClockShift = 61_000")
+            wait_for_js(driver, "document.querySelector('.gw-command-result').dataset.state === 'silent'", timeout=5)
+            text = page.js("return document.querySelector('.gw-command-result').textContent")
+    finally:
+        driver.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": script["identifier"]})
+    assert waiting == "sent"
+    assert text == "60 秒内未回报"

@@ -93,6 +93,10 @@ def test_alarms_are_counted_by_severity_as_they_arrive_at_1920_by_1080() -> None
         wait_for_js(page.driver, "document.querySelector(\"#gw-wall-panels [data-level='critical'] .gw-wall-value\")"
                                  ".textContent === '1'", timeout=5)
         assert figure(page, "[data-kind='紧急报警']") == "1"
+        # the room reads Chinese: the severities' English names are tooltips, not text on the wall
+        (alarms,) = displayed_text(page, "#gw-wall-panels [data-panel='alarms']")
+        assert not any("a" <= c.lower() <= "z" for c in alarms), alarms
+        assert page.js("return document.querySelector(\"#gw-wall-panels [data-level='critical']\").title") == "紧急 critical"
         sizes = page.js(_TEXT_SIZES, "#gw-wall-panels")
         assert min(px for _, px in sizes) >= 16  # a 1080p wall still reads from a distance
         assert errors_but_the_missing_cases(page) == []

@@ -250,3 +250,35 @@ def test_history_shows_the_filtered_distance_and_stops_and_replays_the_points_in
         assert min(a[1], b[1]) - 1e-9 <= lng <= max(a[1], b[1]) + 1e-9
     assert samples[-1][1] == pytest.approx(points[-1])
     page.assert_no_console_errors()
+
+
+def test_the_history_summary_names_the_device_as_the_list_does(driver: WebDriver) -> None:
+    service = WatchService()
+    service.by_id("c0001")["label"] = "王芳"
+    with loaded_page(driver, service) as page:
+        show(page, "gw-tab-history")
+        Select(driver.find_element(By.ID, "gw-history-device")).select_by_value("c0001")
+        driver.find_element(By.ID, "gw-history-load").click()
+        wait_for_js(driver, "document.getElementById('gw-history-summary').dataset.distance !== undefined")
+        summary = driver.find_element(By.ID, "gw-history-summary").text
+        page.assert_no_console_errors()
+    assert summary.startswith("王芳（c0001）：原始 "), summary
+
+
+def test_the_queried_history_downloads_as_the_track_files_of_that_range(driver: WebDriver) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    with loaded_page(driver, WatchService()) as page:
+        show(page, "gw-tab-history")
+        Select(driver.find_element(By.ID, "gw-history-device")).select_by_value("c0001")
+        driver.find_element(By.ID, "gw-history-load").click()
+        wait_for_js(driver, "document.getElementById('gw-history-summary').dataset.distance !== undefined")
+        answered = page.js("const r = window.gridwatch.history.result; return [r.from, r.to]")
+        links = {a.get_attribute("data-format"): a.get_attribute("href")
+                 for a in driver.find_elements(By.CSS_SELECTOR, "#gw-panel-history a.gw-download") if a.is_displayed()}
+        page.assert_no_console_errors()
+    assert sorted(links) == ["csv", "geojson", "gpx", "xlsx"]
+    for fmt, href in links.items():
+        url = urlsplit(href)
+        assert url.path == f"/api/exports/track.{fmt}"
+        assert parse_qs(url.query) == {"device": ["c0001"], "from": [str(answered[0])], "to": [str(answered[1])]}

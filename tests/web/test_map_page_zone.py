@@ -45,3 +45,36 @@ def test_a_fix_time_is_the_citys_clock_labelled_in_a_browser_of_another_zone() -
     assert shown.startswith(f"{expected} 北京时间"), shown
     assert los_angeles.strftime("%H:%M:%S") not in shown
     assert "/api/exports/track.csv?device=v0001&from=" in href
+
+
+def test_the_history_range_is_the_citys_wall_clock_in_a_browser_of_another_zone() -> None:
+    """The range a dispatcher types in the history panel is read, and the range the service
+    chose is shown, on the city's clock (as the summary and the stops are), not the browser's."""
+    from selenium.webdriver.support.ui import Select
+
+    from tests.web.test_map_page_watch import WatchService
+    from web.params import parse_time
+
+    service = WatchService()
+    beijing = ZoneInfo("Asia/Shanghai")
+    with open_browser(env={"TZ": BROWSER_ZONE}) as driver, loaded_page(driver, service) as page:
+        driver.find_element(By.ID, "gw-tab-history").click()
+        wait_for_js(driver, "!document.getElementById('gw-panel-history').hidden")
+        Select(driver.find_element(By.ID, "gw-history-device")).select_by_value("c0001")
+        driver.find_element(By.ID, "gw-history-load").click()
+        wait_for_js(driver, "document.getElementById('gw-history-summary').dataset.distance !== undefined")
+        answered_from = page.js("return window.gridwatch.history.result.from")
+        shown_from = driver.find_element(By.ID, "gw-history-from").get_attribute("value")
+
+        # a dispatcher asks for 09:00 to 10:30 of 1 December, Beijing time
+        page.js("const h = window.gridwatch.history; h.fromInput.value = '2026-12-01T09:00';"
+                "h.toInput.value = '2026-12-01T10:30';")
+        driver.find_element(By.ID, "gw-history-load").click()
+        deadline = time.monotonic() + 10
+        while len(service.history_queries) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        query = service.history_queries[-1]
+        page.assert_no_console_errors()
+    assert shown_from == datetime.fromtimestamp(answered_from / 1000, beijing).strftime("%Y-%m-%dT%H:%M")
+    assert parse_time(query["from"], "from", beijing) == datetime(2026, 12, 1, 9, 0, tzinfo=beijing)
+    assert parse_time(query["to"], "to", beijing) == datetime(2026, 12, 1, 10, 30, tzinfo=beijing)

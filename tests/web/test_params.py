@@ -161,3 +161,44 @@ def test_websocket_and_mount_routes_are_accounted_for():
     kinds = {type(r) for r in ROUTES}
     assert kinds <= {Route, WebSocketRoute, Mount}
     assert all(accepted_params(r.endpoint) == frozenset() for r in ROUTES if isinstance(r, WebSocketRoute))
+
+
+async def test_a_yes_no_parameter_takes_yes_or_no_and_refuses_anything_else_by_name(settings, broker):
+    """``open=`` of the alert list and its export: 1/0 (true/false, yes/no); a typo such as
+    ``open=on`` or ``open=True`` is a 400 naming it, not the whole list instead of the open ones."""
+    settings = settings.replace("jt808", enabled=False)
+    async with trio.open_nursery() as nursery:
+        store, running = await start_service(nursery, settings)
+        async with httpx.AsyncClient(base_url=running.url, timeout=10, headers=await auth_headers(store)) as http:
+            got = {(path, value): await http.get(path, params={"open": value})
+                   for path in ("/api/alerts", "/api/exports/alerts.csv")
+                   for value in ("1", "0", "true", "false", "yes", "no", "", "on", "True", "2", "open")}
+        nursery.cancel_scope.cancel()
+    for (path, value), response in got.items():
+        if value in ("1", "0", "true", "false", "yes", "no", ""):
+            assert response.status_code == 200, (path, value, response.text)
+        else:
+            assert response.status_code == 400, (path, value, response.text)
+            assert "'open'" in response.json()["error"], (path, value)
+
+
+async def test_a_parameter_given_twice_is_refused_by_name_not_read_as_one_of_them(settings, broker):
+    """``from=…&from=…`` (a page that appended its default and the chosen value) is a 400
+    naming it, not whichever came last."""
+    settings = settings.replace("jt808", enabled=False)
+    async with trio.open_nursery() as nursery:
+        store, running = await start_service(nursery, settings)
+        async with httpx.AsyncClient(base_url=running.url, timeout=10, headers=await auth_headers(store)) as http:
+            got = {path: await http.get(path) for path in (
+                "/api/devices/c0402/track?from=2026-12-01T15:00:00&from=2026-12-02T15:00:00",
+                "/api/alerts?open=1&open=0",
+                "/api/exports/track.csv?device=c0402&device=c0403",
+                "/api/alarms?limit=5&limit=500",
+            )}
+            once = await http.get("/api/alarms?limit=5")
+        nursery.cancel_scope.cancel()
+    for path, response in got.items():
+        name = path.split("?")[1].split("=")[0]
+        assert response.status_code == 400, (path, response.text)
+        assert f"'{name}'" in response.json()["error"] and "twice" in response.json()["error"], (path, response.text)
+    assert once.status_code == 200

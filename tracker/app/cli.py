@@ -156,7 +156,7 @@ def cmd_simulate(args, settings) -> int:
                     raise CommandError(f"the broker did not register the fleet: {exc}") from None
         async with trio.open_nursery() as nursery:
             await nursery.start(functools.partial(run_fleet, params, fleet, args.interval, jt808, connections=args.connections,
-                                                  accounts=accounts))
+                                                  accounts=accounts, speed_limit_kmh=settings.jt808.speed_limit_kmh))
             vehicles = f"vehicles on JT/T 808 at {jt808[0]}:{jt808[1]}" if jt808 else "vehicles on MQTT"
             print(f"simulating {len(fleet)} devices against {params.host}:{params.port} ({vehicles})", flush=True)
 

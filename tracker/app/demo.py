@@ -135,7 +135,8 @@ async def _main(settings: Settings, broker_port: int, logins: dict[str, str]) ->
             accounts = await Provisioning(store, control_account(settings), running.registry).ensure_all(fleet_registrations(fleet))
             print(f"  registered {len(accounts)} devices (`tracker devices list`)", flush=True)
             params = BrokerParams("127.0.0.1", broker_port, "", "", "gridwatch-sim")
-            await nursery.start(functools.partial(run_fleet, accounts=accounts), params, fleet, settings.demo.interval_s,
+            await nursery.start(functools.partial(run_fleet, accounts=accounts,
+                                                  speed_limit_kmh=settings.jt808.speed_limit_kmh), params, fleet, settings.demo.interval_s,
                                 (settings.jt808.host, running.jt808_port) if running.jt808_port else None)
             print(f"  simulating {len(fleet)} devices", flush=True)
             print("\n".join(await ensure_demo_accounts(store, logins)), flush=True)

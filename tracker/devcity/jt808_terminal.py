@@ -100,8 +100,11 @@ def _bcd_time(now: float) -> bytes:
 class Jt808Terminal:
     """The terminal in one vehicle: connects, logs in, reports; reconnects when dropped."""
 
-    def __init__(self, vehicle: Vehicle, rng: random.Random) -> None:
+    def __init__(self, vehicle: Vehicle, rng: random.Random, *, speed_limit_kmh: float = 60.0) -> None:
+        """``speed_limit_kmh``: the limit the terminal is set to (parameter 0x0055): a
+        speeder raises overspeed only while driving over it."""
         self.vehicle = vehicle
+        self.speed_limit_kmh = speed_limit_kmh
         self.rng = rng
         self.version = 1 if vehicle.edition == "2019" else None
         self.serial = 0
@@ -204,7 +207,7 @@ class Jt808Terminal:
         if not self.alarm & ALARM_OVERSPEED and self.reports >= self.overspeed_at:
             self.alarm |= ALARM_OVERSPEED
             self.overspeed_until = self.reports + self.rng.randint(8, 20)
-            walker.speed = self.cruise_mps * 2
+            walker.speed = max(self.cruise_mps * 2, self.speed_limit_kmh / 3.6 * 1.2)  # over the limit, as the bit says
         elif self.alarm & ALARM_OVERSPEED and self.reports >= self.overspeed_until:
             self.alarm &= ~ALARM_OVERSPEED
             self.overspeed_at = self.reports + self.rng.randint(100, 400)

@@ -173,7 +173,7 @@ async def run_fleet(params: BrokerParams, fleet: Fleet, interval_s: float, jt808
                     connections: int = 0, seed: int = 11, lift: tuple[float, float] | None = None,
                     sensor_period_s: float = SENSOR_PERIOD_S, accounts: Mapping[str, str] | None = None,
                     report_every_s: float = REPORT_EVERY_S, clock: Callable[[], float] = time.time,
-                    task_status=trio.TASK_STATUS_IGNORED) -> None:
+                    speed_limit_kmh: float = 60.0, task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Run the fleet forever.
 
     ``jt808``: (host, port) of the JT/T 808 gateway the vehicles' terminals connect to;
@@ -188,6 +188,8 @@ async def run_fleet(params: BrokerParams, fleet: Fleet, interval_s: float, jt808
     collector's mean time between problem reports (0: none). Verification tasks reach the
     collectors only with ``accounts``: each handset then subscribes to its own ``cmd``
     topic, as its broker role allows. ``clock``: epoch seconds, for the devices' times.
+    ``speed_limit_kmh``: the limit the vehicles' terminals raise overspeed at (the
+    service's ``[jt808] speed_limit_kmh``).
     """
     rng = random.Random(seed)
     handsets = fleet.collectors + ([] if jt808 is not None else [v.walker for v in fleet.vehicles])
@@ -217,7 +219,7 @@ async def run_fleet(params: BrokerParams, fleet: Fleet, interval_s: float, jt808
             await nursery.start(client.run)
         if jt808 is not None:
             for i, vehicle in enumerate(fleet.vehicles):
-                nursery.start_soon(Jt808Terminal(vehicle, random.Random(seed * 1000 + i)).run, jt808, interval_s)
+                nursery.start_soon(Jt808Terminal(vehicle, random.Random(seed * 1000 + i), speed_limit_kmh=speed_limit_kmh).run, jt808, interval_s)
         for j, sensor in enumerate(fleet.sensors):
             _publish(clients[(len(handsets) + j) % n_conn], f"{sensor.topic_root}/pos", sensor.position_payload(start), qos=1)
         task_status.started()

@@ -13,14 +13,14 @@ from alerts.messages import Catalogue, Lang, Severity, negotiate
 from alerts.patrol import AlertKind
 from protocols.epoch import datetime_to_ms
 from web.context import WebContext, context
-from web.params import accepts, limit_param
+from web.params import accepts, flag_param, limit_param
 from web.principal import principal
 
 
 @accepts("open", "limit", "lang")
 async def patrol_alerts(request: Request) -> Response:
     """Patrol alerts; ``open=1`` for the unresolved ones only."""
-    open_only = request.query_params.get("open", "0") in ("1", "true", "yes")
+    open_only = flag_param(request, "open")
     limit = limit_param(request, 200, 5000)
     lang = negotiate(request.query_params.get("lang"), request.headers.get("accept-language"))
     ctx = context(request)

@@ -17,12 +17,13 @@ from starlette.responses import Response
 from protocols.epoch import datetime_to_ms, ms_to_datetime
 from web.context import context
 from web.exports import Column, to_csv, to_gpx, to_xlsx
-from web.params import accepts, date_param, limit_param, only_params, time_param
+from web.params import accepts, date_param, flag_param, limit_param, only_params, time_param
 from web.principal import principal
-from web.routes.devices import EARLIEST, TRACK_DEFAULT, _known, track_geojson
+from web.routes.devices import EARLIEST, TRACK_DEFAULT, _known, _label, track_geojson
 from web.routes.patrol import patrol_engine
 
 ALARMS = (Column("id", "编号", "id", "number"), Column("t", "时间", "time", "time"), Column("device", "设备", "device"),
+          Column("label", "名称", "label"),
           Column("source", "来源", "source"), Column("component", "部件编码", "component"), Column("kind", "类型", "kind"),
           Column("raised", "报警", "raised", "bool"), Column("value", "数值", "value", "number"),
           Column("grid", "单元网格", "grid"), Column("lat", "纬度", "lat", "number"), Column("lon", "经度", "lon", "number"),
@@ -30,15 +31,15 @@ ALARMS = (Column("id", "编号", "id", "number"), Column("t", "时间", "time", 
 ALERTS = (Column("id", "编号", "id", "number"), Column("raised_at", "发生时间", "raised at", "time"),
           Column("updated_at", "更新时间", "updated at", "time"), Column("resolved_at", "解除时间", "resolved at", "time"),
           Column("open", "未解除", "open", "bool"), Column("kind", "类型", "kind"), Column("collector", "采集员", "collector"),
-          Column("area", "责任区", "area"), Column("grid", "单元网格", "grid"), Column("resolution", "处理结果", "resolution"),
-          Column("text", "说明", "text"))
+          Column("collector_name", "姓名", "name"), Column("area", "责任区", "area"), Column("grid", "单元网格", "grid"),
+          Column("resolution", "处理结果", "resolution"), Column("text", "说明", "text"))
 COVERAGE = (Column("collector", "采集员", "collector"), Column("area", "责任区", "area"),
             Column("start", "班次开始", "slot start", "time"), Column("end", "班次结束", "slot end", "time"),
             Column("status", "状态", "status"), Column("complete", "已结束", "complete", "bool"),
             Column("grids_total", "网格数", "grids", "number"), Column("grids_covered", "已覆盖网格", "grids covered", "number"),
             Column("share", "覆盖率", "share", "number"), Column("passes", "经过次数", "passes", "number"),
             Column("inside_min", "区内分钟", "minutes inside", "number"), Column("fixes", "定位点数", "fixes", "number"))
-TRACK = (Column("t", "定位时间", "fix time", "time"), Column("device", "设备", "device"),
+TRACK = (Column("t", "定位时间", "fix time", "time"), Column("device", "设备", "device"), Column("label", "名称", "label"),
          Column("lat", "纬度", "lat", "number"), Column("lon", "经度", "lon", "number"))
 
 FORMATS = {"alarms": ("csv", "xlsx"), "alerts": ("csv", "xlsx"), "coverage": ("csv", "xlsx"),
@@ -69,11 +70,13 @@ async def _table(request: Request, kind: str) -> tuple[tuple[Column, ...], list[
     district = principal(request).district
     if kind == "alarms":
         rows = await ctx.records.alarm_events(limit_param(request, 1000, 100_000), district)
-        return ALARMS, [{c.key: r[c.key] for c in ALARMS} for r in rows], "alarms"
+        return ALARMS, [{c.key: r[c.key] for c in ALARMS if c.key != "label"} | {"label": _label(ctx, r["device"])}
+                        for r in rows], "alarms"
     if kind == "alerts":
-        open_only = request.query_params.get("open", "0") in ("1", "true", "yes")
+        open_only = flag_param(request, "open")
         rows = await ctx.records.patrol_alerts(open_only, limit_param(request, 5000, 100_000), district)
-        return ALERTS, [{c.key: r[c.key] for c in ALERTS if c.key != "open"} | {"open": r["resolved_at"] is None} for r in rows], "alerts"
+        return ALERTS, [{c.key: r[c.key] for c in ALERTS if c.key not in ("open", "collector_name")}
+                        | {"open": r["resolved_at"] is None, "collector_name": _label(ctx, r["collector"])} for r in rows], "alerts"
     today = datetime.fromtimestamp(ctx.clock_ms() / 1000, ZoneInfo(ctx.zone())).date()
     day = date_param(request, "date", today)
     report = await patrol_engine(request).report(day, district)
@@ -94,11 +97,12 @@ async def _track(request: Request, fmt: str, zone: str) -> Response:
         raise HTTPException(404, f"unknown device {device_id!r}")
     rows = await ctx.records.track(device_id, start, end, ctx.settings.track_max_points, district)
     title = f"track-{device_id}"
+    label = _label(ctx, device_id)  # the name the map gives it, as the track route does
     if fmt == "geojson":
-        return _file(json.dumps(track_geojson(device_id, start, end, rows), ensure_ascii=False).encode(), fmt, title)
+        return _file(json.dumps(track_geojson(device_id, start, end, rows, label=label), ensure_ascii=False).encode(), fmt, title)
     if fmt == "gpx":
-        return _file(to_gpx(device_id, ((r["lat"], r["lon"], r["t"]) for r in rows)), fmt, title)
-    records = [{"t": datetime_to_ms(r["t"]), "device": device_id, "lat": r["lat"], "lon": r["lon"]} for r in rows]
+        return _file(to_gpx(label, ((r["lat"], r["lon"], r["t"]) for r in rows)), fmt, title)
+    records = [{"t": datetime_to_ms(r["t"]), "device": device_id, "label": label, "lat": r["lat"], "lon": r["lon"]} for r in rows]
     body = to_csv(TRACK, records, zone) if fmt == "csv" else to_xlsx(TRACK, records, zone, title)
     return _file(body, fmt, title)
 

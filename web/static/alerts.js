@@ -25,7 +25,8 @@ function newestFirst(a, b) {
 }
 
 export class AlertBoard {
-  constructor(nodes, { getJSON, describePlace, onPick, onAlarmChange, onRender = null, alertsUrl = ALERTS_URL }) {
+  constructor(nodes, { getJSON, describePlace, onPick, onAlarmChange, onRender = null, alertsUrl = ALERTS_URL, nameOf = (id) => id }) {
+    this.nameOf = nameOf; // a collector's id → what the device list calls it (the registry's name)
     this.onRender = onRender; // after every render: what decorates the rows (triage.js)
     this.alertsUrl = alertsUrl;
     this.nodes = nodes;
@@ -212,8 +213,8 @@ export class AlertBoard {
     node.title = `Patrol alert #${alert.id}${alert.slot_id ? `, slot ${alert.slot_id}` : ''}`;
     cells.kind.textContent = kind.label;
     cells.kind.title = kind.title;
-    cells.who.textContent = alert.collector || '—';
-    cells.who.title = 'Collector';
+    cells.who.textContent = (alert.collector && this.nameOf(alert.collector)) || alert.collector || '—';
+    cells.who.title = `Collector ${alert.collector || ''}`.trim();
     this.fillWhere(cells.where, alert.grid, alert.area);
     cells.age.title = `Raised at ${formatClock(alert.raised_at)}`
       + (alert.updated_at && alert.updated_at !== alert.raised_at ? `, updated ${formatClock(alert.updated_at)}` : '');
@@ -239,7 +240,10 @@ export class AlertBoard {
     this.fillWhere(cells.where, alarm.grid, null);
     cells.age.title = `Raised at ${formatClock(alarm.t)}`;
     const value = valueAndLimit(alarm, kind.unit || '');
-    cells.text.textContent = [value, alarm.detail].filter(Boolean).join(' · ');
+    // the measured value against its limit, in Chinese; the service's own words (English)
+    // are the tooltip
+    cells.text.textContent = value;
+    cells.text.title = alarm.detail || '';
     this.fillAge(row, now);
   }
 

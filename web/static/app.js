@@ -17,6 +17,7 @@ import { GridLayer } from './grids.js';
 import { HistoryPanel } from './history.js';
 import { LabelLayout } from './labels.js';
 import { LiveFeed, liveFeedUrl } from './live.js';
+import { deviceLabel } from './names.js';
 import { RoadGaps } from './roads.js';
 import { DeviceMarkers } from './markers.js';
 import { Tabs } from './tabs.js';
@@ -112,6 +113,11 @@ const FRAME_HANDLERS = {
   incident: () => {},
   case: (frame) => caseBoard && caseBoard.frame(frame),
 };
+
+// What the device list calls a device (its registry name, plate), its id if unknown here.
+function deviceName(id) {
+  return state.devices.has(id) ? deviceLabel(state.devices.get(id)) : id;
+}
 
 function onFrame(frame) {
   state.framesReceived += 1;
@@ -412,10 +418,12 @@ async function boot() {
     onAlarmChange: (key, alarm) => alarmMarkers.set(key, alarm),
     onRender: () => triage && triage.update(),
     alertsUrl: pageLang() === 'en' ? '/api/alerts?open=1&limit=200&lang=en' : undefined,
+    nameOf: deviceName,
   });
   triage = new AlertTriage(map, {
     list: $('gw-alert-rows'), board, grids, lang: pageLang(),
     devicePosition: (id) => (state.devices.has(id) ? markers.position(id) : null),
+    nameOf: deviceName,
     onPick: (item) => {
       tabs.show('gw-tab-alerts');
       pick(item);

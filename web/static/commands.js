@@ -6,6 +6,9 @@
 import { el, formatClock } from './format.js';
 
 const MAY_COMMAND = new Set(['commander', 'admin']);
+// How long the answer is awaited: then the device is said not to have answered (it may be
+// off, out of coverage, or not take the command, as a fixed sensor may not).
+export const LOCATE_WAIT_MS = 60 * 1000;
 const VIA = { mqtt: 'MQTT', jt808: 'JT/T 808' };
 
 export class LocateControl {
@@ -50,6 +53,16 @@ export class LocateControl {
     }
   }
 
+  // Every second: an answer awaited longer than LOCATE_WAIT_MS is not coming.
+  tick(now) {
+    const p = this.pending;
+    if (p && now - p.sentAt >= LOCATE_WAIT_MS) {
+      this.pending = null;
+      this.setResult(`${LOCATE_WAIT_MS / 1000} 秒内未回报`, 'silent',
+        `No report within ${LOCATE_WAIT_MS / 1000} s of the command: the device may be off, out of coverage, or not take it`);
+    }
+  }
+
   clear() {
     this.device = null;
     this.pending = null;
@@ -89,7 +102,7 @@ export class LocateControl {
       this.fail(`HTTP ${response.status}`, body.error || `HTTP ${response.status}`);
       return;
     }
-    this.pending = { id: device.id, t: this.device.t };
+    this.pending = { id: device.id, t: this.device.t, sentAt: Date.now() };
     const via = VIA[body.via] || body.via || '';
     this.setResult(`已发送${via ? `（${via}）` : ''}，等待回报…`, 'sent', `Sent${body.topic ? ` to ${body.topic}` : ''}; waiting for the device to report`);
   }

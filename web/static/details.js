@@ -64,6 +64,7 @@ export class DeviceDetails {
 
   refresh(now) {
     if (this.device) this.render(now);
+    if (this.locate) this.locate.tick(now);
   }
 
   clear() {

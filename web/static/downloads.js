@@ -19,6 +19,12 @@ function links(kind, formats, params, title) {
   }, LABELS[format]));
 }
 
+// The links to a device's track files over fromMs..toMs (CSV, Excel, GPX, GeoJSON).
+export function trackLinks(device, fromMs, toMs) {
+  return links('track', ['csv', 'xlsx', 'gpx', 'geojson'], { device, from: String(fromMs), to: String(toMs) },
+    `Download the track of ${device}`);
+}
+
 function row(label, kind, formats, params, title) {
   return el('p', { class: 'gw-downloads', 'data-kind': kind }, `${label} 下载：`, ...links(kind, formats, params, title));
 }
@@ -46,7 +52,6 @@ export class Downloads {
   setTrack(device, fromMs, toMs) {
     this.track.hidden = device == null;
     if (device == null) return;
-    this.track.replaceChildren('轨迹', ...links('track', ['csv', 'xlsx', 'gpx', 'geojson'],
-      { device, from: String(fromMs), to: String(toMs) }, `Download the track of ${device}`));
+    this.track.replaceChildren('轨迹', ...trackLinks(device, fromMs, toMs));
   }
 }

@@ -87,6 +87,14 @@ export function formatDateTime(epochMs) {
   return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second} ${zoneLabel()}`;
 }
 
+// The value of a datetime-local input for an epoch time: the city's wall clock,
+// "2026-12-01T15:00", which the API reads in the city's zone as it is.
+export function cityInput(epochMs) {
+  if (!Number.isFinite(epochMs)) return '';
+  const p = zoneParts(epochMs);
+  return `${p.year}-${p.month}-${p.day}T${p.hour}:${p.minute}`;
+}
+
 export function formatBattery(bat) {
   return bat == null ? '—' : `${Math.round(bat)}%`;
 }

@@ -4,20 +4,14 @@
 // panel), its filtered distance beside the raw point count, the stops, and a replay that
 // moves a marker through the track's points in time order at 1×, 4×, 16× or 64×.
 
-import { el, formatClock, formatDistance } from './format.js';
+import { cityInput, el, formatClock, formatDistance } from './format.js';
+import { deviceLabel } from './names.js';
+import { trackLinks } from './downloads.js';
 
 export const SPEEDS = Object.freeze([1, 4, 16, 64]);
 const DEFAULT_STOP_MIN = 5;
 // A replay step longer than this (the tab was hidden) does not jump the marker ahead.
 const MAX_FRAME_MS = 250;
-
-const two = (n) => String(n).padStart(2, '0');
-
-// The value of a datetime-local input for an epoch time, in the browser's zone.
-export function localInput(ms) {
-  const d = new Date(ms);
-  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())}T${two(d.getHours())}:${two(d.getMinutes())}`;
-}
 
 export class HistoryPanel {
   constructor(map, panel, { getJSON, devices }) {
@@ -46,6 +40,8 @@ export class HistoryPanel {
     this.loadButton = el('button', { type: 'button', id: 'gw-history-load', class: 'gw-history-load' }, '查询');
     this.summary = el('p', { class: 'gw-history-summary', id: 'gw-history-summary' }, '选择设备与时段后查询');
     this.method = el('p', { class: 'gw-history-method', id: 'gw-history-method' });
+    // the queried range's fixes as files (the exports give the recorded fixes, unfiltered)
+    this.downloads = el('p', { class: 'gw-downloads', 'data-kind': 'history-track', id: 'gw-history-downloads', hidden: true });
     this.stopList = el('ol', { class: 'gw-history-stops', id: 'gw-history-stops' });
     this.playButton = el('button', { type: 'button', id: 'gw-replay-play', class: 'gw-replay-play', disabled: true,
       title: 'Play / pause the replay' }, '▶ 回放');
@@ -63,6 +59,7 @@ export class HistoryPanel {
         field('设备', this.deviceSelect), field('起', this.fromInput), field('止', this.toInput),
         field('停留≥(分钟)', this.stopInput), this.loadButton),
       this.summary,
+      this.downloads,
       el('div', { class: 'gw-replay' }, this.playButton, this.slider, this.clock,
         el('span', { class: 'gw-replay-speeds' }, ...this.speedButtons)),
       el('h3', { class: 'gw-section-head', title: 'Stops: dwells longer than the minutes above' }, '停留点'),
@@ -104,10 +101,10 @@ export class HistoryPanel {
     if (!id) return;
     const request = ++this.request;
     const params = new URLSearchParams();
-    const from = this.fromInput.value ? new Date(this.fromInput.value).getTime() : NaN;
-    const to = this.toInput.value ? new Date(this.toInput.value).getTime() : NaN;
-    if (Number.isFinite(from)) params.set('from', String(from));
-    if (Number.isFinite(to)) params.set('to', String(to));
+    // the inputs hold the city's wall clock, sent as it is: the API reads a time without
+    // an offset in the city's zone (the browser's own zone plays no part)
+    if (this.fromInput.value) params.set('from', this.fromInput.value);
+    if (this.toInput.value) params.set('to', this.toInput.value);
     params.set('stop_min', this.stopInput.value || String(DEFAULT_STOP_MIN));
     this.pause();
     this.summary.textContent = '查询中…';
@@ -133,17 +130,23 @@ export class HistoryPanel {
     const times = (result.track && result.track.properties && result.track.properties.times) || [];
     this.points = coords.map(([lon, lat], i) => ({ t: times[i], lat, lng: lon }));
     this.stops = Array.isArray(result.stops) ? result.stops : [];
-    if (!this.fromInput.value && Number.isFinite(result.from)) this.fromInput.value = localInput(result.from);
-    if (!this.toInput.value && Number.isFinite(result.to)) this.toInput.value = localInput(result.to);
+    if (!this.fromInput.value && Number.isFinite(result.from)) this.fromInput.value = cityInput(result.from);
+    if (!this.toInput.value && Number.isFinite(result.to)) this.toInput.value = cityInput(result.to);
 
     const raw = result.raw || {};
     const slot = result.slot ? `，班次自 ${formatClock(result.slot.start)}` : '';
-    this.summary.textContent = `${result.device}：原始 ${raw.points ?? 0} 点，去抖后 ${this.points.length} 点，`
+    const device = [...this.devices()].find((d) => d.id === result.device);
+    const label = device ? deviceLabel(device) : result.device;
+    const who = label !== result.device ? `${label}（${result.device}）` : result.device;
+    this.summary.textContent = `${who}：原始 ${raw.points ?? 0} 点，去抖后 ${this.points.length} 点，`
       + `里程 ${formatDistance(result.distance_m || 0)}（未去抖连线 ${formatDistance(raw.distance_m || 0)}），`
       + `停留 ${this.stops.length} 处${slot}`;
     this.summary.title = `${formatClock(result.from)} – ${formatClock(result.to)}`
       + (raw.truncated ? ' (more fixes than one answer holds: the first ones only)' : '');
     this.summary.dataset.distance = String(result.distance_m || 0);
+    const range = Number.isFinite(result.from) && Number.isFinite(result.to);
+    this.downloads.hidden = !range;
+    this.downloads.replaceChildren(...(range ? ['轨迹 下载：', ...trackLinks(result.device, result.from, result.to)] : []));
     this.summary.dataset.rawPoints = String(raw.points ?? 0);
     this.method.textContent = (result.method && (result.method.zh || result.method.en)) || '';
     this.method.title = (result.method && result.method.en) || '';

@@ -8,7 +8,8 @@ export const READINGS_WINDOW_MS = 24 * 60 * 60 * 1000;
 const SVG = 'http://www.w3.org/2000/svg';
 const WIDTH = 300;
 const HEIGHT = 90;
-const PAD = { left: 30, right: 6, top: 8, bottom: 16 };
+// left: room for the scale's labels, "79.8%", "100%", "12.5 cm", whole
+const PAD = { left: 46, right: 6, top: 8, bottom: 16 };
 
 // field → [label, English title, unit]; in the order the panel lists them
 export const READING_FIELDS = Object.freeze({
@@ -106,5 +107,15 @@ export class ReadingsChart {
       svg('text', { x: WIDTH - PAD.right, y: HEIGHT - 3, 'text-anchor': 'end' }, document.createTextNode('现在')),
       svg('path', { class: 'gw-readings-line', d: path }));
     this.container.replaceChildren(el('p', { class: 'gw-readings-caption', title: `${en}, last 24 hours` }, `${zh}（近24小时）`), chart);
+    // a longer scale label ("1,234 ppm") than the margin holds: widen the view to its start
+    let left = 0;
+    for (const text of chart.querySelectorAll('text')) {
+      try {
+        left = Math.min(left, text.getBBox().x);
+      } catch {
+        // not rendered (a hidden panel): the margin stands
+      }
+    }
+    if (left < 0) chart.setAttribute('viewBox', `${Math.floor(left) - 2} 0 ${WIDTH - Math.floor(left) + 2} ${HEIGHT}`);
   }
 }

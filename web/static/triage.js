@@ -27,7 +27,8 @@ export function pageLang(location = window.location) {
 }
 
 export class AlertTriage {
-  constructor(map, { list, board, grids, devicePosition, onPick, lang = 'zh' }) {
+  constructor(map, { list, board, grids, devicePosition, onPick, lang = 'zh', nameOf = (id) => id }) {
+    this.nameOf = nameOf;
     this.map = map;
     this.list = list;
     this.board = board;
@@ -133,7 +134,7 @@ export class AlertTriage {
     const severity = SEVERITIES[severityOf(alert)];
     const kind = alertKind(alert.kind);
     const place = this.grids.placeName(alert.grid || alert.area) || alert.area || '';
-    const note = new Notification(`【${severity.zh}】${kind.label} · ${alert.collector}`, {
+    const note = new Notification(`【${severity.zh}】${kind.label} · ${this.nameOf(alert.collector) || alert.collector}`, {
       body: `${this.textOf(alert)}${place ? `\n${place}` : ''}`,
       tag: `gridwatch-alert-${alert.id}`,
     });
@@ -271,7 +272,7 @@ export class AlertTriage {
         node.dataset.kind = alert.kind;
         node.dataset.severity = severity;
         node.hidden = !this.matches(alert);
-        node.title = `${SEVERITIES[severity].zh} · ${alertKind(alert.kind).label} · ${alert.collector} · ${this.textOf(alert)}`;
+        node.title = `${SEVERITIES[severity].zh} · ${alertKind(alert.kind).label} · ${this.nameOf(alert.collector) || alert.collector} · ${this.textOf(alert)}`;
       }
     }
   }

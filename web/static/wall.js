@@ -129,7 +129,9 @@ export class WallPanels {
       byLevel.set(level, (byLevel.get(level) || 0) + 1);
       byKind.set(label, (byKind.get(label) || 0) + 1);
     }
-    const levels = LEVELS.map(([level, zh, en]) => figure(zh, String(byLevel.get(level) || 0), en, { 'data-level': level }));
+    // Chinese on the wall, the English name in the tooltip (as everywhere on the map)
+    const levels = LEVELS.map(([level, zh, en]) => figure(zh, String(byLevel.get(level) || 0), '',
+      { 'data-level': level, title: `${zh} ${en}` }));
     this.panels.alarms.fill([...levels, ...ranked(byKind)]);
   }
 

@@ -115,3 +115,21 @@ async def test_a_registered_fleet_logs_in_device_by_device_and_nothing_is_refuse
         nursery.cancel_scope.cancel()
     assert len(ids) == 5 and {d.device_class.value for d in registrations} == {"collector", "vehicle", "sensor"}
     assert (refused, rejected) == ({}, {})
+
+
+def test_a_speeding_terminal_reports_a_speed_over_the_limit_it_raises_overspeed_at():
+    """The overspeed bit goes with a speed over the terminal's limit (JT/T 808 parameter
+    0x0055, the service's ``[jt808] speed_limit_kmh``): never "overspeed at 56.9 km/h,
+    limit 60 km/h" on the dispatcher's alarm list."""
+    import struct
+
+    (vehicle,) = build_fleet(DEMO_CITY, collectors=0, vehicles=1, sensors=0).vehicles
+    assert vehicle.speeder
+    terminal = Jt808Terminal(vehicle, random.Random(1), speed_limit_kmh=60.0)
+    speeds = []
+    for step in range(400):
+        body, parked = terminal._next_location(1_796_000_000.0 + 2 * step)
+        alarm, _, _, _, _, speed_tenths = struct.unpack(">IIIIhH", body[:20])
+        if alarm & (1 << 1) and not parked:
+            speeds.append(speed_tenths / 10)
+    assert speeds and min(speeds) > 60.0, speeds
