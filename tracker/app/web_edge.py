@@ -427,9 +427,13 @@ class ServiceCases:
             raise CaseError("category is needed (a code of the taxonomy, e.g. E0102)")
         if not isinstance(description, str):
             raise CaseError("description must be a text")
+        if "\x00" in description:
+            raise CaseError("description must not contain NUL characters")
         for name, value in (("lat", lat), ("lon", lon)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 raise CaseError(f"{name} must be a number")
+            if isinstance(value, int) and abs(value) > 180:  # and a JSON integer no float holds is no 500
+                raise CaseError("lat must be in [-90, 90] and lon in [-180, 180]")
         if urgent is not None and not isinstance(urgent, bool):
             raise CaseError("urgent must be true or false")
         new = NewCase("dispatcher", category, description, None if lat is None else float(lat),
