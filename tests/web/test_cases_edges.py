@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.web.test_cases_api import signed_in, start
+from tests.web.test_cases_api import ANNING_SPOT, signed_in, start
 
 
 async def test_garbage_in_a_new_case_or_the_list_filters_is_a_400_naming_the_field(settings, nursery):
@@ -27,3 +27,33 @@ async def test_garbage_in_a_new_case_or_the_list_filters_is_a_400_naming_the_fie
         assert r.status_code == 400 and "category" in r.json()["error"]
         assert (await http.get("/api/cases", headers=city)).json()["cases"] == []  # nothing was made
 
+
+async def test_a_case_is_dispatched_only_to_a_department_of_its_district_or_the_city(settings, nursery):
+    store, running = await start(nursery, settings)
+    _, anning = await signed_in(store, "commander", "620105")
+    _, city = await signed_in(store, "commander", None)
+    async with httpx.AsyncClient(base_url=running.url, timeout=10) as http:
+        r = await http.post("/api/cases", headers=anning, json={"category": "E0102", "lat": ANNING_SPOT[0],
+                                                                 "lon": ANNING_SPOT[1]})
+        cid = r.json()["id"]
+        assert (await http.post(f"/api/cases/{cid}/actions/file", headers=anning)).status_code == 200
+        # Qilihe's sanitation office cannot see an Anning case: nobody could handle it
+        for headers in (anning, city):
+            r = await http.post(f"/api/cases/{cid}/actions/dispatch", headers=headers, json={"department": "620103-HW"})
+            assert r.status_code == 400 and "620103-HW" in r.json()["error"] and "department" in r.json()["error"], r.text
+        after = (await http.get(f"/api/cases/{cid}", headers=anning)).json()
+        assert (after["state"], after["department"]) == ("filed", None)
+        assert [e["action"] for e in (await http.get(f"/api/cases/{cid}/timeline", headers=anning)).json()["timeline"]] \
+            == ["create", "file"]
+        # the district's own department, or a city-wide one
+        r = await http.post(f"/api/cases/{cid}/actions/dispatch", headers=anning, json={"department": "HW"})
+        assert r.status_code == 200 and r.json()["department"] == "HW", r.text
+
+        # a case on no grid is the city's: no district's department can see it either
+        r = await http.post("/api/cases", headers=city, json={"category": "E0102"})
+        nowhere = r.json()["id"]
+        assert (await http.post(f"/api/cases/{nowhere}/actions/file", headers=city)).status_code == 200
+        r = await http.post(f"/api/cases/{nowhere}/actions/dispatch", headers=city, json={"department": "620105-HW"})
+        assert r.status_code == 400, r.text
+        r = await http.post(f"/api/cases/{nowhere}/actions/dispatch", headers=city, json={"department": "HW"})
+        assert r.status_code == 200, r.text

@@ -282,8 +282,13 @@ class CaseEngine:
         memberships = await self.store.departments_of(actor.account) if actor.role != SYSTEM else []
         if act is Action.DISPATCH and "department" in given:
             _, taxonomy = await self.taxonomy(row["taxonomy_version"])
-            if given["department"] not in taxonomy.departments:
+            department = taxonomy.departments.get(given["department"])
+            if department is None:
                 raise CaseError(f"department is not in the taxonomy: {given['department']!r}")
+            # a district's department sees its district's cases only: it could not handle another's
+            if department.district is not None and department.district != row["district"]:
+                raise CaseError(f"department {department.code} works in {department.district}; the case is "
+                                f"{row['district'] or 'the city'}'s (dispatch to one of its district or the city)")
         now = self.now()
 
         def decide(locked: Row) -> tuple[dict, dict, AuditEntry]:
