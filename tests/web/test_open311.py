@@ -142,3 +142,23 @@ async def test_the_date_window_keeps_to_when_requests_were_made(settings, broker
         assert old == []
         assert [r["service_request_id"] for r in both] == [made]
         nursery.cancel_scope.cancel()
+
+
+async def test_dates_at_the_ends_of_the_calendar_and_a_place_outside_every_grid_are_400s(settings, broker):
+    async with trio.open_nursery() as nursery:
+        _store, running, key = await _service(nursery, settings)
+        async with httpx.AsyncClient(base_url=running.url + "/open311/v2") as http:
+            cases = [
+                # the default window of 90 days would run past the calendar's ends
+                (await http.get("/requests.json", params={"start_date": "9999-12-31T23:59:59Z"}), "start_date"),
+                (await http.get("/requests.json", params={"end_date": "0001-01-01T00:00:00+14:00"}), "end_date"),
+                # the Gulf of Guinea: no grid of the city, no district to handle it
+                (await http.post("/requests.json", data=_form(key, lat="0", long="0")), "outside"),
+                (await http.post("/requests.json", data=_form(key, lat="39.9042", long="116.4074")), "outside"),
+            ]
+        for response, words in cases:
+            assert response.status_code == 400, (response.request.url, response.status_code, response.text)
+            [body] = response.json()
+            assert body["code"] == 400 and words in body["description"], body
+        assert await running.cases.list(SERVICE) == ([], None)  # nothing refused made a case
+        nursery.cancel_scope.cancel()

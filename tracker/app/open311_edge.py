@@ -42,6 +42,10 @@ class EngineOpen311:
 
     async def submit(self, who: Principal, source: str, request: dict[str, Any]) -> tuple[int, bool]:
         actor = Actor(who.account, who.role.value, who.district, source=source)
+        index = self.engine.index
+        if index is not None and index.place(request["lat"], request["lon"]) is None:
+            # no grid, no district: nobody in the city could take it on
+            raise ValueError(f"lat/long {request['lat']:g}, {request['lon']:g} is outside every unit grid of the city")
         media = request.get("media_url")
         new = NewCase(source=SOURCE, category=request["service_code"], description=request.get("description") or "",
                       lat=request["lat"], lon=request["lon"], external_id=request.get("token"),

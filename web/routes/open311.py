@@ -293,9 +293,15 @@ def _dates(start_text: str | None, end_text: str | None, *, now: datetime) -> tu
         end = now
     if start is None:
         assert end is not None
-        start = end - MAX_RANGE
+        try:
+            start = end - MAX_RANGE
+        except OverflowError:
+            raise ValueError("end_date is too early: the 90 days before it run past year 1") from None
     if end is None:
-        end = start + MAX_RANGE
+        try:
+            end = start + MAX_RANGE
+        except OverflowError:
+            raise ValueError("start_date is too late: the 90 days after it run past year 9999") from None
     if end <= start:
         raise ValueError("end_date must be after start_date")
     if end - start > MAX_RANGE:
