@@ -57,3 +57,23 @@ async def test_a_case_is_dispatched_only_to_a_department_of_its_district_or_the_
         assert r.status_code == 400, r.text
         r = await http.post(f"/api/cases/{nowhere}/actions/dispatch", headers=city, json={"department": "HW"})
         assert r.status_code == 200, r.text
+
+
+async def test_a_department_takes_members_who_can_see_its_cases_and_a_bad_name_is_a_400(settings, nursery):
+    store, running = await start(nursery, settings)
+    _, admin = await signed_in(store, "admin", None)
+    anning_worker, _ = await signed_in(store, "viewer", "620105")
+    city_worker, _ = await signed_in(store, "viewer", None)
+    async with httpx.AsyncClient(base_url=running.url, timeout=10) as http:
+        # an Anning account would act for Qilihe's office but never see one of its cases
+        r = await http.put(f"/api/departments/620103-HW/members/{anning_worker}", headers=admin)
+        assert r.status_code == 400 and "620105" in r.json()["error"] and anning_worker in r.json()["error"], r.text
+        for department, account in (("620105-HW", anning_worker), ("HW", anning_worker), ("620103-HW", city_worker)):
+            r = await http.put(f"/api/departments/{department}/members/{account}", headers=admin)
+            assert r.status_code == 200 and r.json()["changed"], (department, account, r.text)
+        members = {d["code"]: d["members"] for d in (await http.get("/api/departments", headers=admin)).json()["departments"]}
+        assert (members["620103-HW"], members["620105-HW"], members["HW"]) == ([city_worker], [anning_worker], [anning_worker])
+        for method in ("PUT", "DELETE"):
+            for name in ("a%00b", "x" * 100):
+                r = await http.request(method, f"/api/departments/620105-HW/members/{name}", headers=admin)
+                assert r.status_code == 400 and "account" in r.json()["error"], (method, name[:8], r.status_code, r.text)

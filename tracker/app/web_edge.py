@@ -464,7 +464,15 @@ class ServiceCases:
         _, taxonomy = await self._do(self._engine.taxonomy())
         if department not in taxonomy.departments:
             raise LookupError(f"no department {department!r} in the current taxonomy")
+        if not valid_name(account):
+            raise CaseError(f"account must be an account's name (1 to 64 of letters, digits, . _ @ -), got {account[:64]!r}")
         store = self._engine.store
+        works_in = taxonomy.departments[department].district
+        if member and works_in is not None:
+            # a district account sees its district's cases only: it could act on no case of another's
+            row = await self._do(store.account(account))
+            if row is not None and row["district"] is not None and row["district"] != works_in:
+                raise CaseError(f"account {account} is {row['district']}'s; department {department} works in {works_in}")
         if member:
             changed = await self._do(store.add_department_member(department, account))
         else:
