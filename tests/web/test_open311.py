@@ -162,3 +162,22 @@ async def test_dates_at_the_ends_of_the_calendar_and_a_place_outside_every_grid_
             assert body["code"] == 400 and words in body["description"], body
         assert await running.cases.list(SERVICE) == ([], None)  # nothing refused made a case
         nursery.cancel_scope.cancel()
+
+
+async def test_a_token_is_the_posting_clients_own_another_clients_same_token_is_a_409(settings, broker):
+    async with trio.open_nursery() as nursery:
+        store, running, key = await _service(nursery, settings)
+        app_key = (await auth_headers(store, role="supervisor"))["Authorization"].removeprefix("Bearer ")
+        async with httpx.AsyncClient(base_url=running.url + "/open311/v2") as http:
+            first = await http.post("/requests.json", data=_form(key, token="1001"))
+            assert first.status_code == 201
+            made = first.json()[0]["service_request_id"]
+            again = await http.post("/requests.json", data=_form(key, token="1001"))
+            assert again.status_code == 200 and again.json()[0]["service_request_id"] == made
+            # a city app numbering its tickets as the hotline does: not the hotline's request
+            other = await http.post("/requests.json", data=_form(app_key, token="1001", description="另一位市民"))
+        assert other.status_code == 409, other.text
+        [body] = other.json()
+        assert body["code"] == 409 and "another client" in body["description"] and "service_request_id" not in body
+        assert len((await running.cases.list(SERVICE))[0]) == 1
+        nursery.cancel_scope.cancel()

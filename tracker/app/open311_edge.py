@@ -18,7 +18,7 @@ from alerts.cases.lifecycle import LABELS_ZH, CaseState
 from tracker.cases.engine import CaseEngine, CaseError, NewCase, NotAllowed, NoTaxonomy
 from tracker.cases.roles import Actor
 from tracker.storage.store import StoreError
-from web.context import Unavailable
+from web.context import Conflict, Unavailable
 from web.principal import Principal
 
 SOURCE = "hotline"
@@ -53,12 +53,17 @@ class EngineOpen311:
                       photos=(media,) if media else ())
         try:
             view, created = await self.engine.create(new, actor)
+            first = None if created else await self.engine.store.first_timeline_entry(int(view["id"]))
         except NotAllowed as exc:
             raise PermissionError(str(exc)) from None
         except CaseError as exc:
             raise ValueError(str(exc)) from None
         except (OSError, asyncpg.PostgresError, StoreError) as exc:
             raise Unavailable(f"the database is not answering: {exc}") from None
+        if first is not None and first["actor"] != who.account:
+            # another client's ticket of the same number: not this client's request to answer
+            raise Conflict(f"token {request['token']!r} names another client's request: "
+                           "give this request a token of your own (e.g. with a prefix of yours)")
         return int(view["id"]), created
 
     async def requests(self, *, ids: list[int] | None, codes: list[str] | None, start: datetime | None,

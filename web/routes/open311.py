@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse, Response
 
 from protocols.epoch import ms_to_datetime
 from web.audit import audited, client_address
-from web.context import Open311, Unavailable, context
+from web.context import Conflict, Open311, Unavailable, context
 from web.principal import Role
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -212,6 +212,8 @@ async def request_create(request: Request) -> Response:
         return failure(400, str(exc))
     except PermissionError as exc:
         return failure(403, str(exc))
+    except Conflict as exc:
+        return failure(409, str(exc))
     except Unavailable as exc:
         return failure(503, str(exc))
     if created:
