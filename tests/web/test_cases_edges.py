@@ -26,6 +26,11 @@ async def test_garbage_in_a_new_case_or_the_list_filters_is_a_400_naming_the_fie
         r = await http.get("/api/cases", headers=city, params={"category": "E" * 100})
         assert r.status_code == 400 and "category" in r.json()["error"]
         assert (await http.get("/api/cases", headers=city)).json()["cases"] == []  # nothing was made
+        # an action's fields, likewise
+        cid = (await http.post("/api/cases", headers=city, json={"category": "E0102", "lat": 36.105, "lon": 103.72})).json()["id"]
+        r = await http.post(f"/api/cases/{cid}/actions/request_extension", content=f'{{"reason": "rain", "hours": {huge}}}',
+                            headers={**city, "Content-Type": "application/json"})
+        assert r.status_code == 400 and "hours" in r.json()["error"], (r.status_code, r.text)
 
 
 async def test_a_case_is_dispatched_only_to_a_department_of_its_district_or_the_city(settings, nursery):

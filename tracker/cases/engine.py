@@ -541,8 +541,9 @@ def _checked_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
         given["photos"] = photos
     if fields.get("hours") is not None:
         hours = fields["hours"]
-        if (isinstance(hours, bool) or not isinstance(hours, (int, float)) or not math.isfinite(hours)
-                or not 0 < hours <= MAX_EXTENSION_HOURS):
+        # the range before isfinite: an integer too big for a float compares, but does not convert
+        if (isinstance(hours, bool) or not isinstance(hours, (int, float)) or not 0 < hours <= MAX_EXTENSION_HOURS
+                or not math.isfinite(hours)):
             raise CaseError(f"hours must be a number in (0, {MAX_EXTENSION_HOURS:g}]")
         given["hours"] = float(hours)
     if fields.get("grade") is not None:
