@@ -5,6 +5,8 @@ hotline, and the request closes when the case is closed through the engine."""
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 import trio
@@ -176,6 +178,10 @@ async def test_a_token_is_the_posting_clients_own_another_clients_same_token_is_
             assert again.status_code == 200 and again.json()[0]["service_request_id"] == made
             # a city app numbering its tickets as the hotline does: not the hotline's request
             other = await http.post("/requests.json", data=_form(app_key, token="1001", description="另一位市民"))
+            [read] = (await http.get(f"/requests/{made}.json")).json()
+        # every datetime to the millisecond, with its offset, written alike
+        for name in ("requested_datetime", "updated_datetime", "expected_datetime"):
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+08:00", read[name]), (name, read[name])
         assert other.status_code == 409, other.text
         [body] = other.json()
         assert body["code"] == 409 and "another client" in body["description"] and "service_request_id" not in body

@@ -94,7 +94,7 @@ class EngineOpen311:
                 "category": row["category"], "category_name": view.get("category_name"),
                 "department_name": department_name, "description": row["description"],
                 "created_at": self._iso(row["created_at"]), "updated_at": self._iso(row["updated_at"]),
-                "due": None if stage is None else stage["due"], "grid": row["grid"],
+                "due": None if stage is None else self._iso(datetime.fromisoformat(stage["due"])), "grid": row["grid"],
                 "street": row["street"], "community": row["community"], "district": row["district"],
                 "lat": row["lat"], "lon": row["lon"], "media_url": photos[0] if photos else None,
                 "notes": await self._notes(row)}
