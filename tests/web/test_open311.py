@@ -154,6 +154,8 @@ async def test_dates_at_the_ends_of_the_calendar_and_a_place_outside_every_grid_
                 # the default window of 90 days would run past the calendar's ends
                 (await http.get("/requests.json", params={"start_date": "9999-12-31T23:59:59Z"}), "start_date"),
                 (await http.get("/requests.json", params={"end_date": "0001-01-01T00:00:00+14:00"}), "end_date"),
+                # a '+' sent raw in a query string arrives as a space: the answer says so
+                (await http.get("/requests.json?start_date=2026-12-03T00:00:00+08:00"), "%2B"),
                 # the Gulf of Guinea: no grid of the city, no district to handle it
                 (await http.post("/requests.json", data=_form(key, lat="0", long="0")), "outside"),
                 (await http.post("/requests.json", data=_form(key, lat="39.9042", long="116.4074")), "outside"),

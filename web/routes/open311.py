@@ -317,6 +317,9 @@ def _w3c(text: str | None, name: str) -> datetime | None:
     try:
         value = datetime.fromisoformat(text.strip())
     except ValueError:
+        if re.fullmatch(r".+T.+ \d\d:?\d\d", text.strip()):  # "…T00:00:00 08:00": a raw '+' read as a space
+            raise ValueError(f"{name} must be a W3C datetime: its offset's '+' came as a space "
+                             "(send it as %2B in a query string, or use Z)") from None
         raise ValueError(f"{name} must be a W3C datetime such as 2026-01-01T00:00:00Z") from None
     if value.tzinfo is None:
         raise ValueError(f"{name} needs its offset (Z or +08:00)")
