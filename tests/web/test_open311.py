@@ -5,7 +5,9 @@ hotline, and the request closes when the case is closed through the engine."""
 
 from __future__ import annotations
 
+import json
 import re
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -188,4 +190,36 @@ async def test_a_token_is_the_posting_clients_own_another_clients_same_token_is_
         [body] = other.json()
         assert body["code"] == 409 and "another client" in body["description"] and "service_request_id" not in body
         assert len((await running.cases.list(SERVICE))[0]) == 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_form_is_read_in_its_declared_charset_and_undecodable_text_is_a_400(settings, broker):
+    async with trio.open_nursery() as nursery:
+        _store, running, key = await _service(nursery, settings)
+        form = _form(key, description="路边堆放生活垃圾 + 纸箱", first_name="建国")
+        async with httpx.AsyncClient(base_url=running.url + "/open311/v2") as http:
+            posted = {}
+            for charset in ("GBK", "gb18030", "utf-8"):
+                r = await http.post("/requests.json", content=urlencode(form, encoding=charset),
+                                    headers={"Content-Type": f"application/x-www-form-urlencoded; charset={charset}"})
+                assert r.status_code == 201, (charset, r.text)
+                posted[charset] = r.json()[0]["service_request_id"]
+            refused = [
+                # GBK bytes under no charset (UTF-8): not silently turned into U+FFFD
+                (await http.post("/requests.json", content=urlencode(form, encoding="gbk"),
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"}), "UTF-8"),
+                (await http.post("/requests.json", content=urlencode(form),
+                                 headers={"Content-Type": "application/x-www-form-urlencoded; charset=klingon"}), "klingon"),
+                (await http.post("/requests.json", content=urlencode(form),
+                                 headers={"Content-Type": "application/x-www-form-urlencoded; charset=base64"}), "base64"),
+            ]
+            read = {charset: (await http.get(f"/requests/{rid}.json")).json()[0] for charset, rid in posted.items()}
+        for response, words in refused:
+            assert response.status_code == 400, response.text
+            [body] = response.json()
+            assert words in body["description"], body
+        assert {r["description"] for r in read.values()} == {"路边堆放生活垃圾 + 纸箱"}
+        case = await running.cases.get(int(posted["GBK"]), SERVICE)
+        assert json.loads(case["reporter"])["first_name"] == "建国"
+        assert len((await running.cases.list(SERVICE))[0]) == 3
         nursery.cancel_scope.cancel()

@@ -18,12 +18,14 @@ rejected.
 
 from __future__ import annotations
 
+import codecs
 import functools
 import math
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -185,13 +187,19 @@ async def request_create(request: Request) -> Response:
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind not in ("application/x-www-form-urlencoded", "multipart/form-data"):
         return failure(400, "post the request form-encoded (application/x-www-form-urlencoded), as Open311 does")
-    try:
-        form = await request.form()
-    except Exception as exc:  # python-multipart's parse errors have no common base worth naming
-        return failure(400, f"the form cannot be read: {exc}")
-    fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
-    if len(fields) != len(form.multi_items()):
-        return failure(400, "files are not taken: send a media_url")
+    if kind == "application/x-www-form-urlencoded":
+        try:
+            fields = dict(_urlencoded(await request.body(), _charset(request.headers["content-type"])))
+        except ValueError as exc:
+            return failure(400, str(exc))
+    else:
+        try:
+            form = await request.form()
+        except Exception as exc:  # python-multipart's parse errors have no common base worth naming
+            return failure(400, f"the form cannot be read: {exc}")
+        fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+        if len(fields) != len(form.multi_items()):
+            return failure(400, "files are not taken: send a media_url")
     key = fields.get("api_key", "")
     if not key:
         return failure(400, "api_key is required to post a request")
@@ -223,6 +231,40 @@ async def request_create(request: Request) -> Response:
     notice = "已受理" if created else "已受理 (同一 token 的请求已在处理)"
     return JSONResponse([{"service_request_id": str(case_id), "service_notice": notice, "account_id": None}],
                         status_code=201 if created else 200)
+
+
+def _charset(content_type: str) -> str:
+    """The form's declared charset (a hotline's system may well send GBK), UTF-8 when none."""
+    for param in content_type.split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            charset = value.strip().strip('"')
+            try:
+                name = codecs.lookup(charset).name
+                "a".encode(name)  # a text encoding, not a bytes transform such as base64
+                return name
+            except LookupError:
+                raise ValueError(f"charset {charset[:40]!r} is not one this service reads: send UTF-8") from None
+    return "utf-8"
+
+
+def _urlencoded(body: bytes, charset: str) -> list[tuple[str, str]]:
+    """The form's fields, percent-escapes and raw bytes alike decoded in ``charset``;
+    text that is not valid in it is refused, not turned into U+FFFD."""
+    pairs = []
+    for part in body.split(b"&"):
+        if not part:
+            continue
+        name, _, value = part.partition(b"=")
+        try:
+            pairs.append((unquote_to_bytes(name.replace(b"+", b" ")).decode(charset),
+                          unquote_to_bytes(value.replace(b"+", b" ")).decode(charset)))
+        except UnicodeDecodeError:
+            field = unquote_to_bytes(name).decode("ascii", "replace")[:40]
+            shown = "UTF-8" if charset == "utf-8" else charset
+            raise ValueError(f"{field}: not valid {shown} text (send UTF-8, or name the charset: "
+                             "application/x-www-form-urlencoded; charset=GBK)") from None
+    return pairs
 
 
 def _submission(fields: dict[str, str]) -> dict[str, Any]:
