@@ -190,6 +190,9 @@ async def test_a_token_is_the_posting_clients_own_another_clients_same_token_is_
         [body] = other.json()
         assert body["code"] == 409 and "another client" in body["description"] and "service_request_id" not in body
         assert len((await running.cases.list(SERVICE))[0]) == 1
+        # the post's audit entry says who as every entry does: the api_key's account, role and scope
+        [entry] = await store.audit_entries(action="open311.", limit=10)
+        assert (entry["target"], entry["role"], entry["scope"]) == (f"case:{made}", "commander", "city"), dict(entry)
         nursery.cancel_scope.cancel()
 
 

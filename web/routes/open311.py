@@ -227,7 +227,7 @@ async def request_create(request: Request) -> Response:
     if created:
         await audited(request, "open311.request", f"case:{case_id}", after={"service_code": parsed["service_code"],
                                                                          "token": parsed.get("token")},
-                      actor=who.account)
+                      by=who)
     notice = "已受理" if created else "已受理 (同一 token 的请求已在处理)"
     return JSONResponse([{"service_request_id": str(case_id), "service_notice": notice, "account_id": None}],
                         status_code=201 if created else 200)
