@@ -15,6 +15,7 @@ import trio
 from georeport import GeoReport
 
 from tests.harness import auth_headers, new_account, start_service
+from tracker.cases.engine import NewCase
 from tracker.cases.roles import SERVICE, Actor
 from tracker.devcity.taxonomy import PATH as DEMO_TAXONOMY
 
@@ -225,4 +226,24 @@ async def test_a_form_is_read_in_its_declared_charset_and_undecodable_text_is_a_
         case = await running.cases.get(int(posted["GBK"]), SERVICE)
         assert json.loads(case["reporter"])["first_name"] == "建国"
         assert len((await running.cases.list(SERVICE))[0]) == 3
+        nursery.cancel_scope.cancel()
+
+
+async def test_the_public_reads_answer_citizens_requests_not_the_citys_own_cases(settings, broker):
+    async with trio.open_nursery() as nursery:
+        _store, running, key = await _service(nursery, settings)
+        engine = running.cases
+        commander = Actor("cmd-open311", "commander", None)
+        # a dispatcher's note and a vehicle's alarm: the city's own work, not a citizen's request
+        own, _ = await engine.create(NewCase("dispatcher", REFUSE, "王师傅说垃圾站满了", *ANNING), commander)
+        alarm, _ = await engine.create(NewCase("vehicle", REFUSE, "overspeed alarm from vehicle v001: 72 km/h", *ANNING,
+                                               external_id="v001:overspeed:1"), SERVICE)
+        async with httpx.AsyncClient(base_url=running.url + "/open311/v2") as http:
+            made = (await http.post("/requests.json", data=_form(key))).json()[0]["service_request_id"]
+            listed = (await http.get("/requests.json")).json()
+            by_id = (await http.get("/requests.json", params={"service_request_id": f"{own['id']},{alarm['id']},{made}"})).json()
+            one = [await http.get(f"/requests/{case['id']}.json") for case in (own, alarm)]
+        assert [r["service_request_id"] for r in listed] == [made]
+        assert [r["service_request_id"] for r in by_id] == [made]
+        assert [r.status_code for r in one] == [404, 404]
         nursery.cancel_scope.cancel()

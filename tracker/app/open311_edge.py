@@ -70,8 +70,10 @@ class EngineOpen311:
                        end: datetime | None, closed: bool | None, limit: int) -> list[dict[str, Any]]:
         store = self.engine.store
         try:
+            # citizens' requests only: the city's own cases (alarms, patrol reports, a
+            # dispatcher's notes) are not the public's to read
             rows = await store.open311_cases(ids=ids, categories=codes, start=start, end=end, closed=closed,
-                                             limit=limit)
+                                             source=SOURCE, limit=limit)
             return [await self._request(row) for row in rows]
         except (OSError, asyncpg.PostgresError, StoreError) as exc:
             raise Unavailable(f"the database is not answering: {exc}") from None
