@@ -82,3 +82,27 @@ async def test_a_department_takes_members_who_can_see_its_cases_and_a_bad_name_i
             for name in ("a%00b", "x" * 100):
                 r = await http.request(method, f"/api/departments/620105-HW/members/{name}", headers=admin)
                 assert r.status_code == 400 and "account" in r.json()["error"], (method, name[:8], r.status_code, r.text)
+
+
+async def test_a_closed_case_is_evaluated_once(settings, nursery):
+    store, running = await start(nursery, settings)
+    _, anning = await signed_in(store, "commander", "620105")
+    worker, worker_headers = await signed_in(store, "viewer", "620105")
+    await store.add_department_member("620105-HW", worker)
+    async with httpx.AsyncClient(base_url=running.url, timeout=10) as http:
+        cid = (await http.post("/api/cases", headers=anning, json={"category": "E0102", "lat": ANNING_SPOT[0],
+                                                                    "lon": ANNING_SPOT[1]})).json()["id"]
+        for action, headers, body in (("file", anning, {}), ("dispatch", anning, {"department": "620105-HW"}),
+                                      ("handle", worker_headers, {"feedback": "已清运"}),
+                                      ("verify", anning, {"collector": "c0001"}), ("close", anning, {}),
+                                      ("evaluate", anning, {"grade": "unsatisfied"})):
+            r = await http.post(f"/api/cases/{cid}/actions/{action}", headers=headers, json=body)
+            assert r.status_code == 200, (action, r.text)
+        assert r.json()["grade"] == "unsatisfied"
+        # a second grade would overwrite the first, the one the department's figures count
+        r = await http.post(f"/api/cases/{cid}/actions/evaluate", headers=anning, json={"grade": "satisfied"})
+        assert r.status_code == 409 and "evaluated" in r.json()["error"], r.text
+        after = (await http.get(f"/api/cases/{cid}", headers=anning)).json()
+        assert after["grade"] == "unsatisfied" and after["actions"] == []
+        timeline = (await http.get(f"/api/cases/{cid}/timeline", headers=anning)).json()["timeline"]
+        assert [e["action"] for e in timeline].count("evaluate") == 1

@@ -295,6 +295,9 @@ class CaseEngine:
             # the lifecycle first: what the case's state allows is no secret to whoever sees it
             state = CaseState(locked["state"])
             outcome = apply(state, act, frozenset(given), extension_pending=locked["extension_pending"])
+            if act is Action.EVALUATE and locked["grade"] is not None:
+                # once: a second grade would overwrite the one the department's figures count
+                raise IllegalTransition(f"cannot evaluate: the case is evaluated already ({locked['grade']})")
             why = refusal(actor, act, district=locked["district"], department=locked["department"],
                           verifier=locked["verifier"], memberships=memberships)
             if why is not None:
@@ -452,6 +455,8 @@ class CaseEngine:
             if action in (Action.APPROVE_EXTENSION, Action.REFUSE_EXTENSION) and not row["extension_pending"]:
                 continue
             if action is Action.REQUEST_EXTENSION and row["extension_pending"]:
+                continue
+            if action is Action.EVALUATE and row["grade"] is not None:
                 continue
             if refusal(actor, action, district=row["district"], department=row["department"], verifier=row["verifier"],
                        memberships=memberships) is None:
