@@ -106,3 +106,17 @@ async def test_a_closed_case_is_evaluated_once(settings, nursery):
         assert after["grade"] == "unsatisfied" and after["actions"] == []
         timeline = (await http.get(f"/api/cases/{cid}/timeline", headers=anning)).json()["timeline"]
         assert [e["action"] for e in timeline].count("evaluate") == 1
+
+
+async def test_a_district_dispatchers_case_without_a_place_in_its_grids_is_a_400_naming_lat_and_lon(settings, nursery):
+    store, running = await start(nursery, settings)
+    _, anning = await signed_in(store, "commander", "620105")
+    _, city = await signed_in(store, "commander", None)
+    async with httpx.AsyncClient(base_url=running.url, timeout=10) as http:
+        for body, words in (({"category": "E0102"}, "lat and lon are needed"),
+                            ({"category": "E0102", "lat": 0, "lon": 0}, "outside every unit grid")):
+            r = await http.post("/api/cases", headers=anning, json=body)
+            assert r.status_code == 400 and words in r.json()["error"], (body, r.status_code, r.text)
+        # a city account may still open a case of no place (the city's), as before
+        assert (await http.post("/api/cases", headers=city, json={"category": "E0102"})).status_code == 201
+        assert len((await http.get("/api/cases", headers=city)).json()["cases"]) == 1

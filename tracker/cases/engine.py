@@ -207,6 +207,11 @@ class CaseEngine:
             raise CaseError(f"category is not in taxonomy version {version}: {new.category!r}")
         place = self._place(new)
         district = place[0] if place is not None else new.district
+        if district is None and actor.district is not None:
+            # a district's case is placed on one of its grids: say what is missing, not only whose it would be
+            if new.lat is None:
+                raise CaseError(f"lat and lon are needed: a case of {actor.district} is placed on one of its grids")
+            raise CaseError(f"lat/lon {new.lat:g}, {new.lon:g} is outside every unit grid of the city")
         if not actor.sees(district):
             raise NotAllowed(f"{actor.account} acts for {actor.scope} only; the case would be {district or 'the city'}'s")
         now = self.now()
