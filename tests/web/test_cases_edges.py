@@ -8,6 +8,7 @@ from __future__ import annotations
 import httpx
 
 from tests.web.test_cases_api import ANNING_SPOT, signed_in, start
+from tracker.registry.model import RegisteredDevice
 
 
 async def test_garbage_in_a_new_case_or_the_list_filters_is_a_400_naming_the_field(settings, nursery):
@@ -120,3 +121,33 @@ async def test_a_district_dispatchers_case_without_a_place_in_its_grids_is_a_400
         # a city account may still open a case of no place (the city's), as before
         assert (await http.post("/api/cases", headers=city, json={"category": "E0102"})).status_code == 201
         assert len((await http.get("/api/cases", headers=city)).json()["cases"]) == 1
+
+
+async def test_a_case_is_sent_for_verification_to_a_collector_not_a_vehicle_and_by_a_district_to_its_own(settings, nursery):
+    store, running = await start(nursery, settings)
+    _, anning = await signed_in(store, "commander", "620105")
+    _, city = await signed_in(store, "commander", None)
+    worker, worker_headers = await signed_in(store, "viewer", "620105")
+    await store.add_department_member("620105-HW", worker)
+    for device, klass, district in (("c9105", "collector", "620105"), ("c9103", "collector", "620103"),
+                                    ("v9105", "vehicle", "620105")):
+        await store.register_device(RegisteredDevice.new(device, klass, district).row())
+    async with httpx.AsyncClient(base_url=running.url, timeout=10) as http:
+        cid = (await http.post("/api/cases", headers=anning, json={"category": "E0102", "lat": ANNING_SPOT[0],
+                                                                    "lon": ANNING_SPOT[1]})).json()["id"]
+        for action, headers, body in (("file", anning, {}), ("dispatch", anning, {"department": "620105-HW"}),
+                                      ("handle", worker_headers, {"feedback": "已清运"})):
+            assert (await http.post(f"/api/cases/{cid}/actions/{action}", headers=headers, json=body)).status_code == 200
+        # a vehicle has nobody to check on site; a district's dispatcher sends its own district's collectors
+        for headers, collector in ((anning, "v9105"), (city, "v9105"), (anning, "c9103")):
+            r = await http.post(f"/api/cases/{cid}/actions/verify", headers=headers, json={"collector": collector})
+            assert r.status_code == 400 and collector in r.json()["error"] and "collector" in r.json()["error"], r.text
+        assert (await http.get(f"/api/cases/{cid}", headers=anning)).json()["state"] == "handled"
+        # the city may send the nearest one across a district's border, as its candidates propose
+        r = await http.post(f"/api/cases/{cid}/actions/verify", headers=city, json={"collector": "c9103"})
+        assert r.status_code == 200 and r.json()["verifier"] == "c9103", r.text
+        r = await http.post(f"/api/cases/{cid}/actions/reopen", headers=anning, json={"reason": "未清理干净"})
+        assert r.status_code == 200
+        r = await http.post(f"/api/cases/{cid}/actions/handle", headers=worker_headers, json={"feedback": "再次清运"})
+        r = await http.post(f"/api/cases/{cid}/actions/verify", headers=anning, json={"collector": "c9105"})
+        assert r.status_code == 200 and r.json()["verifier"] == "c9105", r.text

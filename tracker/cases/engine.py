@@ -294,6 +294,8 @@ class CaseEngine:
             if department.district is not None and department.district != row["district"]:
                 raise CaseError(f"department {department.code} works in {department.district}; the case is "
                                 f"{row['district'] or 'the city'}'s (dispatch to one of its district or the city)")
+        if act is Action.VERIFY and "collector" in given:
+            await self._check_verifier(given["collector"], actor)
         now = self.now()
 
         def decide(locked: Row) -> tuple[dict, dict, AuditEntry]:
@@ -326,6 +328,18 @@ class CaseEngine:
         view = await self.view(after, actor)
         self._announce("changed", view, action=act.value)
         return view
+
+    async def _check_verifier(self, collector: str, actor: Actor) -> None:
+        """A registered device sent to verify is a collector (a vehicle or a sensor has
+        nobody to look), of the actor's district for a district's account. A name the
+        registry does not hold may be a collector's account: not judged here."""
+        device = await self.store.registered_device(collector)
+        if device is None:
+            return
+        if device["class"] != "collector":
+            raise CaseError(f"collector: {collector} is a {device['class']}, not a collector's handset")
+        if actor.district is not None and device["district"] != actor.district:
+            raise CaseError(f"collector: {collector} is {device['district']}'s; {actor.account} sends {actor.district}'s")
 
     def _effects(self, row: Row, action: Action, to: CaseState, starts: Stage | None,
                  given: Mapping[str, Any], category: Category, now: datetime) -> dict[str, Any]:
