@@ -18,7 +18,10 @@ async def test_garbage_in_a_new_case_or_the_list_filters_is_a_400_naming_the_fie
         huge = "1" + "0" * 400  # a JSON integer no float holds
         for field, body in (("lat", f'{{"category": "E0102", "lat": {huge}, "lon": 103.72}}'),
                             ("lon", f'{{"category": "E0102", "lat": 36.1, "lon": -{huge}}}'),
-                            ("description", '{"category": "E0102", "lat": 36.105, "lon": 103.72, "description": "a\\u0000b"}')):
+                            ("description", '{"category": "E0102", "lat": 36.105, "lon": 103.72, "description": "a\\u0000b"}'),
+                            # cut at 4000 characters without a word, as it was, a long note lost its end
+                            ("description", '{"category": "E0102", "lat": 36.105, "lon": 103.72, "description": "%s"}'
+                             % ("很" * 4001))):
             r = await http.post("/api/cases", headers={**city, "Content-Type": "application/json"}, content=body)
             assert r.status_code == 400 and field in r.json()["error"], (field, r.status_code, r.text)
         for key in ("state", "category", "street", "district", "source"):

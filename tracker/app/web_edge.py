@@ -28,7 +28,7 @@ from tracker.access.passwords import (
 )
 from tracker.app.accounts import valid_name
 from tracker.cases.dispatch import Verification
-from tracker.cases.engine import CaseEngine, CaseError, CaseNotFound, NewCase, NotAllowed
+from tracker.cases.engine import MAX_TEXT, CaseEngine, CaseError, CaseNotFound, NewCase, NotAllowed
 from tracker.cases.roles import Actor
 from tracker.config import AuthSettings, Settings
 from tracker.ingest.broker import BrokerError
@@ -429,6 +429,8 @@ class ServiceCases:
             raise CaseError("description must be a text")
         if "\x00" in description:
             raise CaseError("description must not contain NUL characters")
+        if len(description) > MAX_TEXT:
+            raise CaseError(f"description: at most {MAX_TEXT} characters, got {len(description)}")
         for name, value in (("lat", lat), ("lon", lon)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 raise CaseError(f"{name} must be a number")
