@@ -35,6 +35,10 @@ async def test_garbage_in_a_new_case_or_the_list_filters_is_a_400_naming_the_fie
         r = await http.post(f"/api/cases/{cid}/actions/request_extension", content=f'{{"reason": "rain", "hours": {huge}}}',
                             headers={**city, "Content-Type": "application/json"})
         assert r.status_code == 400 and "hours" in r.json()["error"], (r.status_code, r.text)
+        for field, value in (("reason", "很" * 4001), ("photos", ["x" * 100_000])):
+            r = await http.post(f"/api/cases/{cid}/actions/reject", headers=city, json={"reason": "x", field: value})
+            assert r.status_code == 400 and field in r.json()["error"], (r.status_code, r.text)
+        assert (await http.get(f"/api/cases/{cid}", headers=city)).json()["state"] == "reported"
 
 
 async def test_a_case_is_dispatched_only_to_a_department_of_its_district_or_the_city(settings, nursery):

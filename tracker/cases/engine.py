@@ -55,6 +55,7 @@ SOURCES = ("sensor", "vehicle", "handset", "hotline", "dispatcher")
 GRADES = ("satisfied", "acceptable", "unsatisfied")
 MAX_EXTENSION_HOURS = 720.0
 MAX_TEXT = 4000
+MAX_PHOTO_REF = 1000  # a URL or a storage key, as Open311's media_url
 Publish = Callable[[str, dict, str | None], None]
 Row = Any  # a case row from the store (an asyncpg record), read by column name
 
@@ -557,11 +558,15 @@ def _checked_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
             value = fields[key]
             if not isinstance(value, str) or not value.strip():
                 raise CaseError(f"{key} must be a non-empty text")
-            given[key] = value.strip()[:MAX_TEXT]
+            if len(value.strip()) > MAX_TEXT:  # refused, not cut short without a word
+                raise CaseError(f"{key}: at most {MAX_TEXT} characters, got {len(value.strip())}")
+            given[key] = value.strip()
     if fields.get("photos") is not None:
         photos = fields["photos"]
-        if not isinstance(photos, list) or not all(isinstance(p, str) and p for p in photos) or len(photos) > 20:
-            raise CaseError("photos must be a list of at most 20 texts (references to the pictures)")
+        if (not isinstance(photos, list) or len(photos) > 20
+                or not all(isinstance(p, str) and 0 < len(p) <= MAX_PHOTO_REF for p in photos)):
+            raise CaseError(f"photos must be a list of at most 20 texts of at most {MAX_PHOTO_REF} characters "
+                            "(references to the pictures)")
         given["photos"] = photos
     if fields.get("hours") is not None:
         hours = fields["hours"]
