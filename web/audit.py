@@ -17,13 +17,15 @@ def client_address(connection: HTTPConnection) -> str:
 
 
 async def audited(connection: HTTPConnection, action: str, target: str = "", *, before: Any = None, after: Any = None,
-                  outcome: str = "ok", detail: str = "", actor: str | None = None) -> None:
-    """Append ``action`` on ``target`` by this connection's principal (or ``actor``, for a
-    login attempt that has none yet). Does nothing where the service keeps no trail."""
+                  outcome: str = "ok", detail: str = "", actor: str | None = None,
+                  by: Principal | None = None) -> None:
+    """Append ``action`` on ``target`` by this connection's principal, or ``by`` (who an
+    API key in the body names), or ``actor`` (a login attempt that has none yet). Does
+    nothing where the service keeps no trail."""
     trail = context(connection).audit
     if trail is None:
         return
-    who = connection.scope.get(PRINCIPAL_KEY)
+    who = by if by is not None else connection.scope.get(PRINCIPAL_KEY)
     principal = who if isinstance(who, Principal) else None
     await trail(actor=actor or (principal.account if principal else "anonymous"), action=action, target=target,
                 source=client_address(connection), role=principal.role.value if principal else None,

@@ -243,7 +243,8 @@ class Open311(Protocol):
     """Citizens' service requests (Open311 GeoReport v2, ``/open311/v2/``) over cases.
     A request is a case of source ``hotline``; the reporter's name, e-mail and phone are
     stored with it and never leave through these reads. Raises ``ValueError`` for bad input
-    (400), ``PermissionError`` (403) and ``Unavailable`` (503)."""
+    (400), ``PermissionError`` (403), ``Conflict`` (409: a token another client used) and
+    ``Unavailable`` (503)."""
 
     async def services(self) -> list[dict[str, Any]]:
         """The current taxonomy's categories: code, name, name_en, kind, group (the major

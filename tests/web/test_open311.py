@@ -5,12 +5,17 @@ hotline, and the request closes when the case is closed through the engine."""
 
 from __future__ import annotations
 
+import json
+import re
+from urllib.parse import urlencode
+
 import httpx
 import pytest
 import trio
 from georeport import GeoReport
 
 from tests.harness import auth_headers, new_account, start_service
+from tracker.cases.engine import NewCase
 from tracker.cases.roles import SERVICE, Actor
 from tracker.devcity.taxonomy import PATH as DEMO_TAXONOMY
 
@@ -141,4 +146,104 @@ async def test_the_date_window_keeps_to_when_requests_were_made(settings, broker
         assert [r["service_request_id"] for r in recent] == [made]
         assert old == []
         assert [r["service_request_id"] for r in both] == [made]
+        nursery.cancel_scope.cancel()
+
+
+async def test_dates_at_the_ends_of_the_calendar_and_a_place_outside_every_grid_are_400s(settings, broker):
+    async with trio.open_nursery() as nursery:
+        _store, running, key = await _service(nursery, settings)
+        async with httpx.AsyncClient(base_url=running.url + "/open311/v2") as http:
+            cases = [
+                # the default window of 90 days would run past the calendar's ends
+                (await http.get("/requests.json", params={"start_date": "9999-12-31T23:59:59Z"}), "start_date"),
+                (await http.get("/requests.json", params={"end_date": "0001-01-01T00:00:00+14:00"}), "end_date"),
+                # a '+' sent raw in a query string arrives as a space: the answer says so
+                (await http.get("/requests.json?start_date=2026-12-03T00:00:00+08:00"), "%2B"),
+                # the Gulf of Guinea: no grid of the city, no district to handle it
+                (await http.post("/requests.json", data=_form(key, lat="0", long="0")), "outside"),
+                (await http.post("/requests.json", data=_form(key, lat="39.9042", long="116.4074")), "outside"),
+            ]
+        for response, words in cases:
+            assert response.status_code == 400, (response.request.url, response.status_code, response.text)
+            [body] = response.json()
+            assert body["code"] == 400 and words in body["description"], body
+        assert await running.cases.list(SERVICE) == ([], None)  # nothing refused made a case
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_token_is_the_posting_clients_own_another_clients_same_token_is_a_409(settings, broker):
+    async with trio.open_nursery() as nursery:
+        store, running, key = await _service(nursery, settings)
+        app_key = (await auth_headers(store, role="supervisor"))["Authorization"].removeprefix("Bearer ")
+        async with httpx.AsyncClient(base_url=running.url + "/open311/v2") as http:
+            first = await http.post("/requests.json", data=_form(key, token="1001"))
+            assert first.status_code == 201
+            made = first.json()[0]["service_request_id"]
+            again = await http.post("/requests.json", data=_form(key, token="1001"))
+            assert again.status_code == 200 and again.json()[0]["service_request_id"] == made
+            # a city app numbering its tickets as the hotline does: not the hotline's request
+            other = await http.post("/requests.json", data=_form(app_key, token="1001", description="另一位市民"))
+            [read] = (await http.get(f"/requests/{made}.json")).json()
+        # every datetime to the millisecond, with its offset, written alike
+        for name in ("requested_datetime", "updated_datetime", "expected_datetime"):
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+08:00", read[name]), (name, read[name])
+        assert other.status_code == 409, other.text
+        [body] = other.json()
+        assert body["code"] == 409 and "another client" in body["description"] and "service_request_id" not in body
+        assert len((await running.cases.list(SERVICE))[0]) == 1
+        # the post's audit entry says who as every entry does: the api_key's account, role and scope
+        [entry] = await store.audit_entries(action="open311.", limit=10)
+        assert (entry["target"], entry["role"], entry["scope"]) == (f"case:{made}", "commander", "city"), dict(entry)
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_form_is_read_in_its_declared_charset_and_undecodable_text_is_a_400(settings, broker):
+    async with trio.open_nursery() as nursery:
+        _store, running, key = await _service(nursery, settings)
+        form = _form(key, description="路边堆放生活垃圾 + 纸箱", first_name="建国")
+        async with httpx.AsyncClient(base_url=running.url + "/open311/v2") as http:
+            posted = {}
+            for charset in ("GBK", "gb18030", "utf-8"):
+                r = await http.post("/requests.json", content=urlencode(form, encoding=charset),
+                                    headers={"Content-Type": f"application/x-www-form-urlencoded; charset={charset}"})
+                assert r.status_code == 201, (charset, r.text)
+                posted[charset] = r.json()[0]["service_request_id"]
+            refused = [
+                # GBK bytes under no charset (UTF-8): not silently turned into U+FFFD
+                (await http.post("/requests.json", content=urlencode(form, encoding="gbk"),
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"}), "UTF-8"),
+                (await http.post("/requests.json", content=urlencode(form),
+                                 headers={"Content-Type": "application/x-www-form-urlencoded; charset=klingon"}), "klingon"),
+                (await http.post("/requests.json", content=urlencode(form),
+                                 headers={"Content-Type": "application/x-www-form-urlencoded; charset=base64"}), "base64"),
+            ]
+            read = {charset: (await http.get(f"/requests/{rid}.json")).json()[0] for charset, rid in posted.items()}
+        for response, words in refused:
+            assert response.status_code == 400, response.text
+            [body] = response.json()
+            assert words in body["description"], body
+        assert {r["description"] for r in read.values()} == {"路边堆放生活垃圾 + 纸箱"}
+        case = await running.cases.get(int(posted["GBK"]), SERVICE)
+        assert json.loads(case["reporter"])["first_name"] == "建国"
+        assert len((await running.cases.list(SERVICE))[0]) == 3
+        nursery.cancel_scope.cancel()
+
+
+async def test_the_public_reads_answer_citizens_requests_not_the_citys_own_cases(settings, broker):
+    async with trio.open_nursery() as nursery:
+        _store, running, key = await _service(nursery, settings)
+        engine = running.cases
+        commander = Actor("cmd-open311", "commander", None)
+        # a dispatcher's note and a vehicle's alarm: the city's own work, not a citizen's request
+        own, _ = await engine.create(NewCase("dispatcher", REFUSE, "王师傅说垃圾站满了", *ANNING), commander)
+        alarm, _ = await engine.create(NewCase("vehicle", REFUSE, "overspeed alarm from vehicle v001: 72 km/h", *ANNING,
+                                               external_id="v001:overspeed:1"), SERVICE)
+        async with httpx.AsyncClient(base_url=running.url + "/open311/v2") as http:
+            made = (await http.post("/requests.json", data=_form(key))).json()[0]["service_request_id"]
+            listed = (await http.get("/requests.json")).json()
+            by_id = (await http.get("/requests.json", params={"service_request_id": f"{own['id']},{alarm['id']},{made}"})).json()
+            one = [await http.get(f"/requests/{case['id']}.json") for case in (own, alarm)]
+        assert [r["service_request_id"] for r in listed] == [made]
+        assert [r["service_request_id"] for r in by_id] == [made]
+        assert [r.status_code for r in one] == [404, 404]
         nursery.cancel_scope.cancel()

@@ -18,7 +18,7 @@ from alerts.cases.lifecycle import LABELS_ZH, CaseState
 from tracker.cases.engine import CaseEngine, CaseError, NewCase, NotAllowed, NoTaxonomy
 from tracker.cases.roles import Actor
 from tracker.storage.store import StoreError
-from web.context import Unavailable
+from web.context import Conflict, Unavailable
 from web.principal import Principal
 
 SOURCE = "hotline"
@@ -42,6 +42,10 @@ class EngineOpen311:
 
     async def submit(self, who: Principal, source: str, request: dict[str, Any]) -> tuple[int, bool]:
         actor = Actor(who.account, who.role.value, who.district, source=source)
+        index = self.engine.index
+        if index is not None and index.place(request["lat"], request["lon"]) is None:
+            # no grid, no district: nobody in the city could take it on
+            raise ValueError(f"lat/long {request['lat']:g}, {request['lon']:g} is outside every unit grid of the city")
         media = request.get("media_url")
         new = NewCase(source=SOURCE, category=request["service_code"], description=request.get("description") or "",
                       lat=request["lat"], lon=request["lon"], external_id=request.get("token"),
@@ -49,20 +53,27 @@ class EngineOpen311:
                       photos=(media,) if media else ())
         try:
             view, created = await self.engine.create(new, actor)
+            first = None if created else await self.engine.store.first_timeline_entry(int(view["id"]))
         except NotAllowed as exc:
             raise PermissionError(str(exc)) from None
         except CaseError as exc:
             raise ValueError(str(exc)) from None
         except (OSError, asyncpg.PostgresError, StoreError) as exc:
             raise Unavailable(f"the database is not answering: {exc}") from None
+        if first is not None and first["actor"] != who.account:
+            # another client's ticket of the same number: not this client's request to answer
+            raise Conflict(f"token {request['token']!r} names another client's request: "
+                           "give this request a token of your own (e.g. with a prefix of yours)")
         return int(view["id"]), created
 
     async def requests(self, *, ids: list[int] | None, codes: list[str] | None, start: datetime | None,
                        end: datetime | None, closed: bool | None, limit: int) -> list[dict[str, Any]]:
         store = self.engine.store
         try:
+            # citizens' requests only: the city's own cases (alarms, patrol reports, a
+            # dispatcher's notes) are not the public's to read
             rows = await store.open311_cases(ids=ids, categories=codes, start=start, end=end, closed=closed,
-                                             limit=limit)
+                                             source=SOURCE, limit=limit)
             return [await self._request(row) for row in rows]
         except (OSError, asyncpg.PostgresError, StoreError) as exc:
             raise Unavailable(f"the database is not answering: {exc}") from None
@@ -85,7 +96,7 @@ class EngineOpen311:
                 "category": row["category"], "category_name": view.get("category_name"),
                 "department_name": department_name, "description": row["description"],
                 "created_at": self._iso(row["created_at"]), "updated_at": self._iso(row["updated_at"]),
-                "due": None if stage is None else stage["due"], "grid": row["grid"],
+                "due": None if stage is None else self._iso(datetime.fromisoformat(stage["due"])), "grid": row["grid"],
                 "street": row["street"], "community": row["community"], "district": row["district"],
                 "lat": row["lat"], "lon": row["lon"], "media_url": photos[0] if photos else None,
                 "notes": await self._notes(row)}

@@ -28,7 +28,7 @@ from tracker.access.passwords import (
 )
 from tracker.app.accounts import valid_name
 from tracker.cases.dispatch import Verification
-from tracker.cases.engine import CaseEngine, CaseError, CaseNotFound, NewCase, NotAllowed
+from tracker.cases.engine import MAX_TEXT, CaseEngine, CaseError, CaseNotFound, NewCase, NotAllowed
 from tracker.cases.roles import Actor
 from tracker.config import AuthSettings, Settings
 from tracker.ingest.broker import BrokerError
@@ -427,9 +427,15 @@ class ServiceCases:
             raise CaseError("category is needed (a code of the taxonomy, e.g. E0102)")
         if not isinstance(description, str):
             raise CaseError("description must be a text")
+        if "\x00" in description:
+            raise CaseError("description must not contain NUL characters")
+        if len(description) > MAX_TEXT:
+            raise CaseError(f"description: at most {MAX_TEXT} characters, got {len(description)}")
         for name, value in (("lat", lat), ("lon", lon)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 raise CaseError(f"{name} must be a number")
+            if isinstance(value, int) and abs(value) > 180:  # and a JSON integer no float holds is no 500
+                raise CaseError("lat must be in [-90, 90] and lon in [-180, 180]")
         if urgent is not None and not isinstance(urgent, bool):
             raise CaseError("urgent must be true or false")
         new = NewCase("dispatcher", category, description, None if lat is None else float(lat),
@@ -460,7 +466,15 @@ class ServiceCases:
         _, taxonomy = await self._do(self._engine.taxonomy())
         if department not in taxonomy.departments:
             raise LookupError(f"no department {department!r} in the current taxonomy")
+        if not valid_name(account):
+            raise CaseError(f"account must be an account's name (1 to 64 of letters, digits, . _ @ -), got {account[:64]!r}")
         store = self._engine.store
+        works_in = taxonomy.departments[department].district
+        if member and works_in is not None:
+            # a district account sees its district's cases only: it could act on no case of another's
+            row = await self._do(store.account(account))
+            if row is not None and row["district"] is not None and row["district"] != works_in:
+                raise CaseError(f"account {account} is {row['district']}'s; department {department} works in {works_in}")
         if member:
             changed = await self._do(store.add_department_member(department, account))
         else:

@@ -55,6 +55,7 @@ SOURCES = ("sensor", "vehicle", "handset", "hotline", "dispatcher")
 GRADES = ("satisfied", "acceptable", "unsatisfied")
 MAX_EXTENSION_HOURS = 720.0
 MAX_TEXT = 4000
+MAX_PHOTO_REF = 1000  # a URL or a storage key, as Open311's media_url
 Publish = Callable[[str, dict, str | None], None]
 Row = Any  # a case row from the store (an asyncpg record), read by column name
 
@@ -207,6 +208,11 @@ class CaseEngine:
             raise CaseError(f"category is not in taxonomy version {version}: {new.category!r}")
         place = self._place(new)
         district = place[0] if place is not None else new.district
+        if district is None and actor.district is not None:
+            # a district's case is placed on one of its grids: say what is missing, not only whose it would be
+            if new.lat is None:
+                raise CaseError(f"lat and lon are needed: a case of {actor.district} is placed on one of its grids")
+            raise CaseError(f"lat/lon {new.lat:g}, {new.lon:g} is outside every unit grid of the city")
         if not actor.sees(district):
             raise NotAllowed(f"{actor.account} acts for {actor.scope} only; the case would be {district or 'the city'}'s")
         now = self.now()
@@ -282,14 +288,24 @@ class CaseEngine:
         memberships = await self.store.departments_of(actor.account) if actor.role != SYSTEM else []
         if act is Action.DISPATCH and "department" in given:
             _, taxonomy = await self.taxonomy(row["taxonomy_version"])
-            if given["department"] not in taxonomy.departments:
+            department = taxonomy.departments.get(given["department"])
+            if department is None:
                 raise CaseError(f"department is not in the taxonomy: {given['department']!r}")
+            # a district's department sees its district's cases only: it could not handle another's
+            if department.district is not None and department.district != row["district"]:
+                raise CaseError(f"department {department.code} works in {department.district}; the case is "
+                                f"{row['district'] or 'the city'}'s (dispatch to one of its district or the city)")
+        if act is Action.VERIFY and "collector" in given:
+            await self._check_verifier(given["collector"], actor)
         now = self.now()
 
         def decide(locked: Row) -> tuple[dict, dict, AuditEntry]:
             # the lifecycle first: what the case's state allows is no secret to whoever sees it
             state = CaseState(locked["state"])
             outcome = apply(state, act, frozenset(given), extension_pending=locked["extension_pending"])
+            if act is Action.EVALUATE and locked["grade"] is not None:
+                # once: a second grade would overwrite the one the department's figures count
+                raise IllegalTransition(f"cannot evaluate: the case is evaluated already ({locked['grade']})")
             why = refusal(actor, act, district=locked["district"], department=locked["department"],
                           verifier=locked["verifier"], memberships=memberships)
             if why is not None:
@@ -313,6 +329,18 @@ class CaseEngine:
         view = await self.view(after, actor)
         self._announce("changed", view, action=act.value)
         return view
+
+    async def _check_verifier(self, collector: str, actor: Actor) -> None:
+        """A registered device sent to verify is a collector (a vehicle or a sensor has
+        nobody to look), of the actor's district for a district's account. A name the
+        registry does not hold may be a collector's account: not judged here."""
+        device = await self.store.registered_device(collector)
+        if device is None:
+            return
+        if device["class"] != "collector":
+            raise CaseError(f"collector: {collector} is a {device['class']}, not a collector's handset")
+        if actor.district is not None and device["district"] != actor.district:
+            raise CaseError(f"collector: {collector} is {device['district']}'s; {actor.account} sends {actor.district}'s")
 
     def _effects(self, row: Row, action: Action, to: CaseState, starts: Stage | None,
                  given: Mapping[str, Any], category: Category, now: datetime) -> dict[str, Any]:
@@ -448,6 +476,8 @@ class CaseEngine:
                 continue
             if action is Action.REQUEST_EXTENSION and row["extension_pending"]:
                 continue
+            if action is Action.EVALUATE and row["grade"] is not None:
+                continue
             if refusal(actor, action, district=row["district"], department=row["department"], verifier=row["verifier"],
                        memberships=memberships) is None:
                 found.append(action.value)
@@ -528,16 +558,21 @@ def _checked_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
             value = fields[key]
             if not isinstance(value, str) or not value.strip():
                 raise CaseError(f"{key} must be a non-empty text")
-            given[key] = value.strip()[:MAX_TEXT]
+            if len(value.strip()) > MAX_TEXT:  # refused, not cut short without a word
+                raise CaseError(f"{key}: at most {MAX_TEXT} characters, got {len(value.strip())}")
+            given[key] = value.strip()
     if fields.get("photos") is not None:
         photos = fields["photos"]
-        if not isinstance(photos, list) or not all(isinstance(p, str) and p for p in photos) or len(photos) > 20:
-            raise CaseError("photos must be a list of at most 20 texts (references to the pictures)")
+        if (not isinstance(photos, list) or len(photos) > 20
+                or not all(isinstance(p, str) and 0 < len(p) <= MAX_PHOTO_REF for p in photos)):
+            raise CaseError(f"photos must be a list of at most 20 texts of at most {MAX_PHOTO_REF} characters "
+                            "(references to the pictures)")
         given["photos"] = photos
     if fields.get("hours") is not None:
         hours = fields["hours"]
-        if (isinstance(hours, bool) or not isinstance(hours, (int, float)) or not math.isfinite(hours)
-                or not 0 < hours <= MAX_EXTENSION_HOURS):
+        # the range before isfinite: an integer too big for a float compares, but does not convert
+        if (isinstance(hours, bool) or not isinstance(hours, (int, float)) or not 0 < hours <= MAX_EXTENSION_HOURS
+                or not math.isfinite(hours)):
             raise CaseError(f"hours must be a number in (0, {MAX_EXTENSION_HOURS:g}]")
         given["hours"] = float(hours)
     if fields.get("grade") is not None:

@@ -26,6 +26,7 @@ T = TypeVar("T")
 TEXT_FILTERS = ("state", "category", "street", "district", "source")
 FLAG_FILTERS = ("urgent", "overdue", "escalated")
 MAX_TAXONOMY_BYTES = 1 << 20
+MAX_FILTER_CHARS = 64  # a code or a state: far below this
 
 
 def cases_of(request: Request) -> Cases:
@@ -63,6 +64,8 @@ async def cases_list(request: Request) -> Response:
     filters: dict[str, Any] = {}
     for key in TEXT_FILTERS:
         if query.get(key):
+            if len(query[key]) > MAX_FILTER_CHARS or "\x00" in query[key]:
+                return error(400, f"{key} must be 1..{MAX_FILTER_CHARS} characters, none of them NUL")
             filters[key] = query[key]
     for key in FLAG_FILTERS:
         if key in query:

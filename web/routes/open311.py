@@ -18,19 +18,21 @@ rejected.
 
 from __future__ import annotations
 
+import codecs
 import functools
 import math
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from protocols.epoch import ms_to_datetime
 from web.audit import audited, client_address
-from web.context import Open311, Unavailable, context
+from web.context import Conflict, Open311, Unavailable, context
 from web.principal import Role
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -185,13 +187,19 @@ async def request_create(request: Request) -> Response:
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind not in ("application/x-www-form-urlencoded", "multipart/form-data"):
         return failure(400, "post the request form-encoded (application/x-www-form-urlencoded), as Open311 does")
-    try:
-        form = await request.form()
-    except Exception as exc:  # python-multipart's parse errors have no common base worth naming
-        return failure(400, f"the form cannot be read: {exc}")
-    fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
-    if len(fields) != len(form.multi_items()):
-        return failure(400, "files are not taken: send a media_url")
+    if kind == "application/x-www-form-urlencoded":
+        try:
+            fields = dict(_urlencoded(await request.body(), _charset(request.headers["content-type"])))
+        except ValueError as exc:
+            return failure(400, str(exc))
+    else:
+        try:
+            form = await request.form()
+        except Exception as exc:  # python-multipart's parse errors have no common base worth naming
+            return failure(400, f"the form cannot be read: {exc}")
+        fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+        if len(fields) != len(form.multi_items()):
+            return failure(400, "files are not taken: send a media_url")
     key = fields.get("api_key", "")
     if not key:
         return failure(400, "api_key is required to post a request")
@@ -212,15 +220,51 @@ async def request_create(request: Request) -> Response:
         return failure(400, str(exc))
     except PermissionError as exc:
         return failure(403, str(exc))
+    except Conflict as exc:
+        return failure(409, str(exc))
     except Unavailable as exc:
         return failure(503, str(exc))
     if created:
         await audited(request, "open311.request", f"case:{case_id}", after={"service_code": parsed["service_code"],
                                                                          "token": parsed.get("token")},
-                      actor=who.account)
+                      by=who)
     notice = "已受理" if created else "已受理 (同一 token 的请求已在处理)"
     return JSONResponse([{"service_request_id": str(case_id), "service_notice": notice, "account_id": None}],
                         status_code=201 if created else 200)
+
+
+def _charset(content_type: str) -> str:
+    """The form's declared charset (a hotline's system may well send GBK), UTF-8 when none."""
+    for param in content_type.split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            charset = value.strip().strip('"')
+            try:
+                name = codecs.lookup(charset).name
+                "a".encode(name)  # a text encoding, not a bytes transform such as base64
+                return name
+            except LookupError:
+                raise ValueError(f"charset {charset[:40]!r} is not one this service reads: send UTF-8") from None
+    return "utf-8"
+
+
+def _urlencoded(body: bytes, charset: str) -> list[tuple[str, str]]:
+    """The form's fields, percent-escapes and raw bytes alike decoded in ``charset``;
+    text that is not valid in it is refused, not turned into U+FFFD."""
+    pairs = []
+    for part in body.split(b"&"):
+        if not part:
+            continue
+        name, _, value = part.partition(b"=")
+        try:
+            pairs.append((unquote_to_bytes(name.replace(b"+", b" ")).decode(charset),
+                          unquote_to_bytes(value.replace(b"+", b" ")).decode(charset)))
+        except UnicodeDecodeError:
+            field = unquote_to_bytes(name).decode("ascii", "replace")[:40]
+            shown = "UTF-8" if charset == "utf-8" else charset
+            raise ValueError(f"{field}: not valid {shown} text (send UTF-8, or name the charset: "
+                             "application/x-www-form-urlencoded; charset=GBK)") from None
+    return pairs
 
 
 def _submission(fields: dict[str, str]) -> dict[str, Any]:
@@ -293,9 +337,15 @@ def _dates(start_text: str | None, end_text: str | None, *, now: datetime) -> tu
         end = now
     if start is None:
         assert end is not None
-        start = end - MAX_RANGE
+        try:
+            start = end - MAX_RANGE
+        except OverflowError:
+            raise ValueError("end_date is too early: the 90 days before it run past year 1") from None
     if end is None:
-        end = start + MAX_RANGE
+        try:
+            end = start + MAX_RANGE
+        except OverflowError:
+            raise ValueError("start_date is too late: the 90 days after it run past year 9999") from None
     if end <= start:
         raise ValueError("end_date must be after start_date")
     if end - start > MAX_RANGE:
@@ -309,6 +359,9 @@ def _w3c(text: str | None, name: str) -> datetime | None:
     try:
         value = datetime.fromisoformat(text.strip())
     except ValueError:
+        if re.fullmatch(r".+T.+ \d\d:?\d\d", text.strip()):  # "…T00:00:00 08:00": a raw '+' read as a space
+            raise ValueError(f"{name} must be a W3C datetime: its offset's '+' came as a space "
+                             "(send it as %2B in a query string, or use Z)") from None
         raise ValueError(f"{name} must be a W3C datetime such as 2026-01-01T00:00:00Z") from None
     if value.tzinfo is None:
         raise ValueError(f"{name} needs its offset (Z or +08:00)")
