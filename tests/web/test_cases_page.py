@@ -33,18 +33,23 @@ def detail_state(state: str) -> str:
     return f"document.getElementById('gw-case-detail').dataset.state === '{state}'"
 
 
+async def service_with_a_case(nursery, settings):
+    """The service with the example taxonomy, an Anning commander (name, password) and a
+    hotline case of Anning reported."""
+    store, running = await start_service(nursery, settings.replace("jt808", enabled=False))
+    await running.cases.load_taxonomy((STATIC.parents[1] / "tracker/devcity/taxonomy.toml").read_text(encoding="utf-8"),
+                                      SERVICE)
+    commander = await new_account(store, role="commander", district="620105")
+    case, _ = await running.cases.create(NewCase("hotline", REFUSE, "路边堆放生活垃圾", *ANNING), SERVICE)
+    return store, running, commander, case["id"]
+
+
 async def test_a_commander_files_dispatches_and_closes_a_case_on_the_page(settings, broker):
-    settings = settings.replace("jt808", enabled=False)
     async with trio.open_nursery() as nursery:
-        store, running = await start_service(nursery, settings)
+        store, running, (name, password), case_id = await service_with_a_case(nursery, settings)
         engine = running.cases
-        await engine.load_taxonomy((STATIC.parents[1] / "tracker/devcity/taxonomy.toml").read_text(encoding="utf-8"),
-                                   SERVICE)
-        name, password = await new_account(store, role="commander", district="620105")
         worker, _ = await new_account(store, role="viewer", district="620105")
         await store.add_department_member("620105-HW", worker)
-        case, _ = await engine.create(NewCase("hotline", REFUSE, "路边堆放生活垃圾", *ANNING), SERVICE)
-        case_id = case["id"]
 
         def in_browser() -> dict:
             seen: dict = {}
@@ -120,16 +125,9 @@ async def test_a_form_being_filled_in_stays_when_the_same_case_is_asked_for_agai
     """The page's own action and the live feed's news of it may both fetch the case: the
     second answer holds nothing new and must not wipe the dispatch form in between. Asking
     for the case again from its row is the same path, made deterministic."""
-    settings = settings.replace("jt808", enabled=False)
     async with trio.open_nursery() as nursery:
-        store, running = await start_service(nursery, settings)
-        engine = running.cases
-        await engine.load_taxonomy((STATIC.parents[1] / "tracker/devcity/taxonomy.toml").read_text(encoding="utf-8"),
-                                   SERVICE)
-        name, password = await new_account(store, role="commander", district="620105")
-        case, _ = await engine.create(NewCase("hotline", REFUSE, "路边堆放生活垃圾", *ANNING), SERVICE)
-        await engine.transition(case["id"], "file", Actor(name, "commander", "620105"))
-        case_id = case["id"]
+        _, running, (name, password), case_id = await service_with_a_case(nursery, settings)
+        await running.cases.transition(case_id, "file", Actor(name, "commander", "620105"))
 
         def in_browser() -> dict:
             with open_browser() as driver:
