@@ -11,6 +11,7 @@ import trio
 from alerts.cases.taxonomy import TaxonomyError, load_taxonomy
 from tracker import config as config_mod
 from tracker.app.cli import CommandError, _operator, _store
+from tracker.cases.roles import membership_refusal
 from tracker.storage.audit import AuditEntry
 from tracker.storage.store import Store
 
@@ -66,9 +67,16 @@ def cmd_departments(args, settings: config_mod.Settings) -> int:
                     print(f"{row['department']:<12} {row['account']}")
                 return 0
             row = await store.taxonomy()
-            if row is None or args.department not in load_taxonomy(row["source"]).departments:
+            departments = load_taxonomy(row["source"]).departments if row is not None else {}
+            if args.department not in departments:
                 raise CommandError(f"no department {args.department!r} in the current taxonomy")
             member = args.departments_command == "add-member"
+            if member:
+                account = await store.account(args.account)
+                why = membership_refusal(args.account, account["district"] if account else None, args.department,
+                                         departments[args.department].district)
+                if why is not None:
+                    raise CommandError(why)
             try:
                 changed = (await store.add_department_member(args.department, args.account) if member
                            else await store.remove_department_member(args.department, args.account))

@@ -29,7 +29,7 @@ from tracker.access.passwords import (
 from tracker.app.accounts import valid_name
 from tracker.cases.dispatch import Verification
 from tracker.cases.engine import MAX_TEXT, CaseEngine, CaseError, CaseNotFound, NewCase, NotAllowed
-from tracker.cases.roles import Actor
+from tracker.cases.roles import Actor, membership_refusal
 from tracker.config import AuthSettings, Settings
 from tracker.ingest.broker import BrokerError
 from tracker.ingest.dynsec import DynsecError
@@ -471,10 +471,10 @@ class ServiceCases:
         store = self._engine.store
         works_in = taxonomy.departments[department].district
         if member and works_in is not None:
-            # a district account sees its district's cases only: it could act on no case of another's
             row = await self._do(store.account(account))
-            if row is not None and row["district"] is not None and row["district"] != works_in:
-                raise CaseError(f"account {account} is {row['district']}'s; department {department} works in {works_in}")
+            why = membership_refusal(account, row["district"] if row else None, department, works_in)
+            if why is not None:
+                raise CaseError(why)
         if member:
             changed = await self._do(store.add_department_member(department, account))
         else:

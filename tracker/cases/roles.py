@@ -58,6 +58,15 @@ class Actor:
 SERVICE = Actor(SYSTEM, SYSTEM, None, source="cases")
 
 
+def membership_refusal(account: str, account_district: str | None, department: str, works_in: str | None) -> str | None:
+    """Why ``account`` (of ``account_district``; None: the city's) may not join
+    ``department`` (working in ``works_in``; None: city-wide); None when it may. A district
+    account sees its district's cases only: in another's department it could act on none."""
+    if works_in is None or account_district is None or account_district == works_in:
+        return None
+    return f"account {account} is {account_district}'s; department {department} works in {works_in}"
+
+
 def refusal(actor: Actor, action: Action, *, district: str | None, department: str | None, verifier: str | None,
             memberships: Collection[str]) -> str | None:
     """Why ``actor`` may not take ``action`` on a case of ``district`` with ``department``

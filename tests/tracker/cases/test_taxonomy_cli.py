@@ -55,6 +55,9 @@ async def test_taxonomy_versions_and_department_members_from_the_command_line(da
     assert code == 1 and "no department 'NOPE'" in err
     code, _, err = await tracker(database, "departments", "add-member", "620105-HW", "nobody")
     assert code == 1 and "no account named 'nobody'" in err
+    # an Anning account in Qilihe's office could act on none of its cases (it sees Anning's only)
+    code, _, err = await tracker(database, "departments", "add-member", "620103-HW", "wang.fang")
+    assert code == 1 and "account wang.fang is 620105's; department 620103-HW works in 620103" in err
     assert (await tracker(database, "departments", "remove-member", "620105-HW", "wang.fang"))[0] == 0
     assert await store.department_members() == []
     audit = await store.audit_entries(action="department.")
