@@ -238,8 +238,8 @@ class BrokerClient:
                     self._acks_due = []
                     self._connection_scope = None
                     self._client.close_socket()
-                if self._closing:
-                    log.info("MQTT connection to %s:%d closed", self.params.host, self.params.port)
+                if self._closing:  # asked for: not news (a command's stderr keeps to its answer)
+                    log.debug("MQTT connection to %s:%d closed", self.params.host, self.params.port)
                     return
                 log.warning("MQTT connection to %s:%d lost; reconnecting", self.params.host, self.params.port)
                 if trio.current_time() - since >= STEADY_S:
